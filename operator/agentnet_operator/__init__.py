@@ -1,0 +1,1 @@
+"""agentnet operator: reconciles AgentNetwork resources into Kubernetes objects."""

@@ -1,0 +1,37 @@
+"""The eleven service components: the one place that names them.
+
+The operator imports this (to validate `spec.components` and build children);
+the runtime imports it (to mount routes). Routes and purposes follow the
+deployment guides.
+"""
+
+from dataclasses import dataclass
+
+# Every agentnet process (agent or component) serves HTTP and /metrics here.
+HTTP_PORT = 8080
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    route: str  # URL prefix the component serves, e.g. "/crdt"
+    purpose: str
+    work_queue: bool = False  # consumes a NATS JetStream work queue (autoscaled on its lag)
+
+
+COMPONENTS: tuple[Component, ...] = (
+    Component("stream-red", "/stream/red", "apply RED (forward, associative) rewrites to submitted terms", work_queue=True),
+    Component("stream-blue", "/stream/blue", "apply BLUE (backward, distributive) rewrites to submitted terms", work_queue=True),
+    Component("stream-green", "/stream/green", "apply GREEN (identity, verification) rewrites to submitted terms", work_queue=True),
+    Component("crdt-service", "/crdt", "merge CRDT states and deltas, with a merge cache"),
+    Component("egraph-service", "/egraph", "equality saturation under a time budget and extraction"),
+    Component("skill-verification", "/verify", "K verifiers vote on a claim"),
+    Component("agent-orchestrator", "/agents", "membership, heartbeats, sync rounds, network status"),
+    Component("duck-colors", "/colors", "display palette and 3-colouring"),
+    Component("transduction-2tdx", "/sync", "bidirectional delta sync with another network"),
+    Component("interaction-timeline", "/timeline", "causally ordered event log in DuckDB"),
+    Component("dashboard", "/dashboard", "live web page of the network"),
+)
+
+COMPONENT_NAMES: tuple[str, ...] = tuple(c.name for c in COMPONENTS)
+BY_NAME: dict[str, Component] = {c.name: c for c in COMPONENTS}

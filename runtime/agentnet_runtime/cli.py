@@ -1,0 +1,37 @@
+"""The `agentnet` command.
+
+Subcommands are imported only when invoked, so `agentnet agent` never pays for
+(or depends on) the operator's kopf and Kubernetes client imports.
+"""
+
+import importlib
+
+import click
+
+from agentnet_runtime import __version__
+
+# name -> "module:attribute" of a click command. Add a line to add a subcommand.
+SUBCOMMANDS: dict[str, str] = {
+    "crds": "agentnet_operator.crdgen:crds_command",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *SUBCOMMANDS])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in SUBCOMMANDS:
+            module, attribute = SUBCOMMANDS[name].split(":")
+            return getattr(importlib.import_module(module), attribute)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="agentnet")
+def main() -> None:
+    """Run networks of cooperating CRDT e-graph agents, locally or on Kubernetes."""
+
+
+if __name__ == "__main__":
+    main()
