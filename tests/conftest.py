@@ -1,0 +1,114 @@
+"""Fixtures on real parts: a Kubernetes control plane shared by the whole run,
+a fresh namespace per test, and a real nats-server per test.
+
+The control plane is the local rig (tests/rig/controlplane.py), started once per
+run even under pytest-xdist (the first worker that needs it starts it; the others
+reuse it) and stopped when the run ends — or when the run is killed, because its
+supervisor watches this process. Set AGENTNET_TEST_KUBECONFIG to run the same
+suite against an existing cluster (kind or any other) instead.
+"""
+
+import fcntl
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+
+from rig import EXISTING_KUBECONFIG, controlplane, wait_for
+from rig.natsserver import NatsServer
+
+RIG_DIR_ENV, RIG_OWNER_ENV = "AGENTNET_RIG_DIR", "AGENTNET_RIG_OWNER_PID"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Runs in the controller before xdist spawns its workers, which inherit the
+    # environment: one rig directory and one owner process for the whole run.
+    if not hasattr(config, "workerinput") and RIG_DIR_ENV not in os.environ:
+        os.environ[RIG_DIR_ENV] = tempfile.mkdtemp(prefix="agentnet-rig-")
+        os.environ[RIG_OWNER_ENV] = str(os.getpid())
+        config.stash[_owns_rig] = True
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if config.stash.get(_owns_rig, False):
+        rig_dir = Path(os.environ.pop(RIG_DIR_ENV))
+        controlplane.down(rig_dir / "controlplane")
+        shutil.rmtree(rig_dir, ignore_errors=True)
+
+
+_owns_rig = pytest.StashKey[bool]()
+
+
+@pytest.fixture(scope="session")
+def rig_bin() -> Path:
+    """Directory of the pinned binaries (kubectl, helm, kube-apiserver, ...)."""
+    return controlplane.build_binaries()
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(rig_bin: Path) -> Path:
+    if EXISTING_KUBECONFIG:
+        return Path(EXISTING_KUBECONFIG)
+    rig_dir = Path(os.environ[RIG_DIR_ENV])
+    with open(rig_dir / "controlplane.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one worker starts it, the rest wait and reuse it
+        return controlplane.up(rig_dir / "controlplane", watch_pid=int(os.environ[RIG_OWNER_ENV]))
+
+
+@pytest.fixture(scope="session")
+def k8s(kubeconfig: Path) -> client.ApiClient:
+    return config.new_client_from_config(config_file=str(kubeconfig))
+
+
+def _cli(binary: Path, kubeconfig: Path) -> Callable[..., str]:
+    def run(*args: str, input: str | None = None, check: bool = True) -> str:
+        result = subprocess.run([str(binary), f"--kubeconfig={kubeconfig}", *args],
+                                input=input, capture_output=True, text=True, timeout=300)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{binary.name} {' '.join(args)} exited {result.returncode}:\n"
+                                 f"{result.stdout}\n{result.stderr}")
+        return result.stdout
+    return run
+
+
+@pytest.fixture(scope="session")
+def kubectl(rig_bin: Path, kubeconfig: Path) -> Callable[..., str]:
+    return _cli(rig_bin / "kubectl", kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def helm(rig_bin: Path, kubeconfig: Path) -> Callable[..., str]:
+    return _cli(rig_bin / "helm", kubeconfig)
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest, k8s: client.ApiClient) -> Iterator[str]:
+    """A fresh namespace named after the test, deleted afterwards."""
+    core = client.CoreV1Api(k8s)
+    stem = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+    name = f"t-{stem}-{secrets.token_hex(3)}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+
+    def default_service_account_exists() -> bool:
+        return any(sa.metadata.name == "default"
+                   for sa in core.list_namespaced_service_account(name).items)
+
+    wait_for(default_service_account_exists, 30, f"the default ServiceAccount in {name}")
+    yield name
+    core.delete_namespace(name)
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    """A real nats-server with JetStream on a free loopback port."""
+    server = NatsServer(tmp_path / "nats")
+    server.start()
+    yield server
+    server.stop()

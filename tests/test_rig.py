@@ -1,0 +1,155 @@
+"""The rig is real: a scheduler, controllers and kwok make pods Ready, the
+garbage collector works, kubectl and helm talk to it, NATS serves JetStream, and
+nothing is left running after teardown."""
+
+import json
+import signal
+import subprocess
+from pathlib import Path
+
+import nats
+import pytest
+from kubernetes import client
+
+from rig import EXISTING_KUBECONFIG, controlplane, wait_for
+from rig.natsserver import NatsServer
+
+VERSIONS = dict(line.split("=", 1) for line in
+                (Path(__file__).parent / "controlplane" / "versions.env").read_text().splitlines()
+                if line and not line.startswith("#"))
+
+
+@pytest.mark.cluster
+def test_deployment_reaches_three_ready_replicas(k8s, namespace):
+    apps = client.AppsV1Api(k8s)
+    labels = {"app": "web"}
+    apps.create_namespaced_deployment(namespace, client.V1Deployment(
+        metadata=client.V1ObjectMeta(name="web"),
+        spec=client.V1DeploymentSpec(
+            replicas=3, selector=client.V1LabelSelector(match_labels=labels),
+            template=client.V1PodTemplateSpec(
+                metadata=client.V1ObjectMeta(labels=labels),
+                spec=client.V1PodSpec(containers=[client.V1Container(name="web", image="nginx")])))))
+
+    wait_for(lambda: apps.read_namespaced_deployment_status("web", namespace).status.ready_replicas == 3,
+             60, "3 ready replicas")
+    # The Deployment controller made a ReplicaSet, the scheduler bound its pods to a node.
+    pods = client.CoreV1Api(k8s).list_namespaced_pod(namespace, label_selector="app=web").items
+    assert len(pods) == 3
+    assert all(pod.spec.node_name and pod.status.phase == "Running" for pod in pods)
+    assert all(pod.metadata.owner_references[0].kind == "ReplicaSet" for pod in pods)
+
+
+@pytest.mark.cluster
+def test_deleting_an_owner_garbage_collects_its_dependent(k8s, namespace):
+    core = client.CoreV1Api(k8s)
+    owner = core.create_namespaced_config_map(namespace, client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name="owner")))
+    core.create_namespaced_config_map(namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(
+        name="dependent", owner_references=[client.V1OwnerReference(
+            api_version="v1", kind="ConfigMap", name="owner", uid=owner.metadata.uid)])))
+
+    core.delete_namespaced_config_map("owner", namespace)
+
+    def dependent_gone() -> bool:
+        return "dependent" not in {cm.metadata.name for cm in core.list_namespaced_config_map(namespace).items}
+
+    wait_for(dependent_gone, 60, "the garbage collector to delete the dependent")
+
+
+@pytest.mark.cluster
+def test_kubectl_talks_to_the_cluster(kubectl, namespace):
+    version = json.loads(kubectl("version", "-o", "json"))
+    assert version["clientVersion"]["gitVersion"] == VERSIONS["KUBERNETES_VERSION"]
+    if not EXISTING_KUBECONFIG:
+        assert version["serverVersion"]["gitVersion"] == VERSIONS["KUBERNETES_VERSION"]
+    kubectl("-n", namespace, "create", "configmap", "hello", "--from-literal=greeting=hi")
+    assert kubectl("-n", namespace, "get", "configmap", "hello", "-o", "jsonpath={.data.greeting}") == "hi"
+
+
+@pytest.mark.cluster
+def test_helm_installs_and_uninstalls_a_chart(helm, kubectl, namespace, tmp_path):
+    assert VERSIONS["HELM_VERSION"] in helm("version", "--short")
+    chart = tmp_path / "demo"
+    helm("create", str(chart))
+    helm("install", "demo", str(chart), "-n", namespace, "--wait", "--timeout", "90s")
+    releases = json.loads(helm("list", "-n", namespace, "-o", "json"))
+    assert [(r["name"], r["status"]) for r in releases] == [("demo", "deployed")]
+    assert kubectl("-n", namespace, "get", "deployment", "demo", "-o", "jsonpath={.status.readyReplicas}") == "1"
+    helm("uninstall", "demo", "-n", namespace, "--wait")
+    assert kubectl("-n", namespace, "get", "deployments", "-o", "name") == ""
+
+
+def test_binaries_carry_their_release_versions(rig_bin):
+    def version_of(binary: str, *args: str) -> str:
+        return subprocess.run([str(rig_bin / binary), *args], capture_output=True, text=True).stdout
+
+    assert version_of("kube-apiserver", "--version").strip() == f"Kubernetes {VERSIONS['KUBERNETES_VERSION']}"
+    assert f"etcd Version: {VERSIONS['ETCD_VERSION'].lstrip('v')}" in version_of("etcd", "--version")
+    assert VERSIONS["KWOK_VERSION"] in version_of("kwok", "--version")
+
+
+async def test_nats_pubsub_and_jetstream(nats_server):
+    nc = await nats.connect(nats_server.url)
+    try:
+        subscription = await nc.subscribe("agent.0.heartbeat")
+        await nc.publish("agent.0.heartbeat", b"beat")
+        assert (await subscription.next_msg(timeout=2)).data == b"beat"
+
+        js = nc.jetstream()
+        await js.add_stream(name="WORK", subjects=["work.>"], retention="workqueue")
+        for i in range(3):
+            await js.publish("work.red", str(i).encode())
+        consumer = await js.pull_subscribe("work.red", durable="red")
+        messages = await consumer.fetch(3, timeout=2)
+        assert [m.data for m in messages] == [b"0", b"1", b"2"]
+        for m in messages:
+            await m.ack()
+    finally:
+        await nc.close()
+
+
+@pytest.mark.parametrize("how", ["down", "owner killed"])
+def test_teardown_leaves_no_process_behind(rig_bin, tmp_path, how):
+    owner = subprocess.Popen(["sleep", "600"])  # stands in for a test run that gets killed
+    state_dir = tmp_path / "cp"
+    controlplane.up(state_dir, watch_pid=owner.pid)
+    supervisor = int((state_dir / controlplane.Paths(state_dir).supervisor_pid.name).read_text())
+    pids = [supervisor, *json.loads((state_dir / "pids.json").read_text()).values()]
+    assert len(pids) == 6 and all(controlplane.pid_alive(pid) for pid in pids)
+
+    try:
+        if how == "down":
+            controlplane.down(state_dir)
+        else:
+            owner.send_signal(signal.SIGKILL)
+        wait_for(lambda: not any(controlplane.pid_alive(pid) for pid in pids), 60,
+                 "every control plane process to exit")
+    finally:
+        owner.kill()
+        owner.wait()
+
+
+def test_stopped_nats_server_leaves_no_process(tmp_path):
+    server = NatsServer(tmp_path / "nats")
+    server.start()
+    pid = server.process.pid
+    server.stop()
+    assert not controlplane.pid_alive(pid)
+
+
+def test_build_cache_is_keyed_by_the_pinned_versions(tmp_path):
+    script_dir = Path(__file__).parent / "controlplane"
+    changed = tmp_path / "controlplane"
+    changed.mkdir()
+    (changed / "build.sh").write_text((script_dir / "build.sh").read_text())
+    versions = (script_dir / "versions.env").read_text()
+
+    def key(directory: Path) -> str:
+        return subprocess.run(["bash", str(directory / "build.sh"), "--key"], check=True,
+                              capture_output=True, text=True).stdout.strip()
+
+    (changed / "versions.env").write_text(versions)
+    assert key(changed) == key(script_dir)  # same versions: the cached build is reused
+    (changed / "versions.env").write_text(versions.replace(VERSIONS["KWOK_VERSION"], "v0.7.0"))
+    assert key(changed) != key(script_dir)  # any change: a new build
