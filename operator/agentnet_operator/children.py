@@ -1,0 +1,693 @@
+"""The Kubernetes objects an AgentNetwork owns, as pure functions of the spec.
+
+`desired_children(network, ...)` returns every child as a plain dict ready for
+server-side apply: same input, byte-identical output (JSON with sorted keys,
+lists in a fixed order), so applying an unchanged spec writes nothing.
+
+| for | objects |
+|---|---|
+| topology & config | ConfigMap `<net>-config` (network.json: neighbours, colour and display colour of every agent, component URLs and settings) |
+| agents | StatefulSet + headless Service `<net>-agents` (pod k runs agent ids k*agentsPerPod ...) |
+| each component | Deployment + Service `<net>-<component>`, or SpinApp `<net>-<component>` |
+| NATS (managed) | StatefulSet `<net>-nats`, Services `<net>-nats` and `<net>-nats-headless`, Secret `<net>-nats` |
+
+External NATS adds nothing: pods get its URL and mount its credentials Secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from agentnet_operator import names
+from agentnet_operator.model import AgentNetwork, AgentNetworkSpec, ComponentSpec, Resources
+from agentnet_runtime.catalogue import BY_NAME, HTTP_PORT
+
+# Pods run as this non-root user (the distroless "nonroot" id) under the
+# restricted Pod Security Standard.
+RUN_AS_USER = 65532
+HEALTH_PATH = "/health"
+NATS_HEALTH_PATH = "/healthz?js-enabled-only=true"
+TMP_SIZE_LIMIT = "64Mi"
+DATA_SIZE_LIMIT = "1Gi"
+NATS_DATA_SIZE_LIMIT = "2Gi"
+
+_PASSWORD = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+
+
+# ------------------------------------------------------------------------------------
+# topology plan (cached: building a ramanujan graph retries until it qualifies)
+# ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TopologyPlan:
+    """Neighbours and colours of every agent."""
+
+    neighbours: tuple[tuple[int, ...], ...]
+    colours: tuple[str, ...]  # polarity colour (RED/BLUE/GREEN) per agent
+    proper: bool  # the colours are a proper 3-colouring (else the runtime's best effort)
+    conflicts: int  # edges whose two agents share a colour (0 when proper)
+    display: tuple[str, ...]  # display colour per agent (golden-angle palette)
+
+    def colour_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for colour in self.colours:
+            counts[colour] = counts.get(colour, 0) + 1
+        return dict(sorted(counts.items()))
+
+
+@lru_cache(maxsize=128)
+def _plan(kind: str, agents: int, degree: int | None, seed: int, dimensions: int) -> TopologyPlan:
+    from agentnet_runtime.core.colouring import colour_graph, display_palette
+    from agentnet_runtime.core.topology import build_topology
+
+    graph = build_topology(kind, agents, degree=degree, seed=seed, dimensions=dimensions)
+    colouring = colour_graph(graph)
+    # Agents need a polarity even when no proper 3-colouring exists (e.g. a
+    # complete graph of 4 or more): then they get the best effort.
+    colours = colouring.colours if colouring.colours is not None else colouring.best_effort
+    return TopologyPlan(
+        neighbours=tuple(tuple(sorted(int(n) for n in graph.neighbors(i))) for i in range(agents)),
+        colours=tuple(_colour_name(colours[i]) for i in range(agents)),
+        proper=bool(colouring.proper),
+        conflicts=len(colouring.conflicts),
+        display=tuple(display_palette(agents, seed=seed)),
+    )
+
+
+def _colour_name(colour: Any) -> str:
+    return str(getattr(colour, "value", colour))
+
+
+def topology_plan(spec: AgentNetworkSpec) -> TopologyPlan:
+    """Build (or reuse) the topology and colouring of a spec.
+
+    Raises agentnet_runtime.core.topology.TopologyError when the topology
+    cannot be built (the operator reports it as Degraded)."""
+    t = spec.topology
+    return _plan(t.kind, spec.agents, t.degree, t.seed, t.dimensions)
+
+
+# ------------------------------------------------------------------------------------
+# small builders
+# ------------------------------------------------------------------------------------
+
+
+def owner_reference(network: AgentNetwork) -> dict[str, Any]:
+    if not network.metadata.uid:
+        raise ValueError("the network has no metadata.uid: children need it for their owner reference")
+    return {
+        "apiVersion": names.API_VERSION,
+        "kind": names.KIND,
+        "name": network.name,
+        "uid": network.metadata.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _metadata(network: AgentNetwork, name: str, role: str, *, app: str = names.APP_NAME) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "name": name,
+        "labels": names.labels(network.name, role, app=app),
+        "ownerReferences": [owner_reference(network)],
+    }
+    if network.namespace:
+        meta["namespace"] = network.namespace
+    return meta
+
+
+def digest(value: Any) -> str:
+    """sha256 of a JSON value (canonical: sorted keys, no spaces)."""
+    return hashlib.sha256(_canonical_json(value).encode()).hexdigest()
+
+
+def _canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def pod_security_context() -> dict[str, Any]:
+    """Pod-level settings of the restricted Pod Security Standard."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS_USER,
+        "runAsGroup": RUN_AS_USER,
+        "fsGroup": RUN_AS_USER,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context() -> dict[str, Any]:
+    """Container-level settings of the restricted Pod Security Standard."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _http_probes() -> dict[str, Any]:
+    get = {"path": HEALTH_PATH, "port": names.PORT_NAME_HTTP}
+    return {
+        "readinessProbe": {"httpGet": get, "periodSeconds": 5, "failureThreshold": 3},
+        "livenessProbe": {"httpGet": get, "initialDelaySeconds": 10, "periodSeconds": 10, "failureThreshold": 6},
+    }
+
+
+def _resources(resources: Resources | None) -> dict[str, Any]:
+    return {"resources": resources.dump()} if resources is not None else {}
+
+
+def _field_env(name: str, path: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+
+def _empty_dir(name: str, limit: str) -> dict[str, Any]:
+    return {"name": name, "emptyDir": {"sizeLimit": limit}}
+
+
+def nats_url(network: AgentNetwork) -> str:
+    """URL agents and components connect to."""
+    nats = network.spec.nats
+    if nats.managed:
+        return f"nats://{names.nats_name(network.name)}:{names.NATS_CLIENT_PORT}"
+    assert nats.url is not None
+    return nats.url
+
+
+def _nats_secret_name(network: AgentNetwork) -> str | None:
+    nats = network.spec.nats
+    return names.nats_name(network.name) if nats.managed else nats.credentials_secret
+
+
+def component_url(network: AgentNetwork, component: str) -> str:
+    port = names.SPINAPP_SERVICE_PORT if network.spec.workload == "SpinApp" else HTTP_PORT
+    return f"http://{names.component_name(network.name, component)}:{port}"
+
+
+def component_replicas(component: ComponentSpec, scale: Mapping[str, int] | None = None) -> int:
+    """Replicas to run: the autoscaler's decision if it made one, else the spec's,
+    kept within the autoscaling bounds."""
+    replicas = (scale or {}).get(component.name, component.replicas)
+    if component.autoscaling is not None:
+        replicas = max(component.autoscaling.min_replicas, min(component.autoscaling.max_replicas, replicas))
+    return replicas
+
+
+# ------------------------------------------------------------------------------------
+# config
+# ------------------------------------------------------------------------------------
+
+
+def network_config(network: AgentNetwork) -> dict[str, Any]:
+    """Content of network.json in the config ConfigMap."""
+    spec = network.spec
+    plan = topology_plan(spec)
+    return {
+        "network": network.name,
+        "agents": spec.agents,
+        "agentsPerPod": spec.agents_per_pod,
+        "agentsService": names.agents_name(network.name),
+        "httpPort": HTTP_PORT,
+        "topology": spec.topology.dump(),
+        "colouring": {"proper": plan.proper, "conflicts": plan.conflicts, "counts": plan.colour_counts()},
+        "nodes": [
+            {
+                "id": i,
+                "pod": i // spec.agents_per_pod,
+                "neighbours": list(plan.neighbours[i]),
+                "colour": plan.colours[i],
+                "display": plan.display[i],
+            }
+            for i in range(spec.agents)
+        ],
+        "nats": {"url": nats_url(network), "credentialsDir": names.NATS_CREDENTIALS_DIR},
+        "components": {
+            c.name: {
+                "route": BY_NAME[c.name].route,
+                "url": component_url(network, c.name),
+                "workQueue": BY_NAME[c.name].work_queue,
+                "settings": dict(sorted((c.settings or {}).items())),
+            }
+            for c in spec.effective_components
+        },
+    }
+
+
+def _agents_config_digest(config: dict[str, Any]) -> str:
+    # Agents restart when what they read changes, not when a component's settings do.
+    return digest({k: v for k, v in config.items() if k != "components"})
+
+
+def config_map(network: AgentNetwork, config: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(network, names.config_name(network.name), names.ROLE_CONFIG),
+        "data": {names.CONFIG_KEY: _canonical_json(config) + "\n"},
+    }
+
+
+# ------------------------------------------------------------------------------------
+# pods of agents and components
+# ------------------------------------------------------------------------------------
+
+
+def _runtime_volumes(network: AgentNetwork, *, data: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    volumes: list[dict[str, Any]] = [
+        {
+            "name": names.VOLUME_CONFIG,
+            "configMap": {
+                "name": names.config_name(network.name),
+                "items": [{"key": names.CONFIG_KEY, "path": names.CONFIG_KEY}],
+            },
+        },
+        _empty_dir(names.VOLUME_TMP, TMP_SIZE_LIMIT),
+    ]
+    mounts: list[dict[str, Any]] = [
+        {"name": names.VOLUME_CONFIG, "mountPath": names.CONFIG_DIR, "readOnly": True},
+        {"name": names.VOLUME_TMP, "mountPath": names.TMP_DIR},
+    ]
+    secret = _nats_secret_name(network)
+    if secret is not None:
+        source: dict[str, Any] = {"secretName": secret}
+        if network.spec.nats.managed:  # clients get the credentials, not the server config
+            source["items"] = [
+                {"key": names.NATS_SECRET_USER, "path": names.NATS_SECRET_USER},
+                {"key": names.NATS_SECRET_PASSWORD, "path": names.NATS_SECRET_PASSWORD},
+            ]
+        volumes.append({"name": names.VOLUME_NATS_CREDENTIALS, "secret": source})
+        mounts.append(
+            {"name": names.VOLUME_NATS_CREDENTIALS, "mountPath": names.NATS_CREDENTIALS_DIR, "readOnly": True}
+        )
+    if data:
+        volumes.append(_empty_dir(names.VOLUME_DATA, DATA_SIZE_LIMIT))
+        mounts.append({"name": names.VOLUME_DATA, "mountPath": names.DATA_DIR})
+    return volumes, mounts
+
+
+def _runtime_env(network: AgentNetwork) -> list[dict[str, Any]]:
+    env = [
+        {"name": names.ENV_NETWORK, "value": network.name},
+        _field_env(names.ENV_NAMESPACE, "metadata.namespace"),
+        _field_env(names.ENV_POD_NAME, "metadata.name"),
+        {"name": names.ENV_CONFIG, "value": f"{names.CONFIG_DIR}/{names.CONFIG_KEY}"},
+        {"name": names.ENV_HTTP_PORT, "value": str(HTTP_PORT)},
+        {"name": names.ENV_NATS_URL, "value": nats_url(network)},
+    ]
+    if _nats_secret_name(network) is not None:
+        env.append({"name": names.ENV_NATS_CREDENTIALS_DIR, "value": names.NATS_CREDENTIALS_DIR})
+    return env
+
+
+def _pod_spec(network: AgentNetwork, container: dict[str, Any], volumes: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": pod_security_context(),
+        "containers": [container],
+        "volumes": volumes,
+    }
+
+
+def _runtime_container(
+    network: AgentNetwork,
+    name: str,
+    args: list[str],
+    env: list[dict[str, Any]],
+    mounts: list[dict[str, Any]],
+    resources: Resources | None,
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "image": network.spec.image,
+        "imagePullPolicy": network.spec.image_pull_policy,
+        "command": ["agentnet", *args],
+        "env": env,
+        "ports": [{"name": names.PORT_NAME_HTTP, "containerPort": HTTP_PORT, "protocol": "TCP"}],
+        **_http_probes(),
+        **_resources(resources),
+        "securityContext": container_security_context(),
+        "volumeMounts": mounts,
+    }
+
+
+def agents_service(network: AgentNetwork) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(network, names.agents_name(network.name), names.ROLE_AGENT),
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,  # peers find each other before they are ready
+            "selector": names.selector_labels(network.name, names.ROLE_AGENT),
+            "ports": [
+                {"name": names.PORT_NAME_HTTP, "port": HTTP_PORT, "targetPort": names.PORT_NAME_HTTP, "protocol": "TCP"}
+            ],
+        },
+    }
+
+
+def agents_statefulset(network: AgentNetwork, config: dict[str, Any]) -> dict[str, Any]:
+    spec = network.spec
+    role = names.ROLE_AGENT
+    volumes, mounts = _runtime_volumes(network, data=False)
+    env = [
+        *_runtime_env(network),
+        _field_env(names.ENV_POD_INDEX, f"metadata.labels['{names.LABEL_POD_INDEX}']"),
+        {"name": names.ENV_AGENTS_PER_POD, "value": str(spec.agents_per_pod)},
+    ]
+    container = _runtime_container(network, "agent", ["agent"], env, mounts, spec.agent_resources)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": _metadata(network, names.agents_name(network.name), role),
+        "spec": {
+            "serviceName": names.agents_name(network.name),
+            "replicas": spec.pods,
+            "podManagementPolicy": "Parallel",
+            "updateStrategy": {"type": "RollingUpdate"},
+            "selector": {"matchLabels": names.selector_labels(network.name, role)},
+            "template": {
+                "metadata": {
+                    "labels": names.labels(network.name, role),
+                    "annotations": {names.ANNOTATION_CONFIG_DIGEST: _agents_config_digest(config)},
+                },
+                "spec": _pod_spec(network, container, volumes),
+            },
+        },
+    }
+
+
+def component_deployment(network: AgentNetwork, component: ComponentSpec, replicas: int) -> dict[str, Any]:
+    volumes, mounts = _runtime_volumes(network, data=True)
+    env = [*_runtime_env(network), {"name": names.ENV_DATA_DIR, "value": names.DATA_DIR}]
+    container = _runtime_container(
+        network, component.name, ["component", component.name], env, mounts, component.resources
+    )
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(network, names.component_name(network.name, component.name), component.name),
+        "spec": {
+            "replicas": replicas,
+            "progressDeadlineSeconds": network.spec.rollout.progress_deadline_seconds,
+            "selector": {"matchLabels": names.selector_labels(network.name, component.name)},
+            "template": {
+                "metadata": {
+                    "labels": names.labels(network.name, component.name),
+                    "annotations": {names.ANNOTATION_CONFIG_DIGEST: digest(component.settings or {})},
+                },
+                "spec": _pod_spec(network, container, volumes),
+            },
+        },
+    }
+
+
+def component_service(network: AgentNetwork, component: ComponentSpec) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(network, names.component_name(network.name, component.name), component.name),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": names.selector_labels(network.name, component.name),
+            "ports": [
+                {"name": names.PORT_NAME_HTTP, "port": HTTP_PORT, "targetPort": names.PORT_NAME_HTTP, "protocol": "TCP"}
+            ],
+        },
+    }
+
+
+def component_spinapp(network: AgentNetwork, component: ComponentSpec, replicas: int) -> dict[str, Any]:
+    """A SpinApp (core.spinkube.dev/v1alpha1), using only fields its CRD defines.
+
+    SpinApp has no /scale: the operator writes spec.replicas itself. Spin apps
+    get their settings as Spin variables (SpinKube has no env field)."""
+    spec = network.spec
+    spin = spec.effective_spin
+    variables: list[dict[str, Any]] = [
+        {"name": names.SPIN_VAR_NETWORK, "value": network.name},
+        {"name": names.SPIN_VAR_COMPONENT, "value": component.name},
+        {"name": names.SPIN_VAR_NATS_URL, "value": nats_url(network)},
+        {
+            "name": names.SPIN_VAR_CONFIG,
+            "valueFrom": {"configMapKeyRef": {"name": names.config_name(network.name), "key": names.CONFIG_KEY}},
+        },
+    ]
+    secret = _nats_secret_name(network)
+    if secret is not None:
+        keys = [
+            (names.SPIN_VAR_NATS_USER, names.NATS_SECRET_USER),
+            (names.SPIN_VAR_NATS_PASSWORD, names.NATS_SECRET_PASSWORD),
+        ]
+        if not spec.nats.managed:
+            keys.append((names.SPIN_VAR_NATS_TOKEN, names.NATS_SECRET_TOKEN))
+        for variable, key in keys:
+            ref: dict[str, Any] = {"name": secret, "key": key}
+            if not spec.nats.managed:
+                ref["optional"] = True  # an external Secret holds one kind of credential
+            variables.append({"name": variable, "valueFrom": {"secretKeyRef": ref}})
+    probe = {"httpGet": {"path": HEALTH_PATH}}
+    out_spec: dict[str, Any] = {
+        "image": spin.image or spec.image,
+        "executor": spin.executor,
+        "replicas": replicas,
+        "checks": {"readiness": probe, "liveness": probe},
+        "podLabels": names.labels(network.name, component.name),
+        "podAnnotations": {names.ANNOTATION_CONFIG_DIGEST: digest(component.settings or {})},
+        "variables": variables,
+    }
+    if component.resources is not None:
+        out_spec["resources"] = component.resources.dump()
+    return {
+        "apiVersion": names.SPINAPP_API_VERSION,
+        "kind": names.SPINAPP_KIND,
+        "metadata": _metadata(network, names.component_name(network.name, component.name), component.name),
+        "spec": out_spec,
+    }
+
+
+# ------------------------------------------------------------------------------------
+# managed NATS
+# ------------------------------------------------------------------------------------
+
+
+def new_nats_password() -> str:
+    """A fresh password for a managed NATS server (the handler creates it once;
+    afterwards it reads it back from the Secret, so the Secret never changes)."""
+    return secrets.token_urlsafe(32)
+
+
+def nats_server_config(network: AgentNetwork, password: str) -> str:
+    return (
+        "# Generated by the agentnet operator.\n"
+        f"server_name: {names.nats_name(network.name)}\n"
+        f"port: {names.NATS_CLIENT_PORT}\n"
+        f"http_port: {names.NATS_MONITOR_PORT}\n"
+        "jetstream {\n"
+        f'  store_dir: "{names.NATS_DATA_DIR}/jetstream"\n'
+        "}\n"
+        "authorization {\n"
+        f'  user: "{names.NATS_USER}"\n'
+        f'  password: "{password}"\n'
+        "}\n"
+    )
+
+
+def nats_secret(network: AgentNetwork, password: str) -> dict[str, Any]:
+    if not _PASSWORD.match(password):
+        raise ValueError("the NATS password must be 16-128 characters of [A-Za-z0-9_-]")
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _metadata(network, names.nats_name(network.name), names.ROLE_NATS, app=names.NATS_APP_NAME),
+        "type": "Opaque",
+        "data": {
+            names.NATS_SECRET_USER: _b64(names.NATS_USER),
+            names.NATS_SECRET_PASSWORD: _b64(password),
+            names.NATS_SECRET_CONFIG: _b64(nats_server_config(network, password)),
+        },
+    }
+
+
+def _nats_ports(*, cluster: bool) -> list[dict[str, Any]]:
+    ports = [
+        {"name": "client", "port": names.NATS_CLIENT_PORT, "targetPort": "client", "protocol": "TCP"},
+        {"name": "monitor", "port": names.NATS_MONITOR_PORT, "targetPort": "monitor", "protocol": "TCP"},
+    ]
+    if cluster:
+        ports.insert(
+            1, {"name": "cluster", "port": names.NATS_CLUSTER_PORT, "targetPort": "cluster", "protocol": "TCP"}
+        )
+    return ports
+
+
+def nats_services(network: AgentNetwork) -> list[dict[str, Any]]:
+    selector = names.selector_labels(network.name, names.ROLE_NATS, app=names.NATS_APP_NAME)
+    client = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(network, names.nats_name(network.name), names.ROLE_NATS, app=names.NATS_APP_NAME),
+        "spec": {"type": "ClusterIP", "selector": selector, "ports": _nats_ports(cluster=False)},
+    }
+    headless = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(
+            network, names.nats_headless_name(network.name), names.ROLE_NATS, app=names.NATS_APP_NAME
+        ),
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": selector,
+            "ports": _nats_ports(cluster=True),
+        },
+    }
+    return [client, headless]
+
+
+def nats_statefulset(network: AgentNetwork) -> dict[str, Any]:
+    nats = network.spec.nats
+    app, role = names.NATS_APP_NAME, names.ROLE_NATS
+    health = {"path": NATS_HEALTH_PATH, "port": "monitor"}
+    container = {
+        "name": "nats",
+        "image": nats.image,
+        "imagePullPolicy": network.spec.image_pull_policy,
+        "args": ["--config", f"{names.NATS_CONFIG_DIR}/{names.NATS_SECRET_CONFIG}"],
+        "ports": [
+            {"name": "client", "containerPort": names.NATS_CLIENT_PORT, "protocol": "TCP"},
+            {"name": "cluster", "containerPort": names.NATS_CLUSTER_PORT, "protocol": "TCP"},
+            {"name": "monitor", "containerPort": names.NATS_MONITOR_PORT, "protocol": "TCP"},
+        ],
+        "readinessProbe": {"httpGet": health, "periodSeconds": 5, "failureThreshold": 3},
+        "livenessProbe": {"httpGet": health, "initialDelaySeconds": 10, "periodSeconds": 10, "failureThreshold": 6},
+        **_resources(nats.resources),
+        "securityContext": container_security_context(),
+        "volumeMounts": [
+            {"name": names.VOLUME_NATS_CONFIG, "mountPath": names.NATS_CONFIG_DIR, "readOnly": True},
+            {"name": names.VOLUME_DATA, "mountPath": names.NATS_DATA_DIR},
+        ],
+    }
+    volumes = [
+        {
+            "name": names.VOLUME_NATS_CONFIG,
+            "secret": {
+                "secretName": names.nats_name(network.name),
+                "items": [{"key": names.NATS_SECRET_CONFIG, "path": names.NATS_SECRET_CONFIG}],
+            },
+        },
+        _empty_dir(names.VOLUME_DATA, NATS_DATA_SIZE_LIMIT),
+    ]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": _metadata(network, names.nats_name(network.name), role, app=app),
+        "spec": {
+            "serviceName": names.nats_headless_name(network.name),
+            "replicas": 1,
+            "selector": {"matchLabels": names.selector_labels(network.name, role, app=app)},
+            "template": {
+                "metadata": {"labels": names.labels(network.name, role, app=app)},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": pod_security_context(),
+                    "containers": [container],
+                    "volumes": volumes,
+                },
+            },
+        },
+    }
+
+
+# ------------------------------------------------------------------------------------
+# everything
+# ------------------------------------------------------------------------------------
+
+
+def desired_children(
+    network: AgentNetwork,
+    *,
+    nats_password: str | None = None,
+    scale: Mapping[str, int] | None = None,
+) -> list[dict[str, Any]]:
+    """Every object the network owns, in apply order (config and Secret first).
+
+    nats_password: the managed NATS server's password (read it from the
+    existing Secret, or make one with new_nats_password()); required when NATS
+    is managed. scale: the autoscaler's replicas per component, which win over
+    spec replicas (kept within min/max).
+
+    Raises agentnet_runtime.core.topology.TopologyError when the topology cannot
+    be built, ValueError when an input is missing."""
+    spec = network.spec
+    if spec.nats.managed and nats_password is None:
+        raise ValueError("managed NATS needs nats_password (from the existing Secret, or new_nats_password())")
+    config = network_config(network)
+    out: list[dict[str, Any]] = [config_map(network, config)]
+    if spec.nats.managed:
+        assert nats_password is not None
+        out += [nats_secret(network, nats_password), *nats_services(network), nats_statefulset(network)]
+    out += [agents_service(network), agents_statefulset(network, config)]
+    for component in spec.effective_components:
+        replicas = component_replicas(component, scale)
+        if spec.workload == "SpinApp":
+            out.append(component_spinapp(network, component, replicas))
+        else:
+            out += [component_deployment(network, component, replicas), component_service(network, component)]
+    # A JSON round trip: plain JSON types only, and no dict shared between objects.
+    return json.loads(json.dumps(out))
+
+
+# (apiVersion, kind) of every kind of child: what the operator lists (with
+# names.children_selector) to compute status and to prune.
+CHILD_KINDS: tuple[tuple[str, str], ...] = (
+    ("v1", "ConfigMap"),
+    ("v1", "Secret"),
+    ("v1", "Service"),
+    ("apps/v1", "StatefulSet"),
+    ("apps/v1", "Deployment"),
+    (names.SPINAPP_API_VERSION, names.SPINAPP_KIND),
+)
+
+
+def child_key(obj: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(apiVersion, kind, name): how observed objects are matched to desired ones."""
+    return (obj["apiVersion"], obj["kind"], obj["metadata"]["name"])
+
+
+def obsolete_children(
+    network: AgentNetwork, desired: list[dict[str, Any]], observed: list[Mapping[str, Any]]
+) -> list[tuple[str, str, str]]:
+    """Observed children this network controls that are no longer desired (a
+    component dropped from the list, NATS made external, workload switched):
+    the handler deletes them. Objects the network does not control are never listed."""
+    wanted = {child_key(o) for o in desired}
+    out = []
+    for obj in observed:
+        owners = obj.get("metadata", {}).get("ownerReferences") or []
+        controlled = any(o.get("controller") and o.get("uid") == network.metadata.uid for o in owners)
+        if controlled and child_key(obj) not in wanted:
+            out.append(child_key(obj))
+    return sorted(out)
+
+
+def to_json(objects: list[dict[str, Any]]) -> str:
+    """Canonical JSON of objects (what 'byte-identical' is measured on)."""
+    return _canonical_json(objects)

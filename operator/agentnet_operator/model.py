@@ -1,0 +1,687 @@
+"""The AgentNetwork resource as pydantic models.
+
+These models are the single source of truth for the resource: the CRD schema
+in crds/ is generated from them (crdgen.py), every default lives here, and
+every validation rule is written once here as a `Rule`, which carries both the
+CEL expression the API server evaluates and the same predicate in Python, with
+one message. So `AgentNetwork.model_validate(obj)` accepts exactly what the API
+server accepts, and the operator can trust a parsed object.
+
+What needs the operator's judgement (a ramanujan graph that cannot be generated,
+SpinKube missing, an unknown rollback revision) is not a schema rule: it
+becomes a Degraded condition (status.py).
+
+Field docstrings are the descriptions `kubectl explain` shows.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Callable, ClassVar, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from agentnet_operator import names
+from agentnet_runtime import __version__
+from agentnet_runtime.catalogue import BY_NAME, COMPONENT_NAMES
+from agentnet_runtime.core.topology import TOPOLOGY_KINDS
+
+# --- defaults that are not a single field's -----------------------------------------
+IMAGE_REPOSITORY = "ghcr.io/agentnet/agentnet-runtime"
+DEFAULT_IMAGE = f"{IMAGE_REPOSITORY}:{__version__}"
+DEFAULT_NATS_IMAGE = "docker.io/library/nats:2.15.1-alpine"
+DEFAULT_SPIN_EXECUTOR = "containerd-shim-spin"
+
+# --- bounds (they also keep the API server's CEL cost estimate small) ----------------
+MAX_AGENTS = 1000
+MAX_DEGREE = 64
+MAX_COMPLETE_AGENTS = 128  # a complete graph's neighbour lists grow as n²; the ConfigMap is ≤ 1 MiB
+MAX_REPLICAS = 1000
+MAX_IMAGE_LENGTH = 512
+MAX_URL_LENGTH = 2048
+MAX_SETTINGS = 32
+
+WORK_QUEUE_COMPONENTS: tuple[str, ...] = tuple(c.name for c in BY_NAME.values() if c.work_queue)
+_WORK_QUEUE_CEL = "[" + ", ".join(f"'{n}'" for n in WORK_QUEUE_COMPONENTS) + "]"
+
+# Kinds in the runtime's order (sorted if it ever hands over an unordered set).
+TOPOLOGY_KIND_NAMES: tuple[str, ...] = (
+    tuple(TOPOLOGY_KINDS) if isinstance(TOPOLOGY_KINDS, (tuple, list)) else tuple(sorted(TOPOLOGY_KINDS))
+)
+
+DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+# Kubernetes resource.Quantity, as the API server's own schemas spell it.
+QUANTITY_PATTERN = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+NO_WHITESPACE = r"^\S+$"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A cross-field rule: a CEL expression for the API server
+    (x-kubernetes-validations on the object's schema) and the same predicate in
+    Python, with one message. `field` is the path, relative to the object, of the
+    field the error names (CEL fieldPath); empty for the object itself."""
+
+    cel: str
+    message: str
+    check: Callable[[Any], bool]
+    field: str = ""
+
+    def to_openapi(self) -> dict[str, str]:
+        out = {"rule": self.cel, "message": self.message}
+        if self.field:
+            out["fieldPath"] = self.field
+        return out
+
+
+def _schema_extra(schema: dict[str, Any], cls: type[BaseModel]) -> None:
+    rules: tuple[Rule, ...] = getattr(cls, "rules", ())
+    if rules:
+        schema["x-kubernetes-validations"] = [r.to_openapi() for r in rules]
+
+
+class _Object(BaseModel):
+    """Base of every object in the resource: camelCase on the wire,
+    docstrings as descriptions, unknown fields refused, rules checked."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        use_attribute_docstrings=True,
+        extra="forbid",
+        json_schema_extra=_schema_extra,
+    )
+    rules: ClassVar[tuple[Rule, ...]] = ()
+
+    @model_validator(mode="after")
+    def _check_rules(self) -> _Object:
+        failed = [r for r in type(self).rules if not r.check(self)]
+        if failed:
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError("rule", r.message),
+                        loc=tuple(p for p in r.field.split(".") if p),
+                        input=_field_value(self, r.field),
+                    )
+                    for r in failed
+                ],
+            )
+        return self
+
+    def dump(self) -> dict[str, Any]:
+        """JSON-ready dict with wire (camelCase) names, unset optionals left out."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _field_value(obj: BaseModel, path: str) -> Any:
+    value: Any = obj.model_dump(mode="json", by_alias=True, exclude_none=True)
+    for part in (p for p in path.split(".") if p):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+# ====================================================================================
+# spec
+# ====================================================================================
+
+Quantity = Annotated[
+    int | Annotated[str, Field(pattern=QUANTITY_PATTERN)],
+    Field(json_schema_extra={"x-kubernetes-int-or-string": True}),
+]
+ResourceList = Annotated[dict[str, Quantity], Field(max_length=8)]
+
+
+class Resources(_Object):
+    """Compute resources of a container, in the shape of a Kubernetes
+    ResourceRequirements (limits and requests of cpu, memory, ...)."""
+
+    limits: ResourceList | None = None
+    """Maximum amount of compute resources allowed, e.g. {cpu: 500m, memory: 256Mi}."""
+    requests: ResourceList | None = None
+    """Minimum amount of compute resources required, e.g. {cpu: 100m, memory: 128Mi}."""
+
+
+class Topology(_Object):
+    """How agents are connected to their neighbours."""
+
+    kind: Literal[TOPOLOGY_KIND_NAMES]  # type: ignore[valid-type]
+    """Graph of the network: ring, torus (2D or 3D), complete, or ramanujan
+    (a connected d-regular graph with optimal spectral expansion)."""
+    degree: int | None = Field(None, ge=3, le=MAX_DEGREE)
+    """Number of neighbours of every agent; required by, and only used by, the
+    ramanujan kind (at least 3: degree 2 is the ring)."""
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    """Seed of the random ramanujan graph and of the display palette; same seed, same network."""
+    dimensions: Literal[2, 3] = 2
+    """Number of dimensions of a torus (2 or 3); ignored by the other kinds."""
+
+    rules = (
+        Rule(
+            "self.kind != 'ramanujan' || has(self.degree)",
+            "ramanujan topology needs a degree",
+            lambda t: t.kind != "ramanujan" or t.degree is not None,
+            ".degree",
+        ),
+        Rule(
+            "!has(self.degree) || self.kind == 'ramanujan'",
+            "degree applies only to the ramanujan topology",
+            lambda t: t.degree is None or t.kind == "ramanujan",
+            ".degree",
+        ),
+    )
+
+
+class ScalingPolicy(_Object):
+    """A rate limit on scaling, as in HorizontalPodAutoscaler behavior."""
+
+    type: Literal["Pods", "Percent"]
+    """Pods: change by at most `value` pods; Percent: by at most `value` percent of the current replicas."""
+    value: int = Field(ge=1, le=10000)
+    """Amount of change allowed within periodSeconds."""
+    period_seconds: int = Field(ge=1, le=1800)
+    """Window in seconds over which the policy holds."""
+
+
+_Policies = Annotated[list[ScalingPolicy], Field(min_length=1, max_length=8)]
+_SelectPolicy = Literal["Max", "Min", "Disabled"]
+
+
+class ScaleUpRules(_Object):
+    """How fast replicas may go up (defaults as the HPA's: no stabilisation,
+    double or add 4 pods every 15 s, whichever is more)."""
+
+    stabilization_window_seconds: int = Field(0, ge=0, le=3600)
+    """Seconds of past recommendations considered before scaling up (the lowest is used)."""
+    select_policy: _SelectPolicy = "Max"
+    """Which policy applies when several do: Max, Min, or Disabled (never scale up)."""
+    policies: _Policies = [
+        ScalingPolicy(type="Percent", value=100, period_seconds=15),
+        ScalingPolicy(type="Pods", value=4, period_seconds=15),
+    ]
+    """Rate limits on scaling up."""
+
+
+class ScaleDownRules(_Object):
+    """How fast replicas may go down (defaults as the HPA's: 300 s
+    stabilisation, then down to the recommendation at once)."""
+
+    stabilization_window_seconds: int = Field(300, ge=0, le=3600)
+    """Seconds of past recommendations considered before scaling down (the highest is used)."""
+    select_policy: _SelectPolicy = "Max"
+    """Which policy applies when several do: Max, Min, or Disabled (never scale down)."""
+    policies: _Policies = [ScalingPolicy(type="Percent", value=100, period_seconds=15)]
+    """Rate limits on scaling down."""
+
+
+class Behavior(_Object):
+    """Scaling behaviour, the same shape as HorizontalPodAutoscaler v2 behavior."""
+
+    scale_up: ScaleUpRules = ScaleUpRules()
+    """Behaviour when scaling up."""
+    scale_down: ScaleDownRules = ScaleDownRules()
+    """Behaviour when scaling down."""
+
+
+class Metric(_Object):
+    """The metric the autoscaler follows: replicas = ceil(replicas × value / target)."""
+
+    source: Literal["nats", "prometheus", "pods"] = "nats"
+    """nats: lag of the component's JetStream work queue; prometheus: a PromQL
+    query (needs url and query); pods: a metric scraped from the component pods'
+    /metrics (needs name)."""
+    target: float = Field(gt=0, le=10**9)
+    """Target value per replica (e.g. 100 pending messages per replica)."""
+    url: str | None = Field(None, max_length=MAX_URL_LENGTH, pattern=r"^https?://\S+$")
+    """Base URL of the Prometheus server (source prometheus)."""
+    query: str | None = Field(None, min_length=1, max_length=4096)
+    """PromQL query returning one number (source prometheus)."""
+    name: str | None = Field(None, max_length=256, pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+    """Name of the Prometheus metric scraped from the pods (source pods); values are averaged over pods."""
+
+    rules = (
+        Rule(
+            "self.source != 'prometheus' || (has(self.url) && has(self.query))",
+            "metric source prometheus needs url and query",
+            lambda m: m.source != "prometheus" or (m.url is not None and m.query is not None),
+        ),
+        Rule(
+            "self.source == 'prometheus' || (!has(self.url) && !has(self.query))",
+            "url and query apply only to metric source prometheus",
+            lambda m: m.source == "prometheus" or (m.url is None and m.query is None),
+        ),
+        Rule(
+            "self.source != 'pods' || has(self.name)",
+            "metric source pods needs the metric name",
+            lambda m: m.source != "pods" or m.name is not None,
+            ".name",
+        ),
+        Rule(
+            "self.source == 'pods' || !has(self.name)",
+            "name applies only to metric source pods",
+            lambda m: m.source == "pods" or m.name is None,
+            ".name",
+        ),
+    )
+
+
+class Autoscaling(_Object):
+    """Autoscaling of a component, run by the operator itself (no metrics adapter)."""
+
+    min_replicas: int = Field(1, ge=1, le=MAX_REPLICAS)
+    """Lower bound of replicas."""
+    max_replicas: int = Field(ge=1, le=MAX_REPLICAS)
+    """Upper bound of replicas."""
+    metric: Metric
+    """What to scale on."""
+    behavior: Behavior = Behavior()
+    """Stabilisation windows and rate limits (HorizontalPodAutoscaler v2 shape)."""
+
+    rules = (
+        Rule(
+            "self.minReplicas <= self.maxReplicas",
+            "minReplicas must be less than or equal to maxReplicas",
+            lambda a: a.min_replicas <= a.max_replicas,
+            ".minReplicas",
+        ),
+    )
+
+
+class ComponentSpec(_Object):
+    """One of the eleven service components."""
+
+    name: Literal[COMPONENT_NAMES]  # type: ignore[valid-type]
+    """Which component."""
+    replicas: int = Field(1, ge=0, le=MAX_REPLICAS)
+    """Number of replicas; with autoscaling, the starting point (kept within min and max)."""
+    resources: Resources | None = None
+    """Compute resources of each replica."""
+    autoscaling: Autoscaling | None = None
+    """Scale replicas from a live metric; omitted = fixed replicas."""
+    settings: dict[str, Annotated[str, Field(max_length=1024)]] | None = Field(None, max_length=MAX_SETTINGS)
+    """Component settings passed through the network ConfigMap (e.g. verifiers: "17")."""
+
+    rules = (
+        Rule(
+            f"!has(self.autoscaling) || self.autoscaling.metric.source != 'nats' || self.name in {_WORK_QUEUE_CEL}",
+            f"metric source nats needs a component with a NATS work queue ({', '.join(WORK_QUEUE_COMPONENTS)})",
+            lambda c: c.autoscaling is None or c.autoscaling.metric.source != "nats" or c.name in WORK_QUEUE_COMPONENTS,
+            ".autoscaling.metric.source",
+        ),
+    )
+
+
+class Nats(_Object):
+    """The NATS server agents and components talk through: managed by the
+    operator (a StatefulSet with JetStream on and per-network credentials) or an
+    external one."""
+
+    managed: bool = False
+    """Run a NATS server for this network."""
+    url: str | None = Field(None, max_length=MAX_URL_LENGTH, pattern=r"^(nats|tls|ws|wss)://\S+$")
+    """URL of an external NATS server (with JetStream enabled), e.g. nats://nats.infra:4222."""
+    credentials_secret: str | None = Field(None, max_length=253, pattern=DNS1123_SUBDOMAIN)
+    """Secret (same namespace) with credentials for the external server: keys user
+    and password, or token, or creds (a NATS .creds file)."""
+    image: str = Field(DEFAULT_NATS_IMAGE, min_length=1, max_length=MAX_IMAGE_LENGTH, pattern=NO_WHITESPACE)
+    """Image of the managed NATS server."""
+    resources: Resources | None = None
+    """Compute resources of the managed NATS server."""
+
+    rules = (
+        Rule(
+            "self.managed != has(self.url)",
+            "nats needs exactly one of managed: true or url",
+            lambda n: n.managed != (n.url is not None),
+        ),
+        Rule(
+            "!has(self.credentialsSecret) || has(self.url)",
+            "credentialsSecret applies only to an external url (a managed server gets its own Secret)",
+            lambda n: n.credentials_secret is None or n.url is not None,
+            ".credentialsSecret",
+        ),
+    )
+
+
+class Rollout(_Object):
+    """How new revisions roll out and roll back."""
+
+    revision_history_limit: int = Field(10, ge=1, le=100)
+    """Number of revisions kept (ControllerRevisions and status.history)."""
+    progress_deadline_seconds: int = Field(120, ge=10, le=86400)
+    """Seconds a new revision has to become ready before it is marked failed."""
+    auto_rollback: bool = True
+    """Re-apply the last good revision when a new one fails (the spec is not rewritten)."""
+
+
+class RollbackTo(_Object):
+    """A stored revision to deploy instead of the current spec."""
+
+    revision: int = Field(ge=1)
+    """Revision number, as listed in status.history."""
+
+
+class Spin(_Object):
+    """Settings of components run as SpinApps (workload: SpinApp, needs SpinKube)."""
+
+    image: str | None = Field(None, min_length=1, max_length=MAX_IMAGE_LENGTH, pattern=NO_WHITESPACE)
+    """Spin application OCI artifact of the components; defaults to spec.image."""
+    executor: str = Field(DEFAULT_SPIN_EXECUTOR, min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN)
+    """SpinAppExecutor that runs the apps."""
+
+
+class AgentNetworkSpec(_Object):
+    """Desired state of an agent network."""
+
+    agents: int = Field(ge=1, le=MAX_AGENTS)
+    """Number of agents (agent ids 0..agents-1). The scale subresource scales this."""
+    agents_per_pod: int = Field(1, ge=1, le=MAX_AGENTS)
+    """Agents run by each pod of the agents StatefulSet; pod k runs ids k*agentsPerPod onwards."""
+    topology: Topology
+    """How agents are connected."""
+    image: str = Field(DEFAULT_IMAGE, min_length=1, max_length=MAX_IMAGE_LENGTH, pattern=NO_WHITESPACE)
+    """Container image of the agentnet runtime (agents and components)."""
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    """When the kubelet pulls the image."""
+    agent_resources: Resources | None = None
+    """Compute resources of each agent pod."""
+    workload: Literal["Deployment", "SpinApp"] = "Deployment"
+    """How components run: a Deployment and Service each, or a SpinApp each (needs SpinKube)."""
+    spin: Spin | None = None
+    """SpinApp settings (workload: SpinApp)."""
+    # A list-map keyed by name: server-side apply merges components one by one,
+    # and the API server refuses a name given twice.
+    components: list[ComponentSpec] | None = Field(
+        None,
+        max_length=len(COMPONENT_NAMES),
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    """Components to run, each at most once; omitted = all eleven with defaults."""
+    nats: Nats = Nats(managed=True)
+    """NATS server: managed (default) or external."""
+    rollout: Rollout = Rollout()
+    """Revision history, progress deadline and automatic rollback."""
+    rollback_to: RollbackTo | None = None
+    """Deploy a stored revision instead of this spec (declarative rollback)."""
+
+    rules = (
+        Rule(
+            "self.topology.kind != 'ramanujan' || !has(self.topology.degree)" " || self.topology.degree < self.agents",
+            "ramanujan topology needs degree < agents",
+            lambda s: s.topology.kind != "ramanujan" or s.topology.degree is None or s.topology.degree < s.agents,
+            ".topology.degree",
+        ),
+        Rule(
+            "self.topology.kind != 'ramanujan' || !has(self.topology.degree)"
+            " || (self.agents * self.topology.degree) % 2 == 0",
+            "ramanujan topology needs agents*degree to be even",
+            lambda s: s.topology.kind != "ramanujan"
+            or s.topology.degree is None
+            or (s.agents * s.topology.degree) % 2 == 0,
+            ".topology.degree",
+        ),
+        Rule(
+            f"self.topology.kind != 'complete' || self.agents <= {MAX_COMPLETE_AGENTS}",
+            f"complete topology supports at most {MAX_COMPLETE_AGENTS} agents",
+            lambda s: s.topology.kind != "complete" or s.agents <= MAX_COMPLETE_AGENTS,
+            ".agents",
+        ),
+    )
+
+    @property
+    def effective_components(self) -> list[ComponentSpec]:
+        """The components to run, in catalogue order (omitted = all eleven with defaults)."""
+        if self.components is None:
+            return [ComponentSpec(name=n) for n in COMPONENT_NAMES]
+        return sorted(self.components, key=lambda c: COMPONENT_NAMES.index(c.name))
+
+    @property
+    def effective_spin(self) -> Spin:
+        return self.spin or Spin()
+
+    @property
+    def pods(self) -> int:
+        """Pods of the agents StatefulSet."""
+        return -(-self.agents // self.agents_per_pod)
+
+    @model_validator(mode="after")
+    def _unique_components(self) -> AgentNetworkSpec:
+        seen: set[str] = set()
+        for i, c in enumerate(self.components or ()):
+            if c.name in seen:
+                raise ValidationError.from_exception_data(
+                    type(self).__name__,
+                    [
+                        InitErrorDetails(
+                            type=PydanticCustomError(
+                                "duplicate", "Duplicate value: component '{name}' is listed twice", {"name": c.name}
+                            ),
+                            loc=("components", i),
+                            input=c.name,
+                        )
+                    ],
+                )
+            seen.add(c.name)
+        return self
+
+
+# ====================================================================================
+# status
+# ====================================================================================
+
+
+def _rfc3339(value: datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# Kubernetes timestamps (metav1.Time): RFC 3339, UTC, whole seconds.
+Timestamp = Annotated[datetime, PlainSerializer(_rfc3339, return_type=str)]
+
+ConditionType = Literal["Ready", "Progressing", "Degraded", "RolledBack"]
+CONDITION_TYPES: tuple[str, ...] = ("Ready", "Progressing", "Degraded", "RolledBack")
+
+
+class _StatusObject(_Object):
+    # Status is written only by the operator; tolerate fields a newer one added.
+    model_config = ConfigDict(extra="ignore")
+
+
+class Condition(_StatusObject):
+    """One aspect of the network's state (metav1.Condition shape)."""
+
+    type: str = Field(
+        max_length=316,
+        pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$",
+    )
+    """Ready, Progressing, Degraded or RolledBack."""
+    status: Literal["True", "False", "Unknown"]
+    """True, False or Unknown."""
+    reason: str = Field(min_length=1, max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+    """CamelCase reason of the last transition."""
+    message: str = Field(max_length=32768)
+    """Human-readable details."""
+    last_transition_time: Timestamp
+    """When the status last changed."""
+    observed_generation: int | None = Field(None, ge=0)
+    """metadata.generation the condition was computed from."""
+
+
+class HistoryEntry(_StatusObject):
+    """A deployed revision."""
+
+    revision: int = Field(ge=1)
+    """Revision number (as in the ControllerRevision)."""
+    digest: str = Field(max_length=128)
+    """Digest of the rendered spec (without what the autoscaler owns)."""
+    deployed_at: Timestamp
+    """When the revision started rolling out."""
+    result: Literal["InProgress", "Succeeded", "Failed", "RolledBack"]
+    """Outcome of the rollout."""
+    message: str | None = Field(None, max_length=4096)
+    """Details of the outcome."""
+
+
+class AgentsStatus(_StatusObject):
+    """Agents of the network."""
+
+    desired: int | None = Field(None, ge=0)
+    """Number of agents in the spec."""
+    ready: int | None = Field(None, ge=0)
+    """Agents whose pod is ready."""
+    colors: dict[str, int] | None = Field(None, max_length=8)
+    """Number of agents of each polarity colour (RED, BLUE, GREEN)."""
+
+
+class ComponentStatus(_StatusObject):
+    """A component's replicas and the autoscaler's last decision."""
+
+    replicas: int | None = Field(None, ge=0)
+    """Replicas the workload is asked to run."""
+    ready_replicas: int | None = Field(None, ge=0)
+    """Ready replicas."""
+    desired: int | None = Field(None, ge=0)
+    """Replicas the autoscaler wants."""
+    metric: float | None = None
+    """Last value of the autoscaling metric."""
+    last_scale_time: Timestamp | None = None
+    """When the autoscaler last changed replicas."""
+
+
+class NatsStatus(_StatusObject):
+    """The NATS server in use."""
+
+    url: str | None = Field(None, max_length=MAX_URL_LENGTH)
+    """URL agents and components connect to."""
+    ready: bool | None = None
+    """Whether the server is ready (unknown for an external server not yet probed)."""
+
+
+class AgentNetworkStatus(_StatusObject):
+    """Observed state of an agent network, written by the operator."""
+
+    observed_generation: int | None = Field(None, ge=0)
+    """metadata.generation last reconciled."""
+    conditions: list[Condition] | None = Field(
+        None,
+        max_length=16,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    """Ready, Progressing, Degraded, RolledBack."""
+    current_revision: int | None = Field(None, ge=1)
+    """Revision that is running and healthy."""
+    update_revision: int | None = Field(None, ge=1)
+    """Revision being rolled out (equals currentRevision when done)."""
+    history: list[HistoryEntry] | None = Field(None, max_length=100)
+    """Deployed revisions, newest first."""
+    agents: AgentsStatus | None = None
+    """Agents' readiness and colours."""
+    components: dict[str, ComponentStatus] | None = Field(None, max_length=len(COMPONENT_NAMES))
+    """Per component: replicas, readiness, autoscaler state."""
+    nats: NatsStatus | None = None
+    """NATS server."""
+    selector: str | None = Field(None, max_length=1024)
+    """Label selector of the agent pods (for the scale subresource)."""
+
+    def condition(self, type_: str) -> Condition | None:
+        return next((c for c in self.conditions or () if c.type == type_), None)
+
+
+# ====================================================================================
+# the resource
+# ====================================================================================
+
+
+class ObjectMeta(BaseModel):
+    """The metadata fields the operator reads; others are kept as they are."""
+
+    model_config = ConfigDict(extra="allow", alias_generator=to_camel, validate_by_name=True, validate_by_alias=True)
+
+    name: str | None = None
+    namespace: str | None = None
+    uid: str | None = None
+    generation: int | None = None
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+
+
+def _plain(value: Any) -> Any:
+    """Deep copy of mappings and sequences as plain dicts and lists (kopf hands out views)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _name_ok(name: str | None) -> bool:
+    return name is None or (
+        len(name) <= names.MAX_NETWORK_NAME_LENGTH and re.match(names.NETWORK_NAME_PATTERN, name) is not None
+    )
+
+
+class AgentNetwork(_Object):
+    """A network of cooperating CRDT e-graph agents, with its service
+    components and NATS, run by the agentnet operator."""
+
+    api_version: Literal[names.API_VERSION] = names.API_VERSION  # type: ignore[valid-type]
+    """API version: agentnet.dev/v1alpha1."""
+    kind: Literal[names.KIND] = names.KIND  # type: ignore[valid-type]
+    """Kind: AgentNetwork."""
+    metadata: ObjectMeta = ObjectMeta()
+    """Standard object metadata."""
+    spec: AgentNetworkSpec
+    """Desired state of the network."""
+    status: AgentNetworkStatus | None = None
+    """Observed state of the network, written by the operator."""
+
+    rules = (
+        Rule(
+            f"self.metadata.name.size() <= {names.MAX_NETWORK_NAME_LENGTH}"
+            f" && self.metadata.name.matches('{names.NETWORK_NAME_PATTERN}')",
+            f"metadata.name must be a DNS-1035 label (lower-case letters, digits and '-', starting with a letter)"
+            f" of at most {names.MAX_NETWORK_NAME_LENGTH} characters, so that child names fit",
+            lambda n: _name_ok(n.metadata.name),
+        ),
+    )
+
+    @classmethod
+    def from_body(cls, body: Any) -> AgentNetwork:
+        """Parse an object read from the API server (a dict, or kopf's body).
+        A status this version cannot read is dropped rather than refused."""
+        data = _plain(body)
+        status = data.pop("status", None)
+        network = cls.model_validate(data)
+        if status:
+            try:
+                network.status = AgentNetworkStatus.model_validate(status)
+            except ValidationError:
+                network.status = None
+        return network
+
+    @property
+    def name(self) -> str:
+        assert self.metadata.name, "metadata.name is required"
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str | None:
+        return self.metadata.namespace

@@ -1,0 +1,174 @@
+"""Every name the operator puts on the cluster: API identity, labels,
+annotations, child object names, environment variables, mount paths and the
+server-side-apply field manager. One module, so a rename is one edit.
+"""
+
+from agentnet_runtime.catalogue import COMPONENT_NAMES
+
+# --- the API -----------------------------------------------------------------
+GROUP = "agentnet.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "AgentNetwork"
+LIST_KIND = "AgentNetworkList"
+PLURAL = "agentnetworks"
+SINGULAR = "agentnetwork"
+SHORT_NAMES = ("anet",)
+CATEGORIES = ("agentnet",)
+CRD_NAME = f"{PLURAL}.{GROUP}"
+CRD_FILE = f"{CRD_NAME}.yaml"  # under crds/
+
+# Server-side apply: every child is written by this one field manager.
+FIELD_MANAGER = "agentnet-operator"
+
+SPINAPP_API_VERSION = "core.spinkube.dev/v1alpha1"
+SPINAPP_KIND = "SpinApp"
+
+# --- labels ------------------------------------------------------------------
+LABEL_NAME = "app.kubernetes.io/name"
+LABEL_INSTANCE = "app.kubernetes.io/instance"
+LABEL_COMPONENT = "app.kubernetes.io/component"
+LABEL_PART_OF = "app.kubernetes.io/part-of"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_VERSION = "app.kubernetes.io/version"
+# Set by the StatefulSet controller (Kubernetes >= 1.28) on every pod: its ordinal.
+LABEL_POD_INDEX = "apps.kubernetes.io/pod-index"
+
+APP_NAME = "agentnet"  # app.kubernetes.io/name of agent and component pods
+NATS_APP_NAME = "nats"  # app.kubernetes.io/name of the managed NATS server
+PART_OF = "agentnet"
+MANAGED_BY = FIELD_MANAGER
+
+# app.kubernetes.io/component values besides the eleven component names.
+ROLE_AGENT = "agent"
+ROLE_NATS = "nats"
+ROLE_CONFIG = "config"
+
+# --- annotations ---------------------------------------------------------------
+# sha256 of the configuration a pod template depends on, so pods restart when it changes.
+ANNOTATION_CONFIG_DIGEST = f"{GROUP}/config-digest"
+
+# --- child names ----------------------------------------------------------------
+# Children are named "<network>-<suffix>". A Service name is a DNS-1035 label
+# (at most 63 characters), so the network name is bounded by the longest suffix.
+DNS_LABEL_MAX = 63
+SUFFIX_AGENTS = "agents"
+SUFFIX_CONFIG = "config"
+SUFFIX_NATS = "nats"
+SUFFIX_NATS_HEADLESS = "nats-headless"
+SUFFIXES: tuple[str, ...] = (
+    SUFFIX_AGENTS,
+    SUFFIX_CONFIG,
+    SUFFIX_NATS,
+    SUFFIX_NATS_HEADLESS,
+    *COMPONENT_NAMES,
+)
+MAX_NETWORK_NAME_LENGTH = DNS_LABEL_MAX - 1 - max(len(s) for s in SUFFIXES)
+NETWORK_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"  # DNS-1035 label
+
+
+def child_name(network: str, suffix: str) -> str:
+    return f"{network}-{suffix}"
+
+
+def agents_name(network: str) -> str:
+    """StatefulSet and headless Service of the agents (same name: the StatefulSet's serviceName)."""
+    return child_name(network, SUFFIX_AGENTS)
+
+
+def config_name(network: str) -> str:
+    """ConfigMap with topology, colours and component settings."""
+    return child_name(network, SUFFIX_CONFIG)
+
+
+def component_name(network: str, component: str) -> str:
+    """Deployment + Service, or SpinApp, of one component."""
+    return child_name(network, component)
+
+
+def nats_name(network: str) -> str:
+    """Managed NATS: StatefulSet, client Service and credentials Secret."""
+    return child_name(network, SUFFIX_NATS)
+
+
+def nats_headless_name(network: str) -> str:
+    return child_name(network, SUFFIX_NATS_HEADLESS)
+
+
+# --- ports -------------------------------------------------------------------------
+PORT_NAME_HTTP = "http"
+NATS_CLIENT_PORT = 4222
+NATS_CLUSTER_PORT = 6222
+NATS_MONITOR_PORT = 8222
+SPINAPP_SERVICE_PORT = 80  # the Service spin-operator creates for a SpinApp
+
+# --- files and keys ---------------------------------------------------------------
+CONFIG_KEY = "network.json"  # key in the ConfigMap, also the file name when mounted
+CONFIG_DIR = "/etc/agentnet"
+NATS_CREDENTIALS_DIR = "/etc/agentnet/nats"
+# Keys of the NATS credentials Secret the runtime understands (any subset).
+NATS_SECRET_USER = "user"
+NATS_SECRET_PASSWORD = "password"
+NATS_SECRET_TOKEN = "token"
+NATS_SECRET_CREDS = "creds"  # a NATS .creds file (JWT + nkey seed)
+NATS_SECRET_CONFIG = "nats.conf"  # managed NATS only: the server's configuration
+NATS_USER = "agentnet"  # the user of a managed NATS server
+NATS_CONFIG_DIR = "/etc/nats"
+NATS_DATA_DIR = "/data"
+DATA_DIR = "/var/lib/agentnet"  # writable data (e.g. the timeline's DuckDB file)
+TMP_DIR = "/tmp"
+
+# --- environment of agent and component containers --------------------------------
+ENV_NETWORK = "AGENTNET_NETWORK"
+ENV_NAMESPACE = "AGENTNET_NAMESPACE"
+ENV_POD_NAME = "AGENTNET_POD_NAME"
+ENV_POD_INDEX = "AGENTNET_POD_INDEX"  # StatefulSet ordinal; agent ids are a block from it
+ENV_AGENTS_PER_POD = "AGENTNET_AGENTS_PER_POD"
+ENV_CONFIG = "AGENTNET_CONFIG"  # path of network.json
+ENV_NATS_URL = "AGENTNET_NATS_URL"
+ENV_NATS_CREDENTIALS_DIR = "AGENTNET_NATS_CREDENTIALS_DIR"
+ENV_HTTP_PORT = "AGENTNET_HTTP_PORT"
+ENV_DATA_DIR = "AGENTNET_DATA_DIR"
+
+# Spin variables (SpinApp.spec.variables) carry the same facts to a Spin app;
+# names are lower snake case as Spin requires.
+SPIN_VAR_NETWORK = "network"
+SPIN_VAR_COMPONENT = "component"
+SPIN_VAR_NATS_URL = "nats_url"
+SPIN_VAR_CONFIG = "network_config"
+SPIN_VAR_NATS_USER = "nats_user"
+SPIN_VAR_NATS_PASSWORD = "nats_password"
+SPIN_VAR_NATS_TOKEN = "nats_token"
+
+# --- volumes ------------------------------------------------------------------------
+VOLUME_CONFIG = "config"
+VOLUME_NATS_CREDENTIALS = "nats-credentials"
+VOLUME_TMP = "tmp"
+VOLUME_DATA = "data"
+VOLUME_NATS_CONFIG = "nats-config"
+
+
+def labels(network: str, role: str, *, app: str = APP_NAME) -> dict[str, str]:
+    """The app.kubernetes.io labels of a child and of its pods."""
+    return {
+        LABEL_NAME: app,
+        LABEL_INSTANCE: network,
+        LABEL_COMPONENT: role,
+        LABEL_PART_OF: PART_OF,
+        LABEL_MANAGED_BY: MANAGED_BY,
+    }
+
+
+def selector_labels(network: str, role: str, *, app: str = APP_NAME) -> dict[str, str]:
+    """The immutable subset of labels() used in workload and Service selectors."""
+    return {LABEL_NAME: app, LABEL_INSTANCE: network, LABEL_COMPONENT: role}
+
+
+def children_selector(network: str) -> str:
+    """Label selector of every child of a network (to list them for status and pruning)."""
+    return f"{LABEL_INSTANCE}={network},{LABEL_MANAGED_BY}={MANAGED_BY}"
+
+
+def selector_string(network: str, role: str, *, app: str = APP_NAME) -> str:
+    """selector_labels() as a label selector string (status.selector for the scale subresource)."""
+    return ",".join(f"{k}={v}" for k, v in selector_labels(network, role, app=app).items())

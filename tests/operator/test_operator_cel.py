@@ -1,0 +1,90 @@
+"""The CRD's CEL rules, evaluated without an API server (needs cel-python).
+
+Every rule must compile; the examples must pass every rule; each invalid
+spec worded by a rule must fail exactly that rule and no other, so the API
+server names the same field and message as the models do. The cluster test
+checks the same table against a real API server.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+import yaml
+from conftest import CRDS, EXAMPLES
+from invalid_specs import INVALID_SPECS, InvalidSpec
+
+from agentnet_operator import names
+
+celpy = pytest.importorskip("celpy", reason="cel-python is not installed")
+
+ROOT = yaml.safe_load((CRDS / names.CRD_FILE).read_text())["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+ENV = celpy.Environment()
+
+
+def _defaults(schema: dict[str, Any], value: Any) -> Any:
+    if isinstance(value, dict) and schema.get("type") == "object":
+        value = dict(value)
+        for name, sub in schema.get("properties", {}).items():
+            if name not in value and "default" in sub:
+                value[name] = copy.deepcopy(sub["default"])
+            if name in value:
+                value[name] = _defaults(sub, value[name])
+        if "additionalProperties" in schema:
+            value = {k: _defaults(schema["additionalProperties"], v) for k, v in value.items()}
+    elif isinstance(value, list) and schema.get("type") == "array":
+        value = [_defaults(schema["items"], v) for v in value]
+    return value
+
+
+def _failures(schema: dict[str, Any], value: Any, path: str = "") -> list[tuple[str, str]]:
+    """(field path, message) of every rule that does not hold."""
+    out: list[tuple[str, str]] = []
+    if schema.get("type") == "object" and isinstance(value, dict):
+        for rule in schema.get("x-kubernetes-validations", ()):
+            result = ENV.program(ENV.compile(rule["rule"])).evaluate({"self": celpy.json_to_cel(value)})
+            if not (isinstance(result, celpy.celtypes.BoolType) and bool(result)):
+                out.append(((path + rule.get("fieldPath", "")).lstrip("."), rule["message"]))
+        for name, sub in schema.get("properties", {}).items():
+            if name in value and name != "metadata":
+                out += _failures(sub, value[name], f"{path}.{name}")
+        if "additionalProperties" in schema:
+            for key, item in value.items():
+                out += _failures(schema["additionalProperties"], item, f"{path}.{key}")
+    elif schema.get("type") == "array" and isinstance(value, list):
+        for index, item in enumerate(value):
+            out += _failures(schema["items"], item, f"{path}[{index}]")
+    return out
+
+
+def _all_rules(node: Any) -> list[dict[str, str]]:
+    if isinstance(node, dict):
+        return list(node.get("x-kubernetes-validations", ())) + [r for v in node.values() for r in _all_rules(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _all_rules(v)]
+    return []
+
+
+def test_every_rule_compiles() -> None:
+    rules = _all_rules(ROOT)
+    assert rules
+    for rule in rules:
+        ENV.compile(rule["rule"])
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
+def test_examples_pass_every_rule(example: str) -> None:
+    assert _failures(ROOT, _defaults(ROOT, yaml.safe_load((EXAMPLES / example).read_text()))) == []
+
+
+CEL_CASES = [c for c in INVALID_SPECS if any(c.message in r["message"] for r in _all_rules(ROOT))]
+
+
+@pytest.mark.parametrize("case", CEL_CASES, ids=lambda c: c.name)
+def test_invalid_spec_fails_exactly_its_rule(case: InvalidSpec) -> None:
+    failures = _failures(ROOT, _defaults(ROOT, case.manifest()))
+    assert len(failures) == 1, failures
+    ((path, message),) = failures
+    assert case.message in message and path == case.field

@@ -1,0 +1,407 @@
+"""desired_children: the objects an AgentNetwork owns, without a cluster."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from typing import Any
+
+import pytest
+import yaml
+from conftest import PASSWORD, UID, load_example, network_from
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from agentnet_operator import children, names
+from agentnet_operator.children import desired_children, to_json
+from agentnet_runtime.catalogue import COMPONENT_NAMES, HTTP_PORT
+
+# SpinApp spec fields, as spin-operator's CRD (core.spinkube.dev/v1alpha1) defines them.
+SPINAPP_SPEC_FIELDS = {
+    "checks", "components", "deploymentAnnotations", "enableAutoscaling", "executor", "image",
+    "imagePullSecrets", "podAnnotations", "podLabels", "replicas", "resources", "runtimeConfig",
+    "serviceAnnotations", "variables", "volumeMounts", "volumes",
+}  # fmt: skip
+SPIN_VARIABLE = re.compile(r"^[a-z][a-z0-9_]*$")
+DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+def build(example: str, **kw: Any) -> list[dict[str, Any]]:
+    network = network_from(load_example(example))
+    if network.spec.nats.managed:
+        kw.setdefault("nats_password", PASSWORD)
+    return desired_children(network, **kw)
+
+
+def by_key(objects: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(o["kind"], o["metadata"]["name"]): o for o in objects}
+
+
+def pod_templates(objects: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (o["metadata"]["name"], o["spec"]["template"]) for o in objects if o["kind"] in ("StatefulSet", "Deployment")
+    ]
+
+
+def config_of(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    (cm,) = [o for o in objects if o["kind"] == "ConfigMap"]
+    return json.loads(cm["data"][names.CONFIG_KEY])
+
+
+def test_the_reference_network_has_the_designed_children() -> None:
+    objects = build("network.yaml")
+    keys = [(o["kind"], o["metadata"]["name"]) for o in objects]
+    expected = {
+        ("ConfigMap", "ramanujan-config"),
+        ("StatefulSet", "ramanujan-agents"),
+        ("Service", "ramanujan-agents"),
+        ("StatefulSet", "ramanujan-nats"),
+        ("Service", "ramanujan-nats"),
+        ("Service", "ramanujan-nats-headless"),
+        ("Secret", "ramanujan-nats"),
+    }
+    expected |= {(kind, f"ramanujan-{c}") for c in COMPONENT_NAMES for kind in ("Deployment", "Service")}
+    assert set(keys) == expected and len(keys) == len(expected)
+    assert keys[0] == ("ConfigMap", "ramanujan-config")  # config before the pods that mount it
+    assert keys.index(("Secret", "ramanujan-nats")) < keys.index(("StatefulSet", "ramanujan-nats"))
+    assert all(o["metadata"]["namespace"] == "demo" for o in objects)
+
+
+@pytest.mark.parametrize("example", ["network.yaml", "spinapp.yaml", "external-nats.yaml", "torus-3d.yaml"])
+def test_every_child_is_owned_and_labelled(example: str) -> None:
+    for obj in build(example):
+        meta = obj["metadata"]
+        assert meta["ownerReferences"] == [
+            {
+                "apiVersion": "agentnet.dev/v1alpha1",
+                "kind": "AgentNetwork",
+                "name": load_example(example)["metadata"]["name"],
+                "uid": UID,
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
+        labels = meta["labels"]
+        for key in (
+            names.LABEL_NAME,
+            names.LABEL_INSTANCE,
+            names.LABEL_COMPONENT,
+            names.LABEL_PART_OF,
+            names.LABEL_MANAGED_BY,
+        ):
+            assert labels.get(key), (obj["kind"], meta["name"], key)
+        assert labels[names.LABEL_INSTANCE] == load_example(example)["metadata"]["name"]
+        assert labels[names.LABEL_MANAGED_BY] == names.FIELD_MANAGER
+        assert len(meta["name"]) <= 63
+
+
+def test_selectors_match_pod_labels_and_services_find_their_pods() -> None:
+    objects = build("network.yaml")
+    for name, template in pod_templates(objects):
+        workload = (
+            by_key(objects)[("StatefulSet", name)]
+            if ("StatefulSet", name) in by_key(objects)
+            else by_key(objects)[("Deployment", name)]
+        )
+        selector = workload["spec"]["selector"]["matchLabels"]
+        assert selector.items() <= template["metadata"]["labels"].items()
+        assert set(selector) == {names.LABEL_NAME, names.LABEL_INSTANCE, names.LABEL_COMPONENT}
+    pods = [t["metadata"]["labels"] for _, t in pod_templates(objects)]
+    for svc in (o for o in objects if o["kind"] == "Service"):
+        matches = [p for p in pods if svc["spec"]["selector"].items() <= p.items()]
+        assert len(matches) == 1, svc["metadata"]["name"]
+
+
+@pytest.mark.parametrize("example", ["network.yaml", "external-nats.yaml", "autoscaling.yaml"])
+def test_pods_are_restricted(example: str) -> None:
+    for name, template in pod_templates(build(example)):
+        pod = template["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        assert pod["automountServiceAccountToken"] is False, name
+        for forbidden in ("hostNetwork", "hostPID", "hostIPC"):
+            assert forbidden not in pod
+        assert all("hostPath" not in v for v in pod["volumes"])
+        for container in pod["containers"]:
+            sc = container["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False
+            assert sc["capabilities"] == {"drop": ["ALL"]}
+            assert sc["readOnlyRootFilesystem"] is True
+            assert sc["runAsNonRoot"] is True
+            assert "privileged" not in sc
+            assert container["readinessProbe"]["httpGet"]["path"].startswith("/health")
+            assert container["livenessProbe"]["httpGet"]["path"].startswith("/health")
+            writable = {m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")}
+            assert writable, "a read-only root needs somewhere to write"
+
+
+def test_agent_and_component_containers() -> None:
+    objects = by_key(build("network.yaml"))
+    agents = objects[("StatefulSet", "ramanujan-agents")]
+    assert agents["spec"]["replicas"] == 9
+    assert agents["spec"]["serviceName"] == "ramanujan-agents"
+    (agent,) = agents["spec"]["template"]["spec"]["containers"]
+    assert agent["command"] == ["agentnet", "agent"]
+    assert agent["image"] == "ghcr.io/agentnet/agentnet-runtime:0.1.0"
+    env = {e["name"]: e for e in agent["env"]}
+    assert (
+        env[names.ENV_POD_INDEX]["valueFrom"]["fieldRef"]["fieldPath"]
+        == "metadata.labels['apps.kubernetes.io/pod-index']"
+    )
+    assert env[names.ENV_NATS_URL]["value"] == "nats://ramanujan-nats:4222"
+    assert agent["ports"] == [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}]
+    headless = objects[("Service", "ramanujan-agents")]["spec"]
+    assert headless["clusterIP"] == "None" and headless["publishNotReadyAddresses"] is True
+
+    for component in COMPONENT_NAMES:
+        deployment = objects[("Deployment", f"ramanujan-{component}")]
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        assert container["command"] == ["agentnet", "component", component]
+        assert deployment["spec"]["replicas"] == 1
+        assert deployment["spec"]["progressDeadlineSeconds"] == 120
+        service = objects[("Service", f"ramanujan-{component}")]["spec"]
+        assert service["ports"][0]["port"] == HTTP_PORT and service["ports"][0]["targetPort"] == "http"
+
+
+def test_resources_come_from_the_spec() -> None:
+    objects = by_key(build("autoscaling.yaml"))
+    (container,) = objects[("Deployment", "autoscaled-stream-red")]["spec"]["template"]["spec"]["containers"]
+    assert container["resources"] == {
+        "requests": {"cpu": "100m", "memory": "128Mi"},
+        "limits": {"cpu": "1", "memory": "256Mi"},
+    }
+    (plain,) = objects[("Deployment", "autoscaled-crdt-service")]["spec"]["template"]["spec"]["containers"]
+    assert "resources" not in plain
+
+
+def test_the_autoscaler_owns_replicas_within_bounds() -> None:
+    network = network_from(load_example("autoscaling.yaml"))
+    default = by_key(desired_children(network, nats_password=PASSWORD))
+    assert default[("Deployment", "autoscaled-stream-red")]["spec"]["replicas"] == 1
+    scaled = by_key(
+        desired_children(network, nats_password=PASSWORD, scale={"stream-red": 7, "stream-blue": 50, "crdt-service": 3})
+    )
+    assert scaled[("Deployment", "autoscaled-stream-red")]["spec"]["replicas"] == 7
+    assert scaled[("Deployment", "autoscaled-stream-blue")]["spec"]["replicas"] == 10  # maxReplicas
+    assert scaled[("Deployment", "autoscaled-crdt-service")]["spec"]["replicas"] == 3
+
+
+def test_agents_per_pod() -> None:
+    objects = build("torus-3d.yaml")
+    sts = by_key(objects)[("StatefulSet", "torus-3d-agents")]
+    assert sts["spec"]["replicas"] == 3
+    env = {e["name"]: e.get("value") for e in sts["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env[names.ENV_AGENTS_PER_POD] == "9"
+    config = config_of(objects)
+    assert [n["pod"] for n in config["nodes"]] == [i // 9 for i in range(27)]
+
+
+@pytest.mark.parametrize("example", ["network.yaml", "ring.yaml", "torus-2d.yaml", "torus-3d.yaml", "complete.yaml"])
+def test_config_map_holds_the_topology_and_its_colouring(example: str) -> None:
+    from agentnet_runtime.core.colouring import colour_graph, display_palette
+    from agentnet_runtime.core.topology import build_topology
+
+    network = network_from(load_example(example))
+    spec = network.spec
+    config = config_of(build(example))
+    t = spec.topology
+    graph = build_topology(t.kind, spec.agents, degree=t.degree, seed=t.seed, dimensions=t.dimensions)
+    assert [n["id"] for n in config["nodes"]] == list(range(spec.agents))
+    for node in config["nodes"]:
+        assert set(node["neighbours"]) == set(graph.neighbors(node["id"]))
+        assert node["neighbours"] == sorted(node["neighbours"])
+    assert [n["display"] for n in config["nodes"]] == list(display_palette(spec.agents, seed=t.seed))
+    assert config["topology"]["kind"] == t.kind
+    colouring = colour_graph(graph)
+    assert config["colouring"]["proper"] == bool(colouring.proper)
+    colours = [n["colour"] for n in config["nodes"]]
+    assert set(colours) <= {"RED", "BLUE", "GREEN"}
+    assert sum(config["colouring"]["counts"].values()) == spec.agents
+    clashes = [(a, b) for a, b in graph.edges() if colours[a] == colours[b]]
+    assert config["colouring"]["conflicts"] == len(clashes) == len(colouring.conflicts)
+    if colouring.proper:
+        assert clashes == []
+        assert colours == [colouring.colours[i].value for i in range(spec.agents)]
+    assert set(config["components"]) == {c.name for c in spec.effective_components}
+
+
+def test_complete_graph_gets_its_best_effort_colouring() -> None:
+    config = config_of(build("complete.yaml"))
+    assert config["colouring"]["proper"] is False and config["colouring"]["conflicts"] > 0
+    assert all(n["colour"] in {"RED", "BLUE", "GREEN"} for n in config["nodes"])
+
+
+def test_reference_network_is_properly_3_coloured() -> None:
+    config = config_of(build("network.yaml"))
+    assert config["colouring"]["proper"] is True
+    assert config["colouring"]["counts"] == {"BLUE": 3, "GREEN": 3, "RED": 3}
+    for node in config["nodes"]:
+        assert len(node["neighbours"]) == 4
+
+
+def test_component_settings_reach_the_config() -> None:
+    config = config_of(build("autoscaling.yaml"))
+    assert config["components"]["skill-verification"]["settings"] == {"verifiers": "17"}
+    assert config["components"]["stream-red"] == {
+        "route": "/stream/red",
+        "url": f"http://autoscaled-stream-red:{HTTP_PORT}",
+        "workQueue": True,
+        "settings": {},
+    }
+
+
+def test_managed_nats() -> None:
+    objects = by_key(build("network.yaml"))
+    secret = objects[("Secret", "ramanujan-nats")]
+    data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert data[names.NATS_SECRET_USER] == names.NATS_USER and data[names.NATS_SECRET_PASSWORD] == PASSWORD
+    assert "jetstream {" in data[names.NATS_SECRET_CONFIG] and PASSWORD in data[names.NATS_SECRET_CONFIG]
+    sts = objects[("StatefulSet", "ramanujan-nats")]
+    assert sts["spec"]["serviceName"] == "ramanujan-nats-headless" and sts["spec"]["replicas"] == 1
+    (nats,) = sts["spec"]["template"]["spec"]["containers"]
+    assert nats["args"] == ["--config", "/etc/nats/nats.conf"]
+    assert objects[("Service", "ramanujan-nats-headless")]["spec"]["clusterIP"] == "None"
+    client_ports = {p["name"]: p["port"] for p in objects[("Service", "ramanujan-nats")]["spec"]["ports"]}
+    assert client_ports["client"] == 4222
+    # clients get user and password, not the server's configuration
+    agent_pod = objects[("StatefulSet", "ramanujan-agents")]["spec"]["template"]["spec"]
+    (creds,) = [v for v in agent_pod["volumes"] if v["name"] == names.VOLUME_NATS_CREDENTIALS]
+    assert [i["key"] for i in creds["secret"]["items"]] == ["user", "password"]
+
+
+def test_managed_nats_needs_a_password() -> None:
+    network = network_from(load_example("network.yaml"))
+    with pytest.raises(ValueError, match="nats_password"):
+        desired_children(network)
+    with pytest.raises(ValueError, match="password"):
+        desired_children(network, nats_password='bad" password')
+    assert re.match(r"^[A-Za-z0-9_-]{16,}$", children.new_nats_password())
+
+
+def test_external_nats_adds_nothing_but_its_url_and_secret() -> None:
+    objects = build("external-nats.yaml")
+    assert not [o for o in objects if o["metadata"]["labels"][names.LABEL_COMPONENT] == names.ROLE_NATS]
+    assert not [o for o in objects if o["kind"] == "Secret"]
+    pod = by_key(objects)[("StatefulSet", "external-nats-agents")]["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env[names.ENV_NATS_URL] == "nats://nats.infra.svc:4222"
+    (creds,) = [v for v in pod["volumes"] if v["name"] == names.VOLUME_NATS_CREDENTIALS]
+    assert creds["secret"] == {"secretName": "agentnet-nats"}
+    assert config_of(objects)["nats"]["url"] == "nats://nats.infra.svc:4222"
+
+
+def test_spinapp_workload() -> None:
+    objects = build("spinapp.yaml")
+    keys = {(o["kind"], o["metadata"]["name"]) for o in objects}
+    assert not [k for k in keys if k[0] == "Deployment"]
+    spinapps = [o for o in objects if o["kind"] == "SpinApp"]
+    assert {o["metadata"]["name"] for o in spinapps} == {
+        "spin-stream-red", "spin-crdt-service", "spin-egraph-service", "spin-agent-orchestrator",
+    }  # fmt: skip
+    assert ("StatefulSet", "spin-agents") in keys  # agents are not Spin apps
+    services = {k[1] for k in keys if k[0] == "Service"}
+    assert "spin-stream-red" not in services  # spin-operator makes the Service
+    for app in spinapps:
+        assert app["apiVersion"] == "core.spinkube.dev/v1alpha1"
+        spec = app["spec"]
+        assert set(spec) <= SPINAPP_SPEC_FIELDS, set(spec) - SPINAPP_SPEC_FIELDS
+        assert spec["image"] == "ghcr.io/agentnet/agentnet-components-spin:0.1.0"
+        assert spec["executor"] == "containerd-shim-spin"
+        assert spec["checks"]["readiness"]["httpGet"]["path"] == "/health"
+        assert all(SPIN_VARIABLE.match(v["name"]) for v in spec["variables"])
+        assert (
+            names.selector_labels("spin", app["metadata"]["labels"][names.LABEL_COMPONENT]).items()
+            <= spec["podLabels"].items()
+        )
+    red = by_key(objects)[("SpinApp", "spin-stream-red")]["spec"]
+    assert red["replicas"] == 2 and red["resources"] == {"limits": {"cpu": "500m", "memory": "128Mi"}}
+    assert config_of(objects)["components"]["stream-red"]["url"] == "http://spin-stream-red:80"
+
+
+def test_output_is_deterministic_and_plain_json() -> None:
+    first = build("network.yaml")
+    children._plan.cache_clear()
+    second = build("network.yaml")
+    assert to_json(first) == to_json(second)
+    assert json.loads(json.dumps(first)) == first
+    # the order keys were written in does not matter
+    body = load_example("network.yaml")
+    body["spec"] = dict(reversed(list(body["spec"].items())))
+    body["spec"]["topology"] = dict(reversed(list(body["spec"]["topology"].items())))
+    assert to_json(desired_children(network_from(body), nats_password=PASSWORD)) == to_json(first)
+    # and YAML round trip is lossless
+    assert yaml.safe_load(yaml.safe_dump(first)) == first
+
+
+def test_children_need_the_owner_uid() -> None:
+    network = network_from(load_example("ring.yaml"), uid="")
+    with pytest.raises(ValueError, match="uid"):
+        desired_children(network, nats_password=PASSWORD)
+
+
+def test_longest_network_name_fits_every_child() -> None:
+    body = load_example("ring.yaml")
+    body["metadata"]["name"] = "a" * names.MAX_NETWORK_NAME_LENGTH
+    for obj in desired_children(network_from(body), nats_password=PASSWORD):
+        assert DNS_1035.match(obj["metadata"]["name"]) and len(obj["metadata"]["name"]) <= 63
+
+
+SMALL_TOPOLOGIES = st.sampled_from(
+    [
+        {"kind": "ring", "agents": 5},
+        {"kind": "ring", "agents": 12},
+        {"kind": "complete", "agents": 4},
+        {"kind": "ramanujan", "agents": 9, "degree": 4},
+        {"kind": "ramanujan", "agents": 10, "degree": 3},
+        {"kind": "torus", "agents": 16, "dimensions": 2},
+    ]
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    topology=SMALL_TOPOLOGIES,
+    per_pod=st.integers(1, 5),
+    workload=st.sampled_from(["Deployment", "SpinApp"]),
+    components=st.one_of(st.none(), st.lists(st.sampled_from(COMPONENT_NAMES), unique=True, max_size=4)),
+    replicas=st.integers(0, 5),
+)
+def test_any_valid_spec_renders_deterministically(topology, per_pod, workload, components, replicas) -> None:
+    t = dict(topology)
+    agents = t.pop("agents")
+    spec: dict[str, Any] = {"agents": agents, "agentsPerPod": per_pod, "topology": t, "workload": workload}
+    if components is not None:
+        spec["components"] = [{"name": c, "replicas": replicas} for c in components]
+    body = {"apiVersion": "agentnet.dev/v1alpha1", "kind": "AgentNetwork", "metadata": {"name": "prop"}, "spec": spec}
+    objects = desired_children(network_from(body), nats_password=PASSWORD)
+    assert to_json(objects) == to_json(desired_children(network_from(body), nats_password=PASSWORD))
+    keys = [(o["kind"], o["metadata"]["name"]) for o in objects]
+    assert len(keys) == len(set(keys))
+    sts = by_key(objects)[("StatefulSet", "prop-agents")]
+    assert sts["spec"]["replicas"] == -(-agents // per_pod)
+    assert len(config_of(objects)["nodes"]) == agents
+
+
+def test_obsolete_children_are_the_controlled_ones_no_longer_desired() -> None:
+    network = network_from(load_example("network.yaml"))
+    before = desired_children(network, nats_password=PASSWORD)
+    body = load_example("network.yaml")
+    body["spec"]["components"] = [{"name": "dashboard"}]
+    body["spec"]["nats"] = {"url": "nats://elsewhere:4222"}
+    after = desired_children(network_from(body))
+    stranger = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ramanujan-x", "ownerReferences": [
+        {"uid": "someone-else", "controller": True}]}}  # fmt: skip
+    gone = children.obsolete_children(network, after, [*before, stranger])
+    assert ("apps/v1", "Deployment", "ramanujan-stream-red") in gone
+    assert ("v1", "Secret", "ramanujan-nats") in gone and ("apps/v1", "StatefulSet", "ramanujan-nats") in gone
+    assert ("apps/v1", "Deployment", "ramanujan-dashboard") not in gone
+    assert all(k[2] != "ramanujan-x" for k in gone)
+    assert children.obsolete_children(network, before, before) == []
+    assert {(o["apiVersion"], o["kind"]) for o in before + build("spinapp.yaml")} <= set(children.CHILD_KINDS)
+
+
+def test_children_selector_selects_every_child() -> None:
+    selector = dict(part.split("=") for part in names.children_selector("ramanujan").split(","))
+    for obj in build("network.yaml"):
+        assert selector.items() <= obj["metadata"]["labels"].items()

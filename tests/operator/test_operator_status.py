@@ -1,0 +1,273 @@
+"""compute_status and check_network: conditions from observed children, no cluster."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from conftest import PASSWORD, load_example, network_from
+
+from agentnet_operator.children import desired_children
+from agentnet_operator.model import AgentNetwork, AgentNetworkStatus
+from agentnet_operator.status import Problem, check_network, compute_status, current_scale, workload_state
+
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def observe(objects: list[dict[str, Any]], *, ready: bool = True, generation: int = 1) -> list[dict[str, Any]]:
+    """The objects as the API server would return them once their controllers have acted."""
+    out = []
+    for obj in copy.deepcopy(objects):
+        obj["metadata"]["generation"] = generation
+        kind = obj["kind"]
+        replicas = obj.get("spec", {}).get("replicas", 1)
+        up = replicas if ready else 0
+        if kind == "StatefulSet":
+            obj["status"] = {
+                "observedGeneration": generation, "replicas": replicas, "readyReplicas": up,
+                "updatedReplicas": replicas, "currentRevision": "r1", "updateRevision": "r1",
+            }  # fmt: skip
+        elif kind == "Deployment":
+            obj["status"] = {
+                "observedGeneration": generation, "replicas": replicas, "updatedReplicas": replicas,
+                "readyReplicas": up, "availableReplicas": up,
+            }  # fmt: skip
+        elif kind == "SpinApp":
+            obj["status"] = {"readyReplicas": up}
+        out.append(obj)
+    return out
+
+
+def network(example: str = "network.yaml", status: dict[str, Any] | None = None) -> AgentNetwork:
+    body = load_example(example)
+    if status is not None:
+        body["status"] = status
+    return network_from(body)
+
+
+def children_of(net: AgentNetwork, **kw: Any) -> list[dict[str, Any]]:
+    return desired_children(net, nats_password=PASSWORD if net.spec.nats.managed else None, **kw)
+
+
+def conditions(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in status["conditions"]}
+
+
+def test_all_children_ready() -> None:
+    net = network()
+    status = compute_status(net, observe(children_of(net)), now=NOW)
+    c = conditions(status)
+    assert [x["type"] for x in status["conditions"]] == ["Ready", "Progressing", "Degraded", "RolledBack"]
+    assert (c["Ready"]["status"], c["Ready"]["reason"]) == ("True", "Ready")
+    assert (c["Progressing"]["status"], c["Progressing"]["reason"]) == ("False", "RolloutComplete")
+    assert (c["Degraded"]["status"], c["RolledBack"]["status"]) == ("False", "False")
+    assert all(x["observedGeneration"] == 1 and x["lastTransitionTime"] == "2026-01-02T03:04:05Z" for x in c.values())
+    assert status["observedGeneration"] == 1
+    assert status["agents"] == {"desired": 9, "ready": 9, "colors": {"BLUE": 3, "GREEN": 3, "RED": 3}}
+    assert status["components"]["stream-red"] == {"replicas": 1, "readyReplicas": 1}
+    assert len(status["components"]) == 11
+    assert status["nats"] == {"url": "nats://ramanujan-nats:4222", "ready": True}
+    assert (
+        status["selector"]
+        == "app.kubernetes.io/name=agentnet,app.kubernetes.io/instance=ramanujan,app.kubernetes.io/component=agent"
+    )
+    AgentNetworkStatus.model_validate(json.loads(json.dumps(status)))  # plain JSON, valid for the schema
+
+
+def test_nothing_created_yet_is_progressing() -> None:
+    status = compute_status(network(), [], now=NOW)
+    c = conditions(status)
+    assert (c["Ready"]["status"], c["Ready"]["reason"]) == ("False", "Progressing")
+    assert c["Progressing"]["status"] == "True"
+    assert "StatefulSet ramanujan-agents: not created yet" in c["Ready"]["message"]
+    assert "and " in c["Ready"]["message"]  # long lists are cut short
+    assert status["agents"]["ready"] == 0 and status["nats"]["ready"] is False
+
+
+def test_one_component_not_ready_is_named() -> None:
+    net = network()
+    observed = observe(children_of(net))
+    for obj in observed:
+        if obj["metadata"]["name"] == "ramanujan-egraph-service" and obj["kind"] == "Deployment":
+            obj["status"]["availableReplicas"] = obj["status"]["readyReplicas"] = 0
+    status = compute_status(net, observed, now=NOW)
+    c = conditions(status)
+    assert c["Ready"]["status"] == "False"
+    assert c["Ready"]["message"] == "Deployment ramanujan-egraph-service: 0 of 1 pods available"
+    assert status["components"]["egraph-service"] == {"replicas": 1, "readyReplicas": 0}
+
+
+def test_partially_ready_agents_count_whole_pods() -> None:
+    net = network("torus-3d.yaml")
+    observed = observe(children_of(net))
+    for obj in observed:
+        if obj["kind"] == "StatefulSet" and obj["metadata"]["name"] == "torus-3d-agents":
+            obj["status"]["readyReplicas"] = 2
+    status = compute_status(net, observed, now=NOW)
+    assert status["agents"]["ready"] == 18 and status["agents"]["desired"] == 27
+
+
+def test_stale_generation_is_not_ready() -> None:
+    net = network()
+    observed = observe(children_of(net))
+    for obj in observed:
+        if obj["kind"] == "StatefulSet" and obj["metadata"]["name"] == "ramanujan-agents":
+            obj["metadata"]["generation"] = 2
+    c = conditions(compute_status(net, observed, now=NOW))
+    assert "waiting for its controller" in c["Ready"]["message"]
+
+
+def test_problems_make_it_degraded() -> None:
+    net = network()
+    problem = Problem("TopologyImpossible", "no such graph")
+    status = compute_status(net, observe(children_of(net)), now=NOW, problems=[problem])
+    c = conditions(status)
+    assert (c["Degraded"]["status"], c["Degraded"]["reason"], c["Degraded"]["message"]) == (
+        "True",
+        "TopologyImpossible",
+        "no such graph",
+    )
+    assert (c["Ready"]["status"], c["Ready"]["reason"]) == ("False", "TopologyImpossible")
+    assert c["Progressing"]["status"] == "False"
+
+
+def test_progress_deadline_from_history() -> None:
+    started = NOW - timedelta(seconds=121)
+    history = [
+        {"revision": 2, "digest": "b", "deployedAt": started.strftime("%Y-%m-%dT%H:%M:%SZ"), "result": "InProgress"},
+        {"revision": 1, "digest": "a", "deployedAt": "2026-01-01T00:00:00Z", "result": "Succeeded"},
+    ]
+    net = network(status={"currentRevision": 1, "updateRevision": 2, "history": history})
+    observed = observe(children_of(net), ready=False)
+    status = compute_status(net, observed, now=NOW)
+    c = conditions(status)
+    assert (c["Degraded"]["status"], c["Degraded"]["reason"]) == ("True", "ProgressDeadlineExceeded")
+    assert (c["Progressing"]["status"], c["Progressing"]["reason"]) == ("False", "ProgressDeadlineExceeded")
+    assert status["currentRevision"] == 1 and status["updateRevision"] == 2 and len(status["history"]) == 2
+    # within the deadline it is still progressing
+    early = compute_status(net, observed, now=started + timedelta(seconds=60))
+    assert conditions(early)["Progressing"]["status"] == "True"
+
+
+def test_deployment_deadline_exceeded_is_degraded() -> None:
+    net = network()
+    observed = observe(children_of(net))
+    for obj in observed:
+        if obj["kind"] == "Deployment" and obj["metadata"]["name"] == "ramanujan-dashboard":
+            obj["status"]["conditions"] = [
+                {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "stuck"}
+            ]
+    c = conditions(compute_status(net, observed, now=NOW))
+    assert (c["Degraded"]["status"], c["Degraded"]["reason"]) == ("True", "ProgressDeadlineExceeded")
+    assert "ramanujan-dashboard" in c["Degraded"]["message"]
+
+
+def test_last_transition_time_moves_only_on_change() -> None:
+    net = network()
+    ready = observe(children_of(net))
+    first = compute_status(net, ready, now=NOW)
+    later = NOW + timedelta(minutes=5)
+    net.status = AgentNetworkStatus.model_validate(first)
+    same = compute_status(net, ready, now=later)
+    assert conditions(same)["Ready"]["lastTransitionTime"] == "2026-01-02T03:04:05Z"
+    flipped = compute_status(net, [], now=later)
+    assert conditions(flipped)["Ready"]["lastTransitionTime"] == "2026-01-02T03:09:05Z"
+    assert conditions(flipped)["Degraded"]["lastTransitionTime"] == "2026-01-02T03:04:05Z"  # still False
+
+
+def test_rolled_back_condition() -> None:
+    net = network()
+    status = compute_status(
+        net,
+        observe(children_of(net)),
+        now=NOW,
+        rolled_back=Problem("ProgressDeadlineExceeded", "revision 3 failed, back to 2"),
+    )
+    c = conditions(status)["RolledBack"]
+    assert (c["status"], c["message"]) == ("True", "revision 3 failed, back to 2")
+
+
+def test_autoscaler_state_is_carried_and_fed_back() -> None:
+    previous = {"components": {"stream-red": {"desired": 4, "metric": 420.0, "lastScaleTime": "2026-01-02T03:00:00Z"}}}
+    net = network("autoscaling.yaml", status=previous)
+    assert current_scale(net) == {"stream-red": 4}
+    observed = observe(children_of(net, scale=current_scale(net)))
+    status = compute_status(net, observed, now=NOW)
+    assert status["components"]["stream-red"] == {
+        "replicas": 4,
+        "readyReplicas": 4,
+        "desired": 4,
+        "metric": 420.0,
+        "lastScaleTime": "2026-01-02T03:00:00Z",
+    }
+    assert conditions(status)["Ready"]["status"] == "True"
+
+
+def test_spinapp_and_external_nats() -> None:
+    net = network("spinapp.yaml")
+    status = compute_status(net, observe(children_of(net)), now=NOW)
+    assert conditions(status)["Ready"]["status"] == "True"
+    assert status["components"]["stream-red"] == {"replicas": 2, "readyReplicas": 2}
+
+    ext = network("external-nats.yaml")
+    observed = observe(children_of(ext))
+    unknown = compute_status(ext, observed, now=NOW)
+    assert unknown["nats"] == {"url": "nats://nats.infra.svc:4222"} and conditions(unknown)["Ready"]["status"] == "True"
+    down = compute_status(ext, observed, now=NOW, nats_ready=False)
+    assert down["nats"]["ready"] is False and conditions(down)["Ready"]["status"] == "False"
+
+
+def test_workload_state_messages() -> None:
+    assert workload_state(None, 1, what="Deployment x").message == "Deployment x: not created yet"
+    scaling = {"kind": "Deployment", "metadata": {"name": "x", "generation": 1}, "spec": {"replicas": 1},
+               "status": {"observedGeneration": 1}}  # fmt: skip
+    assert "1 replicas requested, 3 desired" in workload_state(scaling, 3, what="Deployment x").message
+
+
+def test_check_network() -> None:
+    assert check_network(network()) == []
+    spin = network("spinapp.yaml")
+    (missing,) = check_network(spin, spinkube_installed=False)
+    assert missing.reason == "SpinKubeMissing" and "SpinApp" in missing.message
+    rollback = network_from(
+        {
+            **load_example("network.yaml"),
+            "spec": {**load_example("network.yaml")["spec"], "rollbackTo": {"revision": 7}},
+        }
+    )
+    (unknown,) = check_network(rollback, known_revisions=[1, 2])
+    assert unknown.reason == "RevisionNotFound" and "7" in unknown.message and "1, 2" in unknown.message
+    assert check_network(rollback) == []  # nothing known yet: nothing to judge
+
+
+def test_impossible_topology_is_a_problem_not_a_crash() -> None:
+    from agentnet_runtime.core.topology import TopologyError, check_topology
+
+    candidates = [
+        {"kind": "torus", "dimensions": 2, "agents": 7},
+        {"kind": "torus", "dimensions": 3, "agents": 10},
+        {"kind": "ring", "agents": 2},
+        {"kind": "ring", "agents": 1},
+        {"kind": "ramanujan", "degree": 2, "agents": 3},
+    ]
+    impossible = [
+        c
+        for c in candidates
+        if check_topology(c["kind"], c["agents"], degree=c.get("degree"), dimensions=c.get("dimensions", 2))
+    ]
+    if not impossible:
+        pytest.skip("check_topology accepts every candidate")
+    case = dict(impossible[0])
+    agents = case.pop("agents")
+    net = network_from({"apiVersion": "agentnet.dev/v1alpha1", "kind": "AgentNetwork", "metadata": {"name": "bad"},
+                        "spec": {"agents": agents, "topology": case}})  # fmt: skip
+    (problem,) = check_network(net)
+    assert problem.reason == "TopologyImpossible"
+    with pytest.raises(TopologyError):
+        desired_children(net, nats_password=PASSWORD)
+    status = compute_status(net, [], now=NOW, problems=[problem])
+    assert conditions(status)["Degraded"]["reason"] == "TopologyImpossible"
+    assert "colors" not in status["agents"]
