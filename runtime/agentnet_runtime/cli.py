@@ -13,6 +13,7 @@ from agentnet_runtime import __version__
 # name -> "module:attribute" of a click command. Add a line to add a subcommand.
 SUBCOMMANDS: dict[str, str] = {
     "crds": "agentnet_operator.crdgen:crds_command",
+    "operator": "agentnet_operator.main:operator_command",
 }
 
 

@@ -1,0 +1,298 @@
+"""The operator against a real API server: a network comes up and is garbage
+collected, drift is repaired, spec changes and `kubectl scale` roll out, a
+no-op resync writes nothing, SpinApp works with (and reports the lack of)
+SpinKube, and invalid specs are refused by the API server itself."""
+
+import copy
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from prometheus_client.parser import text_string_to_metric_families
+
+from agentnet_operator import names
+from agentnet_runtime.catalogue import COMPONENT_NAMES
+from invalid_specs import INVALID_SPECS, InvalidSpec
+from rig import EXISTING_KUBECONFIG, wait_for
+
+pytestmark = pytest.mark.cluster
+
+REPO = Path(__file__).resolve().parents[2]
+SPINAPP_CRD = Path(__file__).with_name("spinapp-crd.yaml")
+RESYNC_SECONDS = 1.0
+READY_TIMEOUT = "90s"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def agentnet_crd(kubectl):
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    kubectl("wait", "--for=condition=Established", f"crd/{names.CRD_NAME}", "--timeout=60s")
+
+
+class RunningOperator:
+    def __init__(self, kubeconfig: Path, namespace: str, log: Path):
+        self.metrics_port, liveness_port = free_port(), free_port()
+        self.log = log
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("agentnet")), "operator", f"--kubeconfig={kubeconfig}",
+             f"--namespace={namespace}", f"--liveness-port={liveness_port}",
+             f"--metrics-port={self.metrics_port}", f"--resync-seconds={RESYNC_SECONDS}"],
+            stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        wait_for(lambda: self._ok(f"http://127.0.0.1:{liveness_port}/healthz"), 60, "the operator's liveness probe")
+
+    def _ok(self, url: str) -> bool:
+        assert self.process.poll() is None, f"operator exited:\n{self.log.read_text()[-3000:]}"
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the samples of `name` whose labels include `labels`."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2) as response:
+            text = response.read().decode()
+        return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+                   if sample.name == name and labels.items() <= sample.labels.items())
+
+    def writes(self) -> float:
+        return sum(self.metric("agentnet_operator_api_requests_total", verb=verb)
+                   for verb in ("apply", "delete", "patch_status"))
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def operator(agentnet_crd, kubeconfig, namespace, tmp_path) -> Iterator[RunningOperator]:
+    running = RunningOperator(kubeconfig, namespace, tmp_path / "operator.log")
+    yield running
+    running.stop()
+    print(f"operator log (tail):\n{running.log.read_text()[-4000:]}")  # shown when the test failed
+
+
+@pytest.fixture
+def audit_log(kubeconfig) -> Path | None:
+    """The local rig's audit log of every write; None on an existing cluster."""
+    return None if EXISTING_KUBECONFIG else kubeconfig.parent / "audit.log"
+
+
+def writes_in(audit_log: Path, namespace: str) -> int:
+    count = 0
+    with audit_log.open() as log:
+        for line in log:
+            if f'"namespace":"{namespace}"' in line and json.loads(line).get("stage") == "ResponseComplete":
+                count += 1
+    return count
+
+
+def example(name: str) -> dict:
+    return yaml.safe_load((REPO / "examples" / name).read_text())
+
+
+def small_network(name: str = "small", **spec) -> dict:
+    return {"apiVersion": names.API_VERSION, "kind": names.KIND, "metadata": {"name": name},
+            "spec": {"agents": 4, "topology": {"kind": "ring"},
+                     "components": [{"name": "stream-red", "replicas": 1}], **spec}}
+
+
+def apply(kubectl, namespace: str, manifest: dict) -> None:
+    kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(manifest))
+
+
+def wait_ready(kubectl, namespace: str, name: str) -> None:
+    kubectl("-n", namespace, "wait", "--for=condition=Ready", f"anet/{name}", f"--timeout={READY_TIMEOUT}")
+
+
+def network(k8s, namespace: str, name: str) -> dict:
+    return client.CustomObjectsApi(k8s).get_namespaced_custom_object(
+        names.GROUP, names.VERSION, namespace, names.PLURAL, name)
+
+
+def condition(body: dict, type_: str) -> dict:
+    return next(c for c in body.get("status", {}).get("conditions", []) if c["type"] == type_)
+
+
+def children(kubectl, namespace: str, name: str) -> list[dict]:
+    kinds = "configmaps,secrets,services,statefulsets,deployments"
+    items = json.loads(kubectl("-n", namespace, "get", kinds, "-l", names.children_selector(name), "-o", "json"))
+    return items["items"]
+
+
+def kinds_and_names(objects: list[dict]) -> set[tuple[str, str]]:
+    return {(o["kind"], o["metadata"]["name"]) for o in objects}
+
+
+def test_example_network_comes_up_ready_and_is_garbage_collected(operator, kubectl, k8s, namespace):
+    apply(kubectl, namespace, example("network.yaml"))
+    wait_ready(kubectl, namespace, "ramanujan")
+
+    body = network(k8s, namespace, "ramanujan")
+    owned = children(kubectl, namespace, "ramanujan")
+    expected = {("ConfigMap", "ramanujan-config"), ("Secret", "ramanujan-nats"),
+                ("Service", "ramanujan-nats"), ("Service", "ramanujan-nats-headless"),
+                ("StatefulSet", "ramanujan-nats"), ("Service", "ramanujan-agents"),
+                ("StatefulSet", "ramanujan-agents"),
+                *{(kind, f"ramanujan-{c}") for c in COMPONENT_NAMES for kind in ("Deployment", "Service")}}
+    assert kinds_and_names(owned) == expected
+    for obj in owned:
+        (ref,) = obj["metadata"]["ownerReferences"]
+        assert (ref["kind"], ref["name"], ref["uid"], ref["controller"]) == (
+            names.KIND, "ramanujan", body["metadata"]["uid"], True)
+
+    status = body["status"]
+    assert status["observedGeneration"] == body["metadata"]["generation"]
+    assert status["agents"]["ready"] == 9
+    assert sum(status["agents"]["colors"].values()) == 9
+    assert all(c["readyReplicas"] == 1 for c in status["components"].values())
+    assert status["nats"]["ready"] is True
+    assert condition(body, "Degraded")["status"] == "False"
+    printed = kubectl("-n", namespace, "get", "anet", "ramanujan", "--no-headers").split()
+    assert printed[:4] == ["ramanujan", "True", "9", "ramanujan"]
+    events = kubectl("-n", namespace, "get", "events", "--field-selector",
+                     "involvedObject.kind=AgentNetwork,reason=Applied", "-o", "name")
+    assert events.strip(), "the operator posted no Applied event"
+
+    kubectl("-n", namespace, "delete", "anet", "ramanujan", "--wait=true")
+    wait_for(lambda: not children(kubectl, namespace, "ramanujan"), 60, "garbage collection of every child")
+
+
+def test_drift_repair_spec_change_scale_and_quiet_resync(operator, kubectl, k8s, namespace, audit_log):
+    apply(kubectl, namespace, small_network())
+    wait_ready(kubectl, namespace, "small")
+    apps = client.AppsV1Api(k8s)
+
+    # A deleted child comes back; a hand-edited one is put back.
+    old_uid = apps.read_namespaced_deployment("small-stream-red", namespace).metadata.uid
+    kubectl("-n", namespace, "delete", "deployment", "small-stream-red")
+    wait_for(lambda: _uid_or_none(apps, namespace) not in (None, old_uid), 30, "the Deployment to be recreated")
+    original = kubectl("-n", namespace, "get", "configmap", "small-config", "-o", "jsonpath={.data}")
+    kubectl("-n", namespace, "patch", "configmap", "small-config", "--type=merge",
+            "-p", json.dumps({"data": {names.CONFIG_KEY: "{}"}}))
+    wait_for(lambda: kubectl("-n", namespace, "get", "configmap", "small-config", "-o", "jsonpath={.data}")
+             == original, 30, "the ConfigMap to be restored")
+    wait_ready(kubectl, namespace, "small")
+
+    # A spec change updates what it affects, and nothing else.
+    agents_version = apps.read_namespaced_stateful_set("small-agents", namespace).metadata.resource_version
+    kubectl("-n", namespace, "patch", "anet", "small", "--type=json",
+            "-p", json.dumps([{"op": "replace", "path": "/spec/components/0/replicas", "value": 2}]))
+    wait_for(lambda: apps.read_namespaced_deployment("small-stream-red", namespace).spec.replicas == 2,
+             30, "stream-red to be scaled to 2")
+    assert apps.read_namespaced_stateful_set("small-agents", namespace).metadata.resource_version == agents_version
+
+    # kubectl scale changes the agent count; topology and colouring are regenerated.
+    kubectl("-n", namespace, "scale", "anet", "small", "--replicas=6")
+    wait_for(lambda: apps.read_namespaced_stateful_set("small-agents", namespace).spec.replicas == 6,
+             30, "the agents StatefulSet to have 6 replicas")
+    config = json.loads(client.CoreV1Api(k8s).read_namespaced_config_map("small-config", namespace)
+                        .data[names.CONFIG_KEY])
+    assert [node["id"] for node in config["nodes"]] == list(range(6))
+    assert all(len(node["neighbours"]) == 2 for node in config["nodes"])
+    wait_for(lambda: network(k8s, namespace, "small").get("status", {}).get("agents", {}).get("ready") == 6,
+             60, "6 ready agents in status")
+    wait_ready(kubectl, namespace, "small")
+
+    # Settled: resyncs keep running and write nothing — neither the operator's own
+    # count nor the API server's audit log sees a write.
+    time.sleep(2 * RESYNC_SECONDS)
+    reconciles, writes = operator.metric("agentnet_operator_reconciles_total"), operator.writes()
+    audited = writes_in(audit_log, namespace) if audit_log else None
+    time.sleep(4 * RESYNC_SECONDS)
+    assert operator.metric("agentnet_operator_reconciles_total") >= reconciles + 2
+    assert operator.writes() == writes
+    if audit_log:
+        assert writes_in(audit_log, namespace) == audited
+
+
+def _uid_or_none(apps, namespace: str) -> str | None:
+    try:
+        return apps.read_namespaced_deployment("small-stream-red", namespace).metadata.uid
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+
+
+def test_impossible_topology_is_degraded_not_a_crash_loop(operator, kubectl, k8s, namespace):
+    apply(kubectl, namespace, small_network(agents=7, topology={"kind": "torus", "dimensions": 2}))
+
+    def degraded() -> dict | None:
+        body = network(k8s, namespace, "small")
+        found = [c for c in body.get("status", {}).get("conditions", []) if c["type"] == "Degraded"]
+        return found[0] if found and found[0]["status"] == "True" else None
+
+    cond = wait_for(degraded, 30, "a Degraded condition")
+    assert cond["reason"] == "TopologyImpossible"
+    assert "7, which is prime" in cond["message"]
+    assert not children(kubectl, namespace, "small")
+    assert operator.process.poll() is None
+    warnings = kubectl("-n", namespace, "get", "events", "--field-selector", "reason=TopologyImpossible", "-o", "name")
+    assert warnings.strip()
+
+    kubectl("-n", namespace, "patch", "anet", "small", "--type=merge", "-p", '{"spec": {"agents": 9}}')
+    wait_ready(kubectl, namespace, "small")
+
+
+def test_spinapp_workload_with_and_without_spinkube(operator, kubectl, k8s, namespace):
+    preinstalled = bool(kubectl("get", "crd", "-o", "name").count("spinapps.core.spinkube.dev"))
+    manifest = small_network("spin", workload="SpinApp")
+    if not preinstalled:
+        apply(kubectl, namespace, manifest)
+
+        def spinkube_missing() -> bool:
+            body = network(k8s, namespace, "spin")
+            return any(c["type"] == "Degraded" and c["status"] == "True" and c["reason"] == "SpinKubeMissing"
+                       for c in body.get("status", {}).get("conditions", []))
+
+        wait_for(spinkube_missing, 30, "Degraded: SpinKubeMissing")
+        # The rest of the network still runs.
+        assert ("StatefulSet", "spin-agents") in kinds_and_names(children(kubectl, namespace, "spin"))
+        kubectl("apply", "--server-side", "-f", str(SPINAPP_CRD))
+        kubectl("wait", "--for=condition=Established", "crd/spinapps.core.spinkube.dev", "--timeout=60s")
+    try:
+        apply(kubectl, namespace, manifest)
+        spinapps = wait_for(lambda: json.loads(kubectl("-n", namespace, "get", "spinapps", "-o", "json"))["items"],
+                            60, "the SpinApps")
+        (app,) = spinapps
+        assert app["metadata"]["name"] == "spin-stream-red"
+        assert app["spec"]["replicas"] == 1
+        assert app["metadata"]["ownerReferences"][0]["name"] == "spin"
+        wait_for(lambda: condition(network(k8s, namespace, "spin"), "Degraded")["status"] == "False",
+                 30, "Degraded to clear once SpinKube is there")
+        assert not any(o["kind"] == "Deployment" for o in children(kubectl, namespace, "spin"))
+    finally:
+        if not preinstalled:
+            kubectl("delete", "-f", str(SPINAPP_CRD), "--wait=false")
+
+
+@pytest.mark.parametrize("case", INVALID_SPECS, ids=[c.name for c in INVALID_SPECS])
+def test_invalid_spec_is_refused_naming_the_field(agentnet_crd, k8s, case: InvalidSpec):
+    manifest = copy.deepcopy(case.manifest("default"))
+    with pytest.raises(ApiException) as refused:
+        client.CustomObjectsApi(k8s).create_namespaced_custom_object(
+            names.GROUP, names.VERSION, "default", names.PLURAL, manifest, dry_run="All")
+    assert refused.value.status == 422
+    message = json.loads(refused.value.body)["message"]
+    assert case.field in message, message
+    assert case.message in message, message
