@@ -75,6 +75,15 @@ def stamp_digest(obj: dict[str, Any], digest: str) -> dict[str, Any]:
     return obj
 
 
+def _version(obj: Mapping[str, Any]) -> int:
+    """resourceVersion as a number: etcd's revision, which only grows (every
+    Kubernetes API server backed by etcd hands them out this way)."""
+    try:
+        return int(obj["metadata"]["resourceVersion"])
+    except (KeyError, ValueError):
+        return 0
+
+
 class Cluster:
     """API access for one operator process. Thread-safe."""
 
@@ -85,11 +94,16 @@ class Cluster:
 
     # -- the cache of children (fed by watch events) ---------------------------
     def observe(self, obj: Mapping[str, Any], deleted: bool = False) -> None:
+        """Record a child as seen in a watch event or an apply response. These race
+        (an event can overtake the response it follows), so the newest version wins."""
+        key = key_of(obj)
         with self._lock:
             if deleted:
-                self._children.pop(key_of(obj), None)
-            else:
-                self._children[key_of(obj)] = dict(obj)
+                self._children.pop(key, None)
+            elif key not in self._children or _version(obj) >= _version(self._children[key]):
+                # managedFields is most of an object's size and nothing here reads it
+                self._children[key] = {
+                    **obj, "metadata": {k: v for k, v in obj["metadata"].items() if k != "managedFields"}}
 
     def children_of(self, uid: str) -> list[dict[str, Any]]:
         with self._lock:

@@ -86,3 +86,16 @@ async def test_a_failed_reconcile_is_retried():
     queue.enqueue("a")
     await asyncio.sleep(1.5)  # first retry waits 1 s
     assert len(attempts) == 2 and not queue.failures
+
+
+def test_the_cache_keeps_the_newest_version_when_an_event_overtakes_an_apply_response():
+    from agentnet_operator.cluster import Cluster
+
+    cluster = Cluster(api=None)
+    newer = {**live(), "metadata": {**live()["metadata"], "resourceVersion": "9", "namespace": "n"}}
+    older = {**live(), "metadata": {**live()["metadata"], "resourceVersion": "8", "namespace": "n"}}
+    cluster.observe(newer)  # the watch event arrived first
+    cluster.observe(older)  # then the apply response it followed
+    assert cluster.cached(newer)["metadata"]["resourceVersion"] == "9"
+    cluster.observe(older, deleted=True)
+    assert cluster.cached(newer) is None
