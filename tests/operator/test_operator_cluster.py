@@ -5,11 +5,7 @@ SpinKube, and invalid specs are refused by the API server itself."""
 
 import copy
 import json
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,12 +13,12 @@ import pytest
 import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from prometheus_client.parser import text_string_to_metric_families
 
 from agentnet_operator import names
 from agentnet_runtime.catalogue import COMPONENT_NAMES
 from invalid_specs import INVALID_SPECS, InvalidSpec
 from rig import EXISTING_KUBECONFIG, wait_for
+from rig.operator import RunningOperator
 
 pytestmark = pytest.mark.cluster
 
@@ -32,60 +28,16 @@ RESYNC_SECONDS = 1.0
 READY_TIMEOUT = "90s"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def agentnet_crd(kubectl):
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
     kubectl("wait", "--for=condition=Established", f"crd/{names.CRD_NAME}", "--timeout=60s")
 
 
-class RunningOperator:
-    def __init__(self, kubeconfig: Path, namespace: str, log: Path):
-        self.metrics_port, liveness_port = free_port(), free_port()
-        self.log = log
-        self.process = subprocess.Popen(
-            [str(Path(sys.executable).with_name("agentnet")), "operator", f"--kubeconfig={kubeconfig}",
-             f"--namespace={namespace}", f"--liveness-port={liveness_port}",
-             f"--metrics-port={self.metrics_port}", f"--resync-seconds={RESYNC_SECONDS}"],
-            stdout=log.open("wb"), stderr=subprocess.STDOUT)
-        wait_for(lambda: self._ok(f"http://127.0.0.1:{liveness_port}/healthz"), 60, "the operator's liveness probe")
-
-    def _ok(self, url: str) -> bool:
-        assert self.process.poll() is None, f"operator exited:\n{self.log.read_text()[-3000:]}"
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
-    def metric(self, name: str, **labels: str) -> float:
-        """Sum of the samples of `name` whose labels include `labels`."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2) as response:
-            text = response.read().decode()
-        return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
-                   if sample.name == name and labels.items() <= sample.labels.items())
-
-    def writes(self) -> float:
-        return sum(self.metric("agentnet_operator_api_requests_total", verb=verb)
-                   for verb in ("apply", "delete", "patch_status"))
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
 @pytest.fixture
 def operator(agentnet_crd, kubeconfig, namespace, tmp_path) -> Iterator[RunningOperator]:
-    running = RunningOperator(kubeconfig, namespace, tmp_path / "operator.log")
+    running = RunningOperator(kubeconfig, tmp_path / "operator.log", namespace=namespace,
+                              resync_seconds=RESYNC_SECONDS)
     yield running
     running.stop()
     print(f"operator log (tail):\n{running.log.read_text()[-4000:]}")  # shown when the test failed

@@ -1,0 +1,60 @@
+"""The operator under test, run as a real subprocess."""
+
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from rig import wait_for
+from rig.controlplane import free_port
+
+
+class RunningOperator:
+    """`agentnet operator` as a subprocess, with its liveness probe and metrics on free ports."""
+
+    def __init__(self, kubeconfig: Path, log: Path, *, namespace: str | None = None,
+                 resync_seconds: float = 60.0):
+        self.metrics_port, liveness_port = free_port(), free_port()
+        self.log = log
+        scope = [f"--namespace={namespace}"] if namespace else []
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("agentnet")), "operator", f"--kubeconfig={kubeconfig}",
+             *scope, f"--liveness-port={liveness_port}", f"--metrics-port={self.metrics_port}",
+             f"--resync-seconds={resync_seconds}"],
+            stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        wait_for(lambda: self._ok(f"http://127.0.0.1:{liveness_port}/healthz"), 60, "the operator's liveness probe")
+
+    def _ok(self, url: str) -> bool:
+        assert self.process.poll() is None, f"operator exited:\n{self.log.read_text()[-3000:]}"
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the samples of `name` whose labels include `labels`."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2) as response:
+            text = response.read().decode()
+        return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+                   if sample.name == name and labels.items() <= sample.labels.items())
+
+    def writes(self) -> float:
+        return sum(self.metric("agentnet_operator_api_requests_total", verb=verb)
+                   for verb in ("apply", "delete", "patch_status"))
+
+    def rss_bytes(self) -> int:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
