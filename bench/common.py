@@ -1,0 +1,115 @@
+"""Shared benchmark plumbing: machine description, timing, result entries, JSON output.
+
+Timings are the best of several repeats (the least disturbed run), on CPU time for
+single-threaded work ("per core" targets) or wall time where threads or I/O count.
+"""
+
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def machine_info() -> dict:
+    """What the numbers were measured on."""
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "load_average": [round(load, 2) for load in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@dataclass(frozen=True)
+class Timing:
+    best: float  # seconds
+    median: float
+    runs: int
+
+
+def measure(
+    run: Callable[..., object], *, repeat: int = 5, setup: Callable[[], object] | None = None, cpu: bool = True
+) -> Timing:
+    """Time `run()` `repeat` times; `setup()` (untimed) runs before each and its result is passed in."""
+    clock = time.process_time if cpu else time.perf_counter
+    samples = []
+    for _ in range(repeat):
+        argument = setup() if setup is not None else None
+        start = clock()
+        run(argument) if setup is not None else run()
+        samples.append(clock() - start)
+    return Timing(best=min(samples), median=statistics.median(samples), runs=repeat)
+
+
+def entry(
+    name: str,
+    value: float,
+    unit: str,
+    target: float | None,
+    *,
+    higher_is_better: bool,
+    baseline: dict | None = None,
+    **details,
+) -> dict:
+    """One result: value against its target, and against a baseline measured in the same run.
+
+    `baseline` is {"name": ..., "value": ...} in the same unit; the ratio is value / baseline.
+    """
+    met = None if target is None else (value >= target if higher_is_better else value <= target)
+    result = {
+        "name": name,
+        "value": _round(value),
+        "unit": unit,
+        "target": target,
+        "higher_is_better": higher_is_better,
+        "met": met,
+    }
+    if baseline is not None:
+        result["baseline"] = {**baseline, "value": _round(baseline["value"])}
+        result["ratio_to_baseline"] = _round(value / baseline["value"]) if baseline["value"] else None
+    result.update(details)
+    return result
+
+
+def _round(value: float) -> float:
+    return float(f"{value:.4g}")
+
+
+def write_results(name: str, entries: list[dict], **extra) -> Path:
+    """Write bench/results/<name>.json and return its path."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    document = {"benchmark": name, "machine": machine_info(), "argv": sys.argv[1:], **extra, "entries": entries}
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    return path
+
+
+def print_table(entries: list[dict]) -> None:
+    """A human-readable summary on stdout."""
+    for result in entries:
+        mark = {True: "ok  ", False: "MISS", None: "    "}[result["met"]]
+        sense = ">=" if result["higher_is_better"] else "<="
+        target = "" if result["target"] is None else f" (target {sense} {result['target']:,})"
+        ratio = f"  x{result['ratio_to_baseline']} vs {result['baseline']['name']}" if "baseline" in result else ""
+        print(f"{mark} {result['name']}: {result['value']:,} {result['unit']}{target}{ratio}")

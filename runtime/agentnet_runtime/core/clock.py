@@ -1,0 +1,39 @@
+"""Vector clocks as plain dicts (replica id -> count of that replica's events seen).
+
+Plain dicts so they cross the wire unchanged; a missing replica counts as 0.
+"""
+
+VectorClock = dict[str, int]
+
+
+def dominates(a: VectorClock, b: VectorClock) -> bool:
+    """True when `a` has seen everything `b` has (a >= b pointwise)."""
+    return all(a.get(replica, 0) >= count for replica, count in b.items())
+
+
+def merge(a: VectorClock, b: VectorClock) -> VectorClock:
+    """Pointwise maximum: the least clock that dominates both."""
+    merged = dict(a)
+    for replica, count in b.items():
+        if count > merged.get(replica, 0):
+            merged[replica] = count
+    return merged
+
+
+def compare(a: VectorClock, b: VectorClock) -> str:
+    """'equal', 'before' (a happened before b), 'after', or 'concurrent'."""
+    a_ge, b_ge = dominates(a, b), dominates(b, a)
+    if a_ge and b_ge:
+        return "equal"
+    if b_ge:
+        return "before"
+    return "after" if a_ge else "concurrent"
+
+
+def validate(clock: object) -> VectorClock:
+    """Check a clock that came off the wire; return it as a fresh dict."""
+    if not isinstance(clock, dict) or not all(
+        isinstance(replica, str) and type(count) is int and count >= 0 for replica, count in clock.items()
+    ):
+        raise ValueError(f"a vector clock maps replica ids to non-negative ints, got {clock!r}")
+    return dict(clock)

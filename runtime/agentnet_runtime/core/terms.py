@@ -1,0 +1,219 @@
+"""A small term language: numbers, variables, infix operators and function calls.
+
+    (a + b) * c        x * 1 + 0        f(x, y + 2)        ?a * (?b + ?c)
+
+A term is an operator and its arguments; a leaf is an operator with no
+arguments (a number such as "2" or "2.5", or a variable name). `?name` is a
+pattern variable, allowed only when parsing rules (`patterns=True`).
+
+`str(term)` prints with the fewest parentheses that still parse back to the
+same term, so `parse(str(t)) == t` for every term.
+"""
+
+import re
+from typing import NamedTuple
+
+
+class Operator(NamedTuple):
+    precedence: int  # higher binds tighter
+    right_assoc: bool = False
+
+
+# Binary infix operators. Add a line here to extend the language; operators that
+# share a precedence must share an associativity.
+INFIX: dict[str, Operator] = {
+    "+": Operator(1),
+    "-": Operator(1),
+    "*": Operator(2),
+    "/": Operator(2),
+    "^": Operator(3, right_assoc=True),
+}
+
+
+class Term(NamedTuple):
+    """An operator applied to arguments; a plain tuple, so hashable, comparable and cheap."""
+
+    op: str
+    args: tuple["Term", ...] = ()
+
+    def __str__(self) -> str:
+        return _print(self)
+
+    def __repr__(self) -> str:
+        return f"parse({str(self)!r})"
+
+
+class TermSyntaxError(ValueError):
+    """Text that is not a term; says where (1-based column) and what."""
+
+    def __init__(self, text: str, position: int, problem: str):
+        self.text = text
+        self.position = position  # 0-based offset into text
+        self.problem = problem
+        super().__init__(f"{problem} at column {position + 1} in {text!r}")
+
+
+def var(name: str) -> Term:
+    return Term(name)
+
+
+def num(value: int | float | str) -> Term:
+    return Term(_numeral(str(value)))
+
+
+def is_pattern_var(term: Term) -> bool:
+    return term.op.startswith("?")
+
+
+def is_number(term: Term) -> bool:
+    return not term.args and term.op[0].isdigit()
+
+
+def size(term: Term) -> int:
+    """Number of nodes in the term's syntax tree."""
+    return 1 + sum(size(arg) for arg in term.args)
+
+
+def operators(term: Term) -> set[str]:
+    """Every operator in a term, leaves included."""
+    found = {term.op}
+    for arg in term.args:
+        found |= operators(arg)
+    return found
+
+
+def variables(term: Term) -> set[str]:
+    """Names of the pattern variables (`?x`) in a term."""
+    if is_pattern_var(term):
+        return {term.op}
+    return set().union(*(variables(arg) for arg in term.args)) if term.args else set()
+
+
+# --- printing ---------------------------------------------------------------
+
+
+def _print(term: Term) -> str:
+    op, args = term
+    if not args:
+        return op
+    operator = INFIX.get(op)
+    if operator is None or len(args) != 2:
+        return f"{op}({', '.join(_print(arg) for arg in args)})"
+    left, right = args
+    return f"{_operand(left, operator, is_right=False)} {op} {_operand(right, operator, is_right=True)}"
+
+
+def _operand(term: Term, parent: Operator, is_right: bool) -> str:
+    """Print an operand of an infix operator, in parentheses only when needed."""
+    text = _print(term)
+    inner = INFIX.get(term.op) if len(term.args) == 2 else None
+    if inner is None or inner.precedence > parent.precedence:
+        return text
+    if inner.precedence == parent.precedence and is_right == parent.right_assoc:
+        return text  # same level on the side the operator groups towards
+    return f"({text})"
+
+
+# --- parsing ----------------------------------------------------------------
+
+_TOKEN = re.compile(
+    r"(?P<number>\d+(?:\.\d+)?)"
+    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<pvar>\?[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<symbol>[-+*/^(),])"
+)
+_SPACE = re.compile(r"\s*")
+
+
+def _numeral(text: str) -> str:
+    """One spelling per number, so equal numbers are equal terms: 007 -> 7, 2.50 -> 2.5."""
+    if not re.fullmatch(r"\d+(?:\.\d+)?", text):
+        raise ValueError(f"not a non-negative number: {text!r}")
+    return str(int(text)) if "." not in text else repr(float(text))
+
+
+def parse(text: str, *, patterns: bool = False) -> Term:
+    """Parse a term; `patterns=True` also accepts `?name` pattern variables."""
+    return _Parser(text, patterns).parse()
+
+
+class _Parser:
+    """Precedence climbing over a token list of (kind, text, position)."""
+
+    def __init__(self, text: str, patterns: bool):
+        self.text = text
+        self.patterns = patterns
+        self.tokens = self._tokenize()
+        self.index = 0
+
+    def _tokenize(self) -> list[tuple[str, str, int]]:
+        tokens, text = [], self.text
+        position = _SPACE.match(text).end()
+        while position < len(text):
+            match = _TOKEN.match(text, position)
+            if match is None:
+                raise TermSyntaxError(text, position, f"unexpected character {text[position]!r}")
+            tokens.append((match.lastgroup, match.group(), position))
+            position = _SPACE.match(text, match.end()).end()
+        tokens.append(("end", "end of input", len(text)))
+        return tokens
+
+    def parse(self) -> Term:
+        term = self._expression(0)
+        kind, token, position = self.tokens[self.index]
+        if kind != "end":
+            raise TermSyntaxError(self.text, position, f"unexpected {token!r}, expected an operator or end of input")
+        return term
+
+    def _peek(self) -> tuple[str, str, int]:
+        return self.tokens[self.index]
+
+    def _next(self) -> tuple[str, str, int]:
+        token = self.tokens[self.index]
+        self.index += 1
+        return token
+
+    def _expect(self, symbol: str) -> None:
+        kind, token, position = self._next()
+        if token != symbol or kind != "symbol":
+            raise TermSyntaxError(self.text, position, f"expected {symbol!r}, found {_describe(kind, token)}")
+
+    def _expression(self, min_precedence: int) -> Term:
+        left = self._primary()
+        while True:
+            kind, token, _ = self._peek()
+            operator = INFIX.get(token) if kind == "symbol" else None
+            if operator is None or operator.precedence < min_precedence:
+                return left
+            self.index += 1
+            next_min = operator.precedence if operator.right_assoc else operator.precedence + 1
+            left = Term(token, (left, self._expression(next_min)))
+
+    def _primary(self) -> Term:
+        kind, token, position = self._next()
+        if kind == "number":
+            return Term(_numeral(token))
+        if kind == "pvar":
+            if not self.patterns:
+                raise TermSyntaxError(self.text, position, f"pattern variable {token!r} outside a rule")
+            return Term(token)
+        if kind == "name":
+            if self._peek()[1] != "(":
+                return Term(token)
+            self.index += 1
+            args = [self._expression(0)]
+            while self._peek()[1] == ",":
+                self.index += 1
+                args.append(self._expression(0))
+            self._expect(")")
+            return Term(token, tuple(args))
+        if token == "(" and kind == "symbol":
+            inner = self._expression(0)
+            self._expect(")")
+            return inner
+        found = _describe(kind, token)
+        raise TermSyntaxError(self.text, position, f"expected a number, variable or '(', found {found}")
+
+
+def _describe(kind: str, token: str) -> str:
+    return token if kind == "end" else repr(token)

@@ -1,0 +1,97 @@
+"""Hypothesis strategies and small reference implementations shared by the core tests."""
+
+from hypothesis import strategies as st
+
+from agentnet_runtime.core.egraph import EGraph
+from agentnet_runtime.core.terms import INFIX, Term
+
+VARIABLES = st.sampled_from(["a", "b", "c", "x", "y", "z", "foo", "_v1"])
+NUMBERS = st.sampled_from(["0", "1", "2", "10", "2.5", "0.125"])
+
+
+def terms(operators=tuple(INFIX), calls: bool = True, variables=VARIABLES, numbers=NUMBERS, max_leaves: int = 12):
+    """Any term the language can print: infix operators, and f(...)/g(...) calls."""
+    leaves = st.one_of(variables, numbers).map(Term)
+
+    def extend(children):
+        infix = st.tuples(st.sampled_from(operators), children, children).map(lambda t: Term(t[0], (t[1], t[2])))
+        if not calls:
+            return infix
+        call = st.tuples(st.sampled_from(["f", "g"]), st.lists(children, min_size=1, max_size=3)).map(
+            lambda t: Term(t[0], tuple(t[1]))
+        )
+        return infix | call
+
+    return st.recursive(leaves, extend, max_leaves=max_leaves)
+
+
+# Small arithmetic terms over few variables, so replicas share structure.
+arith_terms = terms(
+    ("+", "*"), calls=False, variables=st.sampled_from("abc"), numbers=st.sampled_from(["0", "1"]), max_leaves=5
+)
+
+
+@st.composite
+def histories(draw, max_ops: int = 8):
+    """A replica's local history: ("add", term) and ("union", i, j) over the terms added so far."""
+    ops = []
+    added = 0
+    for _ in range(draw(st.integers(1, max_ops))):
+        if added >= 2 and draw(st.booleans()):
+            i = draw(st.integers(0, added - 1))
+            j = draw(st.integers(0, added - 1))
+            ops.append(("union", i, j))
+        else:
+            ops.append(("add", draw(arith_terms)))
+            added += 1
+    return ops
+
+
+def play(egraph: EGraph, history, colour=None) -> EGraph:
+    """Apply a history to a replica; each op is one event (the clock is read after it)."""
+    roots = []
+    for op in history:
+        if op[0] == "add":
+            roots.append(egraph.add_term(op[1]) if colour is None else egraph.add_term(op[1], colour))
+        else:
+            egraph.union(roots[op[1]], roots[op[2]])
+        egraph.clock
+    return egraph
+
+
+def naive_closure(egraph: EGraph) -> dict[str, str]:
+    """Congruence closure of an e-graph's node and union sets by brute-force fixpoint.
+
+    Returns node id -> smallest id in its class, over node ids and union ends.
+    """
+    nodes = {node: egraph.node(node) for node in egraph._nodes}
+    ids = set(nodes) | {end for pair in egraph._unions for end in pair}
+    for op, kids in nodes.values():
+        ids.update(kids)
+    parent = {i: i for i in ids}
+
+    def find(i):
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    def join(a, b):
+        a, b = find(a), find(b)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+            return True
+        return False
+
+    for a, b in egraph._unions:
+        join(a, b)
+    changed = True
+    while changed:
+        changed = False
+        shapes = {}
+        for node, (op, kids) in nodes.items():
+            shape = (op, *map(find, kids))
+            if shape in shapes:
+                changed |= join(shapes[shape], node)
+            else:
+                shapes[shape] = node
+    return {i: find(i) for i in ids}

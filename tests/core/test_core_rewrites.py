@@ -1,0 +1,179 @@
+import pytest
+from core_strategies import arith_terms
+from hypothesis import given, settings
+
+from agentnet_runtime.core.colour import Colour
+from agentnet_runtime.core.egraph import EGraph, node_id
+from agentnet_runtime.core.rewrites import (
+    ALL_RULES,
+    BLUE_RULES,
+    GREEN_RULES,
+    RED_RULES,
+    Rule,
+    RuleError,
+    parse_rule,
+    parse_rules,
+    rules_for,
+)
+from agentnet_runtime.core.saturate import Budget, Saturator, StopReason, extract, saturate
+from agentnet_runtime.core.terms import TermSyntaxError, parse, size
+
+
+def test_rules_are_data():
+    rule = parse_rule("assoc: (?a + ?b) + ?c => ?a + (?b + ?c)", Colour.RED)
+    assert rule.name == "assoc" and rule.colour is Colour.RED
+    assert str(rule) == "assoc: ?a + ?b + ?c => ?a + (?b + ?c)"  # + groups to the left
+    assert parse_rule("?x * 2 => ?x + ?x").name == "?x * 2 => ?x + ?x"
+    both = parse_rules("# doubling\ndouble: ?x * 2 <=> ?x + ?x\n\n")
+    assert [r.name for r in both] == ["double", "double (reverse)"] and both[1].lhs == both[0].rhs
+
+
+@pytest.mark.parametrize(
+    "text, error, words",
+    [
+        ("?a + ?b", RuleError, "needs '=>'"),
+        ("?a => ?a + 0", RuleError, "must not be a bare variable"),
+        ("?a + 0 => ?b", RuleError, r"does not bind: \?b"),
+        ("?a + => ?a", TermSyntaxError, "column"),
+        ("?a + ?b <=> ?b + ?a", RuleError, "expected one rule"),
+    ],
+)
+def test_bad_rules_are_refused(text, error, words):
+    with pytest.raises(error, match=words):
+        parse_rule(text)
+
+
+def test_the_three_families():
+    families = ((RED_RULES, Colour.RED), (BLUE_RULES, Colour.BLUE), (GREEN_RULES, Colour.GREEN))
+    assert all(rules_for(colour) == rules == rules_for(colour.value) for rules, colour in families)
+    assert {r.name for r in RED_RULES} == {"add-comm", "mul-comm", "add-assoc", "mul-assoc"}
+    assert {r.name for r in BLUE_RULES} == {"distribute", "factor"}
+    assert {"add-zero", "mul-one", "mul-zero"} <= {r.name for r in GREEN_RULES}
+    assert all(rule.colour is colour for rules, colour in families for rule in rules)
+    assert ALL_RULES == RED_RULES + BLUE_RULES + GREEN_RULES
+
+
+def test_rewrites_tag_what_they_add_with_their_colour():
+    g = EGraph("a")
+    g.add_term(parse("x + y"), Colour.GREEN)
+    saturate(g, RED_RULES)
+    x, y = node_id("x", ()), node_id("y", ())
+    assert g.tags(node_id("+", (y, x))) == (Colour.RED,)
+    assert g.tags(node_id("+", (x, y))) == (Colour.RED, Colour.GREEN)  # re-derived by add-comm
+
+
+@pytest.mark.parametrize(
+    "left, right",
+    [
+        ("x * (y + z)", "x * y + x * z"),
+        ("(a + b) + c", "a + (b + c)"),
+        ("a * 1 + 0", "a"),
+        ("(a + b) * c", "c * b + a * c"),
+        ("x * 0 + y", "y"),
+        ("(a * b) * (c * d)", "d * (c * (b * a))"),
+    ],
+)
+def test_known_identities_hold_after_saturation(left, right):
+    g = EGraph("a")
+    g.add_term(parse(left))
+    g.add_term(parse(right))
+    report = saturate(g, ALL_RULES if "0" not in left else GREEN_RULES + RED_RULES, Budget(iterations=12))
+    assert g.equivalent(parse(left), parse(right)), report
+    assert Saturator().prove_equal(left, right)
+
+
+@pytest.mark.parametrize(
+    "left, right", [("x * y", "x + y"), ("a + b", "a"), ("x * (y + z)", "x * y + z"), ("a + a", "a"), ("2", "1 + 1")]
+)
+def test_unequal_terms_are_not_reported_equal(left, right):
+    verdict = Saturator().verify(left, right)
+    assert not verdict.equal and verdict.report.saturated
+    g = EGraph("a")
+    g.add_term(parse(left))
+    g.add_term(parse(right))
+    assert saturate(g, ALL_RULES).saturated
+    assert not g.equivalent(parse(left), parse(right))
+
+
+DEEP_RULES = parse_rules(
+    """
+    ((?a + ?b) + ?c) + ?d => ?a + (?b + (?c + ?d))
+    ?a * (?b * (?c + ?d)) => (?a * ?b) * ?c + (?a * ?b) * ?d
+    """
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(arith_terms, arith_terms)
+def test_incremental_search_misses_nothing(first, second):
+    """Saturated means a full search finds nothing new: a second saturate() (whose first
+    iteration searches everywhere) adds no node and merges no classes. (It may still add
+    a colour tag to a node that a congruent twin stood in for.)"""
+    g = EGraph("a")
+    g.add_term(first)
+    g.add_term(second)
+    rules = RED_RULES + BLUE_RULES + DEEP_RULES
+    if not saturate(g, rules, Budget(nodes=5_000)).saturated:
+        return
+    classes = {node: g.find(node) for node in g._nodes}
+    assert saturate(g, rules).saturated
+    assert {node: g.find(node) for node in g._nodes} == classes
+
+
+def test_saturation_reports_why_it_stopped():
+    g = EGraph("a")
+    g.add_term(parse("a + b"))
+    report = saturate(g, RED_RULES)
+    assert report.saturated and report.stop_reason is StopReason.SATURATED and report.nodes == len(g)
+    g = EGraph("a")
+    g.add_term(parse("a * 1 + 0"))  # identities inside a full saturation never finish
+    report = saturate(g, ALL_RULES, Budget(nodes=300))
+    assert report.stop_reason is StopReason.NODES and not report.saturated
+    g = EGraph("a")
+    g.add_term(parse("a + b + c + d"))
+    report = saturate(g, RED_RULES, Budget(iterations=2))
+    assert report.stop_reason is StopReason.ITERATIONS and report.iterations == 2
+    report = saturate(g, RED_RULES, Budget(seconds=0.0))
+    assert report.stop_reason is StopReason.TIME
+    g = EGraph("a")
+    a, b = g.add_term(parse("x * (y + z)")), g.add_term(parse("x * z + x * y"))
+    report = saturate(g, ALL_RULES, goal=lambda: g.find(a) == g.find(b))
+    assert report.stop_reason is StopReason.GOAL
+
+
+def test_extraction_finds_the_smallest_term():
+    g = EGraph("a")
+    root = g.add_term(parse("x * y + x * z"))
+    saturate(g, BLUE_RULES + RED_RULES)
+    assert size(extract(g, root)) == 5  # x * (y + z), in some order
+    assert extract(g, g.add_term(parse("q"))) == parse("q")
+    assert Saturator().canonical("a * 1 + 0 * b") == parse("a")
+
+
+@settings(max_examples=40, deadline=None)
+@given(arith_terms)
+def test_canonical_form_is_equal_and_never_larger(term):
+    saturator = Saturator(budget=Budget(iterations=8, nodes=3_000))
+    result = saturator.simplify(term)
+    assert size(result.term) <= size(term)
+    assert saturator.prove_equal(term, result.term)
+
+
+def test_the_memo_answers_repeats_without_saturating():
+    saturator = Saturator(memo_size=2)
+    first = saturator.simplify("x * (y + z)")
+    assert saturator.simplify(parse("x * (y + z)")) is first
+    assert saturator.memo.hits == 1 and saturator.memo.misses == 1
+    saturator.canonical("a")
+    saturator.canonical("b")  # evicts the least recently used
+    assert saturator.simplify("x * (y + z)") is not first
+    assert saturator.prove_equal("a + b", "b + a") and saturator.prove_equal("b + a", "a + b")
+    assert saturator.memo.hits >= 2
+
+
+def test_user_rules_extend_the_language():
+    rules = parse_rules("sub-self: ?a - ?a => 0\nadd-zero: ?a + 0 => ?a")
+    saturator = Saturator(rules)
+    assert saturator.canonical("x + (y - y)") == parse("x")
+    assert saturator.prove_equal("f(x - x)", "f(0)")
+    assert isinstance(rules[0], Rule)
