@@ -12,13 +12,12 @@ import copy
 from typing import Any
 
 import pytest
+import celpy
 import yaml
 from conftest import CRDS, EXAMPLES
 from invalid_specs import INVALID_SPECS, InvalidSpec
 
 from agentnet_operator import names
-
-celpy = pytest.importorskip("celpy", reason="cel-python is not installed")
 
 ROOT = yaml.safe_load((CRDS / names.CRD_FILE).read_text())["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
 ENV = celpy.Environment()
