@@ -14,6 +14,8 @@ from agentnet_runtime import __version__
 SUBCOMMANDS: dict[str, str] = {
     "crds": "agentnet_operator.crdgen:crds_command",
     "operator": "agentnet_operator.main:operator_command",
+    "agent": "agentnet_runtime.agent.main:agent_command",
+    "up": "agentnet_runtime.local.up:up_command",
 }
 
 

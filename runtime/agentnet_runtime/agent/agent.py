@@ -1,0 +1,192 @@
+"""One agent: a replica of the CRDT e-graph, its colour's rewrite family, and what it
+knows about its neighbours. Pure bookkeeping: the host (host.py) moves the messages.
+
+Replication, per neighbour n:
+  - `known[n]`: a clock n is known to have seen (from its acks, sync replies and deltas);
+  - `sent[n]`: how far deltas were pushed to n, optimistically (>= known[n]).
+A change is pushed as `delta_since(sent[n])`; a lost push is repaired by anti-entropy:
+a sync exchange compares digests, answers with `delta_since(asker's clock)`, and resets
+`sent[n]` to `known[n]` so the next push resends what n may have missed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from agentnet_runtime.config import AgentSettings, NodeConfig
+from agentnet_runtime.core.clock import VectorClock, merge
+from agentnet_runtime.core.colour import Colour
+from agentnet_runtime.core.egraph import Delta, EGraph
+from agentnet_runtime.core.rewrites import rules_for
+from agentnet_runtime.core.saturate import Budget, SaturationReport, StopReason, saturate
+from agentnet_runtime.core.terms import Term, is_pattern_var
+from agentnet_runtime.timeline.events import Event, Recorder
+
+_KEEP_GOING = (StopReason.TIME, StopReason.ITERATIONS)
+
+
+def _constant_leaves(pattern: Term) -> list[Term]:
+    if not pattern.args:
+        return [] if is_pattern_var(pattern) else [pattern]
+    return [leaf for arg in pattern.args for leaf in _constant_leaves(arg)]
+
+
+class Agent:
+    def __init__(self, node: NodeConfig, replica: str, settings: AgentSettings, sink: Callable[[Event], None] | None = None):
+        self.id = node.id
+        self.node = node
+        self.colour = Colour(node.colour)
+        self.neighbours = node.neighbours
+        self.settings = settings
+        self.rules = rules_for(self.colour)
+        self._needs = [_constant_leaves(rule.lhs) for rule in self.rules]  # a rule cannot match without these
+        self.budget = Budget(iterations=settings.rewrite_iterations, nodes=settings.node_cap, seconds=settings.rewrite_seconds)
+        self.egraph = EGraph(replica)
+        self.recorder = Recorder(node.id, replica, self.colour.value, sink)
+        self.known: dict[int, VectorClock] = {n: {} for n in self.neighbours}
+        self.sent: dict[int, VectorClock] = {n: {} for n in self.neighbours}
+        self.peer_digests: dict[int, str] = {}
+        self.pending_acks: set[int] = set()
+        self.dirty = False  # learned something the rewrite family has not been applied to
+        self.last_input = self.last_rewrite = 0.0  # time.monotonic() of the last news and the last rewrite pass
+        self.sent_count = self.received_count = self.syncs_completed = 0
+        self.started = time.time()
+
+    @property
+    def replica(self) -> str:
+        return self.egraph.replica
+
+    # --- local input --------------------------------------------------------------
+
+    def submit(self, term: Term) -> str:
+        """Add a term (tagged with this agent's colour); returns its class id."""
+        class_id = self.egraph.add_term(term, self.colour)
+        self._news()
+        self.recorder.record("submit", payload={"term": str(term), "class": class_id})
+        return class_id
+
+    def prove(self, lhs: Term, rhs: Term) -> bool:
+        """Add both sides (so the network works on them) and say whether they are proven equal yet."""
+        a, b = self.egraph.add_term(lhs, self.colour), self.egraph.add_term(rhs, self.colour)
+        self._news()
+        equal = self.egraph.find(a) == self.egraph.find(b)
+        self.recorder.record("prove", payload={"lhs": str(lhs), "rhs": str(rhs), "equal": equal})
+        return equal
+
+    def rewrite(self) -> SaturationReport | None:
+        """One time-sliced pass of the colour's rewrite family; leaves `dirty` set if it ran out of slice."""
+        if not self.dirty:
+            return None
+        if len(self.egraph) >= self.settings.node_cap or not self._any_rule_can_match():
+            self.dirty = False
+            return None
+        version = self.egraph.version
+        self.last_rewrite = time.monotonic()
+        report = saturate(self.egraph, self.rules, self.budget)
+        self.dirty = report.stop_reason in _KEEP_GOING
+        if self.egraph.version != version:
+            self.recorder.record(
+                "rewrite", payload={"family": self.colour.value, "matches": report.matches, "nodes": report.nodes,
+                                    "stop": report.stop_reason.value},
+            )  # fmt: skip
+        return report
+
+    def _any_rule_can_match(self) -> bool:
+        """False when every rule needs a constant (e.g. GREEN's 0 and 1) this replica lacks: skip the pass."""
+        lookup = self.egraph.lookup
+        return any(all(lookup(leaf) is not None for leaf in needs) for needs in self._needs)
+
+    def _news(self) -> None:
+        self.dirty = True
+        self.last_input = time.monotonic()
+
+    # --- replication ----------------------------------------------------------------
+
+    def learn(self, neighbour: int, clock: VectorClock) -> None:
+        """`neighbour` has seen `clock`."""
+        if neighbour in self.known:
+            self.known[neighbour] = merge(self.known[neighbour], clock)
+            self.sent[neighbour] = merge(self.sent[neighbour], clock)
+
+    def receive(self, sender: int, delta: Delta) -> int:
+        """Join a delta pushed by a neighbour; returns how many e-nodes were new here."""
+        before, version = len(self.egraph), self.egraph.version
+        self.egraph.join(delta)
+        self.learn(sender, delta.clock)
+        self.pending_acks.add(sender)
+        if self.egraph.version != version:
+            self._news()
+        return len(self.egraph) - before
+
+    def deltas_to_push(self) -> list[tuple[int, Delta]]:
+        """What each neighbour has not been sent yet; marks it sent."""
+        out = []
+        for n in self.neighbours:
+            delta = self.egraph.delta_since(self.sent[n])
+            if delta:
+                self.sent[n] = merge(self.sent[n], delta.clock)
+                out.append((n, delta))
+        return out
+
+    def sync_request(self) -> dict[str, Any]:
+        return {"digest": self.egraph.digest(), "clock": self.egraph.clock}
+
+    def answer_sync(self, sender: int, request: dict[str, Any]) -> dict[str, Any]:
+        """Reply to a neighbour's digest: equal, or the delta its clock has not seen."""
+        clock = request["clock"]
+        self.learn(sender, clock)
+        self.peer_digests[sender] = request["digest"]
+        reply = self.sync_request()
+        if request["digest"] != reply["digest"]:
+            reply["delta"] = self.egraph.delta_since(clock).to_wire()
+        return reply
+
+    def absorb_sync_reply(self, neighbour: int, reply: dict[str, Any]) -> tuple[str, int]:
+        """Take a neighbour's sync reply; returns ("equal" | "pulled" | "pushed", new e-nodes).
+
+        "pushed": the delta was too large for a reply and comes as a state message instead.
+        """
+        new = 0
+        if "delta" in reply:
+            before, version = len(self.egraph), self.egraph.version
+            self.egraph.join(Delta.from_wire(reply["delta"]))
+            new = len(self.egraph) - before
+            if self.egraph.version != version:
+                self._news()
+        self.learn(neighbour, reply["clock"])
+        self.sent[neighbour] = dict(self.known[neighbour])  # resend whatever it still lacks
+        self.peer_digests[neighbour] = reply["digest"]
+        self.syncs_completed += 1
+        if "delta" in reply:
+            return "pulled", new
+        return ("pushed" if reply.get("pushed") else "equal"), new
+
+    # --- reporting ----------------------------------------------------------------------
+
+    def agreeing_neighbours(self) -> list[int]:
+        digest = self.egraph.digest()
+        return [n for n in self.neighbours if self.peer_digests.get(n) == digest]
+
+    def heartbeat(self) -> dict[str, Any]:
+        return {"agent": self.id, "digest": self.egraph.digest(), "nodes": len(self.egraph),
+                "events": sum(self.egraph.clock.values()), "time": time.time()}  # fmt: skip
+
+    def state(self, node: str) -> dict[str, Any]:
+        """What GET /agent/{id}/state answers."""
+        return {
+            "agent": self.id,
+            "node": node,
+            "replica": self.replica,
+            "colour": self.colour.value,
+            "display": self.node.display,
+            "size": len(self.egraph),  # e-nodes
+            "neighbours": list(self.neighbours),
+            "messages": {"sent": self.sent_count, "received": self.received_count},
+            "syncs": self.syncs_completed,
+            "clock": self.egraph.clock,
+            "lamport": self.recorder.lamport,
+            "digest": self.egraph.digest(),
+            "agreeing_neighbours": self.agreeing_neighbours(),
+            "uptime": round(time.time() - self.started, 3),
+        }

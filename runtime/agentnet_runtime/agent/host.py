@@ -1,0 +1,340 @@
+"""AgentHost: the agents of one process on one NATS connection and one event loop.
+
+Each agent has a worker that wakes when something changed: it pushes deltas to its
+neighbours (agent.{n}.state) and acknowledges what it received (agent.{n}.ack) at once,
+and runs a time-sliced rewrite pass of its colour's family once its inbox is quiet.
+Timers run anti-entropy rounds (agent.{n}.sync request/reply with digests), heartbeats
+(agent.{id}.heartbeat, network.status), timeline flushes and optional snapshots.
+
+A restarted agent gets a fresh replica id (agent id + start time), so it never reuses a
+sequence number of its previous life; it catches up from its neighbours' replies (and
+from its snapshot, if one was kept).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from agentnet_runtime.config import RuntimeConfig
+from agentnet_runtime.core.egraph import Delta
+from agentnet_runtime.timeline.events import Event
+from agentnet_runtime.web import METRICS
+
+from . import subjects
+from .agent import Agent
+from .transport import Transport, Unreachable
+
+log = logging.getLogger("agentnet.agent")
+
+MAX_BUFFERED_EVENTS = 200_000  # events kept while no sink can take them; older ones are dropped
+EVENTS_PER_MESSAGE = 1_000  # timeline events per NATS message when there is no local DuckDB file
+
+
+class AgentHost:
+    """Runs `config.agent_ids`; `timeline` (a timeline.Timeline), if set before start(), stores events."""
+
+    def __init__(self, config: RuntimeConfig, timeline=None):
+        self.config = config
+        self.settings = config.agent
+        self.timeline = timeline
+        boot = format(time.time_ns() // 1_000_000, "x")
+        self.events: list[Event] = []
+        self.agents: dict[int, Agent] = {
+            i: Agent(config.network.nodes[i], f"{i}.{boot}", self.settings, self.events.append) for i in config.agent_ids
+        }
+        self.transport = Transport(config.nats_url, config.nats_auth, name=f"agentnet-{config.network.name}-{config.pod_name}")
+        self.ready = asyncio.Event()  # connected and subscribed
+        self.started = time.time()
+        self._listeners: dict[int, list[Agent]] = {}  # neighbour id -> hosted agents that listen to it
+        for agent in self.agents.values():
+            for n in agent.neighbours:
+                self._listeners.setdefault(n, []).append(agent)
+        self._wake = {i: asyncio.Event() for i in self.agents}
+        self._busy: set[int] = set()
+        self._tasks: list[asyncio.Task] = []
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start in the background (connecting may wait for NATS); `ready` is set once subscribed."""
+        for agent in self.agents.values():
+            self._load_snapshot(agent)
+            agent.recorder.record("start", payload={"pod": self.config.pod_name, "size": len(agent.egraph)})
+        self._spawn(self._connect_and_run(), "agents")
+        self._spawn(self._every(self.settings.timeline_flush, self.flush_events), "timeline")
+        if self.settings.snapshot_interval > 0 and self.config.data_dir is not None:
+            self._spawn(self._every(self.settings.snapshot_interval, self._save_snapshots), "snapshots")
+
+    async def stop(self) -> None:
+        for agent in self.agents.values():
+            agent.recorder.record("stop", payload={"size": len(agent.egraph), "digest": agent.egraph.digest()})
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self.flush_events()
+        if self.config.data_dir is not None and self.settings.snapshot_interval > 0:
+            await self._save_snapshots()
+        await self.transport.close()
+
+    def _spawn(self, coroutine: Awaitable, name: str) -> None:
+        self._tasks.append(asyncio.create_task(coroutine, name=name))
+
+    async def _connect_and_run(self) -> None:
+        await self.transport.connect()
+        for i in self.agents:
+            await self.transport.subscribe(subjects.inbox(i), self._on_inbox)
+        await self.transport.subscribe(subjects.HEARTBEAT.format(id="*"), self._on_heartbeat)
+        await self.transport.subscribe(subjects.BROADCAST_HEARTBEAT, self._on_roll_call)
+        for agent in self.agents.values():
+            self._spawn(self._worker(agent), f"agent-{agent.id}")
+            self._wake[agent.id].set()
+        if self.settings.sync_interval > 0:
+            self._spawn(self._every(self.settings.sync_interval, self.sync_round), "anti-entropy")
+        self._spawn(self._every(self.settings.heartbeat_interval, self.heartbeat), "heartbeat")
+        self.ready.set()
+        await self.sync_round()  # a (re)started agent catches up at once
+        await self.heartbeat()
+
+    async def _every(self, interval: float, action: Callable[[], Awaitable]) -> None:
+        """Run `action` every `interval` seconds (jittered, so processes do not beat in step)."""
+        while True:
+            await asyncio.sleep(interval * random.uniform(0.8, 1.2))
+            try:
+                await action()
+            except Exception:
+                METRICS.errors.labels("agent", "timer").inc()
+                log.exception("periodic %s failed", getattr(action, "__name__", action))
+
+    # --- the worker: push, acknowledge, rewrite ------------------------------------------------
+
+    def wake(self, agent: Agent) -> None:
+        self._wake[agent.id].set()
+
+    async def _worker(self, agent: Agent) -> None:
+        """Push and acknowledge at once; rewrite once the agent's inbox has been quiet for a
+        moment (a rewrite pass costs the whole e-graph, so one pass per burst, not per message)."""
+        wake, settings = self._wake[agent.id], self.settings
+        while True:
+            await wake.wait()
+            self._busy.add(agent.id)
+            try:
+                await asyncio.sleep(settings.batch_delay)  # let a burst of messages pile up
+                wake.clear()
+                await self._push(agent)
+                now = time.monotonic()
+                if agent.dirty and (now - agent.last_input >= settings.batch_delay or now - agent.last_rewrite >= settings.rewrite_gap):
+                    version = agent.egraph.version
+                    report = agent.rewrite()
+                    if report is not None:
+                        METRICS.rewrites.labels(str(agent.id)).inc(report.matches)
+                    if agent.egraph.version != version:
+                        await self._push(agent)
+                if agent.dirty:
+                    wake.set()
+            finally:
+                self._busy.discard(agent.id)
+
+    async def _push(self, agent: Agent) -> None:
+        """Deltas to neighbours (when eager) and acks for what arrived."""
+        if self.settings.eager:
+            for n, delta in agent.deltas_to_push():
+                await self._send(agent, subjects.STATE, n, delta.to_wire(), {"to": n, "nodes": delta.node_count})
+        for n in sorted(agent.pending_acks):
+            await self._send(agent, subjects.ACK, n, {"clock": agent.egraph.clock}, {"to": n})
+        agent.pending_acks.clear()
+
+    async def _send(self, agent: Agent, template: str, to: int, body: Any, summary: dict) -> bool:
+        subject = subjects.for_agent(template, to)
+        agent.recorder.record("send", subject, summary)
+        sent = await self.transport.send(subject, agent.id, to, body, agent.recorder.stamp())
+        if sent:
+            agent.sent_count += 1
+            METRICS.messages.labels(str(agent.id), "out", subject.rsplit(".", 1)[1]).inc()
+        return sent
+
+    async def settle(self, timeout: float = 30.0) -> bool:
+        """Wait until no hosted agent has work left (for tests and benchmarks); False on timeout."""
+        deadline = time.monotonic() + timeout
+        while self._busy or any(w.is_set() for w in self._wake.values()) or any(
+            a.dirty or a.pending_acks for a in self.agents.values()
+        ):
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.005)
+        return True
+
+    # --- incoming messages ---------------------------------------------------------------------
+
+    async def _on_inbox(self, subject: str, envelope: dict, message: Any) -> None:
+        to, kind = subjects.parse(subject)
+        agent = self.agents.get(to)
+        if agent is None or kind not in subjects.INBOX_KINDS:
+            return  # our own heartbeat, or a stray subject
+        sender, body, stamp = envelope["from"], envelope["body"], envelope.get("stamp")
+        agent.received_count += 1
+        METRICS.messages.labels(str(agent.id), "in", kind).inc()
+        if kind == "state":
+            try:
+                delta = Delta.from_wire(body)
+            except ValueError as error:
+                METRICS.errors.labels("agent", "bad-delta").inc()
+                log.warning("agent %s: bad delta from %s: %s", agent.id, sender, error)
+                return
+            new = agent.receive(sender, delta)
+            agent.recorder.record("receive", subject, {"from": sender, "nodes": delta.node_count, "new": new}, stamp)
+            self.wake(agent)
+        elif kind == "ack":
+            agent.learn(sender, body["clock"])
+            agent.recorder.record("receive", subject, {"from": sender}, stamp)
+        elif message.reply:  # sync
+            agent.recorder.record("receive", subject, {"from": sender}, stamp)
+            reply = agent.answer_sync(sender, body)
+            agent.recorder.record("send", message.reply, {"to": sender, "reply": "sync", "equal": "delta" not in reply})
+            if not await self.transport.respond(message, agent.id, reply, agent.recorder.stamp()):
+                # Too large for a reply: push the delta as a (fragmented) state message instead.
+                delta = reply.pop("delta")
+                await self._send(agent, subjects.STATE, sender, delta, {"to": sender, "reply": "sync"})
+                reply["pushed"] = True
+                await self.transport.respond(message, agent.id, reply, agent.recorder.stamp())
+
+    async def _on_heartbeat(self, subject: str, envelope: dict, message: Any) -> None:
+        sender = envelope["from"]
+        for agent in self._listeners.get(sender, ()):
+            if not self.transport.cut(sender, agent.id):
+                agent.peer_digests[sender] = envelope["body"]["digest"]
+
+    async def _on_roll_call(self, subject: str, envelope: dict, message: Any) -> None:
+        await self.heartbeat()
+
+    # --- anti-entropy ---------------------------------------------------------------------------
+
+    async def sync_agent(self, agent: Agent, neighbours: tuple[int, ...] | None = None) -> dict[int, dict]:
+        """Exchange digests with each neighbour and pull what this agent lacks; result per neighbour."""
+
+        async def with_neighbour(n: int) -> tuple[int, dict]:
+            subject = subjects.for_agent(subjects.SYNC, n)
+            agent.recorder.record("send", subject, {"to": n})
+            try:
+                reply = await self.transport.request(
+                    subject, agent.id, n, agent.sync_request(), agent.recorder.stamp(), self.settings.sync_timeout
+                )
+                agent.recorder.record("receive", subject, {"from": n, "reply": "sync"}, reply.get("stamp"))
+                result, new = agent.absorb_sync_reply(n, reply["body"])
+            except Unreachable:
+                result, new = "unreachable", 0
+            except (ValueError, KeyError, TypeError) as error:
+                METRICS.errors.labels("agent", "bad-sync-reply").inc()
+                log.warning("agent %s: bad sync reply from %s: %s", agent.id, n, error)
+                result, new = "error", 0
+            METRICS.syncs.labels(str(agent.id), result).inc()
+            return n, {"result": result, "new": new}
+
+        results = dict(await asyncio.gather(*(with_neighbour(n) for n in (neighbours or agent.neighbours))))
+        agent.recorder.record("sync", payload={str(n): r["result"] for n, r in results.items()})
+        self.wake(agent)  # push what neighbours lack, rewrite what arrived
+        return results
+
+    async def sync_round(self) -> dict[int, dict[int, dict]]:
+        """One anti-entropy round: every hosted agent syncs with each of its neighbours."""
+        if not self.transport.connected:
+            return {}
+        agents = list(self.agents.values())
+        results = await asyncio.gather(*(self.sync_agent(agent) for agent in agents))
+        return {agent.id: result for agent, result in zip(agents, results)}
+
+    # --- heartbeats, status, metrics ------------------------------------------------------------
+
+    async def heartbeat(self) -> None:
+        """Publish every hosted agent's heartbeat and this process's summary; refresh gauges."""
+        for agent in self.agents.values():
+            beat = agent.heartbeat()
+            label = str(agent.id)
+            METRICS.egraph_nodes.labels(label).set(beat["nodes"])
+            METRICS.clock_progress.labels(label).set(beat["events"])
+            METRICS.convergence.labels(label).set(len(agent.agreeing_neighbours()) / max(1, len(agent.neighbours)))
+            await self.transport.send(subjects.for_agent(subjects.HEARTBEAT, agent.id), agent.id, None, beat)
+        if self.agents:
+            first = next(iter(self.agents))
+            await self.transport.send(subjects.NETWORK_STATUS, first, None, self.status())
+
+    def status(self) -> dict[str, Any]:
+        agents = {}
+        for agent in self.agents.values():
+            agreeing = agent.agreeing_neighbours()
+            agents[str(agent.id)] = {
+                "colour": agent.colour.value, "digest": agent.egraph.digest(), "size": len(agent.egraph),
+                "neighbours_agreeing": len(agreeing), "neighbours": len(agent.neighbours),
+            }  # fmt: skip
+        digests = {a["digest"] for a in agents.values()}
+        return {
+            "network": self.config.network.name,
+            "pod": self.config.pod_name,
+            "nats": {"url": self.config.nats_url, "connected": self.transport.connected},
+            "agents": agents,
+            "converged": len(digests) == 1 and all(a["neighbours_agreeing"] == a["neighbours"] for a in agents.values()),
+            "uptime": round(time.time() - self.started, 3),
+        }
+
+    def digests(self) -> dict[int, str]:
+        return {i: agent.egraph.digest() for i, agent in self.agents.items()}
+
+    # --- timeline ------------------------------------------------------------------------------
+
+    async def flush_events(self) -> None:
+        """Hand recorded events to the timeline (DuckDB, in a worker thread) or publish them on NATS."""
+        if not self.events:
+            return
+        batch = self.events.copy()
+        self.events.clear()
+        start = time.perf_counter()
+        if self.timeline is not None:
+            await asyncio.to_thread(self.timeline.append, batch)
+            METRICS.timeline_flush.observe(time.perf_counter() - start)
+            METRICS.timeline_events.labels("duckdb").inc(len(batch))
+            return
+        for offset in range(0, len(batch), EVENTS_PER_MESSAGE):
+            chunk = [event.to_dict() for event in batch[offset : offset + EVENTS_PER_MESSAGE]]
+            if not await self.transport.send(subjects.TIMELINE_EVENTS, chunk[0]["origin"], None, chunk):
+                self.events[:0] = batch[offset:][-MAX_BUFFERED_EVENTS:]  # keep them for the next flush
+                return
+        METRICS.timeline_events.labels("nats").inc(len(batch))
+
+    # --- snapshots -------------------------------------------------------------------------------
+
+    def _snapshot_path(self, agent: Agent) -> Path | None:
+        if self.config.data_dir is None or self.settings.snapshot_interval <= 0:
+            return None
+        return self.config.data_dir / "snapshots" / f"agent-{agent.id}.json"
+
+    def _load_snapshot(self, agent: Agent) -> None:
+        path = self._snapshot_path(agent)
+        if path is None or not path.is_file():
+            return
+        try:
+            agent.egraph.join(json.loads(path.read_text()))
+            agent.dirty = True
+            log.info("agent %s: restored %d e-nodes from %s", agent.id, len(agent.egraph), path)
+        except (OSError, ValueError) as error:
+            log.warning("agent %s: ignoring unreadable snapshot %s: %s", agent.id, path, error)
+
+    async def _save_snapshots(self) -> None:
+        for agent in self.agents.values():
+            path = self._snapshot_path(agent)
+            if path is not None:
+                text = json.dumps(agent.egraph.to_wire(), separators=(",", ":"))
+                await asyncio.to_thread(_write_atomically, path, text)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)

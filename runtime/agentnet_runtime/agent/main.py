@@ -1,0 +1,94 @@
+"""`agentnet agent`: run a block of agents (what one pod of the agents StatefulSet runs).
+
+Reads network.json and the pod's environment (see config.py); flags override. HTTP is
+served first, so the process answers /health quickly; NATS is connected in the
+background and agents catch up from their neighbours once it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import click
+
+from agentnet_runtime.config import AgentSettings, ConfigError, RuntimeConfig, load_config
+from agentnet_runtime.web import HttpServer, create_app, run_until_signal
+
+from .host import AgentHost
+from .http import agent_routes
+
+TIMELINE_FILE = "timeline.duckdb"
+
+
+def agent_app(host: AgentHost, name: str = "agent", extra_routes=()):
+    """The agents' routes (plus `extra_routes`, e.g. mounted components), /health and /metrics."""
+    return create_app(
+        name,
+        [*agent_routes(host), *extra_routes],
+        health=lambda: {"agents": sorted(host.agents), "nats": "connected" if host.transport.connected else "connecting"},
+    )
+
+
+def open_timeline(config: RuntimeConfig):
+    """The DuckDB timeline in the data directory, or None without one (events then go to NATS)."""
+    if config.data_dir is None:
+        return None
+    from agentnet_runtime.timeline.store import Timeline  # loads duckdb only when there is a file to write
+
+    return Timeline(config.data_dir / TIMELINE_FILE)
+
+
+async def run_agents(config: RuntimeConfig, stop: asyncio.Event) -> None:
+    host = AgentHost(config)
+    http = await HttpServer(agent_app(host), config.http_host, config.http_port).start()
+    logging.getLogger("agentnet").info(
+        "agents %s of network %s serving on port %d", list(config.agent_ids), config.network.name, http.port
+    )
+    host.timeline = await asyncio.to_thread(open_timeline, config)
+    await host.start()
+    try:
+        await stop.wait()
+    finally:
+        await http.stop()
+        await host.stop()
+        if host.timeline is not None:
+            host.timeline.close()
+
+
+def _ids(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        ids: list[int] = []
+        for part in text.split(","):
+            low, _, high = part.partition("-")
+            ids.extend(range(int(low), int(high or low) + 1))
+        return tuple(ids)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a list of agent ids such as 0,1,2 or 0-3") from None
+
+
+@click.command("agent")
+@click.option("--config", "config_path", help="network.json (default: $AGENTNET_CONFIG, then /etc/agentnet/network.json)")
+@click.option("--agents", "agent_ids", help="agent ids to host, e.g. 0-3 or 1,5 (default: the pod's block)")
+@click.option("--pod-index", type=int, help="StatefulSet ordinal (default: $AGENTNET_POD_INDEX)")
+@click.option("--agents-per-pod", type=int, help="default: $AGENTNET_AGENTS_PER_POD, then network.json")
+@click.option("--nats-url", help="default: $AGENTNET_NATS_URL")
+@click.option("--nats-credentials-dir", help="default: $AGENTNET_NATS_CREDENTIALS_DIR")
+@click.option("--host", "http_host", help="HTTP listen address (default 0.0.0.0)")
+@click.option("--port", "http_port", type=int, help="HTTP port (default: $AGENTNET_HTTP_PORT, then 8080)")
+@click.option("--data-dir", help="timeline DuckDB file and snapshots (default: $AGENTNET_DATA_DIR; none = no local files)")
+@click.option("--sync-interval", type=float, default=AgentSettings.sync_interval, show_default=True, help="seconds between anti-entropy rounds")
+@click.option("--heartbeat-interval", type=float, default=AgentSettings.heartbeat_interval, show_default=True)
+@click.option("--snapshot-interval", type=float, default=AgentSettings.snapshot_interval, show_default=True, help="seconds; 0 = no snapshots")
+@click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
+def agent_command(agent_ids, sync_interval, heartbeat_interval, snapshot_interval, log_level, **flags) -> None:
+    """Run agents: sync their CRDT e-graphs with their neighbours over NATS and serve HTTP."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = AgentSettings(sync_interval=sync_interval, heartbeat_interval=heartbeat_interval, snapshot_interval=snapshot_interval)
+    try:
+        config = load_config(agent_ids=_ids(agent_ids), agent=settings, **flags)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    run_until_signal(lambda stop: run_agents(config, stop))

@@ -1,0 +1,35 @@
+"""Every NATS subject agentnet uses: the one place that names them.
+
+`agent.{id}.*` subjects are addressed to agent `id` (its inbox), except `heartbeat`,
+which agent `id` publishes about itself for its neighbours and observers.
+"""
+
+# Addressed to agent {id}:
+STATE = "agent.{id}.state"  # a delta (or full state) pushed by a neighbour; answered with an ack
+SYNC = "agent.{id}.sync"  # anti-entropy request (digest + clock); the reply carries what the asker lacks
+ACK = "agent.{id}.ack"  # "I have joined your delta; here is my clock"
+# Published by agent {id}:
+HEARTBEAT = "agent.{id}.heartbeat"  # digest, size and clock summary, every heartbeat interval
+# Network-wide:
+BROADCAST_HEARTBEAT = "broadcast.heartbeat"  # roll call: every agent answers with a heartbeat at once
+NETWORK_STATUS = "network.status"  # each agent process publishes a summary of its agents
+TIMELINE_EVENTS = "timeline.events"  # timeline event batches, from processes with no local DuckDB file
+
+INBOX_KINDS = ("state", "sync", "ack")
+
+
+def inbox(agent: int) -> str:
+    """Wildcard subscription for everything addressed to (or published by) an agent."""
+    return f"agent.{agent}.*"
+
+
+def for_agent(template: str, agent: int) -> str:
+    return template.format(id=agent)
+
+
+def parse(subject: str) -> tuple[int, str] | None:
+    """(agent id, kind) of an `agent.{id}.{kind}` subject, else None."""
+    parts = subject.split(".")
+    if len(parts) != 3 or parts[0] != "agent" or not parts[1].isdigit():
+        return None
+    return int(parts[1]), parts[2]

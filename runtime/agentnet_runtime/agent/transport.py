@@ -1,0 +1,194 @@
+"""NATS for a block of agents: one connection, JSON envelopes, endless reconnects,
+fragmentation of large messages, and a test-only partition switch.
+
+An envelope is `{"from": agent id, "stamp": timeline stamp, "body": ...}`. A published
+envelope larger than the server's max_payload (1 MB by default; a delta or a rewrite
+batch can be bigger) goes out as numbered fragments with a FRAGMENT header and is put
+back together on arrival; a lost fragment loses the message, which anti-entropy
+repairs like any other loss. All agents of
+a test share one nats-server, so a network partition cannot be made by cutting wires:
+`partition(groups)` makes this transport drop every message between agents of different
+groups, on the way out and on the way in. It exists for tests; nothing else calls it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import logging
+import time
+import uuid
+from typing import Any, Awaitable, Callable, Iterable
+
+from agentnet_runtime.config import NatsAuth
+from agentnet_runtime.web import METRICS
+
+from . import subjects
+
+log = logging.getLogger("agentnet.transport")
+
+FRAGMENT = "Agentnet-Fragment"  # header: "<message id> <index> <count>"
+FRAGMENT_TTL = 60.0  # seconds an incomplete message waits for its missing fragments
+_HEADER_ROOM = 512  # bytes of max_payload left for headers
+
+Handler = Callable[[str, dict[str, Any], Any], Awaitable[None]]  # (subject, envelope, raw nats message)
+
+
+class Unreachable(Exception):
+    """The peer cannot be reached: partitioned off, no responder, timed out or not connected."""
+
+
+class Transport:
+    def __init__(self, url: str, auth: NatsAuth = NatsAuth(), name: str = "agentnet"):
+        self.url, self.auth, self.name = url, auth, name
+        self.nc = None
+        self._closing = False
+        self._groups: dict[int, int] | None = None  # agent -> group while partitioned
+        self._fragments: dict[str, tuple[float, list[bytes | None]]] = {}  # message id -> (first seen, parts)
+
+    # --- connection ------------------------------------------------------------------
+
+    async def connect(self, retry_every: float = 0.25) -> None:
+        """Connect, retrying until the server answers (it may start after us); reconnects are automatic."""
+        # Imported here, in a worker thread: an agent answers HTTP while nats-py (and the
+        # aiohttp it pulls in) loads, instead of after.
+        nats = await asyncio.to_thread(importlib.import_module, "nats")
+
+        while True:
+            try:
+                self.nc = await nats.connect(
+                    self.url, name=self.name, max_reconnect_attempts=-1, reconnect_time_wait=retry_every,
+                    connect_timeout=2, ping_interval=5, max_outstanding_pings=2,
+                    error_cb=self._error, disconnected_cb=self._disconnected, reconnected_cb=self._reconnected,
+                    **self.auth.connect_options(),
+                )  # fmt: skip
+                return
+            except Exception as error:  # OSError, timeouts, nats' NoServersError
+                log.info("NATS at %s not reachable yet (%s); retrying", self.url, error)
+                await asyncio.sleep(retry_every)
+
+    @property
+    def connected(self) -> bool:
+        return self.nc is not None and self.nc.is_connected
+
+    async def close(self) -> None:
+        self._closing = True
+        if self.nc is not None and not self.nc.is_closed:
+            try:
+                await asyncio.wait_for(self.nc.drain(), 2)
+            except Exception:  # the server may be gone; closing is all that is left
+                await self.nc.close()
+
+    async def _error(self, error: Exception) -> None:
+        METRICS.errors.labels("nats", type(error).__name__).inc()
+        log.debug("NATS error: %s", error)
+
+    async def _disconnected(self) -> None:
+        if not self._closing:
+            log.warning("disconnected from NATS at %s; reconnecting", self.url)
+
+    async def _reconnected(self) -> None:
+        log.warning("reconnected to NATS at %s", self.url)
+
+    # --- partitions (tests only) -----------------------------------------------------------
+
+    def partition(self, groups: Iterable[Iterable[int]]) -> None:
+        """Drop messages between agents of different groups until `heal()`."""
+        self._groups = {agent: number for number, group in enumerate(groups) for agent in group}
+
+    def heal(self) -> None:
+        self._groups = None
+
+    def cut(self, a: int, b: int) -> bool:
+        groups = self._groups
+        return groups is not None and groups.get(a, -1) != groups.get(b, -2)
+
+    # --- messages -----------------------------------------------------------------------------
+
+    @staticmethod
+    def envelope(sender: int, body: Any, stamp: dict | None = None) -> bytes:
+        return json.dumps({"from": sender, "stamp": stamp, "body": body}, separators=(",", ":")).encode()
+
+    @property
+    def max_payload(self) -> int:
+        return self.nc.max_payload - _HEADER_ROOM
+
+    async def send(self, subject: str, sender: int, to: int | None, body: Any, stamp: dict | None = None) -> bool:
+        """Publish an envelope (in fragments if large); False when partitioned off, not connected or failed."""
+        if (to is not None and self.cut(sender, to)) or not self.connected:
+            return False
+        data, limit = self.envelope(sender, body, stamp), self.max_payload
+        try:
+            if len(data) <= limit:
+                await self.nc.publish(subject, data)
+            else:
+                ident, count = uuid.uuid4().hex, -(-len(data) // limit)
+                for index in range(count):
+                    part = data[index * limit : (index + 1) * limit]
+                    await self.nc.publish(subject, part, headers={FRAGMENT: f"{ident} {index} {count}"})
+            return True
+        except Exception as error:  # reconnecting: anti-entropy repairs what is lost
+            METRICS.errors.labels("nats", type(error).__name__).inc()
+            return False
+
+    def _reassemble(self, header: str, data: bytes) -> bytes | None:
+        """Store one fragment; the whole message once its last fragment is in."""
+        now = time.monotonic()
+        for ident in [i for i, (seen, _) in self._fragments.items() if now - seen > FRAGMENT_TTL]:
+            del self._fragments[ident]
+            METRICS.errors.labels("nats", "fragment-expired").inc()
+        ident, index, count = header.split()
+        _, parts = self._fragments.setdefault(ident, (now, [None] * int(count)))
+        parts[int(index)] = data
+        if any(part is None for part in parts):
+            return None
+        del self._fragments[ident]
+        return b"".join(parts)
+
+    async def request(self, subject: str, sender: int, to: int, body: Any, stamp: dict | None, timeout: float) -> dict:
+        """Request/reply; returns the reply envelope or raises Unreachable."""
+        if self.cut(sender, to) or not self.connected:
+            raise Unreachable(f"agent {to} is not reachable")
+        try:
+            reply = await self.nc.request(subject, self.envelope(sender, body, stamp), timeout=timeout)
+        except Exception as error:  # timeout, no responders, connection lost
+            raise Unreachable(f"agent {to}: {type(error).__name__}") from None
+        return json.loads(reply.data)
+
+    async def respond(self, message: Any, sender: int, body: Any, stamp: dict | None) -> bool:
+        """Reply to a request; False (nothing sent) if the reply is too large for one message."""
+        data = self.envelope(sender, body, stamp)
+        if len(data) > self.max_payload:
+            return False
+        try:
+            await message.respond(data)
+        except Exception as error:
+            METRICS.errors.labels("nats", type(error).__name__).inc()
+        return True
+
+    async def subscribe(self, subject: str, handler: Handler) -> None:
+        """Deliver envelopes on `subject` to `handler`, dropping undecodable ones and those across a cut."""
+
+        async def deliver(message) -> None:
+            data = message.data
+            if message.headers and FRAGMENT in message.headers:
+                data = self._reassemble(message.headers[FRAGMENT], data)
+                if data is None:
+                    return
+            try:
+                envelope = json.loads(data)
+                sender = envelope["from"]
+            except (ValueError, TypeError, KeyError):
+                METRICS.errors.labels("nats", "undecodable").inc()
+                return
+            parsed = subjects.parse(message.subject)
+            if parsed is not None and isinstance(sender, int) and self.cut(sender, parsed[0]):
+                return
+            try:
+                await handler(message.subject, envelope, message)
+            except Exception:  # one bad message must not stop the subscription
+                METRICS.errors.labels("agent", "handler").inc()
+                log.exception("error handling a message on %s", message.subject)
+
+        await self.nc.subscribe(subject, cb=deliver)

@@ -1,0 +1,239 @@
+"""What an agentnet process is told: the network (network.json) and its own place in it.
+
+The operator writes `network.json` (agentnet_operator.children.network_config) into a
+ConfigMap and sets the environment below on every pod; `agentnet up` builds the same
+JSON from the same YAML. A process reads the environment first, then command-line
+flags override it. The runtime must not import the operator (kopf, Kubernetes client),
+so the environment variable names are repeated here; a test checks they match
+agentnet_operator.names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from agentnet_runtime.catalogue import HTTP_PORT
+
+# --- environment (the same names as agentnet_operator.names.ENV_*) --------------------
+ENV_NETWORK = "AGENTNET_NETWORK"
+ENV_POD_NAME = "AGENTNET_POD_NAME"
+ENV_POD_INDEX = "AGENTNET_POD_INDEX"
+ENV_AGENTS_PER_POD = "AGENTNET_AGENTS_PER_POD"
+ENV_CONFIG = "AGENTNET_CONFIG"
+ENV_NATS_URL = "AGENTNET_NATS_URL"
+ENV_NATS_CREDENTIALS_DIR = "AGENTNET_NATS_CREDENTIALS_DIR"
+ENV_HTTP_PORT = "AGENTNET_HTTP_PORT"
+ENV_DATA_DIR = "AGENTNET_DATA_DIR"
+
+DEFAULT_CONFIG_PATH = "/etc/agentnet/network.json"
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+COLOURS = ("RED", "BLUE", "GREEN")
+
+
+class ConfigError(ValueError):
+    """Configuration that cannot be used; the message names the setting and what is wrong."""
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """One agent of the topology, as network.json lists it."""
+
+    id: int
+    pod: int
+    neighbours: tuple[int, ...]
+    colour: str  # RED | BLUE | GREEN: the rewrite family the agent applies
+    display: str  # display colour (hex)
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """The parts of network.json the runtime uses; `raw` keeps the whole document."""
+
+    name: str
+    agents_per_pod: int
+    nodes: tuple[NodeConfig, ...]
+    components: Mapping[str, Any]
+    raw: Mapping[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any], source: str = "network.json") -> "NetworkConfig":
+        try:
+            nodes = tuple(
+                NodeConfig(
+                    id=int(n["id"]),
+                    pod=int(n["pod"]),
+                    neighbours=tuple(int(m) for m in n["neighbours"]),
+                    colour=str(n["colour"]),
+                    display=str(n.get("display", "#888888")),
+                )
+                for n in document["nodes"]
+            )
+            network = cls(
+                name=str(document["network"]),
+                agents_per_pod=int(document.get("agentsPerPod", 1)),
+                nodes=nodes,
+                components=dict(document.get("components") or {}),
+                raw=dict(document),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise ConfigError(f"{source}: malformed network config ({type(error).__name__}: {error})") from None
+        for position, node in enumerate(nodes):
+            if node.id != position:
+                raise ConfigError(f"{source}: nodes[{position}].id must be {position} (got {node.id})")
+            if node.colour not in COLOURS:
+                raise ConfigError(f"{source}: nodes[{position}].colour must be one of {', '.join(COLOURS)}")
+            if any(not 0 <= m < len(nodes) or m == node.id for m in node.neighbours):
+                raise ConfigError(f"{source}: nodes[{position}].neighbours must be other agent ids 0..{len(nodes) - 1}")
+        return network
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "NetworkConfig":
+        try:
+            return cls.from_json(json.loads(Path(path).read_text()), source=str(path))
+        except OSError as error:
+            raise ConfigError(f"cannot read the network config {path}: {error.strerror}") from None
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"{path} is not JSON: {error}") from None
+
+    @property
+    def size(self) -> int:
+        return len(self.nodes)
+
+    def block(self, pod_index: int, agents_per_pod: int | None = None) -> tuple[int, ...]:
+        """Agent ids a pod hosts: [index*agentsPerPod, (index+1)*agentsPerPod), clipped to the network."""
+        per_pod = agents_per_pod or self.agents_per_pod
+        return tuple(range(pod_index * per_pod, min((pod_index + 1) * per_pod, self.size)))
+
+
+@dataclass(frozen=True)
+class NatsAuth:
+    """Credentials from AGENTNET_NATS_CREDENTIALS_DIR: files `user`+`password`, or `token`, or `creds`."""
+
+    user: str | None = None
+    password: str | None = None
+    token: str | None = None
+    creds_file: str | None = None
+
+    @classmethod
+    def from_dir(cls, directory: str | None) -> "NatsAuth":
+        if not directory:
+            return cls()
+        base = Path(directory)
+
+        def read(name: str) -> str | None:
+            path = base / name
+            return path.read_text().strip() if path.is_file() else None
+
+        creds = base / "creds"
+        return cls(
+            user=read("user"),
+            password=read("password"),
+            token=read("token"),
+            creds_file=str(creds) if creds.is_file() else None,
+        )
+
+    def connect_options(self) -> dict[str, Any]:
+        """Keyword arguments for nats.connect()."""
+        if self.creds_file:
+            return {"user_credentials": self.creds_file}
+        if self.token:
+            return {"token": self.token}
+        if self.user:
+            return {"user": self.user, "password": self.password or ""}
+        return {}
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """How agents behave; defaults suit a cluster, tests and `up` shorten the timers."""
+
+    sync_interval: float = 1.0  # seconds between anti-entropy rounds (digest exchange with each neighbour)
+    heartbeat_interval: float = 2.0  # seconds between heartbeats
+    sync_timeout: float = 2.0  # seconds to wait for a neighbour's sync reply
+    eager: bool = True  # push deltas to neighbours as soon as something changes (else only on sync rounds)
+    batch_delay: float = 0.02  # seconds an agent lets messages pile up before it pushes; and of quiet before it rewrites
+    rewrite_gap: float = 0.5  # seconds after which it rewrites even if messages keep coming
+    rewrite_seconds: float = 0.25  # time slice of one rewrite pass (a slice restarts its search: not too short)
+    rewrite_iterations: int = 30  # iterations of one rewrite pass
+    node_cap: int = 50_000  # an agent stops rewriting once its e-graph holds this many e-nodes
+    snapshot_interval: float = 0.0  # seconds between local snapshots (0 = no snapshots)
+    timeline_flush: float = 0.2  # seconds between timeline batch flushes
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Everything one agentnet process needs to know, read once at start."""
+
+    network: NetworkConfig
+    agent_ids: tuple[int, ...]
+    nats_url: str = DEFAULT_NATS_URL
+    nats_auth: NatsAuth = NatsAuth()
+    http_host: str = "0.0.0.0"
+    http_port: int = HTTP_PORT
+    data_dir: Path | None = None
+    pod_name: str = field(default_factory=socket.gethostname)
+    agent: AgentSettings = AgentSettings()
+
+    def with_(self, **changes: Any) -> "RuntimeConfig":
+        return replace(self, **changes)
+
+
+def load_config(
+    env: Mapping[str, str] | None = None,
+    *,
+    config_path: str | None = None,
+    network: NetworkConfig | None = None,
+    agent_ids: tuple[int, ...] | None = None,
+    pod_index: int | None = None,
+    agents_per_pod: int | None = None,
+    nats_url: str | None = None,
+    nats_credentials_dir: str | None = None,
+    http_host: str | None = None,
+    http_port: int | None = None,
+    data_dir: str | None = None,
+    agent: AgentSettings | None = None,
+) -> RuntimeConfig:
+    """Environment first, then the keyword arguments (command-line flags) override it."""
+    env = os.environ if env is None else env
+    if network is None:
+        network = NetworkConfig.load(config_path or env.get(ENV_CONFIG) or DEFAULT_CONFIG_PATH)
+    if agent_ids is None:
+        index = _int(pod_index, env, ENV_POD_INDEX, 0)
+        per_pod = _int(agents_per_pod, env, ENV_AGENTS_PER_POD, network.agents_per_pod)
+        if index < 0 or per_pod < 1:
+            raise ConfigError(f"{ENV_POD_INDEX} must be >= 0 and {ENV_AGENTS_PER_POD} >= 1 (got {index}, {per_pod})")
+        agent_ids = network.block(index, per_pod)
+    if not agent_ids:
+        raise ConfigError(f"this process hosts no agents (the network has {network.size})")
+    unknown = [i for i in agent_ids if not 0 <= i < network.size]
+    if unknown:
+        raise ConfigError(f"agent ids {unknown} are not in the network (ids 0..{network.size - 1})")
+    directory = data_dir or env.get(ENV_DATA_DIR)
+    return RuntimeConfig(
+        network=network,
+        agent_ids=tuple(agent_ids),
+        nats_url=nats_url or env.get(ENV_NATS_URL) or DEFAULT_NATS_URL,
+        nats_auth=NatsAuth.from_dir(nats_credentials_dir or env.get(ENV_NATS_CREDENTIALS_DIR)),
+        http_host=http_host or "0.0.0.0",
+        http_port=_int(http_port, env, ENV_HTTP_PORT, HTTP_PORT),
+        data_dir=Path(directory) if directory else None,
+        pod_name=env.get(ENV_POD_NAME) or socket.gethostname(),
+        agent=agent or AgentSettings(),
+    )
+
+
+def _int(flag: int | None, env: Mapping[str, str], name: str, default: int) -> int:
+    if flag is not None:
+        return flag
+    text = env.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer (got {text!r})") from None

@@ -1,0 +1,1 @@
+"""`agentnet up`: a whole network in one local process, like `spin up`."""

@@ -1,0 +1,159 @@
+"""`agentnet up -f network.yaml`: the whole network on a laptop, like `spin up`.
+
+It reads the AgentNetwork YAML with the operator's own model and builds network.json
+with the operator's own `network_config`, so a local run sees exactly what pods see.
+Then it starts an embedded nats-server (JetStream on, free loopback port, store in a
+temp dir), every agent in this process (one event loop, one NATS connection), and one
+HTTP server: the agents' routes at the root and each service component mounted under
+its route prefix (catalogue.py). Ctrl-C or SIGTERM stops everything it started.
+
+A component plugs in by providing module `agentnet_runtime.components.<name_with_underscores>`
+with `create_app(config: RuntimeConfig)` returning an ASGI app (see web.create_app);
+components not built yet are listed as skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from starlette.routing import BaseRoute, Mount
+
+from agentnet_runtime.catalogue import BY_NAME
+from agentnet_runtime.config import AgentSettings, NetworkConfig, RuntimeConfig, load_config
+from agentnet_runtime.natsbin import EmbeddedNats
+from agentnet_runtime.web import HttpServer, run_until_signal
+
+DEFAULT_PORT = 3000
+COMPONENTS_PACKAGE = "agentnet_runtime.components"
+# Local runs sync faster than a cluster's defaults: everything is on loopback.
+LOCAL_SETTINGS = AgentSettings(sync_interval=0.5, heartbeat_interval=1.0)
+
+
+def network_document(path: str | Path) -> dict[str, Any]:
+    """network.json for an AgentNetwork YAML file, built exactly as the operator builds it."""
+    import yaml
+
+    try:
+        body = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise click.ClickException(f"cannot read {path}: {error}") from None
+    return network_document_from(body, source=str(path))
+
+
+def network_document_from(body: Any, source: str = "the network") -> dict[str, Any]:
+    """network.json for an AgentNetwork object (a dict as in YAML), via the operator's model."""
+    from pydantic import ValidationError
+
+    from agentnet_operator.children import network_config
+    from agentnet_operator.model import AgentNetwork
+
+    try:
+        return network_config(AgentNetwork.model_validate(body))
+    except ValidationError as error:
+        raise click.ClickException(f"{source} is not a valid AgentNetwork:\n{error}") from None
+    except (ValueError, AssertionError) as error:  # e.g. an impossible topology, a missing metadata.name
+        raise click.ClickException(f"{source}: {error}") from None
+
+
+def component_mounts(config: RuntimeConfig, say=lambda text: None) -> list[BaseRoute]:
+    """A Mount per component of the network whose module exists; others are reported as skipped."""
+    mounts: list[BaseRoute] = []
+    for name in config.network.components:
+        module_name = f"{COMPONENTS_PACKAGE}.{name.replace('-', '_')}"
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name not in (module_name, COMPONENTS_PACKAGE):
+                raise
+            say(f"  component {name:<22} skipped (not built yet)")
+            continue
+        mounts.append(Mount(BY_NAME[name].route, app=module.create_app(config)))
+        say(f"  component {name:<22} {BY_NAME[name].route}")
+    return mounts
+
+
+async def run_network(
+    config: RuntimeConfig,
+    stop: asyncio.Event,
+    *,
+    say=lambda text: None,
+    started: asyncio.Event | None = None,
+) -> None:
+    """Run every agent of `config` and the components behind one HTTP server until `stop` is set."""
+    from agentnet_runtime.agent.host import AgentHost
+    from agentnet_runtime.agent.main import agent_app, open_timeline
+
+    host = AgentHost(config)
+    host.timeline = await asyncio.to_thread(open_timeline, config)
+    http = HttpServer(agent_app(host, "agentnet-up", component_mounts(config, say)), config.http_host, config.http_port)
+    try:
+        await host.start()
+        await asyncio.wait_for(host.ready.wait(), 30)
+        say(f"  agents 0..{len(host.agents) - 1} connected to NATS")
+        await http.start()
+        if started is not None:
+            started.set()
+        await stop.wait()
+    finally:
+        say("stopping ...")
+        await http.stop()
+        await host.stop()
+        if host.timeline is not None:
+            host.timeline.close()
+
+
+@click.command("up")
+@click.option("-f", "--file", "path", required=True, type=click.Path(exists=True, dir_okay=False), help="AgentNetwork YAML")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, help="HTTP port for agents and components")
+@click.option("--host", "http_host", default="127.0.0.1", show_default=True, help="HTTP listen address")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="keep the timeline DuckDB file here (default: a temp dir, removed on exit)")
+@click.option("--sync-interval", type=float, default=LOCAL_SETTINGS.sync_interval, show_default=True, help="seconds between anti-entropy rounds")
+@click.option("--log-level", default="warning", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
+def up_command(path: str, port: int, http_host: str, data_dir: str | None, sync_interval: float, log_level: str) -> None:
+    """Run a whole AgentNetwork locally: embedded NATS, every agent, all routes on one port."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    began = time.perf_counter()
+
+    def say(text: str) -> None:
+        click.echo(text, err=True)
+
+    document = network_document(path)
+    network = NetworkConfig.from_json(document, source=path)
+    say(f"agentnet up: network {network.name}, {network.size} agents, {document['topology']['kind']} topology")
+    scratch = Path(tempfile.mkdtemp(prefix="agentnet-up-"))
+    nats = EmbeddedNats(scratch / "nats")
+    try:
+        nats.start()
+        say(f"  nats-server (JetStream) {nats.url}")
+        directory = Path(data_dir) if data_dir else scratch / "data"
+        config = load_config(
+            env={}, network=network, agent_ids=tuple(range(network.size)), nats_url=nats.url,
+            http_host=http_host, http_port=port, data_dir=str(directory),
+            agent=AgentSettings(sync_interval=sync_interval, heartbeat_interval=LOCAL_SETTINGS.heartbeat_interval),
+        )  # fmt: skip
+        say(f"  timeline {directory / 'timeline.duckdb'}")
+
+        async def main(stop: asyncio.Event) -> None:
+            started = asyncio.Event()
+            task = asyncio.create_task(run_network(config, stop, say=say, started=started))
+            done, _ = await asyncio.wait({task, asyncio.create_task(started.wait())}, return_when=asyncio.FIRST_COMPLETED)
+            if task in done:
+                return task.result()
+            say(f"ready in {time.perf_counter() - began:.2f}s: http://{http_host}:{port}/status  (Ctrl-C to stop)")
+            await task
+
+        run_until_signal(main)
+    except OSError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        nats.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+        say("stopped")

@@ -1,0 +1,226 @@
+"""HTTP and metrics plumbing shared by every agentnet process (agents, `up`, components).
+
+- `METRICS`: every Prometheus metric the runtime exports, defined in this one module.
+- `create_app(name, routes)`: a Starlette app with `/health`, `/metrics`, JSON errors that
+  name the field and the rule, and request count/latency metrics per route template.
+- `RequestError`, `json_body`: how a handler refuses bad input.
+- `HttpServer`: uvicorn run inside an existing event loop, stopped on request (the
+  caller owns the signals), and `run_until_signal` for a process's main coroutine.
+
+A component is `create_app("crdt-service", [Route(...), ...])`; `agentnet up` mounts it
+under its route prefix, and the metrics middleware then counts the request once, at the
+outermost app, with the full route template.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import socket
+import time
+from typing import Any, Awaitable, Callable, Iterable
+
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+log = logging.getLogger("agentnet")
+
+# --- metrics: every name the runtime exports ------------------------------------------------
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class METRICS:
+    """The runtime's Prometheus metrics (process-wide, in prometheus-client's default registry)."""
+
+    http_requests = Counter("agentnet_http_requests", "HTTP requests served", ["app", "method", "route", "status"])
+    http_latency = Histogram(
+        "agentnet_http_request_duration_seconds", "HTTP request latency", ["app", "method", "route"], buckets=_LATENCY_BUCKETS
+    )
+    errors = Counter("agentnet_errors", "Errors, by where they happened and what they were", ["source", "kind"])
+    messages = Counter("agentnet_messages", "NATS messages by agent, direction (in/out) and kind", ["agent", "direction", "kind"])
+    syncs = Counter("agentnet_syncs", "Anti-entropy exchanges with a neighbour, by result", ["agent", "result"])
+    clock_progress = Gauge("agentnet_vector_clock_events", "Sum of the agent's vector clock entries (events seen)", ["agent"])
+    egraph_nodes = Gauge("agentnet_egraph_nodes", "E-nodes in the agent's replica", ["agent"])
+    convergence = Gauge(
+        "agentnet_convergence_ratio", "Share of neighbours whose last reported digest equals the agent's", ["agent"]
+    )
+    rewrites = Counter("agentnet_rewrite_matches", "Rewrite matches applied by the agent's colour family", ["agent"])
+    timeline_events = Counter("agentnet_timeline_events", "Timeline events handed to the sink", ["sink"])
+    timeline_flush = Histogram("agentnet_timeline_flush_seconds", "Time to append one timeline batch", buckets=_LATENCY_BUCKETS)
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+class RequestError(Exception):
+    """A request the server refuses: becomes `{"error", "field", "rule"}` with a 4xx status."""
+
+    def __init__(self, message: str, *, field: str | None = None, rule: str | None = None, status: int = 422):
+        super().__init__(message)
+        self.message, self.field, self.rule, self.status = message, field, rule, status
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.message}
+        if self.field is not None:
+            body["field"] = self.field
+        if self.rule is not None:
+            body["rule"] = self.rule
+        return body
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object, or a 400 that says why not."""
+    raw = await request.body()
+    try:
+        body = json.loads(raw) if raw else None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise RequestError(f"the body is not valid JSON: {error}", field="body", rule="must be a JSON object", status=400) from None
+    if not isinstance(body, dict):
+        raise RequestError("the body must be a JSON object", field="body", rule="must be a JSON object", status=400)
+    return body
+
+
+async def _request_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, RequestError)
+    return JSONResponse(error.body(), status_code=error.status)
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)
+    if error.status_code == 404 and error.detail == "Not Found":
+        detail = f"no route for {request.method} {request.url.path}"
+    else:
+        detail = error.detail
+    return JSONResponse({"error": detail}, status_code=error.status_code, headers=getattr(error, "headers", None))
+
+
+async def _server_error(request: Request, error: Exception) -> Response:
+    METRICS.errors.labels("http", type(error).__name__).inc()
+    log.exception("unhandled error in %s %s", request.method, request.url.path)
+    return JSONResponse({"error": f"internal error ({type(error).__name__})"}, status_code=500)
+
+
+# --- the app -------------------------------------------------------------------------------------
+
+
+class _Metrics:
+    """ASGI middleware: request count and latency per route template; only the outermost app counts."""
+
+    def __init__(self, app: Callable, name: str):
+        self.app, self.name = app, name
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http" or "agentnet.timed" in scope:
+            return await self.app(scope, receive, send)
+        scope["agentnet.timed"] = True
+        status = 500
+        start = time.perf_counter()
+
+        async def send_status(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = getattr(scope.get("route"), "path", None)
+            template = scope.get("root_path", "") + route if route is not None else "unmatched"
+            METRICS.http_latency.labels(self.name, scope["method"], template).observe(time.perf_counter() - start)
+            METRICS.http_requests.labels(self.name, scope["method"], template, str(status)).inc()
+            if status >= 500:
+                METRICS.errors.labels("http", str(status)).inc()
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def create_app(
+    name: str,
+    routes: Iterable[BaseRoute] = (),
+    *,
+    health: Callable[[], dict[str, Any]] | None = None,
+) -> Starlette:
+    """A Starlette app with the runtime's conventions; `health()` adds facts to `GET /health`."""
+
+    async def health_endpoint(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "app": name, **(health() if health else {})})
+
+    app = Starlette(
+        routes=[Route("/health", health_endpoint), Route("/metrics", metrics_endpoint), *routes],
+        exception_handlers={RequestError: _request_error, HTTPException: _http_error, Exception: _server_error},
+    )
+    app.add_middleware(_Metrics, name=name)
+    return app
+
+
+# --- serving -------------------------------------------------------------------------------------
+
+
+class _Server(uvicorn.Server):
+    """uvicorn that leaves SIGINT/SIGTERM to the process's main coroutine (see run_until_signal)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield
+
+
+class HttpServer:
+    """uvicorn serving `app` inside the running loop; port 0 picks a free port (see `.port`)."""
+
+    def __init__(self, app: Callable, host: str = "127.0.0.1", port: int = 0):
+        self.app, self.host = app, host
+        # proto=IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so, and
+        # without it every keep-alive response waits ~40 ms (Nagle against delayed ACKs).
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.socket = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.socket.bind((host, port))
+        self.port: int = self.socket.getsockname()[1]
+        self._server = None
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> "HttpServer":
+        config = uvicorn.Config(
+            self.app, http="h11", ws="none", lifespan="off", log_level="warning", access_log=False,
+            timeout_graceful_shutdown=2,
+        )  # fmt: skip
+        self._server = _Server(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[self.socket]), name=f"http:{self.port}")
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()  # raises what stopped it
+                raise RuntimeError("the HTTP server stopped while starting")
+            await asyncio.sleep(0.005)
+        return self
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self.socket.close()
+
+
+def run_until_signal(main: Callable[[asyncio.Event], Awaitable[Any]]) -> Any:
+    """Run `main(stop)` in a fresh event loop; SIGINT and SIGTERM set `stop` so it can clean up."""
+
+    async def runner() -> Any:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        return await main(stop)
+
+    return asyncio.run(runner())

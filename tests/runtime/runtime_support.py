@@ -1,0 +1,65 @@
+"""Helpers for the runtime tests: networks built the operator's way, agents on a real
+nats-server, and polling with a deadline (every wait is bounded)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+from agentnet_runtime.agent.host import AgentHost
+from agentnet_runtime.config import AgentSettings, NetworkConfig, RuntimeConfig, load_config
+from agentnet_runtime.local.up import network_document_from
+
+# Short timers: tests wait for convergence, so repairs should come quickly.
+FAST = AgentSettings(sync_interval=0.2, heartbeat_interval=0.2, sync_timeout=1.0, batch_delay=0.005, timeline_flush=0.05)
+
+
+def network_document(agents: int = 9, kind: str = "ramanujan", name: str = "test", **topology: Any) -> dict:
+    if kind == "ramanujan":
+        topology.setdefault("degree", 4)
+    body = {"metadata": {"name": name}, "spec": {"agents": agents, "topology": {"kind": kind, **topology}}}
+    return network_document_from(body)
+
+
+def network(agents: int = 9, kind: str = "ramanujan", **topology: Any) -> NetworkConfig:
+    return NetworkConfig.from_json(network_document(agents, kind, **topology))
+
+
+def runtime_config(net: NetworkConfig, nats_url: str, agent_ids=None, settings: AgentSettings = FAST, **kw) -> RuntimeConfig:
+    ids = tuple(range(net.size)) if agent_ids is None else tuple(agent_ids)
+    return load_config(env={}, network=net, agent_ids=ids, nats_url=nats_url, agent=settings, **kw)
+
+
+@asynccontextmanager
+async def running(config: RuntimeConfig, timeline=None) -> AsyncIterator[AgentHost]:
+    """An AgentHost, started and connected; stopped afterwards whatever happens."""
+    host = AgentHost(config, timeline=timeline)
+    await host.start()
+    try:
+        await asyncio.wait_for(host.ready.wait(), 10)
+        yield host
+    finally:
+        await host.stop()
+
+
+async def eventually(predicate: Callable[[], Any | Awaitable[Any]], timeout: float, what: str, interval: float = 0.05) -> Any:
+    """Poll `predicate` (sync or async) until truthy; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+def one_digest(*hosts: AgentHost) -> str | None:
+    """The common digest of every agent of the hosts, or None while they differ or have work left."""
+    digests = {d for host in hosts for d in host.digests().values()}
+    busy = any(agent.dirty for host in hosts for agent in host.agents.values())
+    return digests.pop() if len(digests) == 1 and not busy else None

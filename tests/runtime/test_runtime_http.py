@@ -1,0 +1,84 @@
+"""HTTP plumbing and the agents' routes: JSON errors that name the field and the rule, metrics."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from runtime_support import network, runtime_config
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
+
+from agentnet_runtime.agent.host import AgentHost
+from agentnet_runtime.agent.main import agent_app
+from agentnet_runtime.web import RequestError, create_app
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture
+async def client():
+    """The agents' app over an unstarted host (no NATS needed to validate requests)."""
+    host = AgentHost(runtime_config(network(9), "nats://127.0.0.1:1", agent_ids=range(3)))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=agent_app(host)), base_url="http://agents") as c:
+        yield c
+
+
+@pytest.mark.parametrize(
+    "path, body, status, field, rule",
+    [
+        ("/agent/0/message", {"term": "x*(y+"}, 422, "term", "must be a term"),
+        ("/agent/0/message", {"term": 42}, 422, "term", "must be a term"),
+        ("/agent/0/message", {"prove": ["x"]}, 422, "prove", "list of two terms"),
+        ("/agent/0/message", {"prove": ["x", "y)"]}, 422, "prove[1]", "must be a term"),
+        ("/agent/0/message", {"term": "x", "prove": ["x", "y"]}, 422, "body", "exactly one of"),
+        ("/agent/0/message", {"colour": "RED"}, 422, "colour", "allowed fields: term, prove"),
+        ("/agent/0/message", [1, 2], 400, "body", "must be a JSON object"),
+        ("/agent/7/message", {"term": "x"}, 404, "id", "hosted agent ids 0..2"),
+        ("/agent/zero/message", {"term": "x"}, 422, "id", "must be an integer"),
+    ],
+)
+async def test_bad_requests_name_the_field_and_the_rule(client, path, body, status, field, rule):
+    response = await client.post(path, json=body)
+    assert response.status_code == status, response.text
+    error = response.json()
+    assert error["field"] == field and rule in error["rule"] and error["error"]
+
+
+async def test_invalid_json_and_unknown_routes(client):
+    response = await client.post("/agent/0/message", content=b"{not json")
+    assert response.status_code == 400 and response.json()["field"] == "body"
+    response = await client.get("/nowhere")
+    assert response.status_code == 404 and "no route for GET /nowhere" in response.json()["error"]
+    response = await client.get("/agent/0/message")
+    assert response.status_code == 405
+
+
+async def test_state_and_submission_without_nats(client):
+    assert (await client.post("/agent/1/message", json={"term": "x*(y+z)"})).status_code == 202
+    state = (await client.get("/agent/1/state")).json()
+    assert state["agent"] == 1 and state["size"] == 5 and state["colour"] in ("RED", "BLUE", "GREEN")
+    assert set(state) >= {"node", "neighbours", "messages", "syncs", "clock", "digest", "uptime"}
+    assert (await client.post("/agent/1/sync")).status_code == 503  # not connected yet, and it says so
+    assert (await client.get("/health")).json()["nats"] == "connecting"
+    egraph = (await client.get("/agent/1/egraph")).json()
+    assert egraph["kind"] == "agentnet.egraph.state"
+
+
+async def test_component_apps_share_errors_and_metrics_once_mounted():
+    async def boom(request):
+        raise RuntimeError("broken")
+
+    async def refuse(request):
+        raise RequestError("too many", field="count", rule="must be at most 10")
+
+    component = create_app("crdt-service", [Route("/boom", boom), Route("/items/{n}", refuse)])
+    root = create_app("root", [Mount("/crdt", app=component), Route("/ok", lambda r: JSONResponse({}))])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=root, raise_app_exceptions=False), base_url="http://x") as c:
+        assert (await c.get("/crdt/items/3")).json() == {"error": "too many", "field": "count", "rule": "must be at most 10"}
+        response = await c.get("/crdt/boom")
+        assert response.status_code == 500 and "RuntimeError" in response.json()["error"]
+        assert (await c.get("/crdt/health")).json()["app"] == "crdt-service"
+        metrics = (await c.get("/metrics")).text
+    assert 'agentnet_http_requests_total{app="root",method="GET",route="/crdt/items/{n}",status="422"}' in metrics
+    assert 'route="/crdt/boom",status="500"' in metrics
+    assert 'app="crdt-service"' not in metrics.split("agentnet_http_requests_total")[1].split("# HELP")[0]
