@@ -8,13 +8,12 @@ checks the same table against a real API server.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
 import celpy
 import yaml
-from conftest import CRDS, EXAMPLES
+from conftest import CRDS, EXAMPLES, apply_defaults
 from invalid_specs import INVALID_SPECS, InvalidSpec
 
 from agentnet_operator import names
@@ -23,19 +22,6 @@ ROOT = yaml.safe_load((CRDS / names.CRD_FILE).read_text())["spec"]["versions"][0
 ENV = celpy.Environment()
 
 
-def _defaults(schema: dict[str, Any], value: Any) -> Any:
-    if isinstance(value, dict) and schema.get("type") == "object":
-        value = dict(value)
-        for name, sub in schema.get("properties", {}).items():
-            if name not in value and "default" in sub:
-                value[name] = copy.deepcopy(sub["default"])
-            if name in value:
-                value[name] = _defaults(sub, value[name])
-        if "additionalProperties" in schema:
-            value = {k: _defaults(schema["additionalProperties"], v) for k, v in value.items()}
-    elif isinstance(value, list) and schema.get("type") == "array":
-        value = [_defaults(schema["items"], v) for v in value]
-    return value
 
 
 def _failures(schema: dict[str, Any], value: Any, path: str = "") -> list[tuple[str, str]]:
@@ -75,7 +61,7 @@ def test_every_rule_compiles() -> None:
 
 @pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
 def test_examples_pass_every_rule(example: str) -> None:
-    assert _failures(ROOT, _defaults(ROOT, yaml.safe_load((EXAMPLES / example).read_text()))) == []
+    assert _failures(ROOT, apply_defaults(ROOT, yaml.safe_load((EXAMPLES / example).read_text()))) == []
 
 
 CEL_CASES = [c for c in INVALID_SPECS if any(c.message in r["message"] for r in _all_rules(ROOT))]
@@ -83,7 +69,7 @@ CEL_CASES = [c for c in INVALID_SPECS if any(c.message in r["message"] for r in 
 
 @pytest.mark.parametrize("case", CEL_CASES, ids=lambda c: c.name)
 def test_invalid_spec_fails_exactly_its_rule(case: InvalidSpec) -> None:
-    failures = _failures(ROOT, _defaults(ROOT, case.manifest()))
+    failures = _failures(ROOT, apply_defaults(ROOT, case.manifest()))
     assert len(failures) == 1, failures
     ((path, message),) = failures
     assert case.message in message and path == case.field

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import re
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import CRDS
+from conftest import CRDS, apply_defaults
 
 from agentnet_operator import crdgen, model, names
 
@@ -195,20 +194,6 @@ def test_cel_rules_live_where_their_fields_are(schema: dict[str, Any]) -> None:
         assert len(rule[0]) < 400  # keep them readable and cheap
 
 
-def _apply_defaults(schema: dict[str, Any], value: Any) -> Any:
-    """What the API server does: fill in defaults, recursively, also inside defaulted values."""
-    if isinstance(value, dict) and schema.get("type") == "object":
-        value = dict(value)
-        for name, sub in schema.get("properties", {}).items():
-            if name not in value and "default" in sub:
-                value[name] = copy.deepcopy(sub["default"])
-            if name in value:
-                value[name] = _apply_defaults(sub, value[name])
-        if "additionalProperties" in schema:
-            value = {k: _apply_defaults(schema["additionalProperties"], v) for k, v in value.items()}
-    elif isinstance(value, list) and schema.get("type") == "array":
-        value = [_apply_defaults(schema["items"], v) for v in value]
-    return value
 
 
 @pytest.mark.parametrize(
@@ -220,7 +205,7 @@ def test_crd_defaults_equal_model_defaults(schema: dict[str, Any], example: str)
     from conftest import load_example
 
     spec = load_example(example)["spec"]
-    defaulted = _apply_defaults(schema["properties"]["spec"], spec)
+    defaulted = apply_defaults(schema["properties"]["spec"], spec)
     assert defaulted == model.AgentNetworkSpec.model_validate(spec).dump()
 
 

