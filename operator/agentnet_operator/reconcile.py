@@ -19,7 +19,8 @@ from agentnet_operator.children import (
     CHILD_KINDS, child_key, desired_children, digest, new_nats_password, obsolete_children)
 from agentnet_operator.cluster import Cluster, api_error_message, needs_apply, stamp_digest
 from agentnet_operator.model import AgentNetwork
-from agentnet_operator.status import Problem, check_network, compute_status, current_scale
+from agentnet_operator.status import (
+    REASON_SPINKUBE_MISSING, Problem, check_network, compute_status, current_scale)
 
 REASON_APPLY_FAILED = "ApplyFailed"
 
@@ -58,7 +59,7 @@ def reconcile(cluster: Cluster, body: Mapping[str, Any], *, now: datetime) -> Ou
     outcome.problems = check_network(network, spinkube_installed=spinkube)
 
     desired: list[dict[str, Any]] | None = None
-    if not outcome.problems or all(p.reason == "SpinKubeMissing" for p in outcome.problems):
+    if all(p.reason == REASON_SPINKUBE_MISSING for p in outcome.problems):  # that one only skips SpinApps
         password = nats_password(cluster, network) if spec.nats.managed else None
         desired = desired_children(network, nats_password=password, scale=current_scale(network))
         if not spinkube:  # the rest of the network still runs; Degraded says why the components don't
