@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
+from agentnet_runtime.natsbin import EmbeddedNats
+
 from rig import EXISTING_KUBECONFIG, controlplane, wait_for
-from rig.natsserver import NatsServer
 
 RIG_DIR_ENV, RIG_OWNER_ENV = "AGENTNET_RIG_DIR", "AGENTNET_RIG_OWNER_PID"
 
@@ -106,9 +107,10 @@ def namespace(request: pytest.FixtureRequest, k8s: client.ApiClient) -> Iterator
 
 
 @pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
-    """A real nats-server with JetStream on a free loopback port."""
-    server = NatsServer(tmp_path / "nats")
+def nats_server(tmp_path: Path) -> Iterator[EmbeddedNats]:
+    """A real nats-server with JetStream on a free loopback port; stop() and start()
+    again keep its port and store, so tests can take NATS away mid-run."""
+    server = EmbeddedNats(tmp_path / "nats")
     server.start()
     yield server
     server.stop()

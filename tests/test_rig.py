@@ -11,8 +11,8 @@ import nats
 import pytest
 from kubernetes import client
 
+from agentnet_runtime.natsbin import EmbeddedNats
 from rig import EXISTING_KUBECONFIG, controlplane, wait_for
-from rig.natsserver import NatsServer
 
 VERSIONS = dict(line.split("=", 1) for line in
                 (Path(__file__).parent / "controlplane" / "versions.env").read_text().splitlines()
@@ -131,7 +131,7 @@ def test_teardown_leaves_no_process_behind(rig_bin, tmp_path, how):
 
 
 def test_stopped_nats_server_leaves_no_process(tmp_path):
-    server = NatsServer(tmp_path / "nats")
+    server = EmbeddedNats(tmp_path / "nats")
     server.start()
     pid = server.process.pid
     server.stop()

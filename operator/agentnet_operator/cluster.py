@@ -24,7 +24,6 @@ RESOURCES: dict[tuple[str, str], tuple[str, str]] = {
     ("v1", "Service"): ("/api/v1", "services"),
     ("apps/v1", "StatefulSet"): ("/apis/apps/v1", "statefulsets"),
     ("apps/v1", "Deployment"): ("/apis/apps/v1", "deployments"),
-    ("apps/v1", "ControllerRevision"): ("/apis/apps/v1", "controllerrevisions"),
     (names.SPINAPP_API_VERSION, names.SPINAPP_KIND): (f"/apis/{names.SPINAPP_API_VERSION}", "spinapps"),
     (names.API_VERSION, names.KIND): (f"/apis/{names.API_VERSION}", names.PLURAL),
 }

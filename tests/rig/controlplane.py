@@ -68,10 +68,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """preexec_fn: the kernel SIGKILLs this child when its parent exits."""
     PR_SET_PDEATHSIG = 1
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def stop_process(proc: subprocess.Popen, grace: float = STOP_GRACE_SECONDS) -> None:
+    """SIGTERM, then SIGKILL if it is still there after `grace` seconds; always reaped."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def pid_alive(pid: int) -> bool:
@@ -181,15 +192,9 @@ class ControlPlane:
         p.pids.write_text(json.dumps({name: proc.pid for name, proc in self.processes.items()}))
 
     def stop(self) -> None:
-        """Stop in reverse start order: SIGTERM, then SIGKILL after a grace period."""
-        for name, proc in reversed(list(self.processes.items())):
-            if proc.poll() is None:
-                proc.terminate()
-            try:
-                proc.wait(STOP_GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        """Stop in reverse start order."""
+        for proc in reversed(list(self.processes.values())):
+            stop_process(proc)
         self.processes.clear()
 
     # -- helpers -------------------------------------------------------------
@@ -205,7 +210,7 @@ class ControlPlane:
         log = open(self.paths.logs / f"{name}.log", "ab")
         self.processes[name] = subprocess.Popen(
             [str(self.bin / name), *args], stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+            stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
         log.close()
 
     def _wait(self, deadline: float, what: str, check) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from rig import wait_for
-from rig.controlplane import free_port
+from rig.controlplane import free_port, stop_process
 
 
 class RunningOperator:
@@ -52,9 +52,4 @@ class RunningOperator:
         return 0
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
