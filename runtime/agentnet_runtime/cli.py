@@ -15,6 +15,7 @@ SUBCOMMANDS: dict[str, str] = {
     "crds": "agentnet_operator.crdgen:crds_command",
     "operator": "agentnet_operator.main:operator_command",
     "agent": "agentnet_runtime.agent.main:agent_command",
+    "component": "agentnet_runtime.components.main:component_command",
     "up": "agentnet_runtime.local.up:up_command",
 }
 

@@ -198,7 +198,9 @@ def load_config(
     data_dir: str | None = None,
     agent: AgentSettings | None = None,
 ) -> RuntimeConfig:
-    """Environment first, then the keyword arguments (command-line flags) override it."""
+    """Environment first, then the keyword arguments (command-line flags) override it.
+
+    `agent_ids=()` is a process that hosts no agents: a service component."""
     env = os.environ if env is None else env
     if network is None:
         network = NetworkConfig.load(config_path or env.get(ENV_CONFIG) or DEFAULT_CONFIG_PATH)
@@ -208,8 +210,8 @@ def load_config(
         if index < 0 or per_pod < 1:
             raise ConfigError(f"{ENV_POD_INDEX} must be >= 0 and {ENV_AGENTS_PER_POD} >= 1 (got {index}, {per_pod})")
         agent_ids = network.block(index, per_pod)
-    if not agent_ids:
-        raise ConfigError(f"this process hosts no agents (the network has {network.size})")
+        if not agent_ids:
+            raise ConfigError(f"this process hosts no agents (the network has {network.size})")
     unknown = [i for i in agent_ids if not 0 <= i < network.size]
     if unknown:
         raise ConfigError(f"agent ids {unknown} are not in the network (ids 0..{network.size - 1})")

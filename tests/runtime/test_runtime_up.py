@@ -67,6 +67,8 @@ def test_up_serves_the_example_network_and_stops_on_sigint(tmp_path):
         assert httpx.post(f"{base}/agent/0/message", json={"term": "x*(y+z)"}, timeout=5).status_code == 202
         assert "agentnet_http_requests_total" in httpx.get(f"{base}/metrics", timeout=5).text
         assert httpx.get(f"{base}/agent/9/state", timeout=5).status_code == 404
+        colours = httpx.get(f"{base}/colors/assignment", timeout=5).json()  # a component, mounted at its prefix
+        assert colours["agents"][0]["colour"] == state["colour"]
         helpers = children_of(process.pid)
         assert helpers, "the embedded nats-server should be a child of `agentnet up`"
 

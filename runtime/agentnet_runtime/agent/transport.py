@@ -14,13 +14,13 @@ groups, on the way out and on the way in. It exists for tests; nothing else call
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import logging
 import time
 import uuid
 from typing import Any, Awaitable, Callable, Iterable
 
+from agentnet_runtime import natsclient
 from agentnet_runtime.config import NatsAuth
 from agentnet_runtime.web import METRICS
 
@@ -51,22 +51,10 @@ class Transport:
 
     async def connect(self, retry_every: float = 0.25) -> None:
         """Connect, retrying until the server answers (it may start after us); reconnects are automatic."""
-        # Imported here, in a worker thread: an agent answers HTTP while nats-py (and the
-        # aiohttp it pulls in) loads, instead of after.
-        nats = await asyncio.to_thread(importlib.import_module, "nats")
-
-        while True:
-            try:
-                self.nc = await nats.connect(
-                    self.url, name=self.name, max_reconnect_attempts=-1, reconnect_time_wait=retry_every,
-                    connect_timeout=2, ping_interval=5, max_outstanding_pings=2,
-                    error_cb=self._error, disconnected_cb=self._disconnected, reconnected_cb=self._reconnected,
-                    **self.auth.connect_options(),
-                )  # fmt: skip
-                return
-            except Exception as error:  # OSError, timeouts, nats' NoServersError
-                log.info("NATS at %s not reachable yet (%s); retrying", self.url, error)
-                await asyncio.sleep(retry_every)
+        self.nc = await natsclient.connect(
+            self.url, self.auth, self.name, retry_every=retry_every,
+            error_cb=self._error, disconnected_cb=self._disconnected, reconnected_cb=self._reconnected,
+        )  # fmt: skip
 
     @property
     def connected(self) -> bool:

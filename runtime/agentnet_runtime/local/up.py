@@ -7,15 +7,13 @@ temp dir), every agent in this process (one event loop, one NATS connection), an
 HTTP server: the agents' routes at the root and each service component mounted under
 its route prefix (catalogue.py). Ctrl-C or SIGTERM stops everything it started.
 
-A component plugs in by providing module `agentnet_runtime.components.<name_with_underscores>`
-with `create_app(config: RuntimeConfig)` returning an ASGI app (see web.create_app);
-components not built yet are listed as skipped.
+Each component is a components.Service, started here with its own NATS connection and
+mounted under its prefix; a component whose module is not built is listed as skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import shutil
 import tempfile
@@ -24,15 +22,16 @@ from pathlib import Path
 from typing import Any
 
 import click
-from starlette.routing import BaseRoute, Mount
+from starlette.routing import Mount
 
+from agentnet_runtime import components
 from agentnet_runtime.catalogue import BY_NAME
+from agentnet_runtime.components import Service
 from agentnet_runtime.config import AgentSettings, NetworkConfig, RuntimeConfig, load_config
 from agentnet_runtime.natsbin import EmbeddedNats
 from agentnet_runtime.web import HttpServer, run_until_signal
 
 DEFAULT_PORT = 3000
-COMPONENTS_PACKAGE = "agentnet_runtime.components"
 # Local runs sync faster than a cluster's defaults: everything is on loopback.
 LOCAL_SETTINGS = AgentSettings(sync_interval=0.5, heartbeat_interval=1.0)
 
@@ -63,21 +62,19 @@ def network_document_from(body: Any, source: str = "the network") -> dict[str, A
         raise click.ClickException(f"{source}: {error}") from None
 
 
-def component_mounts(config: RuntimeConfig, say=lambda text: None) -> list[BaseRoute]:
-    """A Mount per component of the network whose module exists; others are reported as skipped."""
-    mounts: list[BaseRoute] = []
+def component_services(config: RuntimeConfig, say=lambda text: None) -> list[Service]:
+    """The Service of every component of the network that is built; others are reported as skipped."""
+    services: list[Service] = []
     for name in config.network.components:
-        module_name = f"{COMPONENTS_PACKAGE}.{name.replace('-', '_')}"
         try:
-            module = importlib.import_module(module_name)
+            services.append(components.create(name, config))
         except ModuleNotFoundError as error:
-            if error.name not in (module_name, COMPONENTS_PACKAGE):
+            if error.name not in (components.module_name(name), components.__name__):
                 raise
             say(f"  component {name:<22} skipped (not built yet)")
             continue
-        mounts.append(Mount(BY_NAME[name].route, app=module.create_app(config)))
         say(f"  component {name:<22} {BY_NAME[name].route}")
-    return mounts
+    return services
 
 
 async def run_network(
@@ -93,11 +90,14 @@ async def run_network(
 
     host = AgentHost(config)
     host.timeline = await asyncio.to_thread(open_timeline, config)
-    http = HttpServer(agent_app(host, "agentnet-up", component_mounts(config, say)), config.http_host, config.http_port)
+    services = component_services(config.with_(agent_ids=()), say)
+    mounts = [Mount(BY_NAME[service.name].route, app=service.app()) for service in services]
+    http = HttpServer(agent_app(host, "agentnet-up", mounts), config.http_host, config.http_port)
     try:
         await host.start()
         await asyncio.wait_for(host.ready.wait(), 30)
         say(f"  agents 0..{len(host.agents) - 1} connected to NATS")
+        await asyncio.gather(*(service.start() for service in services))
         await http.start()
         if started is not None:
             started.set()
@@ -105,6 +105,7 @@ async def run_network(
     finally:
         say("stopping ...")
         await http.stop()
+        await asyncio.gather(*(service.stop() for service in services), return_exceptions=True)
         await host.stop()
         if host.timeline is not None:
             host.timeline.close()

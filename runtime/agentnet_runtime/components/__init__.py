@@ -1,0 +1,96 @@
+"""The service components (catalogue.py names them): how one is built and run.
+
+A component is module `agentnet_runtime.components.<name with underscores>` with
+`create(config: RuntimeConfig) -> Service`. A Service has HTTP routes (relative to its
+catalogue prefix), optional NATS work started in `start()`, and facts for /health.
+The same Service runs alone (`agentnet component NAME`, main.py: its routes at the
+root of its own port) or inside `agentnet up` (mounted under its prefix next to the
+agents and the other components), so nothing in a component knows which.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable, Mapping, TypeVar
+
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+
+from agentnet_runtime import natsclient
+from agentnet_runtime.catalogue import BY_NAME
+from agentnet_runtime.config import ConfigError, RuntimeConfig
+from agentnet_runtime.web import create_app
+
+T = TypeVar("T")
+
+
+class Service:
+    """Base of every component; subclasses set `name` and override what they need."""
+
+    name: str = ""
+
+    def __init__(self, config: RuntimeConfig):
+        self.config = config
+        self.nc = None  # nats-py client, connected by start() when `uses_nats`
+
+    # What a subclass provides ----------------------------------------------------------
+
+    uses_nats: bool = False
+
+    def routes(self) -> list[BaseRoute]:
+        return []
+
+    def health(self) -> dict[str, Any]:
+        """Facts added to GET /health."""
+        return {}
+
+    async def on_start(self) -> None:
+        """Subscriptions, consumers and timers; called once NATS is connected (if used)."""
+
+    async def on_stop(self) -> None:
+        """Undo on_start; NATS is closed afterwards by stop()."""
+
+    # Settings from the network's ConfigMap (spec.components[].settings) ----------------
+
+    @property
+    def settings(self) -> Mapping[str, str]:
+        return (self.config.network.components.get(self.name) or {}).get("settings") or {}
+
+    def setting(self, key: str, default: T, parse: Callable[[str], T] = int, rule: str = "must be a number") -> T:
+        """A setting parsed with `parse`, or `default`; a bad value names the setting and the rule."""
+        if key not in self.settings:
+            return default
+        try:
+            return parse(self.settings[key])
+        except ValueError:
+            raise ConfigError(f"components[{self.name}].settings.{key} {rule} (got {self.settings[key]!r})") from None
+
+    # Lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.uses_nats:
+            self.nc = await natsclient.connect(
+                self.config.nats_url, self.config.nats_auth, f"agentnet-{self.config.network.name}-{self.name}"
+            )
+        await self.on_start()
+
+    async def stop(self) -> None:
+        await self.on_stop()
+        if self.nc is not None and not self.nc.is_closed:
+            await self.nc.close()
+
+    def app(self) -> Starlette:
+        return create_app(self.name, self.routes(), health=self.health)
+
+
+def module_name(component: str) -> str:
+    return f"{__name__}.{component.replace('-', '_')}"
+
+
+def create(component: str, config: RuntimeConfig) -> Service:
+    """The Service of `component`; ModuleNotFoundError if it is not built."""
+    if component not in BY_NAME:
+        raise ConfigError(f"unknown component {component!r} (known: {', '.join(BY_NAME)})")
+    service = importlib.import_module(module_name(component)).create(config)
+    assert service.name == component, f"{module_name(component)}.create() built {service.name!r}"
+    return service

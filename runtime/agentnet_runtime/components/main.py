@@ -1,0 +1,55 @@
+"""`agentnet component NAME`: one service component in its own process (what a component pod runs).
+
+Reads network.json and the pod's environment like an agent (config.py); flags override.
+HTTP is served at once, so /health answers while NATS is still being connected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import click
+
+from agentnet_runtime.catalogue import COMPONENT_NAMES
+from agentnet_runtime.components import Service, create
+from agentnet_runtime.config import ConfigError, load_config
+from agentnet_runtime.web import HttpServer, run_until_signal
+
+log = logging.getLogger("agentnet.component")
+
+
+async def run_component(service: Service, stop: asyncio.Event) -> None:
+    config = service.config
+    http = await HttpServer(service.app(), config.http_host, config.http_port).start()
+    log.info("component %s of network %s serving on port %d", service.name, config.network.name, http.port)
+    starting = asyncio.create_task(service.start())
+    try:
+        await stop.wait()
+    finally:
+        await http.stop()
+        if not starting.done():  # still waiting for NATS
+            starting.cancel()
+        await asyncio.gather(starting, return_exceptions=True)
+        await service.stop()
+
+
+@click.command("component")
+@click.argument("name", type=click.Choice(COMPONENT_NAMES))
+@click.option("--config", "config_path", help="network.json (default: $AGENTNET_CONFIG, then /etc/agentnet/network.json)")
+@click.option("--nats-url", help="default: $AGENTNET_NATS_URL")
+@click.option("--nats-credentials-dir", help="default: $AGENTNET_NATS_CREDENTIALS_DIR")
+@click.option("--host", "http_host", help="HTTP listen address (default 0.0.0.0)")
+@click.option("--port", "http_port", type=int, help="HTTP port (default: $AGENTNET_HTTP_PORT, then 8080)")
+@click.option("--data-dir", help="DuckDB files (default: $AGENTNET_DATA_DIR)")
+@click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
+def component_command(name: str, log_level: str, **flags) -> None:
+    """Run one service component: its routes, NATS work and /metrics."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        service = create(name, load_config(agent_ids=(), **flags))
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    except ModuleNotFoundError as error:
+        raise click.ClickException(f"component {name} is not part of this build ({error.name})") from None
+    run_until_signal(lambda stop: run_component(service, stop))
