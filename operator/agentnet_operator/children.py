@@ -200,12 +200,22 @@ def component_url(network: AgentNetwork, component: str) -> str:
 
 
 def component_replicas(component: ComponentSpec, scale: Mapping[str, int] | None = None) -> int:
-    """Replicas to run: the autoscaler's decision if it made one, else the spec's,
-    kept within the autoscaling bounds."""
+    """Replicas to run: the spec's; with autoscaling, the autoscaler's decision if it
+    made one, kept within the bounds."""
+    if component.autoscaling is None:
+        return component.replicas
     replicas = (scale or {}).get(component.name, component.replicas)
-    if component.autoscaling is not None:
-        replicas = max(component.autoscaling.min_replicas, min(component.autoscaling.max_replicas, replicas))
-    return replicas
+    return max(component.autoscaling.min_replicas, min(component.autoscaling.max_replicas, replicas))
+
+
+def component_workload_ref(network: AgentNetwork, component: str) -> dict[str, Any]:
+    """Enough of a component's Deployment (or SpinApp) to find it in the cache."""
+    if network.spec.workload == "SpinApp":
+        api_version, kind = names.SPINAPP_API_VERSION, names.SPINAPP_KIND
+    else:
+        api_version, kind = "apps/v1", "Deployment"
+    return {"apiVersion": api_version, "kind": kind,
+            "metadata": {"namespace": network.namespace, "name": names.component_name(network.name, component)}}
 
 
 # ------------------------------------------------------------------------------------

@@ -24,6 +24,8 @@ RESOURCES: dict[tuple[str, str], tuple[str, str]] = {
     ("v1", "Service"): ("/api/v1", "services"),
     ("apps/v1", "StatefulSet"): ("/apis/apps/v1", "statefulsets"),
     ("apps/v1", "Deployment"): ("/apis/apps/v1", "deployments"),
+    ("apps/v1", "ControllerRevision"): ("/apis/apps/v1", "controllerrevisions"),
+    ("v1", "Pod"): ("/api/v1", "pods"),  # read only: the autoscaler's pods metric source
     (names.SPINAPP_API_VERSION, names.SPINAPP_KIND): (f"/apis/{names.SPINAPP_API_VERSION}", "spinapps"),
     (names.API_VERSION, names.KIND): (f"/apis/{names.API_VERSION}", names.PLURAL),
 }
@@ -158,6 +160,11 @@ class Cluster:
             if error.status == 404:
                 return None
             raise
+
+    def list(self, api_version: str, kind: str, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """Objects matching a label selector, read from the API server (not the cache)."""
+        result = self._call("list", kind, "GET", _path(api_version, kind, namespace), query=[("labelSelector", selector)])
+        return [{"apiVersion": api_version, "kind": kind, **item} for item in result.get("items", [])]
 
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         # A merge patch replaces lists whole, so conditions are written as computed.

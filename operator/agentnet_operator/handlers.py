@@ -1,10 +1,11 @@
 """The kopf wiring: watch events in, reconciles out.
 
-Only event handlers and a resync timer are registered — no create/update
-handlers — so kopf keeps no progress or diff-base bookkeeping on the user's
-objects. Events for a network and for its children land in one work queue that
-coalesces bursts (applying 26 children raises 26 watch events, not 26
-reconciles) and never runs two reconciles of one network at once.
+Only event handlers and timers are registered — no create/update handlers — so
+kopf keeps no progress or diff-base bookkeeping on the user's objects. Events for
+a network and for its children land in one work queue that coalesces bursts
+(applying 26 children raises 26 watch events, not 26 reconciles) and never runs
+two reconciles of one network at once. A per-network autoscale timer reads the
+metrics of autoscaled components and queues a reconcile, which decides.
 """
 
 import asyncio
@@ -20,13 +21,23 @@ from prometheus_client import Counter, Gauge, Histogram
 from agentnet_operator import names
 from agentnet_operator.children import CHILD_KINDS
 from agentnet_operator.cluster import RESOURCES, Cluster
+from agentnet_operator.metric_sources import MetricReader, Reading
+from agentnet_operator.model import AgentNetwork
 from agentnet_operator.reconcile import Outcome, reconcile
+from agentnet_operator.revisions import REVISION_API_VERSION, REVISION_KIND
 
 log = logging.getLogger("agentnet.operator")
 
 RECONCILES = Counter("agentnet_operator_reconciles_total", "Reconciles by result", ["result"])
 RECONCILE_SECONDS = Histogram("agentnet_operator_reconcile_seconds", "Duration of one reconcile")
 NETWORKS = Gauge("agentnet_operator_networks", "AgentNetworks the operator watches")
+SCALINGS = Counter("agentnet_operator_scalings_total", "Replica changes made by the autoscaler",
+                   ["namespace", "network", "component", "direction"])
+METRIC_VALUE = Gauge("agentnet_operator_autoscale_metric", "Last autoscaling metric value per replica",
+                     ["namespace", "network", "component"])
+METRIC_ERRORS = Counter("agentnet_operator_autoscale_metric_errors_total", "Metric reads that failed",
+                        ["namespace", "network", "component"])
+ROLLBACKS = Counter("agentnet_operator_rollbacks_total", "Revisions rolled back", ["namespace", "network"])
 
 COALESCE_SECONDS = 0.05
 MAX_RETRY_SECONDS = 30.0
@@ -38,9 +49,10 @@ class WorkQueue:
     """Per-key serialised, coalescing, retrying execution of a blocking function.
 
     A key enqueued while it waits runs once; enqueued while it runs, it runs
-    once more afterwards. Failures are retried with exponential backoff."""
+    once more afterwards. Failures are retried with exponential backoff. The work
+    may return seconds after which the key should run again (e.g. a deadline)."""
 
-    def __init__(self, work: Callable[[Hashable], None], delay: float = COALESCE_SECONDS):
+    def __init__(self, work: Callable[[Hashable], float | None], delay: float = COALESCE_SECONDS):
         self.work, self.delay = work, delay
         self.waiting: set[Hashable] = set()
         self.running: set[Hashable] = set()
@@ -64,7 +76,7 @@ class WorkQueue:
         self.waiting.discard(key)
         self.running.add(key)
         try:
-            await asyncio.to_thread(self.work, key)
+            again_after = await asyncio.to_thread(self.work, key)
             self.failures.pop(key, None)
         except Exception:
             attempt = self.failures[key] = self.failures.get(key, 0) + 1
@@ -78,16 +90,20 @@ class WorkQueue:
         if key in self.again:
             self.again.discard(key)
             self.enqueue(key)
+        elif again_after is not None:
+            asyncio.get_running_loop().call_later(again_after, self.enqueue, key)
 
 
 def _post_events(body: Mapping[str, Any], outcome: Outcome) -> None:
     """Events for what changed; a reconcile that wrote nothing posts nothing."""
+    for notice in outcome.notices:
+        kopf.event(body, type=notice.type, reason=notice.reason, message=notice.message)
     if outcome.applied:
         kopf.event(body, type="Normal", reason="Applied", message=_list(outcome.applied))
     if outcome.deleted:
         kopf.event(body, type="Normal", reason="Pruned", message=_list(outcome.deleted))
     if outcome.status_written:
-        for problem in outcome.problems:
+        for problem in (*outcome.problems, *outcome.warnings):
             kopf.event(body, type="Warning", reason=problem.reason, message=problem.message)
 
 
@@ -96,24 +112,37 @@ def _list(items: list[str], limit: int = 10) -> str:
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
-def build_registry(cluster: Cluster, resync_seconds: float = 60.0) -> kopf.OperatorRegistry:
+def build_registry(cluster: Cluster, resync_seconds: float = 60.0, autoscale_seconds: float = 1.0) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     networks: dict[NetworkKey, dict[str, Any]] = {}
+    readings: dict[NetworkKey, dict[str, Reading]] = {}  # latest read per component
+    decided: dict[tuple[NetworkKey, str], datetime] = {}  # time of the read last acted on
+    reader = MetricReader(cluster)
 
-    def reconcile_network(key: Hashable) -> None:
+    def fresh_readings(key: NetworkKey) -> dict[str, Reading]:
+        """Reads not acted on yet, and every failed one (its warning stands until a read succeeds)."""
+        latest = dict(readings.get(key, {}))
+        return {c: r for c, r in latest.items() if r.error is not None or decided.get((key, c)) != r.time}
+
+    def reconcile_network(key: Hashable) -> float | None:
         body = networks.get(key)  # type: ignore[arg-type]
         if body is None:
-            return  # deleted meanwhile: garbage collection removes the children
+            return None  # deleted meanwhile: garbage collection removes the children
+        fresh = fresh_readings(key)  # type: ignore[arg-type]
         started = time.perf_counter()
         try:
-            outcome = reconcile(cluster, body, now=datetime.now(UTC))
+            outcome = reconcile(cluster, body, now=datetime.now(UTC), readings=fresh)
         except Exception:
             RECONCILES.labels("error").inc()
             raise
         finally:
             RECONCILE_SECONDS.observe(time.perf_counter() - started)
+        for component, reading in fresh.items():
+            decided[(key, component)] = reading.time  # type: ignore[index]
         RECONCILES.labels("changed" if outcome.wrote else "unchanged").inc()
+        _count(key, outcome)  # type: ignore[arg-type]
         _post_events(body, outcome)
+        return outcome.requeue_after
 
     queue = WorkQueue(reconcile_network)
 
@@ -123,11 +152,16 @@ def build_registry(cluster: Cluster, resync_seconds: float = 60.0) -> kopf.Opera
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
 
+    @kopf.on.cleanup(registry=registry)
+    async def close(**_: Any) -> None:
+        await reader.close()
+
     @kopf.on.event(names.GROUP, names.VERSION, names.PLURAL, registry=registry)
     async def network_event(type: str | None, body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
         key = (namespace, name)
         if type == "DELETED":
             networks.pop(key, None)
+            readings.pop(key, None)
         else:
             networks[key] = dict(body)
             queue.enqueue(key)
@@ -140,7 +174,8 @@ def build_registry(cluster: Cluster, resync_seconds: float = 60.0) -> kopf.Opera
                 queue.enqueue((namespace, ref["name"]))
 
     managed = {names.LABEL_MANAGED_BY: names.MANAGED_BY}
-    for api_version, kind in CHILD_KINDS:  # SpinApps are watched once SpinKube's CRD exists
+    # SpinApps are watched once SpinKube's CRD exists; revisions are watched but never pruned as children.
+    for api_version, kind in (*CHILD_KINDS, (REVISION_API_VERSION, REVISION_KIND)):
         group, _, version = api_version.rpartition("/")
         plural = RESOURCES[(api_version, kind)][1]
         kopf.on.event(group, version, plural, labels=managed, registry=registry, id=f"child-{plural}")(child_event)
@@ -152,4 +187,28 @@ def build_registry(cluster: Cluster, resync_seconds: float = 60.0) -> kopf.Opera
         networks[(namespace, name)] = dict(body)
         queue.enqueue((namespace, name))
 
+    @kopf.timer(names.GROUP, names.VERSION, names.PLURAL, interval=autoscale_seconds, registry=registry)
+    async def autoscale(body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
+        network = AgentNetwork.from_body(body)
+        if not any(c.autoscaling for c in network.spec.effective_components):
+            return
+        key = (namespace, name)
+        read = await reader.read(network)
+        readings[key] = read
+        for component, reading in read.items():
+            if reading.error is None:
+                METRIC_VALUE.labels(namespace, name, component).set(reading.value)
+            else:
+                METRIC_ERRORS.labels(namespace, name, component).inc()
+        queue.enqueue(key)
+
     return registry
+
+
+def _count(key: NetworkKey, outcome: Outcome) -> None:
+    namespace, name = key
+    for notice in outcome.notices:
+        if notice.reason in ("ScaleUp", "ScaleDown"):
+            SCALINGS.labels(namespace, name, notice.component, notice.reason.removeprefix("Scale").lower()).inc()
+        elif notice.reason == "RolledBack":
+            ROLLBACKS.labels(namespace, name).inc()

@@ -16,10 +16,12 @@ from agentnet_runtime.catalogue import HTTP_PORT
               help="Serve Prometheus metrics at http://0.0.0.0:PORT/metrics.")
 @click.option("--resync-seconds", type=float, default=60.0, show_default=True,
               help="Reconcile every network at least this often, events or not.")
+@click.option("--autoscale-seconds", type=float, default=1.0, show_default=True,
+              help="Read the metrics of autoscaled components this often.")
 @click.option("--kubeconfig", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Kubeconfig to use. Default: in-cluster credentials, else $KUBECONFIG or ~/.kube/config.")
 def operator_command(namespaces: tuple[str, ...], liveness_port: int, metrics_port: int,
-                     resync_seconds: float, kubeconfig: str | None) -> None:
+                     resync_seconds: float, autoscale_seconds: float, kubeconfig: str | None) -> None:
     """Reconcile AgentNetworks into Kubernetes objects."""
     if kubeconfig:  # before importing the client: it reads $KUBECONFIG at import; kopf's login uses it too
         os.environ["KUBECONFIG"] = kubeconfig
@@ -36,7 +38,7 @@ def operator_command(namespaces: tuple[str, ...], liveness_port: int, metrics_po
         config.load_kube_config()
     api = client.ApiClient()
     api.user_agent = "agentnet-operator"
-    registry = build_registry(Cluster(api), resync_seconds)
+    registry = build_registry(Cluster(api), resync_seconds, autoscale_seconds)
     kopf.on.login(registry=registry)(kopf.login_via_client)
 
     start_http_server(metrics_port)

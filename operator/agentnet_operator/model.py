@@ -534,8 +534,10 @@ class HistoryEntry(_StatusObject):
     """Digest of the rendered spec (without what the autoscaler owns)."""
     deployed_at: Timestamp
     """When the revision started rolling out."""
-    result: Literal["InProgress", "Succeeded", "Failed", "RolledBack"]
-    """Outcome of the rollout."""
+    result: Literal["Deploying", "Deployed", "Superseded", "Failed", "RolledBack"]
+    """Deploying: rolling out; Deployed: running and healthy; Superseded: replaced by a newer
+    revision after being deployed; Failed: not healthy within progressDeadlineSeconds;
+    RolledBack: failed, and an older revision was re-applied in its place."""
     message: str | None = Field(None, max_length=4096)
     """Details of the outcome."""
 
@@ -551,6 +553,27 @@ class AgentsStatus(_StatusObject):
     """Number of agents of each polarity colour (RED, BLUE, GREEN)."""
 
 
+MAX_SCALE_HISTORY = 300  # autoscaler recommendations and scale events kept in status (a 300 s window of 1 s readings)
+
+
+class ReplicaRecommendation(_StatusObject):
+    """What the metric asked for from `time` on (kept for the stabilisation windows)."""
+
+    time: Timestamp
+    """When the metric first asked for this many replicas."""
+    replicas: int = Field(ge=0)
+    """Replicas asked for."""
+
+
+class ScaleRecord(_StatusObject):
+    """A change of replicas made by the autoscaler (kept for the rate policies)."""
+
+    time: Timestamp
+    """When the replicas changed."""
+    change: int
+    """Replicas added (positive) or removed (negative)."""
+
+
 class ComponentStatus(_StatusObject):
     """A component's replicas and the autoscaler's last decision."""
 
@@ -561,9 +584,17 @@ class ComponentStatus(_StatusObject):
     desired: int | None = Field(None, ge=0)
     """Replicas the autoscaler wants."""
     metric: float | None = None
-    """Last value of the autoscaling metric."""
+    """Last value of the autoscaling metric (per replica, as compared with the target)."""
     last_scale_time: Timestamp | None = None
     """When the autoscaler last changed replicas."""
+    reason: str | None = Field(None, max_length=64)
+    """Why the autoscaler chose `desired` (ScaleUp, ScaleDown, Stabilising, RateLimited, ...)."""
+    message: str | None = Field(None, max_length=1024)
+    """The autoscaler's decision in words."""
+    recommendations: list[ReplicaRecommendation] | None = Field(None, max_length=MAX_SCALE_HISTORY)
+    """Recent recommendations, each from its time until the next (stabilisation windows)."""
+    scale_events: list[ScaleRecord] | None = Field(None, max_length=MAX_SCALE_HISTORY)
+    """Recent changes of replicas (rate policies)."""
 
 
 class NatsStatus(_StatusObject):

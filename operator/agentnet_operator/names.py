@@ -43,6 +43,7 @@ MANAGED_BY = FIELD_MANAGER
 ROLE_AGENT = "agent"
 ROLE_NATS = "nats"
 ROLE_CONFIG = "config"
+ROLE_REVISION = "revision"  # ControllerRevisions of the network's specs
 
 # --- annotations ---------------------------------------------------------------
 # sha256 of the configuration a pod template depends on, so pods restart when it changes.
@@ -93,6 +94,11 @@ def nats_name(network: str) -> str:
 
 def nats_headless_name(network: str) -> str:
     return child_name(network, SUFFIX_NATS_HEADLESS)
+
+
+def revision_name(network: str, digest: str) -> str:
+    """ControllerRevision of one distinct spec: named by its digest, so it is made once."""
+    return child_name(network, f"rev-{digest[:10]}")
 
 
 # --- ports -------------------------------------------------------------------------

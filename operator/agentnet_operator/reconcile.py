@@ -1,28 +1,48 @@
 """One level-based reconcile of one network.
 
-Desired children (pure, from children.py) are compared with the cache of what
-the cluster holds; only what differs is applied, children no longer desired are
-deleted, and the status is patched only when it changed — so a reconcile with
-nothing to do sends no request at all.
+1. Which spec to deploy (revisions.py): the spec, the revision `rollbackTo` names,
+   or the last healthy revision when the spec's failed; a new one is stored first.
+2. Fresh autoscaler readings become decisions (autoscale.py), written to status
+   before any workload, so a restart never undoes them.
+3. Desired children (pure, children.py) are compared with the cache of what the
+   cluster holds; only what differs is applied, children no longer desired are
+   deleted.
+4. The status (status.py) and the revision history are patched only when they
+   changed — so a reconcile with nothing to do sends no request at all.
 """
 
 import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 from kubernetes.client.exceptions import ApiException
 
 from agentnet_operator import names
+from agentnet_operator.autoscale import step as autoscale_step
 from agentnet_operator.children import (
-    CHILD_KINDS, child_key, desired_children, digest, new_nats_password, obsolete_children)
+    CHILD_KINDS, child_key, component_replicas, component_workload_ref, desired_children, digest, new_nats_password, obsolete_children)
 from agentnet_operator.cluster import Cluster, api_error_message, needs_apply, stamp_digest
-from agentnet_operator.model import AgentNetwork
+from agentnet_operator.metric_sources import Reading
+from agentnet_operator.model import AgentNetwork, AgentNetworkStatus, ComponentStatus, HistoryEntry
+from agentnet_operator.revisions import (
+    REVISION_API_VERSION, REVISION_KIND, Rollout, begin, controller_revision, next_number, plan_rollout, settle,
+    stored_revisions)
 from agentnet_operator.status import (
-    REASON_SPINKUBE_MISSING, Problem, check_network, compute_status, current_scale)
+    READY, REASON_DEADLINE, REASON_METRIC_UNAVAILABLE, REASON_REVISION_NOT_FOUND, REASON_SPINKUBE_MISSING, Problem,
+    check_network, compute_status, current_scale)
 
 REASON_APPLY_FAILED = "ApplyFailed"
+
+
+class Notice(NamedTuple):
+    """An Event to post about the network."""
+
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+    component: str = ""  # the component a scaling notice is about
 
 
 @dataclass
@@ -30,7 +50,10 @@ class Outcome:
     applied: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
     status_written: bool = False
+    notices: list[Notice] = field(default_factory=list)  # Events to post: scaling, revisions, rollbacks
+    requeue_after: float | None = None  # seconds until a rollout's progress deadline
 
     @property
     def wrote(self) -> bool:
@@ -51,15 +74,81 @@ def nats_password(cluster: Cluster, network: AgentNetwork) -> str:
     return base64.b64decode(stored).decode() if stored else new_nats_password()
 
 
-def reconcile(cluster: Cluster, body: Mapping[str, Any], *, now: datetime) -> Outcome:
-    network = AgentNetwork.from_body(body)
-    spec = network.spec
-    outcome = Outcome()
-    spinkube = spec.workload != "SpinApp" or cluster.api_group_served(names.SPINAPP_API_VERSION)
-    outcome.problems = check_network(network, spinkube_installed=spinkube)
+def store_revision(cluster: Cluster, network: AgentNetwork, rollout: Rollout, outcome: Outcome) -> int:
+    """The number of the rollout's new revision, stored as a ControllerRevision.
 
+    Read from the API server, not the cache: after a restart the cache may not hold
+    the revisions yet, and a second number for one spec must never be handed out."""
+    live = stored_revisions(cluster.list(REVISION_API_VERSION, REVISION_KIND, network.namespace,
+                                         names.selector_string(network.name, names.ROLE_REVISION)))
+    for number, revision in live.items():
+        if revision.digest == rollout.digest:
+            return number
+    history = network.status.history if network.status and network.status.history else []
+    number = next_number(live, history)
+    cluster.apply(controller_revision(network, number, rollout.content))
+    outcome.notices.append(Notice("Normal", "RevisionCreated", f"revision {number} stored ({rollout.digest[:10]})"))
+    return number
+
+
+def autoscale(cluster: Cluster, network: AgentNetwork, readings: Mapping[str, Reading], now: datetime,
+              outcome: Outcome) -> dict[str, ComponentStatus]:
+    """Autoscaler state per component after the fresh `readings`; failed readings become warnings."""
+    previous = (network.status.components if network.status else None) or {}
+    scale = current_scale(network)
+    updated: dict[str, ComponentStatus] = {}
+    for component in network.spec.effective_components:
+        reading = readings.get(component.name)
+        if component.autoscaling is None or reading is None:
+            continue
+        source = component.autoscaling.metric.source
+        if reading.error is not None:
+            outcome.warnings.append(Problem(REASON_METRIC_UNAVAILABLE, f"{component.name}: {source} metric: {reading.error}; "
+                                            "keeping the current replicas"))
+            continue
+        live = cluster.cached(component_workload_ref(network, component.name))
+        current = int((live or {}).get("spec", {}).get("replicas", component_replicas(component, scale)))
+        before = previous.get(component.name) or ComponentStatus()
+        after = autoscale_step(component.autoscaling, before, current, reading.value, now)
+        if after != before:
+            updated[component.name] = after
+        if after.desired != current:
+            kind = "ScaleUp" if after.desired > current else "ScaleDown"
+            outcome.notices.append(Notice("Normal", kind, f"{component.name}: {after.message}", component.name))
+    return updated
+
+
+def reconcile(cluster: Cluster, body: Mapping[str, Any], *, now: datetime,
+              readings: Mapping[str, Reading] | None = None) -> Outcome:
+    """readings: the autoscaler's metric reads not yet acted on, by component."""
+    original = AgentNetwork.from_body(body)
+    outcome = Outcome()
+    rollout = plan_rollout(original, stored_revisions(cluster.children_of(original.metadata.uid)))
+    network = rollout.network(original)  # what is deployed: the spec, or a stored revision
+    spec = network.spec
+    spinkube = spec.workload != "SpinApp" or cluster.api_group_served(names.SPINAPP_API_VERSION)
+    outcome.problems = [*check_network(network, spinkube_installed=spinkube), *rollout.problems]
+    renderable = all(p.reason in (REASON_SPINKUBE_MISSING, REASON_REVISION_NOT_FOUND) for p in outcome.problems)
+
+    if readings:
+        scaled = autoscale(cluster, network, readings, now, outcome)
+        if scaled:
+            # Written before the workloads: a restart between the two must not undo a decision.
+            status = network.status or AgentNetworkStatus()
+            components = {**(status.components or {}), **scaled}
+            cluster.patch_status(network.namespace, network.name,
+                                 {"components": {name: c.dump() for name, c in scaled.items()}})
+            network.status = status.model_copy(update={"components": components})
+            outcome.status_written = True
+
+    history = network.status.history if network.status and network.status.history else []
+    number: int | None = None
     desired: list[dict[str, Any]] | None = None
-    if all(p.reason == REASON_SPINKUBE_MISSING for p in outcome.problems):  # that one only skips SpinApps
+    if renderable:
+        number = rollout.revision if rollout.revision is not None else store_revision(cluster, network, rollout, outcome)
+        history = begin(history, rollout, number, now=now)
+        network.status = (network.status or AgentNetworkStatus()).model_copy(
+            update={"history": history, "update_revision": number})
         password = nats_password(cluster, network) if spec.nats.managed else None
         desired = desired_children(network, nats_password=password, scale=current_scale(network))
         if not spinkube:  # the rest of the network still runs; Degraded says why the components don't
@@ -85,8 +174,40 @@ def reconcile(cluster: Cluster, body: Mapping[str, Any], *, now: datetime) -> Ou
             outcome.deleted.append(_describe(by_key[key]))
         children = cluster.children_of(network.metadata.uid)
 
-    status = compute_status(network, children, now=now, problems=outcome.problems)
+    status = compute_status(network, children, now=now, problems=outcome.problems, warnings=outcome.warnings,
+                            rolled_back=rollout.rolled_back)
+    if number is not None:
+        settle_revision(cluster, network, status, history, number, now, outcome)
     if status != body.get("status"):
         cluster.patch_status(network.namespace, network.name, status)
         outcome.status_written = True
     return outcome
+
+
+def settle_revision(cluster: Cluster, network: AgentNetwork, status: dict[str, Any], history: list[HistoryEntry],
+                    number: int, now: datetime, outcome: Outcome) -> None:
+    """Judge the deployed revision, write history into `status`, prune revisions beyond the limit."""
+    spec = network.spec
+    ready = next(c for c in status["conditions"] if c["type"] == READY)
+    failed = ready["message"] if ready["status"] == "False" and ready["reason"] == REASON_DEADLINE else None
+    was = history[0].result
+    keep = [r for r in (spec.rollback_to.revision if spec.rollback_to else None, status.get("currentRevision")) if r]
+    history = settle(history, ready=ready["status"] == "True", failed=failed,
+                     limit=spec.rollout.revision_history_limit, keep=keep)
+    front = history[0]
+    if front.result == "Failed" and was != "Failed":
+        outcome.notices.append(Notice("Warning", "RevisionFailed", f"revision {number}: {front.message}"))
+    if front.result == "Deployed" and was != "Deployed" and front.message:
+        outcome.notices.append(Notice("Normal", "RolledBack", front.message))
+    if front.result == "Deploying":
+        deadline = front.deployed_at + timedelta(seconds=spec.rollout.progress_deadline_seconds)
+        outcome.requeue_after = max(0.0, (deadline - now).total_seconds()) + 0.5
+    status["history"] = [h.dump() for h in history]
+    status["updateRevision"] = number
+    if front.result == "Deployed":
+        status["currentRevision"] = number
+    kept = {h.revision for h in history}
+    for obj in cluster.children_of(network.metadata.uid):
+        if obj["kind"] == REVISION_KIND and int(obj.get("revision", 0)) not in kept:
+            cluster.delete(obj)
+            outcome.deleted.append(_describe(obj))

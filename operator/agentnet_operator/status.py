@@ -40,6 +40,7 @@ REASON_NOT_ROLLED_BACK = "NotRolledBack"
 REASON_TOPOLOGY = "TopologyImpossible"
 REASON_SPINKUBE_MISSING = "SpinKubeMissing"
 REASON_REVISION_NOT_FOUND = "RevisionNotFound"
+REASON_METRIC_UNAVAILABLE = "MetricUnavailable"
 
 MAX_MESSAGE_ITEMS = 5
 
@@ -56,7 +57,6 @@ def check_network(
     network: AgentNetwork,
     *,
     spinkube_installed: bool = True,
-    known_revisions: Iterable[int] | None = None,
 ) -> list[Problem]:
     """What is wrong with a schema-valid network that the operator must report."""
     from agentnet_runtime.core.topology import check_topology
@@ -75,16 +75,6 @@ def check_network(
                 f"({names.SPINAPP_API_VERSION}) is not served by this cluster",
             )
         )
-    if spec.rollback_to is not None and known_revisions is not None:
-        known = sorted(set(known_revisions))
-        if spec.rollback_to.revision not in known:
-            problems.append(
-                Problem(
-                    REASON_REVISION_NOT_FOUND,
-                    f"rollbackTo.revision {spec.rollback_to.revision} is not stored"
-                    f" (stored: {', '.join(map(str, known)) or 'none'})",
-                )
-            )
     return problems
 
 
@@ -199,6 +189,7 @@ def compute_status(
     *,
     now: datetime,
     problems: Sequence[Problem] = (),
+    warnings: Sequence[Problem] = (),
     nats_ready: bool | None = None,
     rolled_back: Problem | None = None,
     rollout_started: datetime | None = None,
@@ -207,6 +198,7 @@ def compute_status(
 
     observed: the children as read from the API server (plain dicts).
     problems: from check_network() and from failed applies.
+    warnings: Degraded without making the network unready (e.g. a metric source failing).
     nats_ready: result of probing an external NATS server (None = not probed);
       a managed one is judged from its StatefulSet.
     rolled_back: set when the operator re-applied an older revision.
@@ -244,12 +236,10 @@ def compute_status(
         state = workload_state(index.get((kind, name)), desired, what=f"{kind} {name}")
         track(state)
         before = (previous.components or {}).get(component.name) or ComponentStatus()
-        components[component.name] = ComponentStatus(
-            replicas=state.replicas if state.exists else desired,
-            ready_replicas=state.ready_replicas,
-            desired=before.desired,
-            metric=before.metric,
-            last_scale_time=before.last_scale_time,
+        if component.autoscaling is None:  # nothing of the autoscaler's to carry over
+            before = ComponentStatus()
+        components[component.name] = before.model_copy(
+            update={"replicas": state.replicas if state.exists else desired, "ready_replicas": state.ready_replicas}
         )
 
     # NATS
@@ -304,6 +294,8 @@ def compute_status(
         progressing_c = condition(PROGRESSING, True, REASON_PROGRESSING, _summary(waiting))
     if blocked is not None:
         degraded_c = condition(DEGRADED, True, blocked.reason, blocked.message)
+    elif warnings:
+        degraded_c = condition(DEGRADED, True, warnings[0].reason, _summary([w.message for w in warnings]))
     else:
         degraded_c = condition(DEGRADED, False, REASON_AS_EXPECTED, "no problem found")
     if rolled_back is not None:

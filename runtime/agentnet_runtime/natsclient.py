@@ -29,6 +29,11 @@ def work_subject(colour: str) -> str:
     return f"work.{colour.lower()}"
 
 
+def component_work_subject(component: str) -> str:
+    """Subject of a work-queue component's queue: stream-red reads work.red."""
+    return work_subject(component.removeprefix("stream-"))
+
+
 def work_consumer(component: str) -> str:
     """Durable consumer of a work-queue component, e.g. "stream-red"."""
     return component

@@ -1,17 +1,24 @@
-"""Shared fixtures of the operator's unit tests (no cluster)."""
+"""Shared fixtures of the operator's tests: unit tests (no cluster), and the CRD and
+a running operator for the tests against a real API server."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from agentnet_operator import names
+from rig import EXISTING_KUBECONFIG
+from rig.operator import RunningOperator
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 CRDS = REPO / "crds"
+RESYNC_SECONDS = 1.0  # the operator fixture's resync period
 
 PASSWORD = "p" * 24
 UID = "0b1c2d3e-0000-4000-8000-000000000001"
@@ -51,3 +58,27 @@ def apply_defaults(schema: dict[str, Any], value: Any) -> Any:
     elif isinstance(value, list) and schema.get("type") == "array":
         value = [apply_defaults(schema["items"], v) for v in value]
     return value
+
+
+# --- against a real API server ------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def agentnet_crd(kubectl):
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
+    kubectl("wait", "--for=condition=Established", f"crd/{names.CRD_NAME}", "--timeout=60s")
+
+
+@pytest.fixture
+def operator(agentnet_crd, kubeconfig, namespace, tmp_path) -> Iterator[RunningOperator]:
+    running = RunningOperator(kubeconfig, tmp_path / "operator.log", namespace=namespace,
+                              resync_seconds=RESYNC_SECONDS)
+    yield running
+    running.stop()
+    print(f"operator log (tail):\n{running.log.read_text()[-4000:]}")  # shown when the test failed
+
+
+@pytest.fixture
+def audit_log(kubeconfig) -> Path | None:
+    """The local rig's audit log of every write; None on an existing cluster."""
+    return None if EXISTING_KUBECONFIG else kubeconfig.parent / "audit.log"

@@ -6,93 +6,20 @@ SpinKube, and invalid specs are refused by the API server itself."""
 import copy
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from agentnet_operator import names
 from agentnet_runtime.catalogue import COMPONENT_NAMES
 from invalid_specs import INVALID_SPECS, InvalidSpec
-from rig import EXISTING_KUBECONFIG, wait_for
-from rig.operator import RunningOperator
+from cluster_support import (
+    RESYNC_SECONDS, SPINAPP_CRD, apply, children, condition, example, kinds_and_names, network, small_network,
+    wait_ready, writes_in)
+from rig import wait_for
 
 pytestmark = pytest.mark.cluster
-
-REPO = Path(__file__).resolve().parents[2]
-SPINAPP_CRD = Path(__file__).with_name("spinapp-crd.yaml")
-RESYNC_SECONDS = 1.0
-READY_TIMEOUT = "90s"
-
-
-@pytest.fixture(scope="session")
-def agentnet_crd(kubectl):
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
-    kubectl("wait", "--for=condition=Established", f"crd/{names.CRD_NAME}", "--timeout=60s")
-
-
-@pytest.fixture
-def operator(agentnet_crd, kubeconfig, namespace, tmp_path) -> Iterator[RunningOperator]:
-    running = RunningOperator(kubeconfig, tmp_path / "operator.log", namespace=namespace,
-                              resync_seconds=RESYNC_SECONDS)
-    yield running
-    running.stop()
-    print(f"operator log (tail):\n{running.log.read_text()[-4000:]}")  # shown when the test failed
-
-
-@pytest.fixture
-def audit_log(kubeconfig) -> Path | None:
-    """The local rig's audit log of every write; None on an existing cluster."""
-    return None if EXISTING_KUBECONFIG else kubeconfig.parent / "audit.log"
-
-
-def writes_in(audit_log: Path, namespace: str) -> int:
-    count = 0
-    with audit_log.open() as log:
-        for line in log:
-            if f'"namespace":"{namespace}"' in line and json.loads(line).get("stage") == "ResponseComplete":
-                count += 1
-    return count
-
-
-def example(name: str) -> dict:
-    return yaml.safe_load((REPO / "examples" / name).read_text())
-
-
-def small_network(name: str = "small", **spec) -> dict:
-    return {"apiVersion": names.API_VERSION, "kind": names.KIND, "metadata": {"name": name},
-            "spec": {"agents": 4, "topology": {"kind": "ring"},
-                     "components": [{"name": "stream-red", "replicas": 1}], **spec}}
-
-
-def apply(kubectl, namespace: str, manifest: dict) -> None:
-    kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(manifest))
-
-
-def wait_ready(kubectl, namespace: str, name: str) -> None:
-    kubectl("-n", namespace, "wait", "--for=condition=Ready", f"anet/{name}", f"--timeout={READY_TIMEOUT}")
-
-
-def network(k8s, namespace: str, name: str) -> dict:
-    return client.CustomObjectsApi(k8s).get_namespaced_custom_object(
-        names.GROUP, names.VERSION, namespace, names.PLURAL, name)
-
-
-def condition(body: dict, type_: str) -> dict:
-    return next(c for c in body.get("status", {}).get("conditions", []) if c["type"] == type_)
-
-
-def children(kubectl, namespace: str, name: str) -> list[dict]:
-    kinds = "configmaps,secrets,services,statefulsets,deployments"
-    items = json.loads(kubectl("-n", namespace, "get", kinds, "-l", names.children_selector(name), "-o", "json"))
-    return items["items"]
-
-
-def kinds_and_names(objects: list[dict]) -> set[tuple[str, str]]:
-    return {(o["kind"], o["metadata"]["name"]) for o in objects}
 
 
 def test_example_network_comes_up_ready_and_is_garbage_collected(operator, kubectl, k8s, namespace):

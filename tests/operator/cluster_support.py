@@ -1,0 +1,55 @@
+"""Helpers of the tests that run the operator against a real API server (their
+fixtures, agentnet_crd, operator and audit_log, are in conftest.py)."""
+
+import json
+from pathlib import Path
+
+from kubernetes import client
+
+from agentnet_operator import names
+from conftest import RESYNC_SECONDS, load_example as example  # noqa: F401  (re-exported)
+
+SPINAPP_CRD = Path(__file__).with_name("spinapp-crd.yaml")
+READY_TIMEOUT = "90s"
+
+
+def writes_in(audit_log: Path, namespace: str) -> int:
+    count = 0
+    with audit_log.open() as log:
+        for line in log:
+            if f'"namespace":"{namespace}"' in line and json.loads(line).get("stage") == "ResponseComplete":
+                count += 1
+    return count
+
+
+def small_network(name: str = "small", **spec) -> dict:
+    return {"apiVersion": names.API_VERSION, "kind": names.KIND, "metadata": {"name": name},
+            "spec": {"agents": 4, "topology": {"kind": "ring"},
+                     "components": [{"name": "stream-red", "replicas": 1}], **spec}}
+
+
+def apply(kubectl, namespace: str, manifest: dict) -> None:
+    kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(manifest))
+
+
+def wait_ready(kubectl, namespace: str, name: str) -> None:
+    kubectl("-n", namespace, "wait", "--for=condition=Ready", f"anet/{name}", f"--timeout={READY_TIMEOUT}")
+
+
+def network(k8s, namespace: str, name: str) -> dict:
+    return client.CustomObjectsApi(k8s).get_namespaced_custom_object(
+        names.GROUP, names.VERSION, namespace, names.PLURAL, name)
+
+
+def condition(body: dict, type_: str) -> dict:
+    return next(c for c in body.get("status", {}).get("conditions", []) if c["type"] == type_)
+
+
+def children(kubectl, namespace: str, name: str) -> list[dict]:
+    kinds = "configmaps,secrets,services,statefulsets,deployments"
+    items = json.loads(kubectl("-n", namespace, "get", kinds, "-l", names.children_selector(name), "-o", "json"))
+    return items["items"]
+
+
+def kinds_and_names(objects: list[dict]) -> set[tuple[str, str]]:
+    return {(o["kind"], o["metadata"]["name"]) for o in objects}
