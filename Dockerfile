@@ -1,20 +1,46 @@
+# syntax=docker/dockerfile:1
 # One image for every agentnet process: `agentnet operator`, `agentnet agent`,
-# `agentnet component NAME`. Wheels are built in the first stage so the final
-# image carries no build tools.
-FROM python:3.11-slim AS build
+# `agentnet component NAME` (the entry point is `agentnet`).
+#
+#   docker build --build-arg VERSION=0.1.0 -t ghcr.io/agentnet/agentnet-runtime:0.1.0 .
+#
+# VERSION must equal agentnet_runtime.__version__ (the build fails otherwise),
+# which is also the Helm chart's appVersion; `make e2e-kind` passes it.
+# tests/test_chart.py reads this file's COPY lines and its `pip wheel` and
+# `pip install` commands and runs them in a clean venv (no Docker needed).
+ARG PYTHON_IMAGE=python:3.11-slim
+
+# --- build: wheels of agentnet and every dependency; no build tools reach the final image
+FROM ${PYTHON_IMAGE} AS build
+ARG VERSION
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY runtime runtime
 COPY operator operator
+RUN test -n "${VERSION}" || { echo "pass --build-arg VERSION=<agentnet_runtime.__version__>" >&2; exit 1; }; \
+    actual="$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' runtime/agentnet_runtime/__init__.py)"; \
+    test "${actual}" = "${VERSION}" || { echo "VERSION=${VERSION} but the source says ${actual}" >&2; exit 1; }
 RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[operator,runtime]'
 
-FROM python:3.11-slim
-COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir --no-index --find-links /wheels 'agentnet[operator,runtime]' \
-    && rm -rf /wheels
+# --- runtime
+FROM ${PYTHON_IMAGE}
+ARG VERSION
+LABEL org.opencontainers.image.title="agentnet" \
+      org.opencontainers.image.description="agentnet operator, agents and components (CRDT e-graph agent networks)" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="Apache-2.0"
+# The wheels are bind-mounted from the build stage, so they never become a layer.
+RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
+    pip install --no-cache-dir --no-index --find-links /wheels 'agentnet[operator,runtime]'
 # One BLAS thread: the topology's eigenvalue check is tiny, and multi-threaded
-# BLAS on a busy node made it 60x slower.
-ENV OPENBLAS_NUM_THREADS=1
-# Non-root, matching the restricted Pod Security Standard the operator applies.
+# BLAS on a busy node made it 60x slower. Bytecode was compiled at install time;
+# the root filesystem is read-only in the cluster.
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    OPENBLAS_NUM_THREADS=1
+# Non-root, matching the restricted Pod Security Standard the chart and the
+# operator apply (runAsUser 65532, read-only root filesystem).
 USER 65532:65532
+WORKDIR /tmp
 ENTRYPOINT ["agentnet"]
+CMD ["--help"]

@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 TEST_WORKERS ?= 4
 DEV_CLUSTER_DIR ?= $(HOME)/.cache/agentnet/dev-cluster
 
-.PHONY: setup controlplane test run bench crds dev-cluster dev-cluster-down clean
+.PHONY: setup controlplane test run bench crds e2e-kind dev-cluster dev-cluster-down clean
 
 setup: $(VENV)/.installed
 
@@ -38,8 +38,15 @@ bench: setup
 		$(PY) -m bench.$$(basename $$module .py) || exit 1; \
 	done
 
+# The CRD from the models, into crds/ and (byte for byte) into the Helm chart.
 crds: setup
-	$(VENV)/bin/agentnet crds
+	$(VENV)/bin/agentnet crds -o crds
+	cp crds/agentnetworks.agentnet.dev.yaml charts/agentnet/crds/
+
+# Needs Docker, kind, kubectl and helm: build the image, load it into a kind
+# cluster, install the chart and wait for the example network to be Ready.
+e2e-kind:
+	bash scripts/e2e-kind.sh
 
 dev-cluster: setup controlplane
 	@PYTHONPATH=tests $(PY) -m rig.controlplane up --state-dir $(DEV_CLUSTER_DIR)

@@ -1,11 +1,11 @@
 """The kopf wiring: watch events in, reconciles out.
 
-Only event handlers and timers are registered — no create/update handlers — so
-kopf keeps no progress or diff-base bookkeeping on the user's objects. Events for
+Only event handlers are registered — no create/update handlers, no timers — so
+kopf keeps no progress, diff-base or finalizer on the user's objects. Events for
 a network and for its children land in one work queue that coalesces bursts
 (applying 26 children raises 26 watch events, not 26 reconciles) and never runs
-two reconciles of one network at once. A per-network autoscale timer reads the
-metrics of autoscaled components and queues a reconcile, which decides.
+two reconciles of one network at once. A loop reads the metrics of autoscaled
+components and queues a reconcile, which decides; another resyncs every network.
 """
 
 import asyncio
@@ -152,12 +152,17 @@ def build_registry(cluster: Cluster, resync_seconds: float = 60.0, autoscale_sec
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
 
-    @kopf.on.cleanup(registry=registry)
-    async def close(**_: Any) -> None:
-        await reader.close()
+    # Plain tasks, not kopf timers: a kopf timer puts a finalizer on every network,
+    # and nothing here needs one (children go with their owner by garbage collection).
+    # Started from the first watch event, so they run in the context kopf.event()
+    # needs (a startup handler's context lacks it).
+    loops: list[asyncio.Task] = []
 
     @kopf.on.event(names.GROUP, names.VERSION, names.PLURAL, registry=registry)
     async def network_event(type: str | None, body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
+        if not loops:
+            loops.append(asyncio.create_task(every(resync_seconds, resync)))
+            loops.append(asyncio.create_task(every(autoscale_seconds, read_metrics)))
         key = (namespace, name)
         if type == "DELETED":
             networks.pop(key, None)
@@ -180,27 +185,41 @@ def build_registry(cluster: Cluster, resync_seconds: float = 60.0, autoscale_sec
         plural = RESOURCES[(api_version, kind)][1]
         kopf.on.event(group, version, plural, labels=managed, registry=registry, id=f"child-{plural}")(child_event)
 
-    @kopf.timer(names.GROUP, names.VERSION, names.PLURAL, interval=resync_seconds,
-                initial_delay=resync_seconds, registry=registry)
-    async def resync(body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
-        # Level-based safety net: repairs anything a missed watch event hid.
-        networks[(namespace, name)] = dict(body)
-        queue.enqueue((namespace, name))
+    async def every(seconds: float, action: Callable[[], Any]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await action()
+            except Exception:
+                log.exception("periodic %s failed", action.__name__)
 
-    @kopf.timer(names.GROUP, names.VERSION, names.PLURAL, interval=autoscale_seconds, registry=registry)
-    async def autoscale(body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
-        network = AgentNetwork.from_body(body)
-        if not any(c.autoscaling for c in network.spec.effective_components):
-            return
-        key = (namespace, name)
-        read = await reader.read(network)
-        readings[key] = read
-        for component, reading in read.items():
-            if reading.error is None:
-                METRIC_VALUE.labels(namespace, name, component).set(reading.value)
-            else:
-                METRIC_ERRORS.labels(namespace, name, component).inc()
-        queue.enqueue(key)
+    async def resync() -> None:
+        # Level-based safety net: repairs anything a missed watch event hid.
+        for key in list(networks):
+            queue.enqueue(key)
+
+    async def read_metrics() -> None:
+        autoscaled = {}
+        for key, body in list(networks.items()):
+            network = AgentNetwork.from_body(body)
+            if any(c.autoscaling for c in network.spec.effective_components):
+                autoscaled[key] = network
+        results = await asyncio.gather(*(reader.read(n) for n in autoscaled.values()))
+        for (namespace, name), read in zip(autoscaled, results):
+            readings[(namespace, name)] = read
+            for component, reading in read.items():
+                if reading.error is None:
+                    METRIC_VALUE.labels(namespace, name, component).set(reading.value)
+                else:
+                    METRIC_ERRORS.labels(namespace, name, component).inc()
+            queue.enqueue((namespace, name))
+
+    @kopf.on.cleanup(registry=registry)
+    async def close(**_: Any) -> None:
+        for task in loops:
+            task.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+        await reader.close()
 
     return registry
 

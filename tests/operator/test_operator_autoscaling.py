@@ -1,0 +1,178 @@
+"""Autoscaling against a real API server and a real nats-server: stream-red scales up
+while a generator fills its JetStream work queue faster than the real stream-red
+component drains it, keeps its replicas across an operator restart, and scales back
+down once the queue is empty and the stabilisation window has passed. A metric source
+that cannot be read keeps the replicas and says why."""
+
+import asyncio
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from cluster_support import apply, condition, network, wait_ready
+
+from agentnet_operator import names
+from agentnet_operator.metric_sources import MetricError, prometheus_value, pods_average
+from agentnet_runtime import natsclient
+from agentnet_runtime.local.up import network_document_from
+from agentnet_runtime.natsbin import free_port
+from rig import wait_for
+from rig.controlplane import stop_process
+from rig.operator import RunningOperator
+
+pytestmark = pytest.mark.cluster
+
+MAX_REPLICAS = 4
+TARGET = 20  # pending messages per replica
+LOAD_SECONDS = 12  # the generator stops by itself
+AUTOSCALED = {
+    "name": "stream-red",
+    "autoscaling": {
+        "minReplicas": 1, "maxReplicas": MAX_REPLICAS, "metric": {"source": "nats", "target": TARGET},
+        "behavior": {"scaleUp": {"policies": [{"type": "Pods", "value": 4, "periodSeconds": 1}]},
+                     "scaleDown": {"stabilizationWindowSeconds": 3,
+                                   "policies": [{"type": "Percent", "value": 100, "periodSeconds": 1}]}},
+    },
+}
+
+
+def manifest(nats_url: str, *components: dict) -> dict:
+    return {"apiVersion": names.API_VERSION, "kind": names.KIND, "metadata": {"name": "load"},
+            "spec": {"agents": 4, "topology": {"kind": "ring"}, "nats": {"url": nats_url},
+                     "components": list(components)}}
+
+
+def replicas(kubectl, namespace: str, component: str) -> int:
+    deployment = json.loads(kubectl("-n", namespace, "get", "deployment", f"load-{component}", "-o", "json"))
+    return deployment["spec"]["replicas"]
+
+
+def generate_load(url: str, stop: threading.Event) -> threading.Thread:
+    """Publish terms to work.red as fast as JetStream takes them, until `stop` or LOAD_SECONDS."""
+
+    async def publish() -> None:
+        nc = await natsclient.connect(url)
+        js = nc.jetstream()
+        await natsclient.ensure_work_stream(js)
+        deadline = time.monotonic() + LOAD_SECONDS
+        n = 0
+        while not stop.is_set() and time.monotonic() < deadline:
+            acks = [await js.publish_async(natsclient.work_subject("RED"), f"(a{n + i} + b) * c".encode()) for i in range(200)]
+            await asyncio.gather(*acks)
+            n += 200
+        await nc.close()
+
+    thread = threading.Thread(target=asyncio.run, args=(publish(),), daemon=True)
+    thread.start()
+    return thread
+
+
+def start_stream_red(tmp_path: Path, manifest_body: dict, nats_url: str) -> tuple[subprocess.Popen, int]:
+    """The real stream-red component, on this machine, draining the queue the pods would drain."""
+    config = tmp_path / "network.json"
+    config.write_text(json.dumps(network_document_from(manifest_body)))
+    port = free_port()
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("agentnet")), "component", "stream-red", "--config", str(config),
+         "--nats-url", nats_url, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        stdout=subprocess.DEVNULL, stderr=(tmp_path / "stream-red.log").open("wb"))
+    return process, port
+
+
+def test_stream_red_follows_its_queue_up_and_down(agentnet_crd, kubeconfig, kubectl, k8s, namespace, nats_server,
+                                                 tmp_path):
+    body = manifest(nats_server.url, AUTOSCALED, {"name": "crdt-service", "replicas": 2})
+    operator = RunningOperator(kubeconfig, tmp_path / "operator.log", namespace=namespace, resync_seconds=5.0)
+    worker, port = start_stream_red(tmp_path, body, nats_server.url)
+    stop = threading.Event()
+    try:
+        apply(kubectl, namespace, body)
+        wait_ready(kubectl, namespace, "load")
+        assert replicas(kubectl, namespace, "stream-red") == 1
+
+        load = generate_load(nats_server.url, stop)
+        wait_for(lambda: replicas(kubectl, namespace, "stream-red") == MAX_REPLICAS, 30, "stream-red scaled up")
+        status = network(k8s, namespace, "load")["status"]["components"]["stream-red"]
+        assert status["desired"] == MAX_REPLICAS and status["metric"] > TARGET and status["lastScaleTime"]
+        assert status["reason"] in ("ScaleUp", "AtBound")
+        assert operator.metric("agentnet_operator_scalings_total", component="stream-red", direction="up") >= 1
+        assert kubectl("-n", namespace, "get", "events", "--field-selector", "reason=ScaleUp", "-o", "name").strip()
+
+        # An operator restarted under load keeps the replicas it decided on.
+        operator.stop()
+        operator = RunningOperator(kubeconfig, tmp_path / "operator-2.log", namespace=namespace, resync_seconds=5.0)
+        time.sleep(3)
+        assert replicas(kubectl, namespace, "stream-red") == MAX_REPLICAS
+
+        stop.set()
+        load.join(LOAD_SECONDS + 5)
+        # The real component drains the queue; after the 3 s window the replicas come back down.
+        wait_for(lambda: replicas(kubectl, namespace, "stream-red") == 1, 90, "stream-red scaled back down")
+        status = network(k8s, namespace, "load")["status"]["components"]["stream-red"]
+        assert status["desired"] == 1 and status["metric"] == 0
+        assert operator.metric("agentnet_operator_scalings_total", component="stream-red", direction="down") >= 1
+        # No autoscaling: the spec's replicas stood throughout.
+        assert replicas(kubectl, namespace, "crdt-service") == 2
+        wait_ready(kubectl, namespace, "load")
+    finally:
+        stop.set()
+        operator.stop()
+        stop_process(worker)
+        print(f"operator log (tail):\n{operator.log.read_text()[-3000:]}")
+
+
+def test_a_metric_that_cannot_be_read_keeps_the_replicas_and_says_why(agentnet_crd, kubeconfig, kubectl, k8s,
+                                                                     namespace, nats_server, tmp_path):
+    unreachable = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    component = {"name": "egraph-service", "replicas": 2, "autoscaling": {
+        "minReplicas": 1, "maxReplicas": 5, "metric": {"source": "prometheus", "url": unreachable, "query": "up", "target": 1}}}
+    operator = RunningOperator(kubeconfig, tmp_path / "operator.log", namespace=namespace, resync_seconds=5.0)
+    try:
+        apply(kubectl, namespace, manifest(nats_server.url, component))
+
+        def degraded():
+            body = network(k8s, namespace, "load")
+            found = condition(body, "Degraded") if body.get("status") else None
+            return found if found and found["reason"] == "MetricUnavailable" else None
+
+        found = wait_for(degraded, 30, "Degraded MetricUnavailable")
+        assert "egraph-service: prometheus metric" in found["message"] and "keeping the current replicas" in found["message"]
+        wait_ready(kubectl, namespace, "load")  # a metric problem does not make the network unready
+        time.sleep(2)
+        assert replicas(kubectl, namespace, "egraph-service") == 2
+        assert operator.metric("agentnet_operator_autoscale_metric_errors_total", component="egraph-service") >= 1
+    finally:
+        operator.stop()
+
+
+async def test_metric_sources_read_real_metrics_endpoints(nats_server, tmp_path):
+    """The pods source scrapes real component processes' /metrics; Prometheus answers are parsed as the HTTP API
+    gives them, and an unreachable one is a MetricError (the cluster tests cover the nats source)."""
+    import aiohttp
+
+    worker, port = start_stream_red(tmp_path, manifest(nats_server.url, AUTOSCALED), nats_server.url)
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+        async with aiohttp.ClientSession() as session:
+            async def lag_metric_served():
+                try:
+                    return await pods_average(session, [url], "agentnet_stream_lag")
+                except MetricError:
+                    return None
+
+            deadline = time.monotonic() + 20
+            value = await lag_metric_served()
+            while value is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+                value = await lag_metric_served()
+            assert value == 0.0  # nothing queued
+            with pytest.raises(MetricError, match="none of 2 pods served"):
+                await pods_average(session, [url, f"http://127.0.0.1:{free_port()}/metrics"], "no_such_metric")
+            with pytest.raises(MetricError, match="Prometheus at"):
+                await prometheus_value(session, f"http://127.0.0.1:{free_port()}", "up")
+    finally:
+        stop_process(worker)
