@@ -17,6 +17,8 @@ SUBCOMMANDS: dict[str, str] = {
     "agent": "agentnet_runtime.agent.main:agent_command",
     "component": "agentnet_runtime.components.main:component_command",
     "up": "agentnet_runtime.local.up:up_command",
+    "history": "agentnet_operator.revision_cli:history_command",
+    "rollback": "agentnet_operator.revision_cli:rollback_command",
 }
 
 

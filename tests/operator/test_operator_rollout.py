@@ -7,6 +7,9 @@ A bad revision here is one whose component asks for more CPU than any node has, 
 its pod is never scheduled: a real way for a rollout to hang, no fault injected."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from cluster_support import apply, condition, network, small_network, wait_ready
@@ -55,7 +58,15 @@ def wait_history(k8s, namespace: str, expected: list[tuple[int, str]], timeout: 
         raise AssertionError(f"{error}; status: {json.dumps(status, indent=1)}") from None
 
 
-def test_revisions_rollback_and_rollback_to(operator, kubectl, k8s, namespace):
+def agentnet(*args: str, kubeconfig, status: int = 0) -> str:
+    """The agentnet CLI as a user runs it; stdout and stderr together."""
+    result = subprocess.run([str(Path(sys.executable).with_name("agentnet")), *args, "--kubeconfig", str(kubeconfig)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == status, result.stderr
+    return result.stdout + result.stderr
+
+
+def test_revisions_rollback_and_rollback_to(operator, kubeconfig, kubectl, k8s, namespace):
     apply(kubectl, namespace, {**small_network("roll"), "spec": spec("agentnet:1")})
     wait_ready(kubectl, namespace, "roll")
     wait_history(k8s, namespace, [(1, "Deployed")])
@@ -80,16 +91,21 @@ def test_revisions_rollback_and_rollback_to(operator, kubectl, k8s, namespace):
     # A fixed spec is a new revision; rollbackTo moves to an older one and back.
     put(kubectl, namespace, image="agentnet:4", components=[{"name": "stream-red"}])
     wait_history(k8s, namespace, [(4, "Deployed"), (2, "Superseded"), (3, "RolledBack")])  # 1 pruned: limit 3
-    put(kubectl, namespace, rollbackTo={"revision": 2})
+    agentnet("rollback", "roll", "-n", namespace, "--to", "2", kubeconfig=kubeconfig)
     wait_history(k8s, namespace, [(2, "Deployed"), (4, "Superseded"), (3, "RolledBack")])
+    table = agentnet("history", "roll", "-n", namespace, kubeconfig=kubeconfig).splitlines()
+    assert table[0].split() == ["REVISION", "RESULT", "DEPLOYED", "DIGEST", "MESSAGE"]
+    assert [row.split()[:2] for row in table[1:]] == [["2*", "Deployed"], ["4", "Superseded"], ["3", "RolledBack"]]
     assert stream_red(kubectl, namespace)["image"] == "agentnet:2"
     assert condition(network(k8s, namespace, "roll"), "RolledBack")["reason"] == "RollbackTo"
-    put(kubectl, namespace, rollbackTo=None)
+    agentnet("rollback", "roll", "-n", namespace, "--undo", kubeconfig=kubeconfig)
     wait_history(k8s, namespace, [(4, "Deployed"), (2, "Superseded"), (3, "RolledBack")])
     assert stream_red(kubectl, namespace)["image"] == "agentnet:4"
     assert condition(network(k8s, namespace, "roll"), "RolledBack")["status"] == "False"
 
-    # A revision that does not exist is refused, and what runs keeps running.
+    # A revision that does not exist is refused (by the CLI, and by the operator), and what runs keeps running.
+    refused_cli = agentnet("rollback", "roll", "-n", namespace, "--to", "99", kubeconfig=kubeconfig, status=1)
+    assert "revision 99 is not stored" in refused_cli and "stored: 2, 3, 4" in refused_cli
     put(kubectl, namespace, rollbackTo={"revision": 99})
     refused = wait_for(lambda: (c := condition(network(k8s, namespace, "roll"), "Degraded"))["reason"] == "RevisionNotFound"
                        and c, 30, "the RevisionNotFound condition")
