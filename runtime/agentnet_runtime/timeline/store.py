@@ -3,8 +3,8 @@
 (Every result is read with fetchall(): duckdb 2 refuses new work on a connection that
 still holds an unfinished result, e.g. after fetchone().)
 
-Appends go through a DuckDB appender into a staging table, then one
-`INSERT OR IGNORE` moves the batch into `events`, whose primary key is the idempotency
+A batch is turned into columns (numpy arrays; orjson for the JSON fields) that one
+`INSERT OR IGNORE` scans straight into `events`, whose primary key is the idempotency
 key (hash of replica and sequence): replaying events adds no rows. Queries return events
 ordered by (lamport, origin, seq), which is consistent with happens-before (see events.py).
 
@@ -14,12 +14,13 @@ thread while HTTP handlers query); a lock serialises use of the connection.
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 from typing import Iterable
 
 import duckdb
+import numpy as np
+import orjson
 
 from .events import Event, event_key
 
@@ -38,17 +39,31 @@ _COLUMNS = (
     ("time", "DOUBLE"),
 )
 _COLUMN_LIST = ", ".join(f"{name} {kind}" for name, kind in _COLUMNS)
+_COLUMN_NAMES = ", ".join(name for name, _ in _COLUMNS)
 CAUSAL_ORDER = "lamport, origin, seq"
-_COMPACT_JSON = json.JSONEncoder(separators=(",", ":")).encode  # one encoder: json.dumps(..., separators=) builds one per call
 
 
-def _rows(events: Iterable[Event]) -> list[tuple]:
-    dumps = _COMPACT_JSON
-    return [
-        (event_key(e.replica, e.seq), e.origin, e.replica, e.seq, e.lamport, e.kind, e.colour, e.subject,
-         dumps(e.clock), dumps(e.payload), e.time)
-        for e in events
-    ]  # fmt: skip
+def _columns(events: Iterable[Event]) -> dict[str, np.ndarray]:
+    """A batch as columns (DuckDB scans a dict of numpy arrays without a row-by-row copy)."""
+    events = list(events)
+    n = len(events)
+
+    def column(values, dtype=object) -> np.ndarray:
+        return np.fromiter(values, dtype, n) if dtype is not object else np.array(list(values), dtype=object)
+
+    return {
+        "key": column((event_key(e.replica, e.seq) for e in events), np.int64),
+        "origin": column((e.origin for e in events), np.int32),
+        "replica": column(e.replica for e in events),
+        "seq": column((e.seq for e in events), np.int64),
+        "lamport": column((e.lamport for e in events), np.int64),
+        "kind": column(e.kind for e in events),
+        "colour": column(e.colour for e in events),
+        "subject": column(e.subject for e in events),
+        "clock": column(orjson.dumps(e.clock).decode() for e in events),
+        "payload": column(orjson.dumps(e.payload).decode() for e in events),
+        "time": column((e.time for e in events), np.float64),
+    }
 
 
 class Timeline:
@@ -60,21 +75,18 @@ class Timeline:
         self._lock = threading.Lock()
         self._con = duckdb.connect(str(self.path))
         self._con.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} ({_COLUMN_LIST.replace('key BIGINT', 'key BIGINT PRIMARY KEY', 1)})")
-        self._con.execute(f"CREATE TEMP TABLE staging ({_COLUMN_LIST})")
-        self._appender = self._con.appender("staging")
 
     def append(self, events: Iterable[Event]) -> int:
         """Append a batch; events already stored (same replica and seq) are skipped. Returns rows added."""
-        rows = _rows(events)
-        if not rows:
+        batch = _columns(events)
+        if not len(batch["key"]):
             return 0
         with self._lock:
-            self._appender.append_rows(rows)
-            self._appender.flush()
+            self._con.register("batch", batch)
             try:
-                ((added,),) = self._con.execute(f"INSERT OR IGNORE INTO {TABLE} SELECT * FROM staging").fetchall()
+                ((added,),) = self._con.execute(f"INSERT OR IGNORE INTO {TABLE} SELECT {_COLUMN_NAMES} FROM batch").fetchall()
             finally:
-                self._con.execute("DELETE FROM staging").fetchall()
+                self._con.unregister("batch")
         return int(added)
 
     def query(
@@ -107,7 +119,7 @@ class Timeline:
             sql += f" LIMIT {int(limit)}"
         with self._lock:
             rows = self._con.execute(sql, params).fetchall()
-        loads = json.loads
+        loads = orjson.loads
         return [
             Event(origin, replica, seq, lamport, loads(clock), kind, colour, subject, loads(payload), time)
             for origin, replica, seq, lamport, clock, kind, colour, subject, payload, time in rows
