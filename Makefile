@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 TEST_WORKERS ?= 4
 DEV_CLUSTER_DIR ?= $(HOME)/.cache/agentnet/dev-cluster
 
-.PHONY: setup controlplane test run bench crds e2e-kind dev-cluster dev-cluster-down clean
+.PHONY: setup controlplane prometheus test run bench crds e2e-kind dev-cluster dev-cluster-down clean
 
 setup: $(VENV)/.installed
 
@@ -25,7 +25,11 @@ $(VENV)/.installed: pyproject.toml
 controlplane:
 	bash tests/controlplane/build.sh
 
-test: setup controlplane
+# Prometheus, for the autoscaler's prometheus metric source, built from its Go module once.
+prometheus:
+	bash tests/prometheus/build.sh
+
+test: setup controlplane prometheus
 	$(PY) -m pytest -n $(TEST_WORKERS)
 
 # The example network on this machine: embedded nats-server, 9 agents, one port (3000).

@@ -64,6 +64,14 @@ def kubeconfig(rig_bin: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def prometheus_bin() -> Path:
+    """A real Prometheus binary, built from its Go module once and cached."""
+    from rig.prometheus import build_prometheus
+
+    return build_prometheus()
+
+
+@pytest.fixture(scope="session")
 def k8s(kubeconfig: Path) -> client.ApiClient:
     return config.new_client_from_config(config_file=str(kubeconfig))
 

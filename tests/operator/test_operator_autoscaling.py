@@ -1,8 +1,11 @@
 """Autoscaling against a real API server and a real nats-server: stream-red scales up
 while a generator fills its JetStream work queue faster than the real stream-red
 component drains it, keeps its replicas across an operator restart, and scales back
-down once the queue is empty and the stabilisation window has passed. A metric source
-that cannot be read keeps the replicas and says why."""
+down once the queue is empty and the stabilisation window has passed — once reading
+the lag from NATS, once from a real Prometheus (built from its Go module) scraping the
+component. A metric source that cannot be read keeps the replicas and says why. The
+pods source is exercised against real component processes' /metrics: kwok's pods
+have no process behind their IPs."""
 
 import asyncio
 import json
@@ -23,6 +26,7 @@ from agentnet_runtime.natsbin import free_port
 from rig import wait_for
 from rig.controlplane import stop_process
 from rig.operator import RunningOperator
+from rig.prometheus import RunningPrometheus
 
 pytestmark = pytest.mark.cluster
 
@@ -83,11 +87,21 @@ def start_stream_red(tmp_path: Path, manifest_body: dict, nats_url: str) -> tupl
     return process, port
 
 
-def test_stream_red_follows_its_queue_up_and_down(agentnet_crd, kubeconfig, kubectl, k8s, namespace, nats_server,
-                                                 tmp_path):
-    body = manifest(nats_server.url, AUTOSCALED, {"name": "crdt-service", "replicas": 2})
-    operator = RunningOperator(kubeconfig, tmp_path / "operator.log", namespace=namespace, resync_seconds=5.0)
+@pytest.mark.parametrize("source", ["nats", "prometheus"])
+def test_stream_red_follows_its_queue_up_and_down(source, agentnet_crd, kubeconfig, kubectl, k8s, namespace,
+                                                 nats_server, tmp_path, request):
+    """nats: the operator reads the consumer's lag from NATS; prometheus: a real Prometheus scrapes the
+    stream-red process's lag gauge and the operator queries it."""
+    autoscaled = json.loads(json.dumps(AUTOSCALED))
+    body = manifest(nats_server.url, autoscaled, {"name": "crdt-service", "replicas": 2})
     worker, port = start_stream_red(tmp_path, body, nats_server.url)
+    prometheus = None
+    if source == "prometheus":
+        prometheus = RunningPrometheus(request.getfixturevalue("prometheus_bin"), [f"127.0.0.1:{port}"],
+                                       tmp_path / "prometheus")
+        autoscaled["autoscaling"]["metric"] = {"source": "prometheus", "url": prometheus.url,
+                                               "query": "sum(agentnet_stream_lag)", "target": TARGET}
+    operator = RunningOperator(kubeconfig, tmp_path / "operator.log", namespace=namespace, resync_seconds=5.0)
     stop = threading.Event()
     try:
         apply(kubectl, namespace, body)
@@ -122,6 +136,8 @@ def test_stream_red_follows_its_queue_up_and_down(agentnet_crd, kubeconfig, kube
         stop.set()
         operator.stop()
         stop_process(worker)
+        if prometheus is not None:
+            prometheus.stop()
         print(f"operator log (tail):\n{operator.log.read_text()[-3000:]}")
 
 
@@ -149,12 +165,13 @@ def test_a_metric_that_cannot_be_read_keeps_the_replicas_and_says_why(agentnet_c
         operator.stop()
 
 
-async def test_metric_sources_read_real_metrics_endpoints(nats_server, tmp_path):
-    """The pods source scrapes real component processes' /metrics; Prometheus answers are parsed as the HTTP API
-    gives them, and an unreachable one is a MetricError (the cluster tests cover the nats source)."""
+async def test_metric_sources_read_real_metrics_endpoints(nats_server, prometheus_bin, tmp_path):
+    """The pods source scrapes real component processes' /metrics; the prometheus source queries a real
+    Prometheus scraping them, and refuses a query that is not one number."""
     import aiohttp
 
     worker, port = start_stream_red(tmp_path, manifest(nats_server.url, AUTOSCALED), nats_server.url)
+    prometheus = RunningPrometheus(prometheus_bin, [f"127.0.0.1:{port}"], tmp_path / "prometheus")
     try:
         url = f"http://127.0.0.1:{port}/metrics"
         async with aiohttp.ClientSession() as session:
@@ -172,7 +189,24 @@ async def test_metric_sources_read_real_metrics_endpoints(nats_server, tmp_path)
             assert value == 0.0  # nothing queued
             with pytest.raises(MetricError, match="none of 2 pods served"):
                 await pods_average(session, [url, f"http://127.0.0.1:{free_port()}/metrics"], "no_such_metric")
+            async def scraped():
+                try:
+                    return await prometheus_value(session, prometheus.url, 'up{job="agentnet"}') == 1.0
+                except MetricError:
+                    return False
+
+            deadline = time.monotonic() + 30
+            while not await scraped():
+                assert time.monotonic() < deadline, "Prometheus never scraped the component"
+                await asyncio.sleep(0.5)
+            assert await prometheus_value(session, prometheus.url, "sum(agentnet_stream_lag)") == 0.0
+            assert await prometheus_value(session, prometheus.url, "scalar(vector(3))") == 3.0
+            with pytest.raises(MetricError, match="one number; it returned 2 series"):
+                await prometheus_value(session, prometheus.url, 'up or label_replace(up, "x", "y", "", "")')
+            with pytest.raises(MetricError, match="refused the query"):
+                await prometheus_value(session, prometheus.url, "sum(")
             with pytest.raises(MetricError, match="Prometheus at"):
                 await prometheus_value(session, f"http://127.0.0.1:{free_port()}", "up")
     finally:
+        prometheus.stop()
         stop_process(worker)
