@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 TEST_WORKERS ?= 4
 DEV_CLUSTER_DIR ?= $(HOME)/.cache/agentnet/dev-cluster
 
-.PHONY: setup controlplane prometheus test run bench crds e2e-kind dev-cluster dev-cluster-down clean
+.PHONY: setup controlplane prometheus browser test run bench crds e2e-kind dev-cluster dev-cluster-down clean
 
 setup: $(VENV)/.installed
 
@@ -29,7 +29,12 @@ controlplane:
 prometheus:
 	bash tests/prometheus/build.sh
 
-test: setup controlplane prometheus
+# Debian's headless Chromium for the dashboard's browser tests (Playwright drives it and
+# downloads no browser of its own).
+browser:
+	@test -x /usr/bin/chromium || { apt-get update && apt-get install -y --no-install-recommends chromium; }
+
+test: setup controlplane prometheus browser
 	$(PY) -m pytest -n $(TEST_WORKERS)
 
 # The example network on this machine: embedded nats-server, 9 agents, one port (3000).

@@ -66,20 +66,9 @@ class NatsLag:
         return nc
 
     async def pending(self, url: str, auth: NatsAuth, component: str) -> int:
-        from nats.js.errors import NotFoundError
-
         try:
             js = (await self._client(url, auth)).jetstream(timeout=TIMEOUT_SECONDS)
-            try:
-                info = await js.consumer_info(natsclient.WORK_STREAM, natsclient.work_consumer(component))
-                return int(info.num_pending) + int(info.num_ack_pending)
-            except NotFoundError:  # no consumer yet: what waits on its subject is the lag
-                subject = natsclient.component_work_subject(component)
-                try:
-                    stream = await js.stream_info(natsclient.WORK_STREAM, subjects_filter=subject)
-                except NotFoundError:
-                    return 0  # no work queue yet: nothing was ever queued
-                return int((stream.state.subjects or {}).get(subject, 0))
+            return await natsclient.work_lag(js, component)
         except (asyncio.TimeoutError, OSError) as error:
             raise MetricError(f"NATS at {url} did not answer ({type(error).__name__})") from None
         except MetricError:

@@ -59,3 +59,21 @@ async def ensure_work_stream(js) -> None:
     from nats.js.api import RetentionPolicy, StreamConfig
 
     await js.add_stream(StreamConfig(name=WORK_STREAM, subjects=[WORK_SUBJECTS], retention=RetentionPolicy.WORK_QUEUE))
+
+
+async def work_lag(js, component: str) -> int:
+    """Messages waiting for a work-queue component: its consumer's pending plus unacknowledged;
+    before the consumer exists, what waits on its subject; 0 before the stream exists."""
+    from nats.js.errors import NotFoundError
+
+    try:
+        info = await js.consumer_info(WORK_STREAM, work_consumer(component))
+        return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+    except NotFoundError:
+        pass
+    subject = component_work_subject(component)
+    try:
+        stream = await js.stream_info(WORK_STREAM, subjects_filter=subject)
+    except NotFoundError:
+        return 0
+    return int((stream.state.subjects or {}).get(subject, 0))
