@@ -1,0 +1,361 @@
+"""skill-verification (/verify): K verifiers (setting `verifiers`, default 17) vote on a claim.
+
+POST /terms       {"lhs", "rhs"}                     are two terms equal?
+POST /skills      {"name", "vector"}                  store (or replace) a skill's embedding
+GET  /skills                                          the stored skills and their dimensions
+POST /embedding   {"skill", "vector", "threshold"?}   does a vector match a stored skill?
+GET  /replica                                         what the verification replica has learnt
+
+Every answer has the verdict, `agreement` (the share of verifiers that voted for the most
+common vote), `variance` (of the verifiers' scores) and the vote counts. A verdict needs
+more than a `quorum` (default 2/3) of the votes; otherwise it is "unknown".
+
+Term claims. Verifier k judges with its own evidence, in this order:
+  1. evaluation: both terms at a random point of its own (seeded by k) in Z_p, + and * as
+     arithmetic, every other operator and every other constant than 0 and 1 as a random
+     function or value. Every rewrite rule holds in Z_p, so different values refute the
+     claim for certain ("unequal");
+  2. the network: the verification replica, an e-graph joined from the stream components'
+     derived deltas (stream.derived.{colour}) and from agents' state (pulled by anti-entropy
+     every `pull_interval` seconds, rotating over the agents). Both terms in one class there
+     means the network has proven them equal ("equal"). One replica: every verifier reads it alike;
+  3. its own equality saturation with every rule, under a budget of its own (a fraction in
+     [0.5, 1] of settings `iterations`, `nodes` and `budget_ms`, seeded by k): proven equal,
+     or saturated without meeting ("unequal"), or out of budget: "unknown", never "unequal".
+Scores: equal 1, unknown 0.5, unequal 0.
+
+Embedding claims. Skill vectors are kept in DuckDB: `<data dir>/skills.duckdb`, or an
+in-memory database without a data directory (lost on restart). Verifier k computes the
+cosine similarity on its own random subset of the dimensions (a `subset` share of them,
+default 1/2, seeded by k) and votes "match" when it is >= the threshold (default setting
+`threshold`, 0.8); its score is the similarity. Each replica of this component has its own
+store: a skill stored through one replica is unknown to the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import math
+import random
+import statistics
+import threading
+from collections import Counter as Tally
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from hashlib import blake2b
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from prometheus_client import Counter, Histogram
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from agentnet_runtime.agent.http import _term as term_field
+from agentnet_runtime.agent.transport import Transport
+from agentnet_runtime.components import Service
+from agentnet_runtime.config import ConfigError
+from agentnet_runtime.core.rewrites import ALL_RULES
+from agentnet_runtime.core.saturate import Budget, Saturator, StopReason
+from agentnet_runtime.core.terms import Term, size
+from agentnet_runtime.web import RequestError, json_body
+
+from .agent_orchestrator import NetworkReplica, every, number, positive_setting
+from .egraph_service import only_fields
+
+VERIFIER_ID = -5  # how the verification replica introduces itself to agents (see agent_orchestrator)
+SKILLS_FILE = "skills.duckdb"
+MAX_TERM_SIZE = 200  # operators in one side of a claim: bounds the work of 17 saturations
+MAX_DIMENSIONS = 65_536
+MAX_NAME = 200
+PRIME = (1 << 61) - 1  # evaluation modulus: a refutation is certain, a false agreement has odds ~degree/p
+SCORES = {"equal": 1.0, "unknown": 0.5, "unequal": 0.0}
+
+# Metrics of this module (to move into web.METRICS).
+VERIFICATIONS = Counter("agentnet_verifications", "Claims verified, by kind and verdict", ["kind", "verdict"])
+AGREEMENT = Histogram(
+    "agentnet_verification_agreement", "Share of verifiers that cast the most common vote", ["kind"],
+    buckets=(0.5, 0.6, 0.667, 0.75, 0.8, 0.9, 0.95, 1.0),
+)  # fmt: skip
+
+
+# --- votes ---------------------------------------------------------------------------------------
+
+
+def tally(votes: list[str], scores: list[float], quorum: float, undecided: str = "unknown") -> dict[str, Any]:
+    """Verdict (the most common vote, if more than `quorum` of all cast it), agreement, variance."""
+    counts = Tally(votes)
+    top, top_count = counts.most_common(1)[0]
+    agreement = top_count / len(votes)
+    return {
+        "verdict": top if agreement > quorum else undecided,
+        "agreement": round(agreement, 4),
+        "variance": float(f"{statistics.pvariance(scores):.6g}") if scores else None,
+        "votes": dict(counts),
+        "verifiers": len(votes),
+        "quorum": round(quorum, 4),
+    }
+
+
+# --- term claims -----------------------------------------------------------------------------------
+
+
+def _hash(*parts: object) -> int:
+    return int.from_bytes(blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest(), "big") % PRIME
+
+
+def evaluate(term: Term, seed: int) -> int:
+    """The term's value mod PRIME under verifier `seed`'s random interpretation (a model of every rule)."""
+    if not term.args:
+        return 0 if term.op == "0" else 1 if term.op == "1" else _hash(seed, "leaf", term.op)
+    values = [evaluate(arg, seed) for arg in term.args]
+    if term.op == "+" and len(values) == 2:
+        return (values[0] + values[1]) % PRIME
+    if term.op == "*" and len(values) == 2:
+        return values[0] * values[1] % PRIME
+    return _hash(seed, term.op, *values)
+
+
+@dataclass
+class TermVerifier:
+    index: int
+    saturator: Saturator
+
+    def judge(self, lhs: Term, rhs: Term, network_equal: bool) -> tuple[str, str]:
+        """(vote, what decided it)."""
+        if evaluate(lhs, self.index) != evaluate(rhs, self.index):
+            return "unequal", "evaluation"
+        if network_equal:
+            return "equal", "network"
+        verdict = self.saturator.verify(lhs, rhs)
+        if verdict.equal:
+            return "equal", "saturation"
+        if verdict.report.stop_reason is StopReason.SATURATED:
+            return "unequal", "saturation"
+        return "unknown", "budget"
+
+
+# --- embedding claims -------------------------------------------------------------------------------
+
+
+class SkillStore:
+    """Skill vectors in DuckDB, with every vector also kept in memory for voting."""
+
+    def __init__(self, path: Path | None):
+        import duckdb
+
+        self.path = str(path) if path is not None else ":memory:"
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._con = duckdb.connect(self.path)
+        self._con.execute("CREATE TABLE IF NOT EXISTS skills (name VARCHAR PRIMARY KEY, vector DOUBLE[] NOT NULL)")
+        rows = self._con.execute("SELECT name, vector FROM skills").fetchall()
+        self.vectors: dict[str, np.ndarray] = {name: np.asarray(vector, dtype=float) for name, vector in rows}
+
+    def put(self, name: str, vector: np.ndarray) -> None:
+        with self._lock:
+            self._con.execute("INSERT OR REPLACE INTO skills VALUES (?, ?)", [name, vector.tolist()]).fetchall()
+        self.vectors[name] = vector
+
+    def close(self) -> None:
+        with self._lock:
+            self._con.close()
+
+
+@functools.lru_cache(maxsize=8)  # one or a few embedding sizes in practice
+def subset_masks(dimensions: int, verifiers: int, share: float) -> np.ndarray:
+    """verifiers x dimensions 0/1 matrix: row k is verifier k's random subset (seeded by k, never empty)."""
+    masks = np.zeros((verifiers, dimensions))
+    for k in range(verifiers):
+        rng = np.random.default_rng(k)
+        row = rng.random(dimensions) < share
+        if not row.any():
+            row[rng.integers(dimensions)] = True
+        masks[k] = row
+    return masks
+
+
+def _vector(value: Any, field: str) -> np.ndarray:
+    rule = f"a list of 1..{MAX_DIMENSIONS} finite numbers, not all zero"
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_DIMENSIONS or any(isinstance(x, (bool, str)) for x in value):
+        raise RequestError(f"{field} must be a list of numbers", field=field, rule=rule)
+    try:
+        vector = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise RequestError(f"{field} must be a list of numbers", field=field, rule=rule) from None
+    if vector.ndim != 1 or not np.isfinite(vector).all() or not vector.any():
+        raise RequestError(f"{field} must hold finite numbers, not all zero", field=field, rule=rule)
+    return vector
+
+
+def _text(body: dict, field: str, rule: str) -> str:
+    value = body.get(field)
+    if not isinstance(value, str) or not value.strip():
+        raise RequestError(f"{field} is required: a non-empty string", field=field, rule=rule)
+    return value
+
+
+# --- the service ------------------------------------------------------------------------------------
+
+
+class SkillVerification(Service):
+    name = "skill-verification"
+    uses_nats = True
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.count = self.setting("verifiers", 17)
+        if not 1 <= self.count <= 1001:
+            raise ConfigError(f"components[{self.name}].settings.verifiers must be 1..1001 (got {self.count})")
+        self.quorum = positive_setting(self, "quorum", 2 / 3)
+        self.threshold = positive_setting(self, "threshold", 0.8)
+        self.share = positive_setting(self, "subset", 0.5)
+        if self.quorum >= 1 or self.share > 1 or self.threshold > 1:
+            raise ConfigError(f"components[{self.name}].settings: quorum must be < 1, subset and threshold <= 1")
+        self.pull_interval = positive_setting(self, "pull_interval", 1.0, allow_zero=True)
+        self.sync_timeout = positive_setting(self, "sync_timeout", config.agent.sync_timeout)
+        iterations, nodes = self.setting("iterations", 30), self.setting("nodes", 10_000)
+        if iterations < 1 or nodes < 1:
+            raise ConfigError(f"components[{self.name}].settings: iterations and nodes must be at least 1")
+        seconds = positive_setting(self, "budget_ms", 50.0) / 1000
+        self.verifiers = [self._verifier(k, iterations, nodes, seconds) for k in range(self.count)]
+        # One worker thread runs the saturations: off the event loop, and one at a time (memos are not thread-safe).
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="verifiers")
+        self.store: SkillStore | None = None
+        self.replica: NetworkReplica | None = None
+        self._next_agent = 0
+        self._tasks: list[asyncio.Task] = []
+
+    @staticmethod
+    def _verifier(k: int, iterations: int, nodes: int, seconds: float) -> TermVerifier:
+        share = random.Random(k).uniform(0.5, 1.0)
+        budget = Budget(iterations=max(1, math.ceil(iterations * share)), nodes=max(1, math.ceil(nodes * share)), seconds=seconds * share)
+        return TermVerifier(k, Saturator(ALL_RULES, budget, memo_size=1_000))
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/terms", self.terms_route, methods=["POST"]),
+            Route("/skills", self.store_skill_route, methods=["POST"]),
+            Route("/skills", self.skills_route),
+            Route("/embedding", self.embedding_route, methods=["POST"]),
+            Route("/replica", self.replica_route),
+        ]
+
+    def health(self) -> dict[str, Any]:
+        return {"verifiers": self.count, "nats": "connected" if self.nc is not None and self.nc.is_connected else "connecting"}
+
+    async def on_start(self) -> None:
+        data = self.config.data_dir
+        self.store = await asyncio.to_thread(SkillStore, data / SKILLS_FILE if data is not None else None)
+        transport = Transport(self.config.nats_url, self.config.nats_auth)
+        transport.nc = self.nc  # the Service's connection; Transport adds envelopes and fragments
+        self.replica = NetworkReplica(transport, VERIFIER_ID, self.name)
+        await self.replica.listen(streams=True)
+        if self.pull_interval > 0:
+            self._tasks.append(asyncio.create_task(every(self.pull_interval, self.pull_next, self.name), name="pull"))
+
+    async def on_stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._worker.shutdown(wait=True)
+        if self.store is not None:
+            self.store.close()
+
+    async def pull_next(self) -> None:
+        """Anti-entropy with the next agent in turn: the replica learns what the agents derived."""
+        agent = self._next_agent % self.config.network.size
+        self._next_agent += 1
+        await self.replica.pull(agent, self.sync_timeout)
+
+    # --- terms ----------------------------------------------------------------------------------
+
+    def _judge_all(self, lhs: Term, rhs: Term, network_equal: bool) -> list[tuple[str, str]]:
+        return [verifier.judge(lhs, rhs, network_equal) for verifier in self.verifiers]
+
+    async def terms_route(self, request: Request) -> JSONResponse:
+        body = await json_body(request)
+        only_fields(body, ("lhs", "rhs"))
+        lhs, rhs = _term(body, "lhs"), _term(body, "rhs")
+        # The replica changes on this thread (NATS callbacks): read it here, saturate in the worker.
+        network_equal = self.replica is not None and self.replica.egraph.equivalent(lhs, rhs)
+        judged = await asyncio.get_running_loop().run_in_executor(self._worker, self._judge_all, lhs, rhs, network_equal)
+        votes = [vote for vote, _ in judged]
+        result = tally(votes, [SCORES[vote] for vote in votes], self.quorum)
+        VERIFICATIONS.labels("terms", result["verdict"]).inc()
+        AGREEMENT.labels("terms").observe(result["agreement"])
+        return JSONResponse({
+            "claim": {"kind": "terms", "lhs": str(lhs), "rhs": str(rhs)},
+            **result,
+            "decided_by": dict(Tally(reason for _, reason in judged)),
+            "ballots": [{"verifier": k, "vote": vote, "by": reason} for k, (vote, reason) in enumerate(judged)],
+        })  # fmt: skip
+
+    # --- skills and embeddings ----------------------------------------------------------------------
+
+    async def store_skill_route(self, request: Request) -> JSONResponse:
+        body = await json_body(request)
+        only_fields(body, ("name", "vector"))
+        name = _text(body, "name", f"a non-empty string of at most {MAX_NAME} characters")
+        if len(name) > MAX_NAME:
+            raise RequestError(f"name is longer than {MAX_NAME} characters", field="name", rule=f"at most {MAX_NAME} characters")
+        vector = _vector(body.get("vector"), "vector")
+        replaced = name in self.store.vectors
+        await asyncio.to_thread(self.store.put, name, vector)
+        return JSONResponse({"name": name, "dimensions": len(vector), "replaced": replaced, "store": self.store.path}, status_code=201)
+
+    async def skills_route(self, request: Request) -> JSONResponse:
+        skills = {name: len(vector) for name, vector in sorted(self.store.vectors.items())}
+        return JSONResponse({"count": len(skills), "skills": skills, "store": self.store.path})
+
+    async def embedding_route(self, request: Request) -> JSONResponse:
+        body = await json_body(request)
+        only_fields(body, ("skill", "vector", "threshold"))
+        name = _text(body, "skill", "the name of a stored skill (POST /skills)")
+        skill = self.store.vectors.get(name)
+        if skill is None:
+            raise RequestError(
+                f"no skill named {name!r} is stored", field="skill", rule="the name of a stored skill (POST /skills)", status=404
+            )
+        vector = _vector(body.get("vector"), "vector")
+        if len(vector) != len(skill):
+            raise RequestError(
+                f"vector has {len(vector)} dimensions, skill {name!r} has {len(skill)}", field="vector",
+                rule=f"must have the skill's {len(skill)} dimensions",
+            )  # fmt: skip
+        threshold = number(body["threshold"], "threshold", -1, 1) if "threshold" in body else self.threshold
+        masks = subset_masks(len(skill), self.count, self.share)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            similarities = (masks @ (skill * vector)) / np.sqrt((masks @ (skill * skill)) * (masks @ (vector * vector)))
+        defined = similarities[np.isfinite(similarities)]  # a subset where either vector is all zero has none
+        votes = ["unknown" if not np.isfinite(s) else "match" if s >= threshold else "no-match" for s in similarities]
+        result = tally(votes, defined.tolist(), self.quorum)
+        VERIFICATIONS.labels("embedding", result["verdict"]).inc()
+        AGREEMENT.labels("embedding").observe(result["agreement"])
+        full = float(skill @ vector / (np.linalg.norm(skill) * np.linalg.norm(vector)))
+        return JSONResponse({
+            "claim": {"kind": "embedding", "skill": name, "dimensions": len(skill), "threshold": threshold},
+            **result,
+            "mean": round(float(defined.mean()), 6) if len(defined) else None,
+            "similarity": round(full, 6),
+            "similarities": [round(float(s), 6) if np.isfinite(s) else None for s in similarities],
+        })  # fmt: skip
+
+    async def replica_route(self, request: Request) -> JSONResponse:
+        if self.replica is None:
+            raise RequestError("not started yet", field="nats", rule="wait for the component to connect", status=503)
+        return JSONResponse(self.replica.status())
+
+
+def _term(body: dict, field: str) -> Term:
+    term = term_field(body.get(field), field)
+    if size(term) > MAX_TERM_SIZE:
+        raise RequestError(f"{field} has {size(term)} operators", field=field, rule=f"at most {MAX_TERM_SIZE} operators")
+    return term
+
+
+def create(config) -> SkillVerification:
+    return SkillVerification(config)

@@ -1,0 +1,108 @@
+"""agent-orchestrator: membership from real agents' heartbeats (gone when killed, back when
+restarted), sync rounds over NATS, its summary on network.status, refused input."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import nats
+import pytest
+from component_support import component_config, serving
+from runtime_support import FAST, eventually, one_digest, running, runtime_config
+
+from agentnet_runtime.core.terms import parse
+
+pytestmark = pytest.mark.timeout(60)
+
+NAME = "agent-orchestrator"
+BEAT = 0.5  # heartbeat interval of these agents, and the orchestrator's setting
+BEATING = replace(FAST, heartbeat_interval=BEAT)
+
+
+async def agent_view(client, agent: int) -> dict:
+    return (await client.get(f"/{agent}")).json()
+
+
+async def test_a_killed_agent_is_gone_and_back_after_restart(nats_server):
+    config = component_config(NAME, nats_server.url, settings={"heartbeat_interval": str(BEAT)})
+    net = config.network
+    watcher = await nats.connect(nats_server.url)
+    summaries: list[dict] = []
+
+    async def keep(message) -> None:
+        body = json.loads(message.data)["body"]
+        if body.get("source") == "orchestrator":
+            summaries.append(body)
+
+    await watcher.subscribe("network.status", cb=keep)
+    try:
+        async with serving(NAME, config) as (_, client):
+            async with running(runtime_config(net, nats_server.url, agent_ids=range(8), settings=BEATING)):
+                async with running(runtime_config(net, nats_server.url, agent_ids=[8], settings=BEATING)):
+
+                    async def all_alive():
+                        return (await client.get("/status")).json()["alive"] == 9
+
+                    await eventually(all_alive, 10, "every agent to be seen alive")
+                # The host of agent 8 has stopped: its heartbeats stop.
+
+                async def eight_is_gone():
+                    return (await agent_view(client, 8))["state"] == "gone"
+
+                await eventually(eight_is_gone, 10 * BEAT + 5, "agent 8 to be marked gone")
+                status = (await client.get("/status")).json()
+                assert status["gone"] == 1 and status["alive"] == 8 and status["gone_after"] == pytest.approx(2.5 * BEAT)
+                assert status["agents"]["8"]["last_heartbeat_age"] > status["gone_after"]
+                assert all(view["state"] == "alive" for agent, view in status["agents"].items() if agent != "8")
+                async with running(runtime_config(net, nats_server.url, agent_ids=[8], settings=BEATING)):
+
+                    async def eight_is_back():
+                        view = await agent_view(client, 8)
+                        return view if view["state"] == "alive" else None
+
+                    back = await eventually(eight_is_back, 10, "agent 8 to be back")
+                    assert back["returns"] == 1 and back["last_heartbeat_age"] < 2.5 * BEAT
+        assert any(summary["gone"] == 1 and summary["agents"]["8"]["state"] == "gone" for summary in summaries)
+        assert summaries[-1]["alive"] >= 8 and summaries[-1]["network"] == net.name
+    finally:
+        await watcher.close()
+
+
+async def test_a_sync_round_through_the_orchestrator_converges_agents_that_do_not_sync(nats_server):
+    # No pushes, no anti-entropy timer, no rewriting: only the orchestrator's round can spread the terms.
+    quiet = replace(BEATING, eager=False, sync_interval=0, node_cap=0)
+    config = component_config(NAME, nats_server.url, settings={"heartbeat_interval": str(BEAT)})
+    async with serving(NAME, config) as (_, client), running(runtime_config(config.network, nats_server.url, settings=quiet)) as host:
+        for agent, term in ((0, "x*(y+z)"), (4, "a + b"), (8, "f(q, 2)")):
+            host.agents[agent].submit(parse(term))
+        await host.settle()
+        assert one_digest(host) is None
+        report = (await client.post("/sync-round", json={"timeout": 2})).json()
+        assert report["reached"] == 9 and report["unreachable"] == []
+        assert {report["agents"][str(a)]["result"] for a in (0, 4, 8)} == {"pulled"}
+        await eventually(lambda: one_digest(host), 10, "one digest on every agent after the round")
+        assert all(host.agents[1].egraph.lookup(parse(term)) for term in ("x*(y+z)", "a + b", "f(q, 2)"))
+
+        async def converged():
+            return (await client.get("/status")).json()["converged"]
+
+        await eventually(converged, 10, "the orchestrator to see one digest")
+
+
+@pytest.mark.parametrize(
+    "method, path, kwargs, status, field, rule",
+    [
+        ("get", "/zero", {}, 422, "id", "integer"),
+        ("get", "/9", {}, 404, "id", "0..8"),
+        ("post", "/sync-round", {"json": {"timeout": -1}}, 422, "timeout", "0.01..60"),
+        ("post", "/sync-round", {"json": {"timeout": "soon"}}, 422, "timeout", "number"),
+        ("post", "/sync-round", {"json": {"rounds": 2}}, 422, "rounds", "allowed"),
+        ("post", "/sync-round", {"content": b"[1"}, 400, "body", "JSON object"),
+    ],
+)
+async def test_bad_input_names_the_field(nats_server, method, path, kwargs, status, field, rule):
+    async with serving(NAME, component_config(NAME, nats_server.url)) as (_, client):
+        response = await getattr(client, method)(path, **kwargs)
+        assert response.status_code == status, response.text
+        assert response.json()["field"] == field and rule in response.json()["rule"], response.json()
