@@ -1,0 +1,200 @@
+"""crdt-service (/crdt): merges CRDT e-graph states and deltas, with a merge cache.
+
+POST /merge  {"states": [wire, ...]} or {"base": wire, "delta": wire}   (wire: EGraph.to_wire() or Delta.to_wire())
+             -> {"cached", "digest", "nodes", "clock", "state"}: the join of the inputs, as a full state
+GET  /state  the service's own replica, which has joined everything it merged: digest, nodes, classes, clock, state
+NATS crdt.merge (request/reply, queue group crdt-service, so replicas share the work), for throughput:
+             {"merges": [merge, ...], "withState"?: true} -> {"results": [result | {"error", "field", "rule"}, ...]}
+
+The merge cache is keyed by the events (dots: origin replica, sequence number) the inputs carry. In this CRDT an
+event's dot fixes its contents (egraph.py: every replica keeps each event exactly as it was made, and join skips
+a dot it has seen), so inputs carrying the same dots have the same join, whatever their order or grouping; a
+hit costs no parsing of nodes at all. It is an LRU of CACHE_SIZE entries (the environment variable, else the
+component setting, else 10,000); its hit rate is exported. Long NATS batches yield to the event loop every few merges, so HTTP keeps being served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from prometheus_client import Counter, Gauge
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from agentnet_runtime.components import Service
+from agentnet_runtime.components.egraph_service import env_setting
+from agentnet_runtime.core.egraph import DELTA_KIND, STATE_KIND, Delta, EGraph
+from agentnet_runtime.core.saturate import LRU
+from agentnet_runtime.web import RequestError, json_body
+
+log = logging.getLogger("agentnet.crdt")
+
+MERGE_SUBJECT = "crdt.merge"  # (to move into agent/subjects.py)
+QUEUE_GROUP = "crdt-service"
+MERGED_REPLICA = "crdt-service"  # replica id a merged state carries (it makes no events of its own)
+MAX_INPUTS = 1_000  # states one merge may join
+SLICE = 32  # merges of a NATS batch between two yields to the event loop
+MERGE_RULE = 'give {"states": [wire, ...]} or {"base": wire, "delta": wire}'
+WIRE_RULE = "an e-graph state or delta in wire form (EGraph.to_wire / Delta.to_wire)"
+_COMPACT = (",", ":")
+
+
+class CRDT_METRICS:
+    """crdt-service's metrics (to move into web.METRICS)."""
+
+    merges = Counter("agentnet_crdt_merges", "Merges asked of crdt-service, by path (http | nats) and result (hit | miss | refused)",
+                     ["path", "result"])  # fmt: skip
+    cache_hit_ratio = Gauge("agentnet_crdt_cache_hit_ratio", "Share of crdt-service merges answered from the merge cache")
+    replica_nodes = Gauge("agentnet_crdt_replica_nodes", "E-nodes in crdt-service's replica (the join of everything merged)")
+
+
+def merge_inputs(spec: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """(field name, wire) of each input of one merge request; refuses a malformed request naming the field."""
+    where = (lambda name: f"{prefix}.{name}") if prefix else (lambda name: name)
+    if not isinstance(spec, dict):
+        raise RequestError(f"{prefix} must be a JSON object", field=prefix, rule=MERGE_RULE)
+    if "states" in spec:
+        extra = sorted(set(spec) - {"states"})
+        if extra:
+            raise RequestError(f"give states alone, not with {extra[0]!r}", field=where(extra[0]), rule=MERGE_RULE)
+        states = spec["states"]
+        if not isinstance(states, list) or not 1 <= len(states) <= MAX_INPUTS:
+            raise RequestError(f"states must be a list of 1..{MAX_INPUTS} wire forms", field=where("states"),
+                               rule=f"a list of 1..{MAX_INPUTS} e-graph states or deltas")  # fmt: skip
+        return [(f"{where('states')}[{index}]", wire) for index, wire in enumerate(states)]
+    unknown = sorted(set(spec) - {"base", "delta"})
+    if unknown:
+        raise RequestError(f"unknown field {unknown[0]!r}", field=where(unknown[0]), rule=MERGE_RULE)
+    for name in ("base", "delta"):
+        if name not in spec:
+            raise RequestError(f"{where(name)} is required", field=where(name), rule=MERGE_RULE)
+    return [(where("base"), spec["base"]), (where("delta"), spec["delta"])]
+
+
+def events_of(wires: list[Any]) -> frozenset | None:
+    """The dots the inputs carry (the cache key), or None if they are not even shaped like wire forms."""
+    try:
+        if any(wire.get("kind") not in (STATE_KIND, DELTA_KIND) for wire in wires):
+            return None
+        return frozenset((batch[0], batch[1]) for wire in wires for batch in wire["batches"])
+    except (AttributeError, KeyError, TypeError, IndexError):  # TypeError also for an unhashable origin
+        return None
+
+
+class CrdtService(Service):
+    name = "crdt-service"
+    uses_nats = True
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.cache = LRU(env_setting(self, "CACHE_SIZE", 10_000))  # events -> (b'"digest":..,"nodes":..,"clock":..', state JSON)
+        self.replica = EGraph(f"{self.name}.{config.pod_name}")
+        self._state_json: tuple[int, bytes] = (-1, b"")  # GET /state body, for one replica version
+        # Counters by (path, result), looked up once: labels() costs as much as a cache hit.
+        self._counted = {(path, result): CRDT_METRICS.merges.labels(path, result)
+                         for path in ("http", "nats") for result in ("hit", "miss", "refused")}  # fmt: skip
+
+    def routes(self) -> list[Route]:
+        return [Route("/merge", self.merge_route, methods=["POST"]), Route("/state", self.state_route)]
+
+    def health(self) -> dict[str, Any]:
+        return {"cache": self.cache_stats()}
+
+    def cache_stats(self) -> dict[str, Any]:
+        return {"entries": len(self.cache), "size": self.cache.size, "hits": self.cache.hits, "misses": self.cache.misses,
+                "hitRate": round(self.cache.hit_rate, 4)}  # fmt: skip
+
+    async def on_start(self) -> None:
+        await self.nc.subscribe(MERGE_SUBJECT, queue=QUEUE_GROUP, cb=self._on_merge_batch)
+
+    # --- merging ----------------------------------------------------------------------------------------
+
+    def merge(self, spec: Any, path: str, prefix: str = "") -> tuple[bytes, bytes, bool]:
+        """(summary JSON members, state JSON, cached?) of one merge; RequestError names a bad field."""
+        try:
+            inputs = merge_inputs(spec, prefix)
+            key = events_of([wire for _, wire in inputs])
+            cached = None if key is None else self.cache.get(key)
+            if cached is not None:
+                self._counted[path, "hit"].inc()
+                return (*cached, True)
+            deltas = []
+            for field, wire in inputs:
+                try:
+                    deltas.append(Delta.from_wire(wire))
+                except ValueError as error:
+                    raise RequestError(f"{field}: {error}", field=field, rule=WIRE_RULE) from None
+        except RequestError:
+            self._counted[path, "refused"].inc()
+            raise
+        merged = EGraph(MERGED_REPLICA)
+        for delta in deltas:
+            merged.join(delta)
+            self.replica.join(delta)
+        summary = json.dumps({"digest": merged.digest(), "nodes": len(merged), "clock": merged.clock}, separators=_COMPACT)
+        result = (summary[1:-1].encode(), json.dumps(merged.to_wire(), separators=_COMPACT).encode())
+        if key is not None:
+            self.cache.put(key, result)
+        self._counted[path, "miss"].inc()
+        CRDT_METRICS.replica_nodes.set(len(self.replica))
+        return (*result, False)
+
+    @staticmethod
+    def _result(summary: bytes, state: bytes | None, cached: bool) -> bytes:
+        flag = b'{"cached":true,' if cached else b'{"cached":false,'
+        return flag + summary + (b'}' if state is None else b',"state":' + state + b"}")
+
+    async def merge_route(self, request: Request) -> Response:
+        try:
+            summary, state, cached = self.merge(await json_body(request), "http")
+        finally:
+            CRDT_METRICS.cache_hit_ratio.set(self.cache.hit_rate)
+        return Response(self._result(summary, state, cached), media_type="application/json")
+
+    async def state_route(self, request: Request) -> Response:
+        replica = self.replica
+        if self._state_json[0] != replica.version:
+            body = {"replica": replica.replica, **replica.stats(), "cache": self.cache_stats(), "state": replica.to_wire()}
+            self._state_json = (replica.version, json.dumps(body, separators=_COMPACT).encode())
+        return Response(self._state_json[1], media_type="application/json")
+
+    # --- NATS: batches of merges --------------------------------------------------------------------------
+
+    async def _on_merge_batch(self, message) -> None:
+        if not message.reply:
+            return
+        try:
+            body = json.loads(message.data)
+            merges, with_state = body["merges"], body.get("withState", True)
+            if not isinstance(merges, list) or not isinstance(with_state, bool):
+                raise TypeError
+        except (ValueError, TypeError, KeyError):
+            self._counted["nats", "refused"].inc()
+            error = RequestError("the request must be {\"merges\": [merge, ...], \"withState\"?: bool}", field="merges",
+                                 rule=f"a JSON object with a list of merges, each {MERGE_RULE}")  # fmt: skip
+            await message.respond(json.dumps(error.body()).encode())
+            return
+        parts = []
+        for index, spec in enumerate(merges):
+            try:
+                summary, state, cached = self.merge(spec, "nats", f"merges[{index}]")
+                parts.append(self._result(summary, state if with_state else None, cached))
+            except RequestError as error:
+                parts.append(json.dumps(error.body()).encode())
+            if index % SLICE == SLICE - 1:
+                await asyncio.sleep(0)  # let HTTP requests and other messages in
+        CRDT_METRICS.cache_hit_ratio.set(self.cache.hit_rate)
+        reply = b'{"results":[' + b",".join(parts) + b"]}"
+        if len(reply) > self.nc.max_payload:
+            error = RequestError(f"the reply ({len(reply)} bytes) is larger than NATS allows ({self.nc.max_payload})",
+                                 field="merges", rule='send fewer merges per request, or "withState": false')  # fmt: skip
+            reply = json.dumps(error.body()).encode()
+        await message.respond(reply)
+
+
+def create(config) -> CrdtService:
+    return CrdtService(config)

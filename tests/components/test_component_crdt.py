@@ -1,0 +1,146 @@
+"""crdt-service: merges over HTTP and NATS, the merge cache, the accumulated replica, refused input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from component_support import component_config, serving
+from engine_support import metric
+
+from agentnet_runtime import natsclient
+from agentnet_runtime.core.egraph import EGraph
+from agentnet_runtime.core.terms import parse
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+async def served(nats_server):
+    async with serving("crdt-service", component_config("crdt-service", nats_server.url)) as running:
+        yield running
+
+
+def replica(name: str, *terms: str) -> EGraph:
+    egraph = EGraph(name)
+    for term in terms:
+        egraph.add_term(parse(term))
+    return egraph
+
+
+def joined(*replicas: EGraph) -> EGraph:
+    result = EGraph("expected")
+    for egraph in replicas:
+        result.join(egraph)
+    return result
+
+
+async def test_merge_joins_states_and_caches_by_their_events(served):
+    service, client = served
+    a, b, c = replica("a", "x*(y+z)"), replica("b", "x*y + x*z"), replica("c", "f(x, 2)")
+    expected = joined(a, b, c)
+    first = (await client.post("/merge", json={"states": [a.to_wire(), b.to_wire(), c.to_wire()]})).json()
+    assert first["cached"] is False and first["digest"] == expected.digest() and first["nodes"] == len(expected)
+    assert EGraph.from_wire(first["state"]).digest() == expected.digest()
+    # Same events in another order, or already partly joined: the join is the same, so the cache answers.
+    hits = metric("agentnet_crdt_merges_total", path="http", result="hit")
+    reordered = (await client.post("/merge", json={"states": [c.to_wire(), a.to_wire(), b.to_wire()]})).json()
+    regrouped = (await client.post("/merge", json={"states": [joined(a, b).to_wire(), c.to_wire()]})).json()
+    assert reordered["cached"] is regrouped["cached"] is True
+    assert reordered["digest"] == regrouped["digest"] == expected.digest()
+    assert metric("agentnet_crdt_merges_total", path="http", result="hit") == hits + 2
+    assert service.cache_stats()["hits"] == 2 and metric("agentnet_crdt_cache_hit_ratio") == pytest.approx(2 / 3)
+    # Different events: computed again.
+    assert (await client.post("/merge", json={"states": [a.to_wire(), b.to_wire()]})).json()["cached"] is False
+
+
+async def test_the_cache_holds_cache_size_merges(nats_server):
+    config = component_config("crdt-service", nats_server.url, settings={"CACHE_SIZE": "1"})
+    async with serving("crdt-service", config) as (_, client):
+        first, second = {"states": [replica("a", "x + 1").to_wire()]}, {"states": [replica("b", "y + 2").to_wire()]}
+        answers = [(await client.post("/merge", json=body)).json()["cached"] for body in (first, first, second, first)]
+        assert answers == [False, True, False, False]  # the second merge pushed the first one out
+
+
+async def test_a_delta_brings_a_base_up_to_date(served):
+    _, client = served
+    a = replica("a", "x*(y+z)")
+    base, clock = a.to_wire(), a.clock
+    a.union(a.add_term(parse("x*y + x*z")), a.lookup(parse("x*(y+z)")))
+    delta = a.delta_since(clock).to_wire()
+    body = (await client.post("/merge", json={"base": base, "delta": delta})).json()
+    assert body["digest"] == a.digest() and body["clock"] == a.clock
+    assert EGraph.from_wire(body["state"]).equivalent(parse("x*(y+z)"), parse("x*y + x*z"))
+
+
+async def test_state_is_the_join_of_everything_merged(served):
+    _, client = served
+    a, b, c = replica("a", "x + 1"), replica("b", "y * 2"), replica("c", "g(z)")
+    await client.post("/merge", json={"states": [a.to_wire(), b.to_wire()]})
+    await client.post("/merge", json={"base": b.to_wire(), "delta": c.to_wire()})
+    state = (await client.get("/state")).json()
+    expected = joined(a, b, c)
+    assert state["digest"] == expected.digest() and state["nodes"] == len(expected) and state["clock"] == expected.clock
+    assert EGraph.from_wire(state["state"]).digest() == expected.digest()
+
+
+async def test_nats_batches_answer_each_merge_in_order(served, nats_server):
+    service, _ = served
+    a, b = replica("a", "x*(y+z)"), replica("b", "x*y + x*z")
+    merges = [
+        {"states": [a.to_wire(), b.to_wire()]},
+        {"base": b.to_wire(), "delta": a.to_wire()},  # the same events: answered from the cache
+        {"states": [{"kind": "agentnet.egraph.state"}]},
+    ]
+    nc = await natsclient.connect(nats_server.url)
+    try:
+        reply = await nc.request("crdt.merge", json.dumps({"merges": merges}).encode(), timeout=10)
+        results = json.loads(reply.data)["results"]
+        summaries = json.loads((await nc.request("crdt.merge", json.dumps({"merges": merges[:1], "withState": False}).encode(),
+                                                 timeout=10)).data)["results"]  # fmt: skip
+        garbage = json.loads((await nc.request("crdt.merge", b"[1, 2]", timeout=10)).data)
+    finally:
+        await nc.close()
+    digest = joined(a, b).digest()
+    assert [r.get("digest") for r in results[:2]] == [digest, digest]
+    assert [r.get("cached") for r in results[:2]] == [False, True]
+    assert results[2]["field"] == "merges[2].states[0]" and "wire form" in results[2]["rule"]
+    assert summaries == [{"cached": True, "digest": digest, "nodes": len(joined(a, b)), "clock": joined(a, b).clock}]
+    assert garbage["field"] == "merges"
+    assert metric("agentnet_crdt_merges_total", path="nats", result="refused") >= 2
+
+
+def forged_node_id() -> dict:
+    wire = replica("a", "x + y").to_wire()
+    wire["batches"][0][2][0][0] = "0123456789abcdef"  # an id that is not the hash of the node
+    return wire
+
+
+@pytest.mark.parametrize(
+    "body, field, rule",
+    [
+        ({}, "base", "give"),
+        ({"states": []}, "states", "list of 1.."),
+        ({"states": "all of them"}, "states", "list of 1.."),
+        ({"states": [{"kind": "nope"}]}, "states[0]", "wire form"),
+        ({"states": [[1, 2]]}, "states[0]", "wire form"),
+        ({"states": ["forged"]}, "states[0]", "wire form"),
+        ({"base": {"kind": "nope"}}, "delta", "give"),
+        ({"states": [], "base": {}}, "base", "give"),
+        ({"base": {}, "delta": {}, "extra": 1}, "extra", "give"),
+    ],
+)
+async def test_bad_input_names_the_field(served, body, field, rule):
+    _, client = served
+    if body.get("states") == ["forged"]:
+        body = {"states": [forged_node_id()]}
+    response = await client.post("/merge", json=body)
+    assert 400 <= response.status_code < 500, response.text
+    answer = response.json()
+    assert answer["field"] == field and rule in answer["rule"], answer
+
+
+async def test_a_body_that_is_not_json_is_refused(served):
+    _, client = served
+    response = await client.post("/merge", content=b"not json")
+    assert response.status_code == 400 and response.json()["field"] == "body"
