@@ -35,7 +35,7 @@ log = logging.getLogger("agentnet")
 
 # --- metrics: every name the runtime exports ------------------------------------------------
 
-_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 class METRICS:
@@ -43,7 +43,7 @@ class METRICS:
 
     http_requests = Counter("agentnet_http_requests", "HTTP requests served", ["app", "method", "route", "status"])
     http_latency = Histogram(
-        "agentnet_http_request_duration_seconds", "HTTP request latency", ["app", "method", "route"], buckets=_LATENCY_BUCKETS
+        "agentnet_http_request_duration_seconds", "HTTP request latency", ["app", "method", "route"], buckets=LATENCY_BUCKETS
     )
     errors = Counter("agentnet_errors", "Errors, by where they happened and what they were", ["source", "kind"])
     messages = Counter("agentnet_messages", "NATS messages by agent, direction (in/out) and kind", ["agent", "direction", "kind"])
@@ -55,7 +55,7 @@ class METRICS:
     )
     rewrites = Counter("agentnet_rewrite_matches", "Rewrite matches applied by the agent's colour family", ["agent"])
     timeline_events = Counter("agentnet_timeline_events", "Timeline events handed to the sink", ["sink"])
-    timeline_flush = Histogram("agentnet_timeline_flush_seconds", "Time to append one timeline batch", buckets=_LATENCY_BUCKETS)
+    timeline_flush = Histogram("agentnet_timeline_flush_seconds", "Time to append one timeline batch", buckets=LATENCY_BUCKETS)
 
 
 # --- errors ------------------------------------------------------------------------------------

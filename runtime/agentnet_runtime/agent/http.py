@@ -63,14 +63,14 @@ def agent_routes(host: AgentHost) -> list[Route]:
         if len(given) != 1:
             raise RequestError("give exactly one of term, prove", field="body", rule="exactly one of: term, prove")
         if given == ["term"]:
-            term = _term(body["term"], "term")
+            term = term_field(body["term"], "term")
             class_id = agent.submit(term)
             host.wake(agent)
             return JSONResponse({"agent": agent.id, "accepted": str(term), "class": class_id}, status_code=202)
         sides = body["prove"]
         if not (isinstance(sides, list) and len(sides) == 2):
             raise RequestError("prove needs two terms", field="prove", rule="must be a list of two terms [lhs, rhs]")
-        lhs, rhs = _term(sides[0], "prove[0]"), _term(sides[1], "prove[1]")
+        lhs, rhs = term_field(sides[0], "prove[0]"), term_field(sides[1], "prove[1]")
         equal = agent.prove(lhs, rhs)
         host.wake(agent)
         return JSONResponse({"agent": agent.id, "lhs": str(lhs), "rhs": str(rhs), "equal": equal})
@@ -84,7 +84,7 @@ def agent_routes(host: AgentHost) -> list[Route]:
     ]
 
 
-def _term(value: object, field: str) -> Term:
+def term_field(value: object, field: str) -> Term:
     if not isinstance(value, str) or not value.strip():
         raise RequestError(f"{field} must be a non-empty string", field=field, rule=_TERM_RULE)
     try:

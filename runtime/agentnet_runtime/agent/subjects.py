@@ -14,6 +14,18 @@ HEARTBEAT = "agent.{id}.heartbeat"  # digest, size and clock summary, every hear
 BROADCAST_HEARTBEAT = "broadcast.heartbeat"  # roll call: every agent answers with a heartbeat at once
 NETWORK_STATUS = "network.status"  # each agent process publishes a summary of its agents
 TIMELINE_EVENTS = "timeline.events"  # timeline event batches, from processes with no local DuckDB file
+# Published by the service components:
+DERIVED = "stream.derived.{colour}"  # what a stream component derived (colour lower-case), as a delta
+CRDT_MERGE = "crdt.merge"  # batched merges, request/reply, served by crdt-service
+
+# Components that talk to agents in the agents' envelope speak as these ids: negative, so
+# never an agent's; agents treat them as non-neighbours (no clock bookkeeping) yet answer
+# them like anyone else, and ack to agent.{id}.ack. One id per component, so acks never cross.
+STREAM_IDS = {"RED": -1, "BLUE": -2, "GREEN": -3}
+ORCHESTRATOR_ID = -4
+VERIFIER_ID = -5
+DASHBOARD_ID = -6
+TRANSDUCTION_ID = -7
 
 INBOX_KINDS = ("state", "sync", "ack")
 

@@ -22,20 +22,16 @@ One round leaves every agent that answered with the union of all of them. With s
 The summary goes out on network.status every interval and on every membership change,
 as an envelope like the agents' summaries, told apart by `"source": "orchestrator"`.
 
-Shared with the other service components (they import it from here): `NetworkReplica`
-(an e-graph that learns what the network knows, as an observer on NATS), `every` (a
-periodic task) and `number` (a bounded number from a request).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections import Counter as Tally
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from prometheus_client import Counter, Gauge
 from starlette.requests import Request
@@ -43,142 +39,19 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from agentnet_runtime.agent import subjects
-from agentnet_runtime.agent.transport import Transport, Unreachable
+from agentnet_runtime.agent.transport import Transport
 from agentnet_runtime.components import Service
-from agentnet_runtime.config import ConfigError
-from agentnet_runtime.core.clock import VectorClock
-from agentnet_runtime.core.clock import validate as validate_clock
-from agentnet_runtime.core.egraph import Delta, EGraph
-from agentnet_runtime.web import METRICS, RequestError, json_body
-
-from .egraph_service import only_fields
-from .streams import DERIVED
+from agentnet_runtime.components.common import NetworkReplica, every, number, only_fields, positive_setting
+from agentnet_runtime.web import RequestError, json_body
 
 log = logging.getLogger("agentnet.orchestrator")
 
-# Outside observers talk to agents with negative ids: never an agent's, so agents treat them
-# as non-neighbours (no clock bookkeeping) yet answer them like anyone else. The stream
-# components are -1, -2, -3 (streams.SENDER).
-ORCHESTRATOR_ID = -4
 
 # Metrics of this module (to move into web.METRICS).
 AGENTS = Gauge("agentnet_orchestrator_agents", "Agents by membership state, as the orchestrator sees them", ["state"])
 CONVERGED = Gauge("agentnet_orchestrator_converged", "1 when every alive agent reports one digest, else 0")
 MEMBERSHIP_CHANGES = Counter("agentnet_orchestrator_membership_changes", "Agents marked gone or back", ["to"])
 SYNC_ROUNDS = Counter("agentnet_orchestrator_sync_rounds", "Sync rounds run through the orchestrator")
-REPLICA_NODES = Gauge("agentnet_observer_replica_nodes", "E-nodes in a component's replica of the network", ["component"])
-
-
-# --- shared helpers ------------------------------------------------------------------------------
-
-
-async def every(interval: float, action: Callable[[], Awaitable[Any]], source: str) -> None:
-    """Run `action` every `interval` seconds until cancelled; a failure is counted and logged, not fatal."""
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await action()
-        except Exception:
-            METRICS.errors.labels(source, "timer").inc()
-            log.exception("%s: periodic %s failed", source, getattr(action, "__name__", action))
-
-
-def number(value: Any, field: str, low: float, high: float, *, integer: bool = False) -> float | int:
-    """`value` (a JSON number or a query string) as a number in [low, high], or a 422 naming `field`."""
-    kind = "an integer" if integer else "a number"
-    rule = f"{kind} {low:g}..{high:g}"
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        parsed = float(value)
-        if integer and parsed != int(parsed):
-            raise ValueError
-    except (TypeError, ValueError, OverflowError):
-        raise RequestError(f"{field} must be {kind} (got {value!r})", field=field, rule=rule) from None
-    if not (math.isfinite(parsed) and low <= parsed <= high):
-        raise RequestError(f"{field} must be {kind} {low:g}..{high:g} (got {value!r})", field=field, rule=rule)
-    return int(parsed) if integer else parsed
-
-
-def positive_setting(service: Service, key: str, default: float, *, allow_zero: bool = False) -> float:
-    """A float setting that must be > 0 (or >= 0 with `allow_zero`)."""
-    rule = "must be a number >= 0" if allow_zero else "must be a number > 0"
-    value = service.setting(key, default, float, rule)
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(f"components[{service.name}].settings.{key} {rule} (got {value!r})")
-    return value
-
-
-class NetworkReplica:
-    """An e-graph that learns what the network knows, as an outside observer on NATS.
-
-    - `listen(streams=True)`: joins the deltas stream components publish on stream.derived.{colour};
-    - `pull(agent)`: the agents' anti-entropy request with this replica's digest and clock;
-      the reply carries what the replica lacks (or, if too large for a reply, comes as a
-      state message to agent.{observer}.state, which `listen` also joins);
-    - `push(agent, clock)`: sends an agent what its clock says it lacks.
-    Join is idempotent, so duplicates and overlaps cost nothing but the decoding.
-    """
-
-    def __init__(self, transport: Transport, observer: int, component: str):
-        self.transport, self.observer, self.component = transport, observer, component
-        self.egraph = EGraph(f"observer.{component}")  # joins only: it never makes events of its own
-        self.joined: Tally[str] = Tally()  # deltas joined, by source ("stream.blue", "agent.3", ...)
-        self.rejected = 0
-
-    async def listen(self, streams: bool) -> None:
-        await self.transport.subscribe(subjects.for_agent(subjects.STATE, self.observer), self._on_state)
-        if streams:
-            await self.transport.subscribe(DERIVED.format(colour="*"), self._on_derived)
-
-    def join(self, wire: Any, source: str) -> int:
-        """Join a delta in wire form; returns the e-nodes that were new (0 for a malformed one, counted)."""
-        try:
-            delta = Delta.from_wire(wire)
-        except ValueError as error:
-            self.rejected += 1
-            METRICS.errors.labels(self.component, "bad-delta").inc()
-            log.warning("%s: ignoring a malformed delta from %s: %s", self.component, source, error)
-            return 0
-        before = len(self.egraph)
-        self.egraph.join(delta)
-        self.joined[source] += 1
-        REPLICA_NODES.labels(self.component).set(len(self.egraph))
-        return len(self.egraph) - before
-
-    async def _on_state(self, subject: str, envelope: dict, message: Any) -> None:
-        self.join(envelope["body"], f"agent.{envelope['from']}")
-
-    async def _on_derived(self, subject: str, envelope: dict, message: Any) -> None:
-        self.join(envelope["body"], "stream." + subject.rsplit(".", 1)[1])
-
-    def status(self) -> dict[str, Any]:
-        return {"nodes": len(self.egraph), "digest": self.egraph.digest(), "joined": dict(self.joined), "rejected": self.rejected}
-
-    async def pull(self, agent: int, timeout: float) -> tuple[str, int, VectorClock | None]:
-        """Anti-entropy with one agent: ("equal" | "pulled" | "pushed" | "unreachable" | "error", new e-nodes, its clock)."""
-        request = {"digest": self.egraph.digest(), "clock": self.egraph.clock}
-        try:
-            reply = await self.transport.request(subjects.for_agent(subjects.SYNC, agent), self.observer, agent, request, None, timeout)
-            answer = reply["body"]
-            clock = validate_clock(answer["clock"])
-            new = self.join(answer["delta"], f"agent.{agent}") if "delta" in answer else 0
-        except Unreachable:
-            return "unreachable", 0, None
-        except (KeyError, TypeError, ValueError) as error:
-            METRICS.errors.labels(self.component, "bad-sync-reply").inc()
-            log.warning("%s: bad sync reply from agent %s: %s", self.component, agent, error)
-            return "error", 0, None
-        result = "pulled" if "delta" in answer else "pushed" if answer.get("pushed") else "equal"
-        return result, new, clock
-
-    async def push(self, agent: int, clock: VectorClock) -> int:
-        """Send an agent every event its clock has not seen; returns the e-nodes sent."""
-        delta = self.egraph.delta_since(clock)
-        if not delta:
-            return 0
-        sent = await self.transport.send(subjects.for_agent(subjects.STATE, agent), self.observer, agent, delta.to_wire())
-        return delta.node_count if sent else 0
 
 
 # --- the orchestrator ----------------------------------------------------------------------------------
@@ -233,7 +106,7 @@ class AgentOrchestrator(Service):
     async def on_start(self) -> None:
         self.transport = Transport(self.config.nats_url, self.config.nats_auth)
         self.transport.nc = self.nc  # the Service's connection; Transport adds envelopes and fragments
-        self.replica = NetworkReplica(self.transport, ORCHESTRATOR_ID, self.name)
+        self.replica = NetworkReplica(self.transport, subjects.ORCHESTRATOR_ID, self.name)
         await self.replica.listen(streams=False)
         await self.transport.subscribe(subjects.HEARTBEAT.format(id="*"), self._on_heartbeat)
         self._tasks = [
@@ -242,7 +115,7 @@ class AgentOrchestrator(Service):
         ]
         if self.sync_interval > 0:
             self._tasks.append(asyncio.create_task(every(self.sync_interval, self.sync_round, self.name), name="sync-rounds"))
-        await self.transport.send(subjects.BROADCAST_HEARTBEAT, ORCHESTRATOR_ID, None, {"roll_call": True})  # learn who is there now
+        await self.transport.send(subjects.BROADCAST_HEARTBEAT, subjects.ORCHESTRATOR_ID, None, {"roll_call": True})  # learn who is there now
 
     async def on_stop(self) -> None:
         for task in self._tasks:
@@ -302,7 +175,7 @@ class AgentOrchestrator(Service):
 
     async def publish_status(self) -> None:
         if self.transport is not None:
-            await self.transport.send(subjects.NETWORK_STATUS, ORCHESTRATOR_ID, None, self.status())
+            await self.transport.send(subjects.NETWORK_STATUS, subjects.ORCHESTRATOR_ID, None, self.status())
 
     # --- sync rounds ------------------------------------------------------------------------------
 
@@ -314,7 +187,7 @@ class AgentOrchestrator(Service):
             pulled = await asyncio.gather(*(self.replica.pull(agent, timeout) for agent in agents))
             clocks = {agent: clock for agent, (_, _, clock) in zip(agents, pulled) if clock is not None}
             sent = dict(zip(clocks, await asyncio.gather(*(self.replica.push(a, c) for a, c in clocks.items()))))
-            await self.transport.send(subjects.BROADCAST_HEARTBEAT, ORCHESTRATOR_ID, None, {"roll_call": True})
+            await self.transport.send(subjects.BROADCAST_HEARTBEAT, subjects.ORCHESTRATOR_ID, None, {"roll_call": True})
             SYNC_ROUNDS.inc()
         report = {str(agent): {"result": result, "new": new, "sent": sent.get(agent, 0)}
                   for agent, (result, new, _) in zip(agents, pulled)}  # fmt: skip

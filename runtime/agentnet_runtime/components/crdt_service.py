@@ -26,14 +26,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from agentnet_runtime.components import Service
-from agentnet_runtime.components.egraph_service import env_setting
+from agentnet_runtime.agent import subjects
+from agentnet_runtime.components.common import env_setting
 from agentnet_runtime.core.egraph import DELTA_KIND, STATE_KIND, Delta, EGraph
 from agentnet_runtime.core.saturate import LRU
 from agentnet_runtime.web import RequestError, json_body
 
 log = logging.getLogger("agentnet.crdt")
 
-MERGE_SUBJECT = "crdt.merge"  # (to move into agent/subjects.py)
 QUEUE_GROUP = "crdt-service"
 MERGED_REPLICA = "crdt-service"  # replica id a merged state carries (it makes no events of its own)
 MAX_INPUTS = 1_000  # states one merge may join
@@ -109,7 +109,7 @@ class CrdtService(Service):
                 "hitRate": round(self.cache.hit_rate, 4)}  # fmt: skip
 
     async def on_start(self) -> None:
-        await self.nc.subscribe(MERGE_SUBJECT, queue=QUEUE_GROUP, cb=self._on_merge_batch)
+        await self.nc.subscribe(subjects.CRDT_MERGE, queue=QUEUE_GROUP, cb=self._on_merge_batch)
 
     # --- merging ----------------------------------------------------------------------------------------
 

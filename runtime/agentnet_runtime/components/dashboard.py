@@ -67,7 +67,6 @@ STATIC_DIR = Path(__file__).with_name("dashboard_static")
 # Layout by ForceAtlas2 for networks of this many agents: at 256 its nodes overlap in 2 pairs, spring's in 68.
 # A small network reads better with spring's; a larger one would wait seconds for the quadratic ForceAtlas2.
 FORCEATLAS_AGENTS = (64, 512)
-DASHBOARD_ID = -6  # "from" of the dashboard's roll call: no agent's id, nor another component's (-1..-5 are taken)
 MISSED_HEARTBEATS = 3  # an agent silent this many heartbeat intervals is gone
 METRICS_INTERVAL = 1.0  # seconds between samples of the component metrics
 HISTORY = 120  # metric samples kept per component (two minutes), sent to a page when it connects
@@ -387,7 +386,7 @@ class Dashboard(Service):
             # apart from the updates: a slow read (the file busy with appends) must not hold them back
             asyncio.create_task(self._every(self.update_interval, self.read_duckdb), name="dashboard-duckdb"),
         ]
-        await self.transport.send(subjects.BROADCAST_HEARTBEAT, DASHBOARD_ID, None, {"roll_call": True})
+        await self.transport.send(subjects.BROADCAST_HEARTBEAT, subjects.DASHBOARD_ID, None, {"roll_call": True})
         await self.topology()  # lay the graph out now, before the first page asks
 
     async def on_stop(self) -> None:

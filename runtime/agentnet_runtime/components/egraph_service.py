@@ -25,24 +25,23 @@ Also the request helpers the other engine components share: `only_fields`, `requ
 from __future__ import annotations
 
 import asyncio
-import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from prometheus_client import Counter, Gauge, Histogram
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from agentnet_runtime.agent.http import _term as term_field
+from agentnet_runtime.agent.http import term_field
 from agentnet_runtime.components import Service
-from agentnet_runtime.config import ConfigError
+from agentnet_runtime.components.common import env_setting, only_fields, requested_terms
 from agentnet_runtime.core.colour import COLOURS, Colour
 from agentnet_runtime.core.egraph import Delta, EGraph
 from agentnet_runtime.core.rewrites import rules_for
 from agentnet_runtime.core.saturate import LRU, Budget, Saturator, extract
 from agentnet_runtime.core.terms import Term
-from agentnet_runtime.web import _LATENCY_BUCKETS, RequestError, json_body
+from agentnet_runtime.web import LATENCY_BUCKETS, RequestError, json_body
 
 DEFAULT_TIMEOUT_MS = 100
 MAX_TERMS = 1_000  # terms one /saturate request may carry
@@ -59,47 +58,8 @@ class EGRAPH_METRICS:
     memo_hit_ratio = Gauge("agentnet_egraph_memo_hit_ratio", "Share of egraph-service answers that came from the memo")
     saturation_seconds = Histogram(
         "agentnet_egraph_saturation_seconds", "Time egraph-service spent saturating one term (memo misses)",
-        buckets=_LATENCY_BUCKETS,
+        buckets=LATENCY_BUCKETS,
     )  # fmt: skip
-
-
-# --- request helpers shared by the engine components ----------------------------------------------
-
-
-def only_fields(body: dict[str, Any], allowed: Iterable[str]) -> None:
-    unknown = sorted(set(body) - set(allowed))
-    if unknown:
-        raise RequestError(f"unknown field {unknown[0]!r}", field=unknown[0], rule=f"allowed fields: {', '.join(allowed)}")
-
-
-def requested_terms(body: dict[str, Any], limit: int) -> list[Term]:
-    """The terms of {"term": ...} or {"terms": [...]}; a bad one is named by its field (e.g. terms[2])."""
-    if ("term" in body) == ("terms" in body):
-        raise RequestError("give exactly one of term, terms", field="term", rule="exactly one of: term, terms")
-    if "term" in body:
-        return [term_field(body["term"], "term")]
-    values = body["terms"]
-    if not isinstance(values, list) or not 1 <= len(values) <= limit:
-        raise RequestError(f"terms must be a list of 1..{limit} terms", field="terms", rule=f"a list of 1..{limit} terms")
-    return [term_field(value, f"terms[{index}]") for index, value in enumerate(values)]
-
-
-def env_setting(service: Service, key: str, default: int, low: int = 1) -> int:
-    """An integer >= low from the environment variable `key`, else the component setting `key`, else `default`.
-
-    The environment wins: it is the more local of the two, as flags win over the environment."""
-    text = os.environ.get(key)
-    if text is not None and text != "":
-        try:
-            value = int(text)
-        except ValueError:
-            raise ConfigError(f"{key} must be an integer (got {text!r})") from None
-        source = key
-    else:
-        value, source = service.setting(key, default), f"components[{service.name}].settings.{key}"
-    if value < low:
-        raise ConfigError(f"{source} must be at least {low} (got {value})")
-    return value
 
 
 def term_cost(term: Term) -> int:

@@ -37,7 +37,7 @@ from agentnet_runtime.config import COLOURS
 from agentnet_runtime.timeline.events import KINDS, Event
 from agentnet_runtime.web import METRICS, RequestError
 
-from .agent_orchestrator import every, number, positive_setting
+from agentnet_runtime.components.common import every, number, positive_setting
 from .egraph_service import only_fields
 
 log = logging.getLogger("agentnet.timeline")

@@ -53,7 +53,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from agentnet_runtime.agent.http import _term as term_field
+from agentnet_runtime.agent import subjects
+from agentnet_runtime.agent.http import term_field
 from agentnet_runtime.agent.transport import Transport
 from agentnet_runtime.components import Service
 from agentnet_runtime.config import ConfigError
@@ -62,10 +63,9 @@ from agentnet_runtime.core.saturate import Budget, Saturator, StopReason
 from agentnet_runtime.core.terms import Term, size
 from agentnet_runtime.web import RequestError, json_body
 
-from .agent_orchestrator import NetworkReplica, every, number, positive_setting
+from agentnet_runtime.components.common import NetworkReplica, every, number, positive_setting
 from .egraph_service import only_fields
 
-VERIFIER_ID = -5  # how the verification replica introduces itself to agents (see agent_orchestrator)
 SKILLS_FILE = "skills.duckdb"
 MAX_TERM_SIZE = 200  # operators in one side of a claim: bounds the work of 17 saturations
 MAX_DIMENSIONS = 65_536
@@ -252,7 +252,7 @@ class SkillVerification(Service):
         self.store = await asyncio.to_thread(SkillStore, data / SKILLS_FILE if data is not None else None)
         transport = Transport(self.config.nats_url, self.config.nats_auth)
         transport.nc = self.nc  # the Service's connection; Transport adds envelopes and fragments
-        self.replica = NetworkReplica(transport, VERIFIER_ID, self.name)
+        self.replica = NetworkReplica(transport, subjects.VERIFIER_ID, self.name)
         await self.replica.listen(streams=True)
         if self.pull_interval > 0:
             self._tasks.append(asyncio.create_task(every(self.pull_interval, self.pull_next, self.name), name="pull"))

@@ -46,18 +46,16 @@ from agentnet_runtime import natsclient
 from agentnet_runtime.agent import subjects
 from agentnet_runtime.agent.transport import Transport
 from agentnet_runtime.components import Service
-from agentnet_runtime.components.egraph_service import env_setting, only_fields, requested_terms
+from agentnet_runtime.components.common import env_setting, only_fields, requested_terms
 from agentnet_runtime.core.colour import Colour
 from agentnet_runtime.core.egraph import Delta, EGraph, NodeId
 from agentnet_runtime.core.rewrites import rules_for
 from agentnet_runtime.core.saturate import Budget, SaturationReport, saturate
 from agentnet_runtime.core.terms import Term, TermSyntaxError, parse
-from agentnet_runtime.web import _LATENCY_BUCKETS, RequestError, json_body
+from agentnet_runtime.web import LATENCY_BUCKETS, RequestError, json_body
 
 log = logging.getLogger("agentnet.stream")
 
-DERIVED = "stream.derived.{colour}"  # what a stream derived, as a delta (to move into agent/subjects.py)
-SENDER = {Colour.RED: -1, Colour.BLUE: -2, Colour.GREEN: -3}  # envelope "from" of a stream: never an agent id
 MAX_TERMS = 10_000  # terms one request may carry
 MAX_EQUALITIES = 100  # equalities /apply lists (it counts them all)
 FETCH_WAIT = 1.0  # seconds one pull request waits for work
@@ -73,7 +71,7 @@ class STREAM_METRICS:
     terms = Counter("agentnet_stream_terms", "Terms a stream component took, by result (processed | rejected)", ["component", "result"])
     derived = Counter("agentnet_stream_derived_equalities", "Equalities a stream component derived that were new to it", ["component"])
     batch_seconds = Histogram("agentnet_stream_batch_seconds", "Time to rewrite one batch of terms and hand it on", ["component"],
-                              buckets=_LATENCY_BUCKETS)  # fmt: skip
+                              buckets=LATENCY_BUCKETS)  # fmt: skip
 
 
 # --- the worker process: the stream's replica and the rewriting ----------------------------------------------
@@ -268,10 +266,10 @@ class StreamService(Service):
                              nodes=env_setting(self, "NODE_LIMIT", 20_000))  # fmt: skip
         self.redeliver_after = env_setting(self, "REDELIVER_MS", 2_000) / 1000
         self.lag_interval = env_setting(self, "LAG_INTERVAL_MS", 1_000) / 1000
-        self.sender = SENDER[self.colour]
+        self.sender = subjects.STREAM_IDS[self.colour.value]
         self.work_subject = natsclient.work_subject(self.colour.value)
         self.consumer = natsclient.work_consumer(self.name)
-        self.derived_subject = DERIVED.format(colour=self.colour.value.lower())
+        self.derived_subject = subjects.DERIVED.format(colour=self.colour.value.lower())
         nodes = config.network.nodes
         self.agents = tuple(n.id for n in nodes if n.colour == self.colour.value) or tuple(n.id for n in nodes)
         self.replica_id = ""  # the worker's replica, named when the worker starts

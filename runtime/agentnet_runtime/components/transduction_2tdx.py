@@ -4,7 +4,7 @@ The service keeps a replica of its network's e-graph and bridges two sides:
   - its own network, on NATS, as one more anti-entropy peer: every round it sends sync
     requests (agent.{id}.sync, digest + clock) to a few agents, joins the deltas they
     answer with, and pushes each of them what it lacks (agent.{id}.state); the network's
-    own sync spreads that to every agent. It speaks as agent SENDER (-1), which no agent
+    own sync spreads that to every agent. It speaks as agent subjects.TRANSDUCTION_ID (-7), which no agent
     is: agents answer it but keep no neighbour bookkeeping for it (Agent.learn ignores
     non-neighbours; only peer_digests[-1] is noted). Their acks (agent.-1.ack) go unheard;
     a sync reply too large for one message comes as a state message on agent.-1.state;
@@ -51,11 +51,10 @@ from agentnet_runtime.components import Service
 from agentnet_runtime.core.clock import merge
 from agentnet_runtime.core.clock import validate as validate_clock
 from agentnet_runtime.core.egraph import Delta, EGraph
-from agentnet_runtime.web import _LATENCY_BUCKETS, METRICS, RequestError, json_body
+from agentnet_runtime.web import LATENCY_BUCKETS, METRICS, RequestError, json_body
 
 log = logging.getLogger("agentnet.transduction")
 
-SENDER = -1  # agent ids are 0..n-1, so no agent ever speaks or listens as -1
 EXCHANGE_FIELDS = ("network", "clock", "digest", "delta", "limit")
 MAX_LIMIT = 10_000_000
 MIN_ROWS = 100  # a late exchange never shrinks the next one below this
@@ -73,7 +72,7 @@ class TRANSDUCTION_METRICS:
         ["result"],
     )  # fmt: skip
     round_trip = Histogram(
-        "agentnet_transduction_round_trip_seconds", "Round trip of an exchange with the peer network", buckets=_LATENCY_BUCKETS
+        "agentnet_transduction_round_trip_seconds", "Round trip of an exchange with the peer network", buckets=LATENCY_BUCKETS
     )
     rows = Counter("agentnet_transduction_rows", "E-graph rows carried to or from the peer network", ["direction"])
     local_syncs = Counter("agentnet_transduction_local_syncs", "Sync requests to the network's own agents, by result", ["result"])
@@ -207,7 +206,7 @@ class Transduction(Service):
 
     async def _connect(self) -> None:
         await self.transport.connect()
-        await self.transport.subscribe(subjects.for_agent(subjects.STATE, SENDER), self._on_state)
+        await self.transport.subscribe(subjects.for_agent(subjects.STATE, subjects.TRANSDUCTION_ID), self._on_state)
 
     async def _loop(self) -> None:
         while True:
@@ -247,7 +246,7 @@ class Transduction(Service):
             request = {"digest": self.replica.digest(), "clock": self.replica.clock}
             try:
                 envelope = await self.transport.request(
-                    subjects.for_agent(subjects.SYNC, agent), SENDER, agent, request, None, self.config.agent.sync_timeout
+                    subjects.for_agent(subjects.SYNC, agent), subjects.TRANSDUCTION_ID, agent, request, None, self.config.agent.sync_timeout
                 )  # fmt: skip
                 reply = envelope["body"]
                 clock = validate_clock(reply["clock"])
@@ -272,7 +271,7 @@ class Transduction(Service):
         for agent, clock in clocks.items():
             delta = self.replica.delta_since(clock)
             if delta and self.local[agent].get("digest") != self.replica.digest():
-                await self.transport.send(subjects.for_agent(subjects.STATE, agent), SENDER, agent, delta.to_wire())
+                await self.transport.send(subjects.for_agent(subjects.STATE, agent), subjects.TRANSDUCTION_ID, agent, delta.to_wire())
 
     async def _on_state(self, subject: str, envelope: dict, message: Any) -> None:
         """A delta an agent pushed to us: its sync reply was too large for one message."""

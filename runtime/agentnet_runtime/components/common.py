@@ -1,0 +1,179 @@
+"""What several components share: request checks, settings, timers, and a replica of the
+network kept by an outside observer on NATS."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+from collections import Counter as Tally
+from typing import Any, Awaitable, Callable, Iterable
+
+from prometheus_client import Gauge
+
+from agentnet_runtime.agent import subjects
+from agentnet_runtime.agent.http import term_field
+from agentnet_runtime.agent.transport import Transport, Unreachable
+from agentnet_runtime.components import Service
+from agentnet_runtime.config import ConfigError
+from agentnet_runtime.core.clock import VectorClock
+from agentnet_runtime.core.clock import validate as validate_clock
+from agentnet_runtime.core.egraph import Delta, EGraph
+from agentnet_runtime.core.terms import Term
+from agentnet_runtime.web import METRICS, RequestError
+
+log = logging.getLogger("agentnet.components")
+
+REPLICA_NODES = Gauge("agentnet_observer_replica_nodes", "E-nodes in a component's replica of the network", ["component"])
+
+
+# --- requests and settings --------------------------------------------------------------------
+
+
+def only_fields(body: dict[str, Any], allowed: Iterable[str]) -> None:
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise RequestError(f"unknown field {unknown[0]!r}", field=unknown[0], rule=f"allowed fields: {', '.join(allowed)}")
+
+
+def requested_terms(body: dict[str, Any], limit: int) -> list[Term]:
+    """The terms of {"term": ...} or {"terms": [...]}; a bad one is named by its field (e.g. terms[2])."""
+    if ("term" in body) == ("terms" in body):
+        raise RequestError("give exactly one of term, terms", field="term", rule="exactly one of: term, terms")
+    if "term" in body:
+        return [term_field(body["term"], "term")]
+    values = body["terms"]
+    if not isinstance(values, list) or not 1 <= len(values) <= limit:
+        raise RequestError(f"terms must be a list of 1..{limit} terms", field="terms", rule=f"a list of 1..{limit} terms")
+    return [term_field(value, f"terms[{index}]") for index, value in enumerate(values)]
+
+
+def env_setting(service: Service, key: str, default: int, low: int = 1) -> int:
+    """An integer >= low from the environment variable `key`, else the component setting `key`, else `default`.
+
+    The environment wins: it is the more local of the two, as flags win over the environment."""
+    text = os.environ.get(key)
+    if text is not None and text != "":
+        try:
+            value = int(text)
+        except ValueError:
+            raise ConfigError(f"{key} must be an integer (got {text!r})") from None
+        source = key
+    else:
+        value, source = service.setting(key, default), f"components[{service.name}].settings.{key}"
+    if value < low:
+        raise ConfigError(f"{source} must be at least {low} (got {value})")
+    return value
+
+
+# --- timers and the observer replica ------------------------------------------------------------
+
+
+async def every(interval: float, action: Callable[[], Awaitable[Any]], source: str) -> None:
+    """Run `action` every `interval` seconds until cancelled; a failure is counted and logged, not fatal."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await action()
+        except Exception:
+            METRICS.errors.labels(source, "timer").inc()
+            log.exception("%s: periodic %s failed", source, getattr(action, "__name__", action))
+
+
+def number(value: Any, field: str, low: float, high: float, *, integer: bool = False) -> float | int:
+    """`value` (a JSON number or a query string) as a number in [low, high], or a 422 naming `field`."""
+    kind = "an integer" if integer else "a number"
+    rule = f"{kind} {low:g}..{high:g}"
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        parsed = float(value)
+        if integer and parsed != int(parsed):
+            raise ValueError
+    except (TypeError, ValueError, OverflowError):
+        raise RequestError(f"{field} must be {kind} (got {value!r})", field=field, rule=rule) from None
+    if not (math.isfinite(parsed) and low <= parsed <= high):
+        raise RequestError(f"{field} must be {kind} {low:g}..{high:g} (got {value!r})", field=field, rule=rule)
+    return int(parsed) if integer else parsed
+
+
+def positive_setting(service: Service, key: str, default: float, *, allow_zero: bool = False) -> float:
+    """A float setting that must be > 0 (or >= 0 with `allow_zero`)."""
+    rule = "must be a number >= 0" if allow_zero else "must be a number > 0"
+    value = service.setting(key, default, float, rule)
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"components[{service.name}].settings.{key} {rule} (got {value!r})")
+    return value
+
+
+class NetworkReplica:
+    """An e-graph that learns what the network knows, as an outside observer on NATS.
+
+    - `listen(streams=True)`: joins the deltas stream components publish on stream.derived.{colour};
+    - `pull(agent)`: the agents' anti-entropy request with this replica's digest and clock;
+      the reply carries what the replica lacks (or, if too large for a reply, comes as a
+      state message to agent.{observer}.state, which `listen` also joins);
+    - `push(agent, clock)`: sends an agent what its clock says it lacks.
+    Join is idempotent, so duplicates and overlaps cost nothing but the decoding.
+    """
+
+    def __init__(self, transport: Transport, observer: int, component: str):
+        self.transport, self.observer, self.component = transport, observer, component
+        self.egraph = EGraph(f"observer.{component}")  # joins only: it never makes events of its own
+        self.joined: Tally[str] = Tally()  # deltas joined, by source ("stream.blue", "agent.3", ...)
+        self.rejected = 0
+
+    async def listen(self, streams: bool) -> None:
+        await self.transport.subscribe(subjects.for_agent(subjects.STATE, self.observer), self._on_state)
+        if streams:
+            await self.transport.subscribe(subjects.DERIVED.format(colour="*"), self._on_derived)
+
+    def join(self, wire: Any, source: str) -> int:
+        """Join a delta in wire form; returns the e-nodes that were new (0 for a malformed one, counted)."""
+        try:
+            delta = Delta.from_wire(wire)
+        except ValueError as error:
+            self.rejected += 1
+            METRICS.errors.labels(self.component, "bad-delta").inc()
+            log.warning("%s: ignoring a malformed delta from %s: %s", self.component, source, error)
+            return 0
+        before = len(self.egraph)
+        self.egraph.join(delta)
+        self.joined[source] += 1
+        REPLICA_NODES.labels(self.component).set(len(self.egraph))
+        return len(self.egraph) - before
+
+    async def _on_state(self, subject: str, envelope: dict, message: Any) -> None:
+        self.join(envelope["body"], f"agent.{envelope['from']}")
+
+    async def _on_derived(self, subject: str, envelope: dict, message: Any) -> None:
+        self.join(envelope["body"], "stream." + subject.rsplit(".", 1)[1])
+
+    def status(self) -> dict[str, Any]:
+        return {"nodes": len(self.egraph), "digest": self.egraph.digest(), "joined": dict(self.joined), "rejected": self.rejected}
+
+    async def pull(self, agent: int, timeout: float) -> tuple[str, int, VectorClock | None]:
+        """Anti-entropy with one agent: ("equal" | "pulled" | "pushed" | "unreachable" | "error", new e-nodes, its clock)."""
+        request = {"digest": self.egraph.digest(), "clock": self.egraph.clock}
+        try:
+            reply = await self.transport.request(subjects.for_agent(subjects.SYNC, agent), self.observer, agent, request, None, timeout)
+            answer = reply["body"]
+            clock = validate_clock(answer["clock"])
+            new = self.join(answer["delta"], f"agent.{agent}") if "delta" in answer else 0
+        except Unreachable:
+            return "unreachable", 0, None
+        except (KeyError, TypeError, ValueError) as error:
+            METRICS.errors.labels(self.component, "bad-sync-reply").inc()
+            log.warning("%s: bad sync reply from agent %s: %s", self.component, agent, error)
+            return "error", 0, None
+        result = "pulled" if "delta" in answer else "pushed" if answer.get("pushed") else "equal"
+        return result, new, clock
+
+    async def push(self, agent: int, clock: VectorClock) -> int:
+        """Send an agent every event its clock has not seen; returns the e-nodes sent."""
+        delta = self.egraph.delta_since(clock)
+        if not delta:
+            return 0
+        sent = await self.transport.send(subjects.for_agent(subjects.STATE, agent), self.observer, agent, delta.to_wire())
+        return delta.node_count if sent else 0
