@@ -1,6 +1,7 @@
 """HTTP and metrics plumbing shared by every agentnet process (agents, `up`, components).
 
-- `METRICS`: every Prometheus metric the runtime exports, defined in this one module.
+- `METRICS`: the metrics every process shares (HTTP, errors, agents, timeline); a service
+  component defines its own, named `agentnet_<component>_...`, in its module.
 - `create_app(name, routes)`: a Starlette app with `/health`, `/metrics`, JSON errors that
   name the field and the rule, and request count/latency metrics per route template.
 - `RequestError`, `json_body`: how a handler refuses bad input.
@@ -39,7 +40,7 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 
 
 class METRICS:
-    """The runtime's Prometheus metrics (process-wide, in prometheus-client's default registry)."""
+    """The shared Prometheus metrics (process-wide, in prometheus-client's default registry)."""
 
     http_requests = Counter("agentnet_http_requests", "HTTP requests served", ["app", "method", "route", "status"])
     http_latency = Histogram(
