@@ -114,7 +114,8 @@ def test_stream_red_follows_its_queue_up_and_down(source, agentnet_crd, kubeconf
         assert status["desired"] == MAX_REPLICAS and status["metric"] > TARGET and status["lastScaleTime"]
         assert status["reason"] in ("ScaleUp", "AtBound")
         assert operator.metric("agentnet_operator_scalings_total", component="stream-red", direction="up") >= 1
-        assert kubectl("-n", namespace, "get", "events", "--field-selector", "reason=ScaleUp", "-o", "name").strip()
+        wait_for(lambda: kubectl("-n", namespace, "get", "events", "--field-selector", "reason=ScaleUp", "-o", "name"),
+                 10, "a ScaleUp Event")  # kopf posts Events from a queue of its own
 
         # An operator restarted under load keeps the replicas it decided on.
         operator.stop()
