@@ -36,7 +36,7 @@ from agentnet_runtime.natsbin import EmbeddedNats, free_port
 
 from .bench_core import distinct_terms, random_term
 from .bench_runtime import wait_for_http
-from .common import entry, print_table, write_results
+from .common import entry, load_from_second_process, percentile, print_table, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 AGENTNET = str(Path(sys.executable).with_name("agentnet"))
@@ -178,11 +178,7 @@ async def drain_stream(spec: dict) -> dict:
 
 def run_load(spec: dict) -> dict:
     """Run one load spec in a second process; its JSON result."""
-    result = subprocess.run([sys.executable, "-m", "bench.bench_components_engine", "--load", json.dumps(spec)],
-                            capture_output=True, text=True, timeout=900, cwd=REPO)  # fmt: skip
-    if result.returncode != 0:
-        raise RuntimeError(f"load generator failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout)
+    return load_from_second_process("bench.bench_components_engine", spec)
 
 
 # --- the components -----------------------------------------------------------------------------------------
@@ -237,11 +233,6 @@ def process_tree_cpu(root: int) -> float:
 
 
 # --- figures -------------------------------------------------------------------------------------------------
-
-
-def percentile(latencies: list[float], share: float) -> float:
-    ordered = sorted(latencies)
-    return ordered[max(0, int(len(ordered) * share) - 1)]
 
 
 def latency_entry(name: str, result: dict, target_ms: float, floor: dict | None = None, **details) -> dict:

@@ -32,9 +32,9 @@ from agentnet_runtime.local.up import network_document_from
 from agentnet_runtime.natsbin import EmbeddedNats, free_port
 from agentnet_runtime.timeline import Recorder, Timeline
 
-from .bench_components_engine import latency_entry, percentile, run_load
+from .bench_components_engine import latency_entry, run_load
 from .bench_runtime import wait_for_http
-from .common import entry, print_table, write_results
+from .common import entry, load_from_second_process, percentile, print_table, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 AGENTNET = str(Path(sys.executable).with_name("agentnet"))
@@ -108,11 +108,7 @@ async def verify_load(spec: dict) -> dict:
 
 
 def run_verify_load(spec: dict) -> dict:
-    result = subprocess.run([sys.executable, "-m", "bench.bench_components_services", "--load", json.dumps(spec)],
-                            capture_output=True, text=True, timeout=900, cwd=REPO)  # fmt: skip
-    if result.returncode != 0:
-        raise RuntimeError(f"load generator failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout)
+    return load_from_second_process("bench.bench_components_services", spec)
 
 
 # --- the network ---------------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from agentnet_runtime.natsbin import EmbeddedNats, free_port
 from agentnet_runtime.web import HttpServer
 
 from .bench_runtime import burst, burst_convergence, converged, wait_for_http
-from .common import entry, print_table, write_results
+from .common import entry, percentile, print_table, write_results
 
 AGENTNET = str(Path(sys.executable).with_name("agentnet"))
 NAME = "transduction-2tdx"
@@ -51,11 +51,6 @@ def agent_network(name: str, peer: str) -> dict:
         "apiVersion": "agentnet.dev/v1alpha1", "kind": "AgentNetwork", "metadata": {"name": name},
         "spec": {"agents": 9, "topology": TOPOLOGY, "components": [{"name": NAME, "settings": {"peer": peer}}]},
     }  # fmt: skip
-
-
-def percentile(samples: list[float], share: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
 
 
 class West:

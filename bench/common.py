@@ -6,9 +6,11 @@ single-threaded work ("per core" targets) or wall time where threads or I/O coun
 
 import datetime
 import json
+import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -113,3 +115,18 @@ def print_table(entries: list[dict]) -> None:
         target = "" if result["target"] is None else f" (target {sense} {result['target']:,})"
         ratio = f"  x{result['ratio_to_baseline']} vs {result['baseline']['name']}" if "baseline" in result else ""
         print(f"{mark} {result['name']}: {result['value']:,} {result['unit']}{target}{ratio}")
+
+
+def percentile(samples: list[float], share: float) -> float:
+    """The sample at `share` (0.99 = p99) of the sorted samples, nearest rank."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(len(ordered) * share) - 1))]
+
+
+def load_from_second_process(module: str, spec: dict, timeout: float = 900) -> dict:
+    """Run `python -m <module> --load <spec>` (a load generator in a process of its own) and return its JSON."""
+    result = subprocess.run([sys.executable, "-m", module, "--load", json.dumps(spec)], capture_output=True,
+                            text=True, timeout=timeout, cwd=Path(__file__).resolve().parent.parent)
+    if result.returncode != 0:
+        raise RuntimeError(f"load generator {module} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout)
