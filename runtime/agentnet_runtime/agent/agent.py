@@ -3,10 +3,15 @@ knows about its neighbours. Pure bookkeeping: the host (host.py) moves the messa
 
 Replication, per neighbour n:
   - `known[n]`: a clock n is known to have seen (from its acks, sync replies and deltas);
-  - `sent[n]`: how far deltas were pushed to n, optimistically (>= known[n]).
-A change is pushed as `delta_since(sent[n])`; a lost push is repaired by anti-entropy:
-a sync exchange compares digests, answers with `delta_since(asker's clock)`, and resets
-`sent[n]` to `known[n]` so the next push resends what n may have missed.
+  - `sent[n]`: how far deltas were pushed to n, optimistically (>= known[n]);
+  - `settled[n]`: `sent[n]` as it was at the previous sync exchange with n.
+A change is pushed as `delta_since(sent[n])`; a lost push is repaired by anti-entropy: a
+sync exchange compares digests and answers with what the asker's clock has not seen and
+was not pushed to it. A push made before the previous exchange has had a whole sync
+interval to arrive; if n's clock still lacks it, it was lost (or n restarted empty), and
+`known[n]` and `sent[n]` go back to n's own clock, so the sync answer and the next push
+resend what n missed. Pushes made since may still be in flight: resending them at once
+would only send everything twice in a burst.
 """
 
 from __future__ import annotations
@@ -15,11 +20,11 @@ import time
 from typing import Any, Callable
 
 from agentnet_runtime.config import AgentSettings, NodeConfig
-from agentnet_runtime.core.clock import VectorClock, merge
+from agentnet_runtime.core.clock import VectorClock, dominates, merge
 from agentnet_runtime.core.colour import Colour
 from agentnet_runtime.core.egraph import Delta, EGraph
 from agentnet_runtime.core.rewrites import rules_for
-from agentnet_runtime.core.saturate import Budget, SaturationReport, StopReason, saturate
+from agentnet_runtime.core.saturate import Budget, Saturation, SaturationReport, StopReason
 from agentnet_runtime.core.terms import Term, is_pattern_var
 from agentnet_runtime.timeline.events import Event, Recorder
 
@@ -43,9 +48,13 @@ class Agent:
         self._needs = [_constant_leaves(rule.lhs) for rule in self.rules]  # a rule cannot match without these
         self.budget = Budget(iterations=settings.rewrite_iterations, nodes=settings.node_cap, seconds=settings.rewrite_seconds)
         self.egraph = EGraph(replica)
+        # Keeps its place between passes: a pass searches only what changed since the last one
+        # (what arrived from neighbours and what it rewrote), so it costs the news, not the e-graph.
+        self.saturation = Saturation(self.egraph, self.rules, self.budget)
         self.recorder = Recorder(node.id, replica, self.colour.value, sink)
         self.known: dict[int, VectorClock] = {n: {} for n in self.neighbours}
         self.sent: dict[int, VectorClock] = {n: {} for n in self.neighbours}
+        self.settled: dict[int, VectorClock] = {n: {} for n in self.neighbours}
         self.peer_digests: dict[int, str] = {}
         self.pending_acks: set[int] = set()
         self.dirty = False  # learned something the rewrite family has not been applied to
@@ -83,7 +92,7 @@ class Agent:
             return None
         version = self.egraph.version
         self.last_rewrite = time.monotonic()
-        report = saturate(self.egraph, self.rules, self.budget)
+        report = self.saturation.run()
         self.dirty = report.stop_reason in _KEEP_GOING
         if self.egraph.version != version:
             self.recorder.record(
@@ -132,14 +141,26 @@ class Agent:
     def sync_request(self) -> dict[str, Any]:
         return {"digest": self.egraph.digest(), "clock": self.egraph.clock}
 
+    def _exchanged(self, neighbour: int, clock: VectorClock) -> None:
+        """A sync exchange says `neighbour` has seen `clock`: resend what it should have had by now."""
+        if neighbour in self.sent and not dominates(clock, self.settled[neighbour]):
+            # Pushed an interval ago and still missing: lost (or it restarted with nothing). Its own
+            # clock is the truth: resend everything from there, whatever it was thought to have.
+            self.known[neighbour] = dict(clock)
+            self.sent[neighbour] = dict(clock)
+        self.learn(neighbour, clock)
+        if neighbour in self.sent:
+            self.settled[neighbour] = dict(self.sent[neighbour])
+
     def answer_sync(self, sender: int, request: dict[str, Any]) -> dict[str, Any]:
-        """Reply to a neighbour's digest: equal, or the delta its clock has not seen."""
+        """Reply to a digest: equal, or the delta the asker's clock has not seen (less pushes still in flight)."""
         clock = request["clock"]
-        self.learn(sender, clock)
+        self._exchanged(sender, clock)
         self.peer_digests[sender] = request["digest"]
         reply = self.sync_request()
         if request["digest"] != reply["digest"]:
-            reply["delta"] = self.egraph.delta_since(clock).to_wire()
+            since = merge(clock, self.sent[sender]) if sender in self.sent else clock
+            reply["delta"] = self.egraph.delta_since(since).to_wire()
         return reply
 
     def absorb_sync_reply(self, neighbour: int, reply: dict[str, Any]) -> tuple[str, int]:
@@ -154,8 +175,7 @@ class Agent:
             new = len(self.egraph) - before
             if self.egraph.version != version:
                 self._news()
-        self.learn(neighbour, reply["clock"])
-        self.sent[neighbour] = dict(self.known[neighbour])  # resend whatever it still lacks
+        self._exchanged(neighbour, reply["clock"])
         self.peer_digests[neighbour] = reply["digest"]
         self.syncs_completed += 1
         if "delta" in reply:

@@ -24,6 +24,7 @@ Children may arrive after their parents (deltas reordered or lost): an unknown
 id simply starts as its own class, and the node fills in when it arrives.
 """
 
+import threading
 from bisect import bisect_right, insort
 from dataclasses import dataclass, field
 from hashlib import blake2b
@@ -51,9 +52,14 @@ def _seq(batch: BatchRow) -> int:
     return batch[1]
 
 
+_ID_HASH = blake2b(digest_size=8)  # copied per id: cheaper than setting up blake2b each time
+
+
 def node_id(op: str, kids: Iterable[NodeId]) -> NodeId:
     """Content address of an e-node: blake2b of the operator (length-prefixed) and child ids."""
-    return blake2b(f"{len(op)}:{op}({','.join(kids)})".encode(), digest_size=8).hexdigest()
+    hasher = _ID_HASH.copy()
+    hasher.update(f"{len(op)}:{op}({','.join(kids)})".encode())
+    return hasher.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -76,22 +82,16 @@ class Delta:
         return bool(self.batches)
 
     def to_wire(self) -> dict:
-        """Plain JSON-ready dict; a node is [id, mask, op, *child ids], a union [a, b], a tag [id, mask]."""
+        """Plain JSON-ready dict; a node is [id, mask, op, *child ids], a union [a, b], a tag [id, mask].
+
+        Batches are shared with other wire forms of the same events: read them, do not change them.
+        """
         return {
             "kind": DELTA_KIND,
             "version": WIRE_VERSION,
             "since": dict(self.since),
             "clock": dict(self.clock),
-            "batches": [
-                [
-                    origin,
-                    seq,
-                    [[nid, mask, op, *kids] for nid, mask, op, kids in nodes],
-                    [list(union) for union in unions],
-                    [list(tag) for tag in tags],
-                ]
-                for origin, seq, nodes, unions, tags in self.batches
-            ],
+            "batches": [_batch_to_wire(batch) for batch in self.batches],
         }
 
     @classmethod
@@ -109,8 +109,72 @@ class Delta:
             raise ValueError(f"malformed e-graph wire form: {error!r}") from None
 
 
+class _RecentBatches:
+    """(batch, its wire entry) pairs handled lately, up to about `rows` e-nodes in all (oldest go first).
+
+    An event travels to every replica, and in a burst reaches each along several paths (and
+    several replicas may share a process): checking a batch from the wire (every id is
+    re-derived) and writing one for the wire are done once per batch, not once per copy.
+    """
+
+    def __init__(self, rows: int):
+        self.limit = rows
+        self.rows = 0
+        self._pairs: dict = {}  # key -> (batch, wire entry), oldest first
+        self._lock = threading.Lock()  # replicas may be used from several threads
+
+    def get(self, key) -> tuple[BatchRow, list] | None:
+        return self._pairs.get(key)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._pairs.clear()
+            self.rows = 0
+
+    def put(self, key, batch: BatchRow, entry: list) -> None:
+        if len(batch[2]) > self.limit // 10:
+            return  # a whole state, say: rarely sent twice, and it would crowd out the rest
+        with self._lock:
+            old = self._pairs.pop(key, None)
+            self.rows += len(batch[2]) + 1 - (len(old[0][2]) + 1 if old else 0)
+            self._pairs[key] = (batch, entry)
+            while self.rows > self.limit:
+                self.rows -= len(self._pairs.pop(next(iter(self._pairs)))[0][2]) + 1
+
+
+# Wire entries are lists, and a list in memory costs the garbage collector time: keep a short
+# window of them, enough for an event's trip to a replica and on to its neighbours.
+_CHECKED = _RecentBatches(rows=50_000)  # (origin, seq) -> (the batch, the wire entry it was checked from)
+_WRITTEN = _RecentBatches(rows=20_000)  # id(batch) -> (the batch, its wire entry as handed out)
+
+
+def _batch_to_wire(batch: BatchRow) -> list:
+    written = _WRITTEN.get(id(batch))
+    if written is not None and written[0] is batch:
+        return written[1]
+    origin, seq, nodes, unions, tags = batch
+    entry = [origin, seq, [[nid, mask, op, *kids] for nid, mask, op, kids in nodes], [list(u) for u in unions],
+             [list(tag) for tag in tags]]  # fmt: skip
+    _WRITTEN.put(id(batch), batch, entry)
+    return entry
+
+
 def _batch_from_wire(entry) -> BatchRow:
+    """Check a wire entry, or find it checked already: an equal entry (==) that checked out before.
+
+    The memo holds the entry it checked: change a wire form after parsing it, and parsing it
+    again gives what it held when checked (never anything unchecked).
+    """
     origin, seq, nodes, unions, tags = entry
+    checked = _CHECKED.get((origin, seq))
+    if checked is not None and checked[1] == entry:
+        return checked[0]
+    batch = _check_batch(origin, seq, nodes, unions, tags)
+    _CHECKED.put((origin, seq), batch, entry)
+    return batch
+
+
+def _check_batch(origin, seq, nodes, unions, tags) -> BatchRow:
     if not isinstance(origin, str) or type(seq) is not int or seq < 1:
         raise ValueError(f"malformed batch header {origin!r}, {seq!r}")
     rows = []
@@ -118,7 +182,7 @@ def _batch_from_wire(entry) -> BatchRow:
         if not (isinstance(op, str) and op and type(mask) is int and 0 <= mask <= ALL_COLOURS_MASK):
             raise ValueError(f"malformed e-node {nid!r}")
         kids = tuple(kids)
-        if nid != node_id(op, kids) or not all(isinstance(kid, str) and len(kid) == ID_LENGTH for kid in kids):
+        if nid != node_id(op, kids) or not _all_ids(kids):
             raise ValueError(f"e-node id {nid!r} does not match its content {op!r}{kids}")
         rows.append((nid, mask, op, kids))
     pairs = []
@@ -134,6 +198,13 @@ def _batch_from_wire(entry) -> BatchRow:
     return (origin, seq, tuple(rows), tuple(pairs), tuple(tag_rows))
 
 
+def _all_ids(kids: tuple) -> bool:
+    for kid in kids:
+        if type(kid) is not str or len(kid) != ID_LENGTH:
+            return False
+    return True
+
+
 @dataclass
 class _Batch:
     """The open (not yet numbered) event: exact rows of what it added."""
@@ -146,17 +217,62 @@ class _Batch:
         return bool(self.nodes or self.unions or self.tags)
 
 
-class _Discard:
-    """Stands in for the set of changed classes when nobody is tracking them."""
+class Changes:
+    """What changed in an e-graph since a watcher last looked (see EGraph.watch).
 
-    def add(self, item) -> None:
-        pass
+    `shapes`: e-nodes filed under a shape (op, *child classes) the e-graph did not have
+    (added, or re-keyed because a child class merged); `merges`: classes that absorbed
+    another. Both are ordered sets of ids (dicts, so the order and what follows from it is
+    the same on every run), so a watcher that looks rarely costs bounded memory.
+    """
 
-    def update(self, items) -> None:
-        pass
+    __slots__ = ("shapes", "merges")
+
+    def __init__(self):
+        self.shapes: dict[NodeId, None] = {}
+        self.merges: dict[NodeId, None] = {}
 
 
-_DISCARD = _Discard()
+class _Digest:
+    """Keeps digest() current as the state changes, so asking costs only what changed since.
+
+    The digest hashes two order-independent sums: over known e-nodes, a hash of (id, colour
+    mask); over classes (of every id, including ids known only as a child or from a union),
+    a hash of the sum of the class's ids. Equal states give equal sums; different ones differ
+    but for a chance of about 2^-64. Class hashes are refreshed lazily, once per asking.
+    """
+
+    def __init__(self, egraph: "EGraph"):
+        self.nodes = sum(_node_hash(node, egraph._masks[node]) for node in egraph._nodes)
+        self.members: dict[NodeId, int] = {}  # root -> sum of its class's ids (as integers)
+        for node in egraph._parent:
+            root = egraph._find(node)
+            self.members[root] = self.members.get(root, 0) + int(node, 16)
+        self.hashed: dict[NodeId, int] = {}  # root -> its class hash, as counted in `classes`
+        self.classes = 0
+        self.stale: set[NodeId] = set(self.members)  # roots whose class hash is out of date
+
+    def new_id(self, node: NodeId) -> None:
+        self.members[node] = int(node, 16)
+        self.stale.add(node)
+
+    def merge(self, root: NodeId, child: NodeId) -> None:
+        self.members[root] += self.members.pop(child)
+        self.classes -= self.hashed.pop(child, 0)
+        self.stale.add(root)
+
+    def value(self) -> str:
+        for root in self.stale:
+            if root in self.members:  # else it merged into another class since
+                fresh = int.from_bytes(blake2b(str(self.members[root]).encode(), digest_size=16).digest(), "big")
+                self.classes += fresh - self.hashed.get(root, 0)
+                self.hashed[root] = fresh
+        self.stale.clear()
+        return blake2b(f"{self.nodes % 2**128}:{self.classes % 2**128}".encode(), digest_size=16).hexdigest()
+
+
+def _node_hash(node: NodeId, mask: int) -> int:
+    return int.from_bytes(blake2b(f"{node}:{mask}".encode(), digest_size=16).digest(), "big")
 
 
 class EGraph:
@@ -174,9 +290,13 @@ class EGraph:
         self._parent: dict[NodeId, NodeId] = {}  # union-find over ids (roots chosen by size)
         self._least: dict[NodeId, NodeId] = {}  # root -> its class's smallest id, when not the root
         self._uses: dict[NodeId, list[NodeId]] = {}  # class root -> nodes with a child in the class
-        self._hashcons: dict[tuple, NodeId] = {}  # (op, *child roots) -> a node with that shape
+        # Shapes: (op, *child roots). Each current shape is filed under one node (and, once rewriting
+        # searches this replica, in its class's index); re-keying after a merge moves it to its new shape.
+        self._hashcons: dict[tuple, NodeId] = {}  # shape -> the node filed under it
+        self._shape: dict[NodeId, tuple] = {}  # node -> the shape it is filed under
+        self._classes: dict[NodeId, dict[tuple, None]] | None = None  # root -> its shapes; see class_index()
         self._pending: list[tuple[NodeId, list[NodeId]]] = []  # (root, users to re-key) after merges
-        self._touched: set[NodeId] | _Discard = _DISCARD  # changed classes, while saturation tracks them
+        self._watchers: list[Changes] = []  # see watch()
         # Causality.
         self._clock: dict[str, int] = {}
         self._early: dict[str, set[int]] = {}
@@ -184,7 +304,7 @@ class EGraph:
         self._open = _Batch()
         # Bumped on every change of state: saturation detects a fixpoint with it, caches expire by it.
         self.version = 0
-        self._digest: tuple[int, str] | None = None
+        self._digest: _Digest | None = None  # kept up to date once digest() has been asked for
         self._canonical: tuple[int, list] = (-1, [])  # canonical_nodes() cached for one version
 
     # --- reading ----------------------------------------------------------------
@@ -238,35 +358,49 @@ class EGraph:
     def canonical_nodes(self) -> list[tuple[NodeId, tuple]]:
         """(class root, (op, *child class roots)) for each distinct e-node up to congruence."""
         self.rebuild()
-        if self._canonical[0] == self.version:
-            return self._canonical[1]
-        parent, find, hashcons = self._parent, self._find, self._hashcons
-        result, stale = [], []
-        for key, node in hashcons.items():
-            for kid in key[1:]:
-                if parent[kid] != kid:
-                    stale.append(key)  # shape from before a merge; its node has a fresh entry
-                    break
+        if self._canonical[0] != self.version:
+            if self._classes is None:
+                shapes = [(self._find(node), shape) for shape, node in self._hashcons.items()]
             else:
-                result.append((find(node), key))
-        for key in stale:
-            del hashcons[key]
-        self._canonical = (self.version, result)
-        return result
+                shapes = [(root, shape) for root, shapes in self._classes.items() for shape in shapes]
+            self._canonical = (self.version, shapes)
+        return self._canonical[1]
 
-    def take_touched(self) -> set[NodeId]:
-        """Classes whose canonical e-nodes changed since the last call; starts tracking on first use.
+    def class_index(self) -> dict[NodeId, dict[tuple, None]]:
+        """Class root -> its shapes (op, *child class roots), a dict used as an ordered set; read only.
 
-        Saturation uses this to search only around what changed; call stop_tracking() after.
+        Rewrite search reads it. Built on first use and kept up to date from then on, so
+        replicas that only replicate do not pay for it.
         """
         self.rebuild()
-        find = self._find
-        touched = {find(node) for node in self._touched} if isinstance(self._touched, set) else set()
-        self._touched = set()
-        return touched
+        if self._classes is None:
+            self._classes = {}
+            for shape, node in self._hashcons.items():
+                self._classes.setdefault(self._find(node), {})[shape] = None
+        return self._classes
 
-    def stop_tracking(self) -> None:
-        self._touched = _DISCARD
+    def watch(self) -> Changes:
+        """Start recording changes (for incremental rewriting); read and clear them with changes()."""
+        changes = Changes()
+        self._watchers.append(changes)
+        return changes
+
+    def unwatch(self, changes: Changes) -> None:
+        self._watchers.remove(changes)
+
+    def changes(self, watcher: Changes) -> tuple[dict[tuple, NodeId], dict[NodeId, None]]:
+        """What changed since the watcher last looked, then clears it: ({new shape: its class root},
+        {class root that grew by a merge}). Roots are current (after a rebuild)."""
+        self.rebuild()
+        find, shape_of = self._find, self._shape
+        shapes = {}
+        for node in watcher.shapes:
+            shape = shape_of.get(node)
+            if shape is not None:  # else the node has merged into a twin's shape since: not new
+                shapes[shape] = find(node)
+        merged = dict.fromkeys(find(root) for root in watcher.merges)
+        watcher.shapes, watcher.merges = {}, {}
+        return shapes, merged
 
     def lookup(self, term: Term) -> NodeId | None:
         """Class id of a term if the e-graph represents it, else None. Does not add anything."""
@@ -293,13 +427,14 @@ class EGraph:
         return class_a is not None and class_a == self._lookup(b)
 
     def digest(self) -> str:
-        """Order-independent digest of nodes, classes and tags; equal on converged replicas."""
+        """Order-independent digest of nodes, classes and tags; equal on converged replicas.
+
+        The first call computes it from the whole state; later ones only update what changed.
+        """
         self.rebuild()
-        if self._digest is None or self._digest[0] != self.version:
-            find, masks = self.find, self._masks
-            rows = sorted(f"{node}{find(node)}{masks[node]}" for node in self._nodes)
-            self._digest = (self.version, blake2b("\n".join(rows).encode(), digest_size=16).hexdigest())
-        return self._digest[1]
+        if self._digest is None:
+            self._digest = _Digest(self)
+        return self._digest.value()
 
     def stats(self) -> dict:
         """Small JSON-ready summary (for status endpoints and metrics)."""
@@ -320,35 +455,50 @@ class EGraph:
         for kid in kids:
             if kid not in self._parent:
                 raise KeyError(f"unknown e-node id {kid!r}")
-        return self.find(self._add(op, kids, Colour(colour).bit))
+        return self.find(self._add((op, *kids), Colour(colour).bit))
 
     def add_term(self, term: Term, colour: Colour = Colour.GREEN) -> NodeId:
         """Add every node of a term, tagged with `colour`; returns the term's class id."""
         return self.find(self._add_term(term, Colour(colour).bit))
 
     def _add_term(self, term: Term, mask: int) -> NodeId:
-        return self._add(term.op, tuple(self._add_term(arg, mask) for arg in term.args), mask)
+        return self._add((term.op, *[self._add_term(arg, mask) for arg in term.args]), mask)
 
-    def _add(self, op: str, kids: tuple[NodeId, ...], mask: int) -> NodeId:
-        """Hash-consed add over known ids, returning the class root; the fast path rewrites use."""
-        parent, find = self._parent, self._find
-        for kid in kids:
-            if parent[kid] != kid:
-                kids = tuple([find(kid) for kid in kids])
-                break
-        node = self._hashcons.get((op, *kids))
+    def _add(self, shape: tuple, mask: int) -> NodeId:
+        """Hash-consed add of a shape (op, *known ids), returning the class root; the fast path rewrites use.
+
+        Tries the shape as given first: child ids are nearly always roots, and a shape filed
+        before a merge still names the right node (its children are in the merged classes).
+        """
+        node = self._hashcons.get(shape)
+        if node is None or mask & ~self._masks[node]:
+            return self._add_new(shape, mask, node)
+        parent = self._parent
+        up = parent[node]  # after path compression nearly every node's parent is its root
+        return up if parent[up] == up else self._find(node)
+
+    def _add_new(self, shape: tuple, mask: int, node: NodeId | None) -> NodeId:
+        """_add when the shape is not filed as given, or its node lacks a colour bit of `mask`."""
+        parent = self._parent
         if node is None:
-            node = node_id(op, kids)
-            if node not in self._nodes:
-                self._insert(node, op, kids, mask)
-                self._open.nodes.append((node, mask, op, kids))
-                self.version += 1
-                return find(node)
+            op, kids = shape[0], shape[1:]
+            for kid in kids:
+                if parent[kid] != kid:
+                    kids = tuple([self._find(kid) for kid in kids])
+                    node = self._hashcons.get((op, *kids))
+                    break
+            if node is None:
+                node = node_id(op, kids)
+                if node not in self._nodes:
+                    self._insert(node, op, kids, mask)
+                    self._open.nodes.append((node, mask, op, kids))
+                    self.version += 1
+                    return self._find(node)
         added = mask & ~self._masks[node]
         if added:
             self._tag(node, added)
             self._open.tags.append((node, added))
-        return node if parent[node] == node else find(node)
+        return self._find(node)
 
     def union(self, a: NodeId, b: NodeId) -> bool:
         """Assert two classes equal; True if that merged two classes."""
@@ -359,7 +509,8 @@ class EGraph:
 
     def _union(self, a: NodeId, b: NodeId) -> bool:
         parent = self._parent
-        if (a if parent[a] == a else self._find(a)) == (b if parent[b] == b else self._find(b)):
+        up_a, up_b = parent[a], parent[b]  # nearly always the roots (see _add)
+        if (up_a if parent[up_a] == up_a else self._find(a)) == (up_b if parent[up_b] == up_b else self._find(b)):
             return False
         pair = (a, b) if a < b else (b, a)
         self._unions.add(pair)
@@ -371,43 +522,81 @@ class EGraph:
     def _insert(self, node: NodeId, op: str, kids: tuple[NodeId, ...], mask: int) -> None:
         """Add an e-node to the state (its id already computed) and to the closure."""
         self._nodes[node] = (op, kids)
-        masks, parent, uses = self._masks, self._parent, self._uses
+        masks, parent, uses, digest = self._masks, self._parent, self._uses, self._digest
         masks[node] = masks.get(node, 0) | mask
         if node not in parent:
-            parent[node] = node
-        self._touched.add(node)
+            parent[node] = node  # (as _new_id, inline: joins spend their time here)
+            if digest is not None:
+                digest.new_id(node)
+        if digest is not None:
+            digest.nodes += _node_hash(node, masks[node])
         roots = []
         for kid in kids:
             up = parent.get(kid)
             if up is None:  # a child we have not seen yet: its own class until it arrives
-                parent[kid] = root = kid
+                self._new_id(kid)
+                root = kid
             else:
-                root = kid if up == kid else self._find(kid)
-            if root in uses:
-                if root not in roots:
-                    uses[root].append(node)
-            else:
+                root = up if parent[up] == up else self._find(kid)
+            users = uses.get(root)
+            if users is None:
                 uses[root] = [node]
+            elif root not in roots:
+                users.append(node)
             roots.append(root)
-        key = (op, *roots)
-        other = self._hashcons.get(key)
-        if other is None:
-            self._hashcons[key] = node
+        shape = (op, *roots)
+        if shape not in self._hashcons:
+            self._file(node, shape)
         else:
-            self._merge(other, node)  # congruent to a node we already had
+            self._merge(self._hashcons[shape], node)  # congruent to a node we already had
+
+    def _new_id(self, node: NodeId) -> None:
+        """An id becomes known (as a node, a child or a union's end): its own class to begin with."""
+        self._parent[node] = node
+        if self._digest is not None:
+            self._digest.new_id(node)
+
+    def _file(self, node: NodeId, shape: tuple) -> None:
+        """File a node under a shape new to the e-graph (hash-cons and its class's index)."""
+        self._hashcons[shape] = node
+        self._shape[node] = shape
+        if self._classes is not None:
+            up = self._parent[node]  # the node itself, unless a union named it before it arrived
+            root = up if self._parent[up] == up else self._find(node)
+            shapes = self._classes.get(root)
+            if shapes is None:
+                self._classes[root] = {shape: None}
+            else:
+                shapes[shape] = None
+        if self._watchers:
+            for changes in self._watchers:
+                changes.shapes[node] = None
+
+    def _unfile(self, node: NodeId, shape: tuple) -> None:
+        """Remove a node's shape that names a class which is no longer a root (before re-keying it)."""
+        del self._hashcons[shape]
+        if self._classes is not None:
+            del self._classes[self._find(node)][shape]
 
     def _merge(self, a: NodeId, b: NodeId) -> bool:
-        root, child = self._find(a), self._find(b)
+        parent = self._parent
+        up_a, up_b = parent[a], parent[b]  # nearly always the roots (see _add)
+        root = up_a if parent[up_a] == up_a else self._find(a)
+        child = up_b if parent[up_b] == up_b else self._find(b)
         if root == child:
             return False
         uses, least = self._uses, self._least
         if len(uses.get(root, ())) < len(uses.get(child, ())):
             root, child = child, root  # keep the root with more users: fewer shapes to re-key
-        self._parent[child] = root
+        parent[child] = root
+        if self._digest is not None:
+            self._digest.merge(root, child)
         smallest = min(least.pop(child, child), least.get(root, root))
         if smallest != root:
             least[root] = smallest
-        self._touched.add(root)
+        self._move_shapes(child, root)
+        for changes in self._watchers:
+            changes.merges[root] = None
         self.version += 1
         moved = self._uses.pop(child, None)
         if moved:  # their shapes name `child`, now `root`: re-key them in rebuild()
@@ -424,24 +613,45 @@ class EGraph:
             root, users = self._pending.pop()
             self._repair(root, users)
 
+    def _move_shapes(self, child: NodeId, root: NodeId) -> None:
+        """Merge a class's shapes into the surviving root's (the smaller set into the larger)."""
+        classes = self._classes
+        moving = None if classes is None else classes.pop(child, None)
+        if not moving:
+            return
+        staying = classes.get(root)
+        if staying is None or len(staying) < len(moving):
+            if staying:
+                moving.update(staying)
+            classes[root] = moving
+        else:
+            staying.update(moving)
+
     def _repair(self, root: NodeId, users: list[NodeId]) -> None:
         """Re-key users of a merged class, merge those that became congruent, file them under the root."""
-        hashcons, key_of = self._hashcons, self._key
-        kept: dict[tuple, NodeId] = {}  # one user per shape: congruent users are merged, not kept
+        hashcons, shape_of, key_of = self._hashcons, self._shape, self._key
+        filed = []  # users filed under a new shape; a user congruent to another merges into it instead
         for user in users:
             key = key_of(user)
-            twin = kept.get(key)
+            old = shape_of.get(user)
+            if old == key:
+                continue  # listed twice: already re-keyed
+            if old is not None:
+                self._unfile(user, old)
+                del shape_of[user]
+            twin = hashcons.get(key)
             if twin is None:
-                kept[key] = user
-                twin = hashcons.setdefault(key, user)
-            if twin != user:
+                self._file(user, key)
+                filed.append(user)
+            else:
                 self._merge(twin, user)
-        self._touched.update(kept.values())
-        root = self._find(root)
-        if root in self._uses:
-            self._uses[root].extend(kept.values())
+        now = self._find(root)
+        if now != root:  # the root itself merged meanwhile (a cycle): these shapes name it, re-key again
+            self._pending.append((now, filed))
+        elif root in self._uses:
+            self._uses[root].extend(filed)
         else:
-            self._uses[root] = list(kept.values())
+            self._uses[root] = filed
 
     def _key(self, node: NodeId) -> tuple:
         """Current shape of a node: (op, *child class roots); the hash-cons key."""
@@ -456,6 +666,8 @@ class EGraph:
         old = self._masks.get(node, 0)
         if mask & ~old:
             self._masks[node] = old | mask
+            if self._digest is not None and node in self._nodes:
+                self._digest.nodes += _node_hash(node, old | mask) - _node_hash(node, old)
             self.version += 1
             return True
         return False
@@ -544,8 +756,9 @@ class EGraph:
             pair = (a, b) if a < b else (b, a)
             if pair not in self._unions:
                 self._unions.add(pair)
-                parent.setdefault(a, a)
-                parent.setdefault(b, b)
+                for node in pair:
+                    if node not in parent:
+                        self._new_id(node)
                 self._merge(a, b)
         for node, mask in tags:
             self._tag(node, mask)

@@ -4,22 +4,25 @@ A rule is text: `name: lhs => rhs`, with `?x` pattern variables, e.g.
 `add-assoc: (?a + ?b) + ?c => ?a + (?b + ?c)`. `parse_rules` reads many (one a
 line, `#` comments, `<=>` for both directions), so users can add their own.
 
-Matching is compiled once per rule into nested loops over a register list:
-register 0 holds the matched class, each sub-pattern gets a register for its
-class, and a repeated variable becomes an equality check. A match is the tuple
-(class, class of each variable in first-occurrence order).
+A rule is compiled once into Python source (see _compile): its search is nested
+loops over registers (r0 the matched class, one register per child class of a
+matched e-node, a repeated variable an equality check), its apply one expression
+per match. A match is the tuple (class, class of each variable in first-occurrence
+order). Search reads the e-graph's own index of classes (class root -> its
+shapes (op, *child roots)), which the e-graph keeps up to date, so nothing is
+rebuilt per search.
 """
 
+import itertools
+import math
 from dataclasses import dataclass
 from functools import cached_property
-from operator import itemgetter
 from typing import Callable, Iterable
 
 from .colour import Colour
 from .terms import Term, is_pattern_var, parse, variables
 
-# by_op: op -> [(class, child classes)]; by_class: class -> op -> [child classes]
-MatchIndex = tuple[dict[str, list[tuple[str, tuple]]], dict[str, dict[str, list[tuple]]]]
+Top = tuple[tuple, str]  # (shape, class root) of an e-node a search starts from
 Match = tuple[str, ...]
 _NO_NODES: dict = {}  # a class with no e-nodes yet (its nodes are still in flight)
 
@@ -47,19 +50,30 @@ class Rule:
         return f"{self.name}: {self.lhs} => {self.rhs}"
 
     @cached_property
-    def _compiled(self) -> tuple[Callable, Callable]:
-        """(search, build), compiled on first use."""
-        slots: dict[str, int] = {}  # variable -> position in a match tuple
-        search = _compile_search(self.lhs, slots)
-        return search, _compile_build(self.rhs, slots)
+    def _compiled(self) -> tuple[Callable, Callable, str]:
+        """(search, apply, their Python source), compiled on first use (see _compile)."""
+        return _compile(self.lhs, self.rhs, self.name)
 
-    def search(self, index: MatchIndex, limit: int | None = None, tops: list | None = None) -> list[Match]:
-        """Matches of the left side in a match index (see saturate.match_index).
+    def search(self, egraph, tops: Iterable[Top] | None = None, limit: int | None = None) -> list[Match]:
+        """Matches of the left side in an e-graph (rebuilt, as after saturation's rebuild).
 
-        `tops` restricts the e-nodes tried as the top of the pattern (default: every node
+        `tops` restricts the e-nodes tried as the top of the pattern (default: every e-node
         with the left side's operator); the search stops after the top that reaches `limit`.
         """
-        return self._compiled[0](index, limit, tops)
+        hashcons = egraph._hashcons
+        for leaf in self._leaves:
+            if leaf not in hashcons:
+                return []  # a constant it needs (say 0) is nowhere in the e-graph
+        classes = egraph.class_index()
+        if tops is None:
+            op = self.lhs.op
+            tops = [(shape, root) for root, shapes in classes.items() for shape in shapes if shape[0] == op]
+        return self._compiled[0](classes, tops, limit)
+
+    @cached_property
+    def _leaves(self) -> tuple[tuple[str], ...]:
+        """Shapes of the constant leaves of the left side (such as 0)."""
+        return tuple((leaf,) for leaf in _constant_leaves(self.lhs))
 
     @cached_property
     def needs(self) -> frozenset[str]:
@@ -77,77 +91,118 @@ class Rule:
         Stops early once the e-graph holds more than `node_limit` nodes; returns the matches applied.
         """
         # The e-graph's unchecked fast paths: match classes are known ids by construction.
-        build, add, union, mask = self._compiled[1], egraph._add, egraph._union, self.colour.bit
-        nodes = egraph._nodes
-        for applied, match in enumerate(matches):
-            if node_limit is not None and len(nodes) > node_limit:
-                return applied
-            union(match[0], build(add, mask, match))
-        return len(matches)
+        limit = math.inf if node_limit is None else node_limit
+        return self._compiled[1](matches, egraph._add, egraph._union, self.colour.bit, egraph._nodes, limit)
 
 
-# --- compiling the left side -------------------------------------------------------
+# --- compiling a rule -----------------------------------------------------------------
+# A rule compiles, once, to the source of two small functions: a search of nested loops,
+# one loop per e-node of the left side, and an apply that builds the right side for each
+# match. Straight-line code with no call per pattern step is what makes both cheap in CPython.
 
 
-def _compile_search(lhs: Term, slots: dict[str, int]) -> Callable[[MatchIndex], list[Match]]:
-    """Turn a pattern into a search function (see module docstring)."""
-    steps: list[tuple] = []
-    first_register: dict[str, int] = {}
-    registers = [1]  # next free register; 0 is the matched class
+def _compile(lhs: Term, rhs: Term, name: str) -> tuple[Callable, Callable, str]:
+    """(search, apply, their source) for a rule."""
+    search, variables = _search_source(lhs)
+    source = search + _apply_source(rhs, variables)
+    namespace = {"NO_NODES": _NO_NODES}
+    exec(compile(source, f"<rule {name}>", "exec"), namespace)
+    return namespace["search"], namespace["apply"], source
 
-    def fresh(count: int) -> list[int]:
-        start = registers[0]
-        registers[0] += count
-        return list(range(start, start + count))
 
-    def plan(pattern: Term, register: int) -> None:
-        # Steps in execution (pre-)order; each step runs the rest of the list for each way it matches.
+def _search_source(lhs: Term) -> tuple[str, list[str]]:
+    """Source of `search(classes, tops, limit) -> [match]`, and the variables in match order.
+
+    `tops` are (shape, class root) pairs: the e-nodes to try as the top of the pattern.
+
+    Register r0 holds the top's class, and each child position of a matched e-node gets
+    a register (rK) for its class. A variable is its first register; a repeat becomes an
+    equality test. For `(?a + ?b) + ?c`:
+
+        for shape, r0 in tops:
+            if len(shape) != 3: continue
+            _, r1, r2 = shape
+            for shape_r1 in classes.get(r1, NO_NODES):
+                if len(shape_r1) != 3 or shape_r1[0] != '+': continue
+                _, r3, r4 = shape_r1
+                append((r0, r3, r4, r2))
+    """
+    registers = itertools.count(1)
+    first: dict[str, str] = {}  # variable -> register of its first occurrence (preorder)
+    lines = [
+        "def search(classes, tops, limit):",
+        "    out = []",
+        "    append = out.append",
+        "    for shape, r0 in tops:",
+    ]
+
+    def unpack(pattern: Term, shape: str, depth: int, check_op: bool) -> int:
+        """Take a matched e-node's children into registers, then match each child pattern."""
+        kids = [f"r{next(registers)}" for _ in pattern.args]
+        pad = "    " * depth
+        op_differs = f" or {shape}[0] != {pattern.op!r}" if check_op else ""  # (tops have the right op)
+        lines.append(f"{pad}if len({shape}) != {len(kids) + 1}{op_differs}: continue")
+        if kids:
+            lines.append(f"{pad}_, {', '.join(kids)} = {shape}")
+        for arg, kid in zip(pattern.args, kids):
+            depth = child(arg, kid, depth)
+        return depth
+
+    def child(pattern: Term, register: str, depth: int) -> int:
+        """Match a sub-pattern against the class in `register`; returns the nesting depth of what follows."""
+        pad = "    " * depth
         if is_pattern_var(pattern):
-            if pattern.op in first_register:
-                steps.append(("same", register, first_register[pattern.op]))
-            else:
-                first_register[pattern.op] = register
-                slots[pattern.op] = len(slots) + 1
-        elif pattern.args:
-            kids = fresh(len(pattern.args))
-            steps.append(("node", register, pattern.op, kids))
-            for arg, kid in zip(pattern.args, kids):
-                plan(arg, kid)
+            if pattern.op not in first:
+                first[pattern.op] = register
+                return depth
+            lines.append(f"{pad}if {register} == {first[pattern.op]}:")
+        elif not pattern.args:
+            lines.append(f"{pad}if ({pattern.op!r},) in classes.get({register}, NO_NODES):")
         else:
-            steps.append(("leaf", register, pattern.op))
+            shape = f"shape_{register}"
+            lines.append(f"{pad}for {shape} in classes.get({register}, NO_NODES):")
+            return unpack(pattern, shape, depth + 1, check_op=True)
+        return depth + 1
 
-    root_kids = fresh(len(lhs.args))
-    for arg, kid in zip(lhs.args, root_kids):
-        plan(arg, kid)
-    reported = [0, *first_register.values()]  # dict order == first-occurrence order == slots
-    report = itemgetter(*reported) if len(reported) > 1 else (lambda registers: (registers[0],))
+    depth = unpack(lhs, "shape", 2, check_op=False)
+    lines.append(f"{'    ' * depth}append(({', '.join(['r0', *first.values()])},))")
+    lines += [
+        "        if limit is not None and len(out) >= limit:  # checked per top: the limit is soft",
+        "            break",
+    ]
+    lines.append("    return out")
+    return "\n".join(lines) + "\n", list(first)
 
-    def emit(R, by_class, out):
-        out.append(report(R))
 
-    cont = emit
-    for step in reversed(steps):
-        cont = _STEP_BUILDERS[step[0]](*step[1:], cont)
+def _apply_source(rhs: Term, variables: list[str]) -> str:
+    """Source of `apply(matches, add, union, mask, nodes, node_limit) -> matches applied`.
 
-    op, arity, size = lhs.op, len(lhs.args), registers[0]
-    needed_ops = _constants(lhs)
+    For `?a + (?b + ?c)` each match (r0, v1, v2, v3) builds `add(('+', v1, add(('+', v2, v3), mask)), mask)`
+    and unions it with r0, unless that is already the class.
+    """
+    names = {variable: f"v{number}" for number, variable in enumerate(variables, start=1)}
 
-    def search(index: MatchIndex, limit: int | None, tops: list | None) -> list[Match]:
-        by_op, by_class = index
-        out: list[Match] = []
-        if not by_op.keys() >= needed_ops:
-            return out
-        R = [None] * size
-        for cls, kids in by_op.get(op, ()) if tops is None else tops:
-            if len(kids) == arity:
-                R[0] = cls
-                R[1 : arity + 1] = kids
-                cont(R, by_class, out)
-                if limit is not None and len(out) >= limit:  # checked per top: the limit is soft
-                    break
-        return out
+    def build(term: Term) -> str:
+        if is_pattern_var(term):
+            return names[term.op]
+        return f"add(({', '.join([repr(term.op), *map(build, term.args)])},), mask)"
 
-    return search
+    return (
+        "\ndef apply(matches, add, union, mask, nodes, node_limit):\n"
+        f"    for applied, ({', '.join(['r0', *names.values()])},) in enumerate(matches):\n"
+        "        if len(nodes) > node_limit:\n"
+        "            return applied\n"
+        f"        built = {build(rhs)}\n"
+        "        if built != r0:  # (add returns a class root; the same root is the same class)\n"
+        "            union(r0, built)\n"
+        "    return len(matches)\n"
+    )
+
+
+def _constant_leaves(pattern: Term) -> list[str]:
+    if not pattern.args:
+        return [] if is_pattern_var(pattern) else [pattern.op]
+    return [leaf for arg in pattern.args for leaf in _constant_leaves(arg)]
 
 
 def _constants(pattern: Term) -> set[str]:
@@ -161,73 +216,6 @@ def _depth(pattern: Term) -> int:
     if is_pattern_var(pattern):
         return 0
     return 1 + max((_depth(arg) for arg in pattern.args), default=0)
-
-
-def _node_step(register, op, kids, cont):
-    arity = len(kids)
-    if arity == 2:
-        left, right = kids
-
-        def node2(R, by_class, out):
-            for children in by_class.get(R[register], _NO_NODES).get(op, ()):
-                if len(children) == 2:
-                    R[left], R[right] = children
-                    cont(R, by_class, out)
-
-        return node2
-    low, high = kids[0], kids[-1] + 1
-
-    def node(R, by_class, out):
-        for children in by_class.get(R[register], _NO_NODES).get(op, ()):
-            if len(children) == arity:
-                R[low:high] = children
-                cont(R, by_class, out)
-
-    return node
-
-
-def _leaf_step(register, op, cont):
-    def leaf(R, by_class, out):
-        if op in by_class.get(R[register], _NO_NODES):
-            cont(R, by_class, out)
-
-    return leaf
-
-
-def _same_step(register, earlier, cont):
-    def same(R, by_class, out):
-        if R[register] == R[earlier]:
-            cont(R, by_class, out)
-
-    return same
-
-
-_STEP_BUILDERS = {"node": _node_step, "leaf": _leaf_step, "same": _same_step}
-
-
-# --- compiling the right side ------------------------------------------------------
-
-
-def _compile_build(rhs: Term, slots: dict[str, int]) -> Callable:
-    """build(add, mask, match) -> class id of the right side instantiated for a match."""
-    if is_pattern_var(rhs):
-        slot = slots[rhs.op]
-        return lambda add, mask, match: match[slot]
-    op = rhs.op
-    # A variable argument is read straight from the match (a slot number); others are built.
-    parts = [slots[arg.op] if is_pattern_var(arg) else _compile_build(arg, slots) for arg in rhs.args]
-    if len(parts) == 2:
-        left, right = parts
-        if isinstance(left, int) and isinstance(right, int):
-            return lambda add, mask, match: add(op, (match[left], match[right]), mask)
-        if isinstance(left, int):
-            return lambda add, mask, match: add(op, (match[left], right(add, mask, match)), mask)
-        if isinstance(right, int):
-            return lambda add, mask, match: add(op, (left(add, mask, match), match[right]), mask)
-        return lambda add, mask, match: add(op, (left(add, mask, match), right(add, mask, match)), mask)
-    return lambda add, mask, match: add(
-        op, tuple(match[part] if isinstance(part, int) else part(add, mask, match) for part in parts), mask
-    )
 
 
 # --- rules as text -------------------------------------------------------------------

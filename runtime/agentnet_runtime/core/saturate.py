@@ -2,10 +2,13 @@
 
 Each iteration searches every rule against one snapshot of the e-graph, then
 applies all matches and rebuilds (egg's schedule), so the result does not
-depend on rule order. After the first iteration a rule only starts from e-nodes
-near classes that changed (any other match was possible, so found, before), and
-a match already applied is skipped. It stops when an iteration changes nothing
-(saturated), when an optional goal holds, or when a budget runs out.
+depend on rule order. Search is semi-naive (as in egglog): after the first
+full search, a rule only starts from e-nodes that a new match must pass
+through, found from what the e-graph says changed since the last search (new
+shapes and merged classes). A `Saturation` keeps that place across runs, so an
+agent's rewrite pass after a delta costs what the delta changed, not the whole
+e-graph. It stops when an iteration changes nothing (saturated), when an
+optional goal holds, or when a budget runs out.
 """
 
 import enum
@@ -13,11 +16,11 @@ import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Collection, Iterable
 
 from .colour import Colour
 from .egraph import EGraph, NodeId
-from .rewrites import ALL_RULES, Match, MatchIndex, Rule, can_fire
+from .rewrites import ALL_RULES, Match, Rule, Top, can_fire
 from .terms import Term, operators, parse
 
 
@@ -52,26 +55,6 @@ class SaturationReport:
         return self.stop_reason is StopReason.SATURATED
 
 
-def match_index(egraph: EGraph) -> MatchIndex:
-    """Index the canonical e-nodes by operator, and by class then operator, for rule search."""
-    by_op: dict[str, list] = {}
-    by_class: dict[str, dict[str, list]] = {}
-    for cls, key in egraph.canonical_nodes():
-        op, kids = key[0], key[1:]
-        if op in by_op:
-            by_op[op].append((cls, kids))
-        else:
-            by_op[op] = [(cls, kids)]
-        ops = by_class.get(cls)
-        if ops is None:
-            by_class[cls] = {op: [kids]}
-        elif op in ops:
-            ops[op].append(kids)
-        else:
-            ops[op] = [kids]
-    return by_op, by_class
-
-
 def saturate(
     egraph: EGraph,
     rules: Iterable[Rule] = ALL_RULES,
@@ -79,28 +62,73 @@ def saturate(
     *,
     goal: Callable[[], bool] | None = None,
 ) -> SaturationReport:
-    """Apply rules until nothing changes, `goal()` holds, or the budget runs out."""
-    search = _Search(tuple(rules), budget.matches)
-    start = time.perf_counter()
-    deadline = start + budget.seconds
-    iterations = matches = 0
-    egraph.take_touched()  # track what changes, so each search looks only there
+    """Apply rules until nothing changes, `goal()` holds, or the budget runs out (searching everywhere first)."""
+    saturation = Saturation(egraph, rules, budget)
     try:
+        return saturation.run(goal=goal)
+    finally:
+        saturation.close()
+
+
+APPLIED_CACHE = 200_000  # matches a Saturation remembers as applied before it forgets them all
+
+
+class Saturation:
+    """Saturation of one e-graph that keeps its place between runs.
+
+    The first run searches everywhere; each later run (and each iteration) searches only
+    around what changed since the previous search, whoever changed it (its own rewrites, or
+    deltas joined in between). Matches found but not applied when a run ran out of budget
+    are applied first by the next. close() when done (it stops recording the e-graph's changes).
+    """
+
+    def __init__(self, egraph: EGraph, rules: Iterable[Rule] = ALL_RULES, budget: Budget = Budget()):
+        self.egraph = egraph
+        self.rules = tuple(rules)
+        self.budget = budget
+        self._changes = egraph.watch()
+        self._searched = False  # has a full search run yet?
+        self._complete = [True] * len(self.rules)  # did the rule's last search find all its matches?
+        groups: dict[tuple[str, int], list[int]] = {}
+        for number, rule in enumerate(self.rules):
+            groups.setdefault((rule.lhs.op, rule.depth), []).append(number)
+        self._groups = list(groups.items())
+        self._unapplied: list[tuple[Rule, list[Match]]] = []
+        # Matches applied already, per rule. Semi-naive search still finds some again (an e-node
+        # re-keyed by a merge is searched anew); skipping them saves re-building what exists.
+        # Only a cache: it is dropped when it grows large, and forgetting costs only the rework.
+        self._applied: list[set[Match]] = [set() for _ in self.rules]
+        self._applied_count = 0
+
+    def close(self) -> None:
+        self.egraph.unwatch(self._changes)
+
+    def run(self, budget: Budget | None = None, *, goal: Callable[[], bool] | None = None) -> SaturationReport:
+        """Iterate until saturated, `goal()` holds, or the budget (default: the one given at creation) runs out."""
+        budget = budget or self.budget
+        egraph = self.egraph
+        start = time.perf_counter()
+        deadline = start + budget.seconds
+        iterations = matches = 0
         stop = StopReason.GOAL if goal is not None and goal() else None
         while stop is None:
             if iterations >= budget.iterations:
                 stop = StopReason.ITERATIONS
                 break
             version = egraph.version
-            found = search.new_matches(egraph, everywhere=iterations == 0)
+            found = self._unapplied + self._new_matches(budget.matches)
+            self._unapplied = []
             iterations += 1
-            for rule, rule_matches in found:
-                matches += rule.apply(egraph, rule_matches, budget.nodes)
+            for number, (rule, rule_matches) in enumerate(found):
+                applied = rule.apply(egraph, rule_matches, budget.nodes)
+                matches += applied
                 if len(egraph) > budget.nodes:
                     stop = StopReason.NODES
-                    break
-                if time.perf_counter() > deadline:
+                elif time.perf_counter() > deadline:
                     stop = StopReason.TIME
+                if stop is not None:  # keep the rest for the next run: no search will find them again
+                    self._unapplied = [(rule, rule_matches[applied:])] if applied < len(rule_matches) else []
+                    self._unapplied += found[number + 1 :]
                     break
             egraph.rebuild()
             if stop is None:
@@ -108,64 +136,101 @@ def saturate(
                     stop = StopReason.GOAL
                 elif egraph.version == version:
                     stop = StopReason.SATURATED
-    finally:
-        egraph.stop_tracking()
-    return SaturationReport(stop, iterations, len(egraph), matches, time.perf_counter() - start)
+        return SaturationReport(stop, iterations, len(egraph), matches, time.perf_counter() - start)
 
-
-class _Search:
-    """Finds an iteration's new matches: only around classes that changed, and never one twice."""
-
-    def __init__(self, rules: tuple[Rule, ...], limit: int):
-        self.rules = rules
-        self.limit = limit
-        self.applied: list[set] = [set() for _ in rules]  # a match seen again would rebuild what exists
-        self.complete = [False] * len(rules)  # did the rule's last search find all its matches?
-        self.levels = max((rule.depth for rule in rules), default=1) - 1
-
-    def new_matches(self, egraph: EGraph, everywhere: bool) -> list[tuple[Rule, list[Match]]]:
-        dirty = None if everywhere else dirty_levels(egraph, self.levels)
-        index = match_index(egraph)
-        tops_for: dict[tuple[str, int], list] = {}  # rules with the same top and depth share candidates
-        found = []
-        for number, rule in enumerate(self.rules):
-            tops = None
-            if dirty is not None and self.complete[number]:
-                shape = (rule.lhs.op, rule.depth)
-                if shape not in tops_for:
-                    tops_for[shape] = changed_tops(index, dirty, *shape)
-                tops = tops_for[shape]
-                if not tops:
+    def _new_matches(self, limit: int) -> list[tuple[Rule, list[Match]]]:
+        """Every rule's matches not found by an earlier search (all of them, the first time)."""
+        egraph = self.egraph
+        shapes, merged = egraph.changes(self._changes)
+        everywhere = Everywhere(egraph)
+        frontier = Frontier(egraph, shapes, merged) if self._searched else everywhere
+        self._searched = True
+        found: list[tuple[Rule, list[Match]] | None] = [None] * len(self.rules)
+        for (op, depth), numbers in self._groups:  # rules with the same top and depth share candidates
+            tops = frontier.tops(op, depth)
+            for number in numbers:
+                if not self._complete[number]:  # its last search stopped at the limit: look everywhere
+                    results = self.rules[number].search(egraph, everywhere.tops(op, depth), limit)
+                elif tops:
+                    results = self.rules[number].search(egraph, tops, limit)
+                else:
                     continue
-            results = rule.search(index, self.limit, tops)
-            self.complete[number] = len(results) < self.limit
-            seen = self.applied[number]
-            fresh = [match for match in results if match not in seen]
-            if fresh:
-                seen.update(fresh)
-                found.append((rule, fresh))
-        return found
+                self._complete[number] = len(results) < limit
+                if results:
+                    seen = self._applied[number]
+                    fresh = [match for match in results if match not in seen]
+                    if fresh:
+                        seen.update(fresh)
+                        self._applied_count += len(fresh)
+                        found[number] = (self.rules[number], fresh)
+        if self._applied_count > APPLIED_CACHE:
+            self._applied = [set() for _ in self.rules]
+            self._applied_count = 0
+        return [rule_matches for rule_matches in found if rule_matches is not None]  # in rule order
 
 
-def dirty_levels(egraph: EGraph, levels: int) -> list[set]:
-    """Changed classes since the last search, then (level k) classes within k parent steps of one."""
-    result = [egraph.take_touched()]
-    if levels > 1:
-        nodes = egraph.canonical_nodes()
-        for _ in range(levels - 1):
-            below = result[-1]
-            result.append(below | {cls for cls, key in nodes if any(kid in below for kid in key[1:])})
-    return result
+class Everywhere:
+    """The first search's frontier: every e-node."""
+
+    def __init__(self, egraph: EGraph):
+        self.egraph = egraph
+        self._tops: dict[str, list[Top]] = {}
+
+    def tops(self, op: str, depth: int) -> Collection[Top]:
+        if op not in self._tops:
+            classes = self.egraph.class_index()
+            self._tops[op] = [(shape, root) for root, shapes in classes.items() for shape in shapes if shape[0] == op]
+        return self._tops[op]
 
 
-def changed_tops(index: MatchIndex, dirty: list[set], op: str, depth: int) -> list:
-    """Top e-nodes a pattern of this depth must start from to find every match not found before.
+class Frontier:
+    """Where a search must start to find every match not found before, from what changed.
 
-    A new match passes through a changed class: its top's own class, or one within
-    depth - 2 parent steps below one of the top's children.
+    Call a class changed if it has a new shape or grew by a merge. A new match uses a new
+    shape or passes through a changed class: it starts at a new shape, or one of its top's
+    children is a changed class or within depth - 2 parent steps above one. (A merge of the
+    top's own class alone gives nothing new: that union was made before.) Everything is kept
+    in insertion order, so the matches, and the ids they make, are the same on every run.
     """
-    changed, below = dirty[0], dirty[depth - 2] if depth >= 2 else frozenset()
-    return [(cls, kids) for cls, kids in index[0].get(op, ()) if cls in changed or not below.isdisjoint(kids)]
+
+    def __init__(self, egraph: EGraph, shapes: dict[tuple, NodeId], merged: dict[NodeId, None]):
+        self.egraph = egraph
+        self._new = self._by_op(shapes.items())
+        self._levels = [merged | dict.fromkeys(shapes.values())]  # level k: within k parent steps
+        self._above: list[dict[str, dict[tuple, NodeId]]] = []  # level k's parents, by op
+        self._tops: dict[tuple[str, int], dict[tuple, NodeId]] = {}
+
+    def tops(self, op: str, depth: int) -> Collection[Top]:
+        """(shape, class) of the e-nodes with this operator a pattern of this depth must start from."""
+        key = (op, depth)
+        if key not in self._tops:
+            tops = dict(self._new.get(op, ()))
+            if depth >= 2:
+                for shape, cls in self._parents(depth - 2).get(op, {}).items():
+                    tops.setdefault(shape, cls)
+            self._tops[key] = tops
+        return self._tops[key].items()
+
+    def _parents(self, level: int) -> dict[str, dict[tuple, NodeId]]:
+        """Shapes with a child in a class of the level, by op; computing it adds the next level."""
+        uses, shape_of, find = self.egraph._uses, self.egraph._shape, self.egraph._find
+        while len(self._above) <= level:
+            # A user not filed under a shape has merged into a congruent twin, which is a user too.
+            users = [user for cls in self._levels[-1] for user in uses.get(cls, ()) if user in shape_of]
+            above = self._by_op([(shape_of[user], find(user)) for user in users])
+            self._above.append(above)
+            self._levels.append(self._levels[-1] | {cls: None for shapes in above.values() for cls in shapes.values()})
+        return self._above[level]
+
+    @staticmethod
+    def _by_op(pairs) -> dict[str, dict[tuple, NodeId]]:
+        grouped: dict[str, dict[tuple, NodeId]] = {}
+        for shape, cls in pairs:
+            if shape[0] in grouped:
+                grouped[shape[0]].setdefault(shape, cls)
+            else:
+                grouped[shape[0]] = {shape: cls}
+        return grouped
 
 
 # --- extraction ----------------------------------------------------------------------------
@@ -183,42 +248,41 @@ def extract(egraph: EGraph, class_id: NodeId, cost: Cost = ast_size) -> Term:
     Among equally cheap choices the smallest shape written with class ids wins (not
     replica-local roots), so converged replicas extract the same term.
     """
-    nodes = egraph.canonical_nodes()
+    classes = egraph.class_index()  # class root -> its shapes
     best: dict[NodeId, float] = {}  # class root -> cheapest cost found
     changed = True
     while changed:  # costs only fall, over finitely many choices: a fixpoint is reached
         changed = False
-        for cls, key in nodes:
-            total = _cost(key, best, cost)
-            if total is not None and total < best.get(cls, math.inf):
-                best[cls] = total
-                changed = True
+        for cls, shapes in classes.items():
+            cheapest = best.get(cls, math.inf)
+            for shape in shapes:
+                kid_costs = list(map(best.get, shape[1:]))  # (as _cost, inline: this loop is hot)
+                if None not in kid_costs:
+                    total = cost(shape[0], kid_costs)
+                    if total < cheapest:
+                        cheapest = best[cls] = total
+                        changed = True
     root = egraph.root(class_id)
     if root not in best:
         raise ValueError(f"class {class_id} has no finite term (its e-nodes have not all arrived)")
-    shapes: dict[NodeId, list[tuple]] = {}
-    for cls, key in nodes:
-        shapes.setdefault(cls, []).append(key)
-    return _build(root, best, shapes, cost, egraph.find, set())
+    return _build(root, best, classes, cost, egraph.find, set())
 
 
 def _cost(shape: tuple, best: dict[NodeId, float], cost: Cost) -> float | None:
-    kid_costs = []
-    for kid in shape[1:]:
-        kid_cost = best.get(kid)
-        if kid_cost is None:
-            return None
-        kid_costs.append(kid_cost)
-    return cost(shape[0], kid_costs)
+    """Cost of a shape from its children's best costs; None while a child has none yet."""
+    kid_costs = list(map(best.get, shape[1:]))
+    return None if None in kid_costs else cost(shape[0], kid_costs)
 
 
-def _build(cls: NodeId, best: dict, shapes: dict, cost: Cost, find: Callable, path: set) -> Term:
+def _build(cls: NodeId, best: dict, classes: dict, cost: Cost, find: Callable, path: set) -> Term:
     if cls in path:
         raise ValueError("cost function is not increasing: the cheapest choice is cyclic")
-    cheapest = [shape for shape in shapes[cls] if _cost(shape, best, cost) == best[cls]]
-    shape = min(cheapest, key=lambda shape: (shape[0], *map(find, shape[1:])))
+    cheapest = [shape for shape in classes[cls] if _cost(shape, best, cost) == best[cls]]
+    if len(cheapest) > 1:
+        cheapest.sort(key=lambda shape: (shape[0], *map(find, shape[1:])))
+    shape = cheapest[0]
     path.add(cls)
-    term = Term(shape[0], tuple(_build(kid, best, shapes, cost, find, path) for kid in shape[1:]))
+    term = Term(shape[0], tuple([_build(kid, best, classes, cost, find, path) for kid in shape[1:]]))
     path.discard(cls)
     return term
 
