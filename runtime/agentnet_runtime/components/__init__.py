@@ -11,6 +11,8 @@ agents and the other components), so nothing in a component knows which.
 from __future__ import annotations
 
 import importlib
+import math
+import os
 from typing import Any, Callable, Mapping, TypeVar
 
 from starlette.applications import Starlette
@@ -64,6 +66,35 @@ class Service:
             return parse(self.settings[key])
         except ValueError:
             raise ConfigError(f"components[{self.name}].settings.{key} {rule} (got {self.settings[key]!r})") from None
+
+    def number(self, key: str, default: float, *, low: float = -math.inf, high: float = math.inf,
+               above: bool = False, integer: bool = False, env: bool = False) -> float:
+        """A numeric setting in [low, high] (`above`: more than low), or `default`.
+
+        With `env`, the environment variable `key` wins over the setting: it is the more
+        local of the two, as flags win over the environment. A bad value is refused
+        naming where it came from and the rule."""
+        text = os.environ.get(key) if env else None
+        if text:
+            source = key
+        elif key in self.settings:
+            text, source = self.settings[key], f"components[{self.name}].settings.{key}"
+        else:
+            return default
+        kind = "an integer" if integer else "a number"
+        try:
+            value = int(text) if integer else float(text)
+        except ValueError:
+            raise ConfigError(f"{source} must be {kind} (got {text!r})") from None
+        if above:
+            bound, ok = f"more than {low:g}", value > low
+        elif math.isinf(high):
+            bound, ok = f"at least {low:g}", value >= low
+        else:
+            bound, ok = f"{low:g}..{high:g}", low <= value <= high
+        if not (ok and value <= high and math.isfinite(value)):
+            raise ConfigError(f"{source} must be {bound} (got {text!r})")
+        return value
 
     # Lifecycle ---------------------------------------------------------------------------
 

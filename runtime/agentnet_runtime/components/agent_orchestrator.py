@@ -41,7 +41,7 @@ from starlette.routing import Route
 from agentnet_runtime.agent import subjects
 from agentnet_runtime.agent.transport import Transport
 from agentnet_runtime.components import Service
-from agentnet_runtime.components.common import NetworkReplica, every, number, only_fields, positive_setting
+from agentnet_runtime.components.common import NetworkReplica, every, number, only_fields
 from agentnet_runtime.web import RequestError, json_body
 
 log = logging.getLogger("agentnet.orchestrator")
@@ -82,10 +82,10 @@ class AgentOrchestrator(Service):
 
     def __init__(self, config):
         super().__init__(config)
-        self.interval = positive_setting(self, "heartbeat_interval", config.agent.heartbeat_interval)
-        self.gone_after = positive_setting(self, "gone_after", 2.5) * self.interval  # seconds
-        self.sync_timeout = positive_setting(self, "sync_timeout", config.agent.sync_timeout)
-        self.sync_interval = positive_setting(self, "sync_interval", 0.0, allow_zero=True)
+        self.interval = self.number("heartbeat_interval", config.agent.heartbeat_interval, low=0, above=True)
+        self.gone_after = self.number("gone_after", 2.5, low=0, above=True) * self.interval  # seconds
+        self.sync_timeout = self.number("sync_timeout", config.agent.sync_timeout, low=0, above=True)
+        self.sync_interval = self.number("sync_interval", 0.0, low=0)
         self.members = {node.id: Member(node.id, node.colour) for node in config.network.nodes}
         self.transport: Transport | None = None
         self.replica: NetworkReplica | None = None

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import os
 from collections import Counter as Tally
 from typing import Any, Awaitable, Callable, Iterable
 
@@ -15,8 +14,6 @@ from prometheus_client import Gauge
 from agentnet_runtime.agent import subjects
 from agentnet_runtime.agent.http import term_field
 from agentnet_runtime.agent.transport import Transport, Unreachable
-from agentnet_runtime.components import Service
-from agentnet_runtime.config import ConfigError
 from agentnet_runtime.core.clock import VectorClock
 from agentnet_runtime.core.clock import validate as validate_clock
 from agentnet_runtime.core.egraph import Delta, EGraph
@@ -49,24 +46,6 @@ def requested_terms(body: dict[str, Any], limit: int) -> list[Term]:
     return [term_field(value, f"terms[{index}]") for index, value in enumerate(values)]
 
 
-def env_setting(service: Service, key: str, default: int, low: int = 1) -> int:
-    """An integer >= low from the environment variable `key`, else the component setting `key`, else `default`.
-
-    The environment wins: it is the more local of the two, as flags win over the environment."""
-    text = os.environ.get(key)
-    if text is not None and text != "":
-        try:
-            value = int(text)
-        except ValueError:
-            raise ConfigError(f"{key} must be an integer (got {text!r})") from None
-        source = key
-    else:
-        value, source = service.setting(key, default), f"components[{service.name}].settings.{key}"
-    if value < low:
-        raise ConfigError(f"{source} must be at least {low} (got {value})")
-    return value
-
-
 # --- timers and the observer replica ------------------------------------------------------------
 
 
@@ -96,15 +75,6 @@ def number(value: Any, field: str, low: float, high: float, *, integer: bool = F
     if not (math.isfinite(parsed) and low <= parsed <= high):
         raise RequestError(f"{field} must be {kind} {low:g}..{high:g} (got {value!r})", field=field, rule=rule)
     return int(parsed) if integer else parsed
-
-
-def positive_setting(service: Service, key: str, default: float, *, allow_zero: bool = False) -> float:
-    """A float setting that must be > 0 (or >= 0 with `allow_zero`)."""
-    rule = "must be a number >= 0" if allow_zero else "must be a number > 0"
-    value = service.setting(key, default, float, rule)
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(f"components[{service.name}].settings.{key} {rule} (got {value!r})")
-    return value
 
 
 class NetworkReplica:

@@ -27,7 +27,6 @@ from starlette.routing import Route
 
 from agentnet_runtime.components import Service
 from agentnet_runtime.agent import subjects
-from agentnet_runtime.components.common import env_setting
 from agentnet_runtime.core.egraph import DELTA_KIND, STATE_KIND, Delta, EGraph
 from agentnet_runtime.core.saturate import LRU
 from agentnet_runtime.web import RequestError, json_body
@@ -91,7 +90,7 @@ class CrdtService(Service):
 
     def __init__(self, config):
         super().__init__(config)
-        self.cache = LRU(env_setting(self, "CACHE_SIZE", 10_000))  # events -> (b'"digest":..,"nodes":..,"clock":..', state JSON)
+        self.cache = LRU(self.number("CACHE_SIZE", 10_000, low=1, integer=True, env=True))  # events -> (b'"digest":..,"nodes":..,"clock":..', state JSON)
         self.replica = EGraph(f"{self.name}.{config.pod_name}")
         self._state_json: tuple[int, bytes] = (-1, b"")  # GET /state body, for one replica version
         # Counters by (path, result), looked up once: labels() costs as much as a cache hit.

@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import os
 import time
 from collections import Counter as Tally
@@ -318,8 +317,8 @@ class Dashboard(Service):
 
     def __init__(self, config):
         super().__init__(config)
-        self.heartbeat_interval = self._seconds("heartbeat_interval", config.agent.heartbeat_interval, 0.01, 3600)
-        self.update_interval = self._seconds("update_interval", 0.5, 0.05, 1.0)
+        self.heartbeat_interval = self.number("heartbeat_interval", config.agent.heartbeat_interval, low=0.01, high=3600)
+        self.update_interval = self.number("update_interval", 0.5, low=0.05, high=1.0)
         source = self.setting("metrics_source", "auto", str)
         if source not in METRICS_SOURCES:
             choices = ", ".join(METRICS_SOURCES)
@@ -350,13 +349,6 @@ class Dashboard(Service):
         self._closing = False
         self.clients = 0  # open event streams
         self._tasks: list[asyncio.Task] = []
-
-    def _seconds(self, key: str, default: float, low: float, high: float) -> float:
-        rule = f"must be a number of seconds {low:g}..{high:g}"
-        value = self.setting(key, default, float, rule)
-        if not (math.isfinite(value) and low <= value <= high):
-            raise ConfigError(f"components[{self.name}].settings.{key} {rule} (got {value!r})")
-        return value
 
     def routes(self) -> list[BaseRoute]:
         return [

@@ -18,8 +18,6 @@ and the memo is only ever touched by that thread. Measured against the alternati
 from another process): running inline was no faster within the noise and blocks everything for a whole budget; a worker
 process (as the streams use) cost about twice the CPU per memo hit (pickling both ways) and was slower on two
 cores, where there is no idle core for it to use.
-
-Also the request helpers the other engine components share: `only_fields`, `requested_terms`, `env_setting`.
 """
 
 from __future__ import annotations
@@ -35,7 +33,7 @@ from starlette.routing import Route
 
 from agentnet_runtime.agent.http import term_field
 from agentnet_runtime.components import Service
-from agentnet_runtime.components.common import env_setting, only_fields, requested_terms
+from agentnet_runtime.components.common import only_fields, requested_terms
 from agentnet_runtime.core.colour import COLOURS, Colour
 from agentnet_runtime.core.egraph import Delta, EGraph
 from agentnet_runtime.core.rewrites import rules_for
@@ -86,9 +84,9 @@ class EgraphService(Service):
 
     def __init__(self, config):
         super().__init__(config)
-        self.timeout_ms = env_setting(self, "SATURATION_TIMEOUT_MS", DEFAULT_TIMEOUT_MS)
-        self.node_limit = env_setting(self, "NODE_LIMIT", Budget().nodes)
-        self.memo_size = env_setting(self, "MEMO_SIZE", 10_000)
+        self.timeout_ms = self.number("SATURATION_TIMEOUT_MS", DEFAULT_TIMEOUT_MS, low=1, integer=True, env=True)
+        self.node_limit = self.number("NODE_LIMIT", Budget().nodes, low=1, integer=True, env=True)
+        self.memo_size = self.number("MEMO_SIZE", 10_000, low=1, integer=True, env=True)
         self._saturators = LRU(SATURATORS)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="egraph-saturate")
         self.hits = self.misses = 0

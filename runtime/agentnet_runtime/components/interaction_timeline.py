@@ -37,7 +37,7 @@ from agentnet_runtime.config import COLOURS
 from agentnet_runtime.timeline.events import KINDS, Event
 from agentnet_runtime.web import METRICS, RequestError
 
-from agentnet_runtime.components.common import every, number, positive_setting
+from agentnet_runtime.components.common import every, number
 from .egraph_service import only_fields
 
 log = logging.getLogger("agentnet.timeline")
@@ -113,7 +113,7 @@ class InteractionTimeline(Service):
 
     def __init__(self, config):
         super().__init__(config)
-        self.flush_interval = positive_setting(self, "flush_interval", 0.25)
+        self.flush_interval = self.number("flush_interval", 0.25, low=0, above=True)
         self.timeline = None  # timeline.Timeline, opened by on_start
         self.pending: list[Event] = []  # arrived on NATS, not yet appended
         self._flusher: asyncio.Task | None = None

@@ -57,13 +57,12 @@ from agentnet_runtime.agent import subjects
 from agentnet_runtime.agent.http import term_field
 from agentnet_runtime.agent.transport import Transport
 from agentnet_runtime.components import Service
-from agentnet_runtime.config import ConfigError
 from agentnet_runtime.core.rewrites import ALL_RULES
 from agentnet_runtime.core.saturate import Budget, Saturator, StopReason
 from agentnet_runtime.core.terms import Term, size
 from agentnet_runtime.web import RequestError, json_body
 
-from agentnet_runtime.components.common import NetworkReplica, every, number, positive_setting
+from agentnet_runtime.components.common import NetworkReplica, every, number
 from .egraph_service import only_fields
 
 SKILLS_FILE = "skills.duckdb"
@@ -207,20 +206,15 @@ class SkillVerification(Service):
 
     def __init__(self, config):
         super().__init__(config)
-        self.count = self.setting("verifiers", 17)
-        if not 1 <= self.count <= 1001:
-            raise ConfigError(f"components[{self.name}].settings.verifiers must be 1..1001 (got {self.count})")
-        self.quorum = positive_setting(self, "quorum", 2 / 3)
-        self.threshold = positive_setting(self, "threshold", 0.8)
-        self.share = positive_setting(self, "subset", 0.5)
-        if self.quorum >= 1 or self.share > 1 or self.threshold > 1:
-            raise ConfigError(f"components[{self.name}].settings: quorum must be < 1, subset and threshold <= 1")
-        self.pull_interval = positive_setting(self, "pull_interval", 1.0, allow_zero=True)
-        self.sync_timeout = positive_setting(self, "sync_timeout", config.agent.sync_timeout)
-        iterations, nodes = self.setting("iterations", 30), self.setting("nodes", 10_000)
-        if iterations < 1 or nodes < 1:
-            raise ConfigError(f"components[{self.name}].settings: iterations and nodes must be at least 1")
-        seconds = positive_setting(self, "budget_ms", 50.0) / 1000
+        self.count = self.number("verifiers", 17, low=1, high=1001, integer=True)
+        self.quorum = self.number("quorum", 2 / 3, low=0, high=0.999, above=True)
+        self.threshold = self.number("threshold", 0.8, low=0, high=1, above=True)
+        self.share = self.number("subset", 0.5, low=0, high=1, above=True)
+        self.pull_interval = self.number("pull_interval", 1.0, low=0)
+        self.sync_timeout = self.number("sync_timeout", config.agent.sync_timeout, low=0, above=True)
+        iterations = self.number("iterations", 30, low=1, integer=True)
+        nodes = self.number("nodes", 10_000, low=1, integer=True)
+        seconds = self.number("budget_ms", 50.0, low=0, above=True) / 1000
         self.verifiers = [self._verifier(k, iterations, nodes, seconds) for k in range(self.count)]
         # One worker thread runs the saturations: off the event loop, and one at a time (memos are not thread-safe).
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="verifiers")

@@ -46,7 +46,7 @@ from agentnet_runtime import natsclient
 from agentnet_runtime.agent import subjects
 from agentnet_runtime.agent.transport import Transport
 from agentnet_runtime.components import Service
-from agentnet_runtime.components.common import env_setting, only_fields, requested_terms
+from agentnet_runtime.components.common import only_fields, requested_terms
 from agentnet_runtime.core.colour import Colour
 from agentnet_runtime.core.egraph import Delta, EGraph, NodeId
 from agentnet_runtime.core.rewrites import rules_for
@@ -261,11 +261,11 @@ class StreamService(Service):
         self.colour = Colour(colour)
         self.name = f"stream-{self.colour.value.lower()}"
         super().__init__(config)
-        self.batch_size = env_setting(self, "BATCH_SIZE", 128)
-        self.budget = Budget(seconds=env_setting(self, "SATURATION_TIMEOUT_MS", 100) / 1000,
-                             nodes=env_setting(self, "NODE_LIMIT", 20_000))  # fmt: skip
-        self.redeliver_after = env_setting(self, "REDELIVER_MS", 2_000) / 1000
-        self.lag_interval = env_setting(self, "LAG_INTERVAL_MS", 1_000) / 1000
+        self.batch_size = self.number("BATCH_SIZE", 128, low=1, integer=True, env=True)
+        self.budget = Budget(seconds=self.number("SATURATION_TIMEOUT_MS", 100, low=1, integer=True, env=True) / 1000,
+                             nodes=self.number("NODE_LIMIT", 20_000, low=1, integer=True, env=True))  # fmt: skip
+        self.redeliver_after = self.number("REDELIVER_MS", 2_000, low=1, integer=True, env=True) / 1000
+        self.lag_interval = self.number("LAG_INTERVAL_MS", 1_000, low=1, integer=True, env=True) / 1000
         self.sender = subjects.STREAM_IDS[self.colour.value]
         self.work_subject = natsclient.work_subject(self.colour.value)
         self.consumer = natsclient.work_consumer(self.name)

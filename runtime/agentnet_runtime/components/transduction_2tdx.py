@@ -61,7 +61,6 @@ MIN_ROWS = 100  # a late exchange never shrinks the next one below this
 KEPT_ERRORS = 10
 KEPT_ROUND_TRIPS = 512
 _URL_RULE = "an http(s) URL of the peer's /sync routes, such as http://other:8080/sync"
-_POSITIVE = "must be a positive integer"
 
 
 class TRANSDUCTION_METRICS:
@@ -77,13 +76,6 @@ class TRANSDUCTION_METRICS:
     rows = Counter("agentnet_transduction_rows", "E-graph rows carried to or from the peer network", ["direction"])
     local_syncs = Counter("agentnet_transduction_local_syncs", "Sync requests to the network's own agents, by result", ["result"])
     digests_equal = Gauge("agentnet_transduction_digests_equal", "1 when the replica's digest equals the peer's last reported one")
-
-
-def _positive(text: str) -> int:
-    number = int(text)
-    if number < 1:
-        raise ValueError(text)
-    return number
 
 
 def peer_url(value: Any) -> str:
@@ -158,10 +150,10 @@ class Transduction(Service):
         super().__init__(config)
         # Parsed here so a bad setting stops the component before it serves anything.
         self.peer: str | None = self.setting("peer", None, peer_url, f"must be {_URL_RULE}")
-        self.interval = self.setting("intervalMs", 500, _positive, _POSITIVE) / 1000
-        self.budget = self.setting("latencyBudgetMs", 1000, _positive, _POSITIVE) / 1000
-        self.local_agents = min(self.setting("localAgents", 2, _positive, _POSITIVE), config.network.size)
-        self.max_rows = max(MIN_ROWS, self.setting("maxRowsPerExchange", 20_000, _positive, _POSITIVE))
+        self.interval = self.number("intervalMs", 500, low=1, integer=True) / 1000
+        self.budget = self.number("latencyBudgetMs", 1000, low=1, integer=True) / 1000
+        self.local_agents = min(self.number("localAgents", 2, low=1, integer=True), config.network.size)
+        self.max_rows = max(MIN_ROWS, self.number("maxRowsPerExchange", 20_000, low=1, integer=True))
         self.limit = self.max_rows  # rows per exchange now: halved by a late exchange, doubled back by on-time ones
         self.replica = EGraph(f"transduction.{config.network.name}")
         # NATS through the agents' own Transport: the same envelopes, fragments and reconnects.
