@@ -114,7 +114,7 @@ def owner_reference(network: AgentNetwork) -> dict[str, Any]:
     }
 
 
-def _metadata(network: AgentNetwork, name: str, role: str, *, app: str = names.APP_NAME) -> dict[str, Any]:
+def child_metadata(network: AgentNetwork, name: str, role: str, *, app: str = names.APP_NAME) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "name": name,
         "labels": names.labels(network.name, role, app=app),
@@ -267,7 +267,7 @@ def config_map(network: AgentNetwork, config: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": _metadata(network, names.config_name(network.name), names.ROLE_CONFIG),
+        "metadata": child_metadata(network, names.config_name(network.name), names.ROLE_CONFIG),
         "data": {names.CONFIG_KEY: _canonical_json(config) + "\n"},
     }
 
@@ -360,7 +360,7 @@ def agents_service(network: AgentNetwork) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(network, names.agents_name(network.name), names.ROLE_AGENT),
+        "metadata": child_metadata(network, names.agents_name(network.name), names.ROLE_AGENT),
         "spec": {
             "clusterIP": "None",
             "publishNotReadyAddresses": True,  # peers find each other before they are ready
@@ -385,7 +385,7 @@ def agents_statefulset(network: AgentNetwork, config: dict[str, Any]) -> dict[st
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
-        "metadata": _metadata(network, names.agents_name(network.name), role),
+        "metadata": child_metadata(network, names.agents_name(network.name), role),
         "spec": {
             "serviceName": names.agents_name(network.name),
             "replicas": spec.pods,
@@ -412,7 +412,7 @@ def component_deployment(network: AgentNetwork, component: ComponentSpec, replic
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _metadata(network, names.component_name(network.name, component.name), component.name),
+        "metadata": child_metadata(network, names.component_name(network.name, component.name), component.name),
         "spec": {
             "replicas": replicas,
             "progressDeadlineSeconds": network.spec.rollout.progress_deadline_seconds,
@@ -432,7 +432,7 @@ def component_service(network: AgentNetwork, component: ComponentSpec) -> dict[s
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(network, names.component_name(network.name, component.name), component.name),
+        "metadata": child_metadata(network, names.component_name(network.name, component.name), component.name),
         "spec": {
             "type": "ClusterIP",
             "selector": names.selector_labels(network.name, component.name),
@@ -487,7 +487,7 @@ def component_spinapp(network: AgentNetwork, component: ComponentSpec, replicas:
     return {
         "apiVersion": names.SPINAPP_API_VERSION,
         "kind": names.SPINAPP_KIND,
-        "metadata": _metadata(network, names.component_name(network.name, component.name), component.name),
+        "metadata": child_metadata(network, names.component_name(network.name, component.name), component.name),
         "spec": out_spec,
     }
 
@@ -525,7 +525,7 @@ def nats_secret(network: AgentNetwork, password: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": _metadata(network, names.nats_name(network.name), names.ROLE_NATS, app=names.NATS_APP_NAME),
+        "metadata": child_metadata(network, names.nats_name(network.name), names.ROLE_NATS, app=names.NATS_APP_NAME),
         "type": "Opaque",
         "data": {
             names.NATS_SECRET_USER: _b64(names.NATS_USER),
@@ -552,13 +552,13 @@ def nats_services(network: AgentNetwork) -> list[dict[str, Any]]:
     client = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(network, names.nats_name(network.name), names.ROLE_NATS, app=names.NATS_APP_NAME),
+        "metadata": child_metadata(network, names.nats_name(network.name), names.ROLE_NATS, app=names.NATS_APP_NAME),
         "spec": {"type": "ClusterIP", "selector": selector, "ports": _nats_ports(cluster=False)},
     }
     headless = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(
+        "metadata": child_metadata(
             network, names.nats_headless_name(network.name), names.ROLE_NATS, app=names.NATS_APP_NAME
         ),
         "spec": {
@@ -607,7 +607,7 @@ def nats_statefulset(network: AgentNetwork) -> dict[str, Any]:
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
-        "metadata": _metadata(network, names.nats_name(network.name), role, app=app),
+        "metadata": child_metadata(network, names.nats_name(network.name), role, app=app),
         "spec": {
             "serviceName": names.nats_headless_name(network.name),
             "replicas": 1,

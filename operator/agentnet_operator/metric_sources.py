@@ -184,8 +184,7 @@ class MetricReader:
             selector = names.selector_string(network.name, component.name)
             pods = await asyncio.to_thread(self.cluster.list, "v1", "Pod", network.namespace, selector)
             return await pods_average(self._session, pod_metrics_urls(pods), metric.name)
-        live = self.cluster.cached(component_workload_ref(network, component.name)) or {}
-        current = int(live.get("spec", {}).get("replicas", component_replicas(component, current_scale(network))))
+        current = current_replicas(self.cluster, network, component)
         url, auth = await asyncio.to_thread(nats_endpoint, self.cluster, network)
         return await self.nats.pending(url, auth, component.name) / max(1, current)
 
@@ -193,6 +192,12 @@ class MetricReader:
         await self.nats.close()
         if self._session is not None:
             await self._session.close()
+
+
+def current_replicas(cluster, network, component) -> int:
+    """Replicas the component's workload is asked to run now (as cached), else what the spec renders."""
+    live = cluster.cached(component_workload_ref(network, component.name)) or {}
+    return int(live.get("spec", {}).get("replicas", component_replicas(component, current_scale(network))))
 
 
 def nats_endpoint(cluster, network) -> tuple[str, NatsAuth]:

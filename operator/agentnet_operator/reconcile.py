@@ -22,9 +22,9 @@ from kubernetes.client.exceptions import ApiException
 from agentnet_operator import names
 from agentnet_operator.autoscale import step as autoscale_step
 from agentnet_operator.children import (
-    CHILD_KINDS, child_key, component_replicas, component_workload_ref, desired_children, digest, new_nats_password, obsolete_children)
+    CHILD_KINDS, child_key, desired_children, digest, new_nats_password, obsolete_children)
 from agentnet_operator.cluster import Cluster, api_error_message, needs_apply, stamp_digest
-from agentnet_operator.metric_sources import Reading
+from agentnet_operator.metric_sources import Reading, current_replicas
 from agentnet_operator.model import AgentNetwork, AgentNetworkStatus, ComponentStatus, HistoryEntry
 from agentnet_operator.revisions import (
     REVISION_API_VERSION, REVISION_KIND, Rollout, begin, controller_revision, next_number, plan_rollout, settle,
@@ -95,7 +95,6 @@ def autoscale(cluster: Cluster, network: AgentNetwork, readings: Mapping[str, Re
               outcome: Outcome) -> dict[str, ComponentStatus]:
     """Autoscaler state per component after the fresh `readings`; failed readings become warnings."""
     previous = (network.status.components if network.status else None) or {}
-    scale = current_scale(network)
     updated: dict[str, ComponentStatus] = {}
     for component in network.spec.effective_components:
         reading = readings.get(component.name)
@@ -106,8 +105,7 @@ def autoscale(cluster: Cluster, network: AgentNetwork, readings: Mapping[str, Re
             outcome.warnings.append(Problem(REASON_METRIC_UNAVAILABLE, f"{component.name}: {source} metric: {reading.error}; "
                                             "keeping the current replicas"))
             continue
-        live = cluster.cached(component_workload_ref(network, component.name))
-        current = int((live or {}).get("spec", {}).get("replicas", component_replicas(component, scale)))
+        current = current_replicas(cluster, network, component)
         before = previous.get(component.name) or ComponentStatus()
         after = autoscale_step(component.autoscaling, before, current, reading.value, now)
         if after != before:

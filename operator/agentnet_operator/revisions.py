@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from agentnet_operator import names
-from agentnet_operator.children import digest, owner_reference
+from agentnet_operator.children import child_metadata, digest
 from agentnet_operator.model import AgentNetwork, AgentNetworkSpec, HistoryEntry
 from agentnet_operator.status import REASON_REVISION_NOT_FOUND, Problem
 
@@ -60,13 +60,7 @@ def stored_revisions(objects: Iterable[Mapping[str, Any]]) -> dict[int, StoredRe
 
 
 def controller_revision(network: AgentNetwork, number: int, content: Mapping[str, Any]) -> dict[str, Any]:
-    meta: dict[str, Any] = {
-        "name": names.revision_name(network.name, digest(content)),
-        "labels": names.labels(network.name, names.ROLE_REVISION),
-        "ownerReferences": [owner_reference(network)],
-    }
-    if network.namespace:
-        meta["namespace"] = network.namespace
+    meta = child_metadata(network, names.revision_name(network.name, digest(content)), names.ROLE_REVISION)
     return {"apiVersion": REVISION_API_VERSION, "kind": REVISION_KIND, "metadata": meta,
             "data": {"spec": dict(content)}, "revision": number}
 
