@@ -13,6 +13,7 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402  (after the BLAS setting, before numpy is imported)
+import gc
 import random
 import statistics
 import string
@@ -27,6 +28,7 @@ from agentnet_runtime.core.rewrites import ALL_RULES, GREEN_RULES, Rule
 from agentnet_runtime.core.saturate import Saturator
 from agentnet_runtime.core.terms import Term, is_number, is_pattern_var, size
 from agentnet_runtime.core.topology import build_topology
+from agentnet_runtime.web import tune_collector
 
 from .common import entry, measure, print_table, write_results
 
@@ -298,6 +300,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats (a smoke run)")
     args = parser.parse_args()
+    tune_collector()  # the engine runs in runtime processes, which all set the collector so (web.run_until_signal)
     entries = []
     for bench in (bench_delta_apply, bench_join, bench_saturation, bench_ramanujan):
         print(f"running {bench.__name__} ...", flush=True)
@@ -305,6 +308,7 @@ def main() -> None:
     path = write_results(
         "core", entries, quick=args.quick,
         method="best of several repeats; CPU time (one core) except the topology entries (wall time)",
+        collector=f"gc thresholds {gc.get_threshold()}, as in every runtime process (web.tune_collector)",
         blas_threads=os.environ.get("OPENBLAS_NUM_THREADS"),
     )
     print_table(entries)

@@ -32,6 +32,7 @@ from agentnet_runtime.core.terms import Term
 from agentnet_runtime.local.up import network_document_from
 from agentnet_runtime.natsbin import EmbeddedNats, free_port
 from agentnet_runtime.timeline import Recorder, Timeline
+from agentnet_runtime.web import tune_collector
 
 from .common import entry, print_table, write_results
 
@@ -288,6 +289,7 @@ def main() -> None:
         print(json.dumps(asyncio.run(load(url, int(requests), int(concurrency), seconds=60))))
         return
     entries: list[dict] = []
+    tune_collector()  # this process hosts agents and a timeline, as a runtime process does (web.run_until_signal)
     with EmbeddedNats() as nats:
         entries += bench_agent_start(nats.url, args.quick)
         entries += bench_timeline(args.quick)
