@@ -92,7 +92,7 @@ class Rule:
         """
         # The e-graph's unchecked fast paths: match classes are known ids by construction.
         limit = math.inf if node_limit is None else node_limit
-        return self._compiled[1](matches, egraph._add, egraph._union, self.colour.bit, egraph._nodes, limit)
+        return self._compiled[1](matches, egraph, self.colour.bit, limit)
 
 
 # --- compiling a rule -----------------------------------------------------------------
@@ -123,7 +123,7 @@ def _search_source(lhs: Term) -> tuple[str, list[str]]:
             if len(shape) != 3: continue
             _, r1, r2 = shape
             for shape_r1 in classes.get(r1, NO_NODES):
-                if len(shape_r1) != 3 or shape_r1[0] != '+': continue
+                if shape_r1[0] != '+' or len(shape_r1) != 3: continue
                 _, r3, r4 = shape_r1
                 append((r0, r3, r4, r2))
     """
@@ -140,8 +140,9 @@ def _search_source(lhs: Term) -> tuple[str, list[str]]:
         """Take a matched e-node's children into registers, then match each child pattern."""
         kids = [f"r{next(registers)}" for _ in pattern.args]
         pad = "    " * depth
-        op_differs = f" or {shape}[0] != {pattern.op!r}" if check_op else ""  # (tops have the right op)
-        lines.append(f"{pad}if len({shape}) != {len(kids) + 1}{op_differs}: continue")
+        # The operator first: most e-nodes of a class fail on it (tops have the right one).
+        op_differs = f"{shape}[0] != {pattern.op!r} or " if check_op else ""
+        lines.append(f"{pad}if {op_differs}len({shape}) != {len(kids) + 1}: continue")
         if kids:
             lines.append(f"{pad}_, {', '.join(kids)} = {shape}")
         for arg, kid in zip(pattern.args, kids):
@@ -175,26 +176,56 @@ def _search_source(lhs: Term) -> tuple[str, list[str]]:
 
 
 def _apply_source(rhs: Term, variables: list[str]) -> str:
-    """Source of `apply(matches, add, union, mask, nodes, node_limit) -> matches applied`.
+    """Source of `apply(matches, egraph, mask, node_limit) -> matches applied`.
 
-    For `?a + (?b + ?c)` each match (r0, v1, v2, v3) builds `add(('+', v1, add(('+', v2, v3), mask)), mask)`
-    and unions it with r0, unless that is already the class.
+    Each match builds the right side bottom-up and unions it with the matched class r0,
+    unless that is its class already. Most matches of a saturating e-graph build only what
+    exists, so an e-node's hash-cons lookup is inlined (EGraph._add, whose slow path
+    `add_new` files a new e-node or adds a colour bit). For `?a + ?b` and match (r0, v1, v2):
+
+        shape = ('+', v2, v1)
+        node = get(shape)
+        if node is None or mask & ~masks[node]:
+            t1 = add_new(shape, mask, node)
+        else:
+            up = parent[node]
+            t1 = up if parent[up] == up else find(node)
+        if t1 != r0:
+            union(r0, t1)
     """
     names = {variable: f"v{number}" for number, variable in enumerate(variables, start=1)}
+    temporaries = itertools.count(1)
+    body: list[str] = []
 
     def build(term: Term) -> str:
+        """Lines that put the class of `term` in a register; returns the register."""
         if is_pattern_var(term):
             return names[term.op]
-        return f"add(({', '.join([repr(term.op), *map(build, term.args)])},), mask)"
+        kids = [build(arg) for arg in term.args]
+        register = f"t{next(temporaries)}"
+        body.extend([
+            f"shape = ({', '.join([repr(term.op), *kids])},)",
+            "node = get(shape)",
+            "if node is None or mask & ~masks[node]:",
+            f"    {register} = add_new(shape, mask, node)",
+            "else:",
+            "    up = parent[node]",
+            f"    {register} = up if parent[up] == up else find(node)",
+        ])  # fmt: skip
+        return register
 
+    built = build(rhs)
+    pad = "        "
     return (
-        "\ndef apply(matches, add, union, mask, nodes, node_limit):\n"
+        "\ndef apply(matches, egraph, mask, node_limit):\n"
+        "    get, masks, parent, nodes = egraph._hashcons.get, egraph._masks, egraph._parent, egraph._nodes\n"
+        "    add_new, find, union = egraph._add_new, egraph._find, egraph._union\n"
         f"    for applied, ({', '.join(['r0', *names.values()])},) in enumerate(matches):\n"
         "        if len(nodes) > node_limit:\n"
         "            return applied\n"
-        f"        built = {build(rhs)}\n"
-        "        if built != r0:  # (add returns a class root; the same root is the same class)\n"
-        "            union(r0, built)\n"
+        + "".join(f"{pad}{line}\n" for line in body)
+        + f"        if {built} != r0:  # (a class root; the same root is the same class)\n"
+        f"            union(r0, {built})\n"
         "    return len(matches)\n"
     )
 

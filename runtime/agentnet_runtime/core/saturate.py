@@ -250,39 +250,38 @@ def extract(egraph: EGraph, class_id: NodeId, cost: Cost = ast_size) -> Term:
     """
     classes = egraph.class_index()  # class root -> its shapes
     best: dict[NodeId, float] = {}  # class root -> cheapest cost found
+    tied: dict[NodeId, list[tuple]] = {}  # class root -> its shapes of that cost
+    size = cost is ast_size  # (its sum inline: this loop is hot)
+    get = best.get
     changed = True
     while changed:  # costs only fall, over finitely many choices: a fixpoint is reached
         changed = False
         for cls, shapes in classes.items():
-            cheapest = best.get(cls, math.inf)
+            cheapest = get(cls, math.inf)
+            cheapest_shapes = []
             for shape in shapes:
-                kid_costs = list(map(best.get, shape[1:]))  # (as _cost, inline: this loop is hot)
+                kid_costs = list(map(get, shape[1:]))
                 if None not in kid_costs:
-                    total = cost(shape[0], kid_costs)
+                    total = 1 + sum(kid_costs) if size else cost(shape[0], kid_costs)
                     if total < cheapest:
-                        cheapest = best[cls] = total
-                        changed = True
+                        cheapest, cheapest_shapes, changed = total, [shape], True
+                    elif total == cheapest:
+                        cheapest_shapes.append(shape)
+            if cheapest_shapes:  # (the last pass changes nothing, so its ties are final)
+                best[cls], tied[cls] = cheapest, cheapest_shapes
     root = egraph.root(class_id)
     if root not in best:
         raise ValueError(f"class {class_id} has no finite term (its e-nodes have not all arrived)")
-    return _build(root, best, classes, cost, egraph.find, set())
+    return _build(root, tied, egraph.find, set())
 
 
-def _cost(shape: tuple, best: dict[NodeId, float], cost: Cost) -> float | None:
-    """Cost of a shape from its children's best costs; None while a child has none yet."""
-    kid_costs = list(map(best.get, shape[1:]))
-    return None if None in kid_costs else cost(shape[0], kid_costs)
-
-
-def _build(cls: NodeId, best: dict, classes: dict, cost: Cost, find: Callable, path: set) -> Term:
+def _build(cls: NodeId, tied: dict[NodeId, list[tuple]], find: Callable, path: set) -> Term:
     if cls in path:
         raise ValueError("cost function is not increasing: the cheapest choice is cyclic")
-    cheapest = [shape for shape in classes[cls] if _cost(shape, best, cost) == best[cls]]
-    if len(cheapest) > 1:
-        cheapest.sort(key=lambda shape: (shape[0], *map(find, shape[1:])))
-    shape = cheapest[0]
+    cheapest = tied[cls]
+    shape = cheapest[0] if len(cheapest) == 1 else min(cheapest, key=lambda shape: (shape[0], *map(find, shape[1:])))
     path.add(cls)
-    term = Term(shape[0], tuple([_build(kid, best, classes, cost, find, path) for kid in shape[1:]]))
+    term = Term(shape[0], tuple([_build(kid, tied, find, path) for kid in shape[1:]]))
     path.discard(cls)
     return term
 
