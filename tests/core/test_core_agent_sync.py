@@ -1,12 +1,16 @@
 """An agent's replication bookkeeping, without a network (Agent is pure bookkeeping; the host
 moves the messages): anti-entropy does not resend pushes that may still be in flight, but
-resends those a whole sync interval old that the neighbour still lacks; and rewriting after
-news costs the news."""
+resends those a whole sync interval old that the neighbour still lacks; others' events
+travel down one tree per origin; and rewriting after news costs the news."""
 
+from collections import Counter
+
+import networkx as nx
 import pytest
 
-from agentnet_runtime.agent.agent import Agent
+from agentnet_runtime.agent.agent import Agent, Relay, agent_of, replica_name
 from agentnet_runtime.config import AgentSettings, NodeConfig
+from agentnet_runtime.core.topology import build_topology
 from agentnet_runtime.core.egraph import Delta
 from agentnet_runtime.core.terms import parse
 
@@ -75,3 +79,63 @@ def test_a_neighbour_that_restarted_empty_gets_everything_again():
     reborn = Agent(NodeConfig(1, 0, (0,), "BLUE", "#0000ff"), "1.reborn", AgentSettings())  # same id, empty
     assert sync(reborn, red) == 5
     assert reborn.egraph.digest() == red.egraph.digest()
+
+
+def rook_network(relay: bool = True) -> dict[int, Agent]:
+    """The 9-agent ramanujan network (the 3x3 rook's graph: full of triangles), as bare agents."""
+    graph = build_topology("ramanujan", 9, degree=4)
+    neighbours = {agent: tuple(sorted(graph.neighbors(agent))) for agent in graph}
+    shared = Relay(neighbours) if relay else None
+    return {
+        agent: Agent(NodeConfig(agent, 0, adjacent, "RED", "#ff0000"), replica_name(agent, "test"), AgentSettings(), relay=shared)
+        for agent, adjacent in neighbours.items()
+    }  # fmt: skip
+
+
+def deliver_pushes(agents: dict[int, Agent], lost: set[tuple[int, int]] = frozenset()) -> Counter:
+    """Push until quiet, dropping pushes on the `lost` (sender, receiver) edges; e-node rows carried per edge."""
+    carried: Counter = Counter()
+    while pushes := [(agent, n, delta) for agent in agents.values() for n, delta in agent.deltas_to_push()]:
+        for agent, n, delta in pushes:
+            if (agent.id, n) not in lost:
+                carried[agent.id, n] += delta.node_count
+                agents[n].receive(agent.id, delta)
+    return carried
+
+
+def test_relay_trees_span_the_network_through_neighbours():
+    graph = build_topology("ramanujan", 64, degree=4, seed=3)
+    relay = Relay({agent: tuple(graph.neighbors(agent)) for agent in graph})
+    for origin in (0, 17, 63):
+        forwarders = {n: [a for a in graph.neighbors(n) if relay.forwards(a, origin, n)] for n in graph if n != origin}
+        assert all(len(parents) == 1 for parents in forwarders.values())  # exactly one parent, a neighbour
+        tree = nx.Graph([(n, parents[0]) for n, parents in forwarders.items()])
+        assert nx.is_tree(tree) and set(tree) == set(graph)
+    assert relay.forwards(5, None, 6)  # an origin that is no agent (a component): flooded
+    assert agent_of(replica_name(12, "18c9f")) == 12 and agent_of("stream-red.pod-0") is None
+
+
+def test_an_event_crosses_each_tree_edge_once_where_flooding_repeats_it():
+    edges_used = {}
+    for relay in (True, False):
+        agents = rook_network(relay)
+        agents[4].submit(parse("x * (y + z)"))
+        carried = deliver_pushes(agents)
+        assert len({agent.egraph.digest() for agent in agents.values()}) == 1
+        assert set(carried.values()) == {5}  # the event's 5 e-nodes, once on each edge used
+        edges_used[relay] = len(carried)
+    assert edges_used[True] == 8  # a spanning tree of 9 agents
+    assert edges_used[False] > 8
+
+
+def test_an_agent_whose_tree_parent_drops_the_push_gets_it_from_anti_entropy():
+    agents = rook_network()
+    origin = agents[0]
+    child = next(n for n in range(1, 9) if n not in origin.neighbours)  # two steps from the origin
+    parent = next(a for a in agents[child].neighbours if agents[a].relay.forwards(a, 0, child))
+    origin.submit(parse("a * b + c"))
+    deliver_pushes(agents, lost={(parent, child)})
+    assert len(agents[child].egraph) == 0  # only its parent was to push it, and that push was lost
+    for _ in range(2):  # the push was made before the previous exchange and is still missing: resent
+        sync(agents[child], agents[parent])
+    assert agents[child].egraph.digest() == origin.egraph.digest()

@@ -12,12 +12,18 @@ interval to arrive; if n's clock still lacks it, it was lost (or n restarted emp
 `known[n]` and `sent[n]` go back to n's own clock, so the sync answer and the next push
 resend what n missed. Pushes made since may still be in flight: resending them at once
 would only send everything twice in a burst.
+
+Events another agent made travel down a spanning tree rooted at that agent (see Relay):
+an agent pushes them only to the neighbours it is the tree parent of, and counts them
+as sent to the others, which get them from their own parent. Should that parent be gone,
+the exchange above finds them missing and resends, as for any loss.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections import deque
+from typing import Any, Callable, Mapping
 
 from agentnet_runtime.config import AgentSettings, NodeConfig
 from agentnet_runtime.core.clock import VectorClock, dominates, merge
@@ -37,8 +43,52 @@ def _constant_leaves(pattern: Term) -> list[Term]:
     return [leaf for arg in pattern.args for leaf in _constant_leaves(arg)]
 
 
+def replica_name(agent: int, boot: str) -> str:
+    """An agent's replica id: the agent's id, then when this life of it began (so a restart never reuses one)."""
+    return f"{agent}.{boot}"
+
+
+def agent_of(replica: str) -> int | None:
+    """The agent whose replica this is, or None (a component's replica, say)."""
+    head, dot, _ = replica.partition(".")
+    return int(head) if dot and head.isdigit() else None
+
+
+class Relay:
+    """Who passes on whose events: each agent's events travel down one breadth-first tree rooted at it.
+
+    Flooding sends every event along every edge, and the triangles of a ramanujan graph
+    deliver most events two or three times. In the tree each agent has one parent per
+    origin; neighbours are visited lowest id first, so every agent computes the same trees.
+    Events of an origin that is no agent of the network (a component) are flooded.
+    """
+
+    def __init__(self, neighbours: Mapping[int, tuple[int, ...]]):
+        self._neighbours = {agent: sorted(adjacent) for agent, adjacent in neighbours.items()}
+        self._parents: dict[int, dict[int, int]] = {}  # origin -> agent -> its parent in the origin's tree
+
+    def forwards(self, agent: int, origin: int | None, neighbour: int) -> bool:
+        """Does `agent` push events made by `origin` on to `neighbour`?"""
+        if origin not in self._neighbours:
+            return True
+        parents = self._parents.get(origin)
+        if parents is None:  # one breadth-first search per origin, when its events first pass (no networkx: agents start fast)
+            parents, queue = {origin: origin}, deque([origin])
+            while queue:
+                node = queue.popleft()
+                for adjacent in self._neighbours[node]:
+                    if adjacent not in parents:
+                        parents[adjacent] = node
+                        queue.append(adjacent)
+            self._parents[origin] = parents
+        return parents.get(neighbour) == agent
+
+
 class Agent:
-    def __init__(self, node: NodeConfig, replica: str, settings: AgentSettings, sink: Callable[[Event], None] | None = None):
+    def __init__(
+        self, node: NodeConfig, replica: str, settings: AgentSettings, sink: Callable[[Event], None] | None = None,
+        relay: Relay | None = None,
+    ):  # fmt: skip
         self.id = node.id
         self.node = node
         self.colour = Colour(node.colour)
@@ -52,6 +102,8 @@ class Agent:
         # (what arrived from neighbours and what it rewrote), so it costs the news, not the e-graph.
         self.saturation = Saturation(self.egraph, self.rules, self.budget)
         self.recorder = Recorder(node.id, replica, self.colour.value, sink)
+        self.relay = relay  # None: push every event to every neighbour
+        self._origins: dict[str, int | None] = {}  # replica id -> its agent, parsed once
         self.known: dict[int, VectorClock] = {n: {} for n in self.neighbours}
         self.sent: dict[int, VectorClock] = {n: {} for n in self.neighbours}
         self.settled: dict[int, VectorClock] = {n: {} for n in self.neighbours}
@@ -129,14 +181,25 @@ class Agent:
         return len(self.egraph) - before
 
     def deltas_to_push(self) -> list[tuple[int, Delta]]:
-        """What each neighbour has not been sent yet; marks it sent."""
+        """What each neighbour has not been sent yet, less what others relay to it; marks it all sent."""
         out = []
+        clock = self.egraph.clock
         for n in self.neighbours:
-            delta = self.egraph.delta_since(self.sent[n])
+            sent = self.sent[n]
+            relayed = {replica: seq for replica, seq in clock.items() if seq > sent.get(replica, 0) and not self._relays(replica, n)}
+            delta = self.egraph.delta_since(merge(sent, relayed) if relayed else sent)
+            if delta or relayed:
+                self.sent[n] = merge(sent, clock)
             if delta:
-                self.sent[n] = merge(self.sent[n], delta.clock)
                 out.append((n, delta))
         return out
+
+    def _relays(self, replica: str, neighbour: int) -> bool:
+        if self.relay is None:
+            return True
+        if replica not in self._origins:
+            self._origins[replica] = agent_of(replica)
+        return self.relay.forwards(self.id, self._origins[replica], neighbour)
 
     def sync_request(self) -> dict[str, Any]:
         return {"digest": self.egraph.digest(), "clock": self.egraph.clock}

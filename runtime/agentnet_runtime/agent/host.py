@@ -28,7 +28,7 @@ from agentnet_runtime.timeline.events import Event
 from agentnet_runtime.web import METRICS
 
 from . import subjects
-from .agent import Agent
+from .agent import Agent, Relay, replica_name
 from .transport import Transport, Unreachable
 
 log = logging.getLogger("agentnet.agent")
@@ -46,8 +46,10 @@ class AgentHost:
         self.timeline = timeline
         boot = format(time.time_ns() // 1_000_000, "x")
         self.events: list[Event] = []
+        relay = Relay({node.id: node.neighbours for node in config.network.nodes})
         self.agents: dict[int, Agent] = {
-            i: Agent(config.network.nodes[i], f"{i}.{boot}", self.settings, self.events.append) for i in config.agent_ids
+            i: Agent(config.network.nodes[i], replica_name(i, boot), self.settings, self.events.append, relay)
+            for i in config.agent_ids
         }
         self.transport = Transport(config.nats_url, config.nats_auth, name=f"agentnet-{config.network.name}-{config.pod_name}")
         self.ready = asyncio.Event()  # connected and subscribed
