@@ -144,3 +144,37 @@ async def test_a_body_that_is_not_json_is_refused(served):
     _, client = served
     response = await client.post("/merge", content=b"not json")
     assert response.status_code == 400 and response.json()["field"] == "body"
+
+
+async def test_a_bad_delta_beside_a_good_base_is_named(served):
+    _, client = served
+    response = await client.post("/merge", json={"base": replica("a", "x + 1").to_wire(), "delta": {"kind": "nope"}})
+    assert response.status_code == 422 and response.json()["field"] == "delta" and "wire form" in response.json()["rule"]
+
+
+def far_event() -> dict:
+    """A one-event state whose sequence number needs more than 64 bits: JSON allows it, orjson does not."""
+    wire = json.loads(json.dumps(replica("a", "x + 1").to_wire()))  # a copy: wire batches are shared, not to change
+    wire["batches"][0][1] = 2**64 + 1
+    return wire
+
+
+async def test_http_merges_write_what_orjson_cannot(served):
+    _, client = served
+    wire = far_event()
+    body = (await client.post("/merge", json={"states": [wire]})).json()
+    assert body["cached"] is False and body["state"]["batches"][0][1] == 2**64 + 1
+    assert body["digest"] == EGraph("expected").join(wire).digest()
+
+
+async def test_nats_batches_refuse_what_orjson_cannot_read_naming_the_merge(served, nats_server):
+    nc = await natsclient.connect(nats_server.url)
+    try:
+        good = {"states": [replica("a", "x + 1").to_wire()]}
+        payload = json.dumps({"merges": [good, {"states": [far_event()]}], "withState": False}).encode()
+        results = json.loads((await nc.request("crdt.merge", payload, timeout=10)).data)["results"]
+    finally:
+        await nc.close()
+    assert results[0]["digest"] == replica("a", "x + 1").digest()
+    assert results[1]["field"] == "merges[1].states[0]" and "malformed batch header" in results[1]["error"]
+
