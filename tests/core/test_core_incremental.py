@@ -210,6 +210,19 @@ def test_the_digest_tells_states_apart():
     assert len(set(digests)) == 4 and egraph.find(x) == egraph.find(y)
 
 
+def test_the_digest_tells_apart_states_that_differ_only_in_their_classes():
+    digests = set()
+    for a, b in (("x", "y"), ("x", "z"), ("y", "z")):
+        egraph = EGraph("a")
+        for name in "xyz":
+            egraph.add_term(parse(name))
+        before = egraph.digest()
+        egraph.union(egraph.lookup(parse(a)), egraph.lookup(parse(b)))
+        assert egraph.digest() != before
+        digests.add(egraph.digest())
+    assert len(digests) == 3
+
+
 def test_a_batch_seen_before_is_checked_again_if_its_content_differs():
     a = EGraph("memo-test")
     a.add_term(parse("x + y"))

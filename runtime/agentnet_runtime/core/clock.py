@@ -32,8 +32,10 @@ def compare(a: VectorClock, b: VectorClock) -> str:
 
 def validate(clock: object) -> VectorClock:
     """Check a clock that came off the wire; return it as a fresh dict."""
-    if not isinstance(clock, dict) or not all(
-        isinstance(replica, str) and type(count) is int and count >= 0 for replica, count in clock.items()
-    ):
-        raise ValueError(f"a vector clock maps replica ids to non-negative ints, got {clock!r}")
-    return dict(clock)
+    if isinstance(clock, dict):
+        for replica, count in clock.items():  # (a loop, not all(...): every delta off the wire passes here twice)
+            if not (isinstance(replica, str) and type(count) is int and count >= 0):
+                break
+        else:
+            return dict(clock)
+    raise ValueError(f"a vector clock maps replica ids to non-negative ints, got {clock!r}")

@@ -27,6 +27,7 @@ id simply starts as its own class, and the node fills in when it arrives.
 import threading
 from bisect import bisect_right, insort
 from dataclasses import dataclass, field
+from functools import lru_cache
 from hashlib import blake2b
 from typing import Iterable
 
@@ -102,7 +103,7 @@ class Delta:
         if wire.get("version") != WIRE_VERSION:
             raise ValueError(f"unsupported e-graph wire version {wire.get('version')!r} (expected {WIRE_VERSION})")
         try:
-            batches = tuple(_batch_from_wire(entry) for entry in wire["batches"])
+            batches = tuple([_batch_from_wire(entry) for entry in wire["batches"]])
             since, clock = validate_clock(wire.get("since", {})), validate_clock(wire["clock"])
             return cls(since=since, clock=clock, batches=batches)
         except (KeyError, TypeError) as error:
@@ -237,42 +238,67 @@ class _Digest:
     """Keeps digest() current as the state changes, so asking costs only what changed since.
 
     The digest hashes two order-independent sums: over known e-nodes, a hash of (id, colour
-    mask); over classes (of every id, including ids known only as a child or from a union),
-    a hash of the sum of the class's ids. Equal states give equal sums; different ones differ
-    but for a chance of about 2^-64. Class hashes are refreshed lazily, once per asking.
+    mask); over classes of two or more ids, a hash of the sum of the class's ids. A class of
+    one id adds nothing: which ids exist follows from the e-nodes (children included) and
+    the unions, whose ends are always in classes of two or more; so most ids (most classes
+    are single) cost nothing here. Equal states give equal sums; different ones differ but
+    for a chance of about 2^-64. Class hashes are refreshed lazily, once per asking.
     """
 
     def __init__(self, egraph: "EGraph"):
-        self.nodes = sum(_node_hash(node, egraph._masks[node]) for node in egraph._nodes)
-        self.members: dict[NodeId, int] = {}  # root -> sum of its class's ids (as integers)
-        for node in egraph._parent:
-            root = egraph._find(node)
-            self.members[root] = self.members.get(root, 0) + int(node, 16)
-        self.hashed: dict[NodeId, int] = {}  # root -> its class hash, as counted in `classes`
-        self.classes = 0
-        self.stale: set[NodeId] = set(self.members)  # roots whose class hash is out of date
-
-    def new_id(self, node: NodeId) -> None:
-        self.members[node] = int(node, 16)
-        self.stale.add(node)
+        masks = egraph._masks
+        self.nodes = sum([_node_hash(node, masks[node]) for node in egraph._nodes])
+        members: dict[NodeId, int] = {}  # root of a class of two or more ids -> sum of its ids (as integers)
+        parent, find = egraph._parent, egraph._find
+        for node, up in parent.items():
+            if up != node:
+                root = up if parent[up] == up else find(node)
+                members[root] = members.get(root, int(root, 16)) + int(node, 16)
+        self.members = members
+        self.hashed = {root: _class_hash(total) for root, total in members.items()}  # as counted in `classes`
+        self.classes = sum(self.hashed.values())
+        self.stale: set[NodeId] = set()  # roots whose class hash is out of date
 
     def merge(self, root: NodeId, child: NodeId) -> None:
-        self.members[root] += self.members.pop(child)
+        members = self.members
+        members[root] = members.get(root, int(root, 16)) + members.pop(child, int(child, 16))
         self.classes -= self.hashed.pop(child, 0)
         self.stale.add(root)
 
     def value(self) -> str:
         for root in self.stale:
             if root in self.members:  # else it merged into another class since
-                fresh = int.from_bytes(blake2b(str(self.members[root]).encode(), digest_size=16).digest(), "big")
+                fresh = _class_hash(self.members[root])
                 self.classes += fresh - self.hashed.get(root, 0)
                 self.hashed[root] = fresh
         self.stale.clear()
         return blake2b(f"{self.nodes % 2**128}:{self.classes % 2**128}".encode(), digest_size=16).hexdigest()
 
 
+_HASH128 = blake2b(digest_size=16)  # copied per hash, as _ID_HASH
+
+
+def _hash128(text: str) -> int:
+    hasher = _HASH128.copy()
+    hasher.update(text.encode())
+    return int.from_bytes(hasher.digest(), "big")
+
+
+# The replicas of one process (a pod's block of agents, `agentnet up`) hash the same e-nodes,
+# and converged ones the same classes; crdt-service's merges hash the same events again and
+# again. Remembering the latest hashes spares most of them (a few MB at most).
+HASH_CACHE = 1 << 15
+
+
+@lru_cache(maxsize=HASH_CACHE)
 def _node_hash(node: NodeId, mask: int) -> int:
-    return int.from_bytes(blake2b(f"{node}:{mask}".encode(), digest_size=16).digest(), "big")
+    return _hash128(f"{node}:{mask}")
+
+
+@lru_cache(maxsize=HASH_CACHE)
+def _class_hash(members: int) -> int:
+    """Hash of a class, from the sum of its ids."""
+    return _hash128(str(members))
 
 
 class EGraph:
@@ -526,8 +552,6 @@ class EGraph:
         masks[node] = masks.get(node, 0) | mask
         if node not in parent:
             parent[node] = node  # (as _new_id, inline: joins spend their time here)
-            if digest is not None:
-                digest.new_id(node)
         if digest is not None:
             digest.nodes += _node_hash(node, masks[node])
         roots = []
@@ -553,8 +577,6 @@ class EGraph:
     def _new_id(self, node: NodeId) -> None:
         """An id becomes known (as a node, a child or a union's end): its own class to begin with."""
         self._parent[node] = node
-        if self._digest is not None:
-            self._digest.new_id(node)
 
     def _file(self, node: NodeId, shape: tuple) -> None:
         """File a node under a shape new to the e-graph (hash-cons and its class's index)."""
