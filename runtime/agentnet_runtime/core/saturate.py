@@ -198,28 +198,44 @@ class Frontier:
         self._new = self._by_op(shapes.items())
         self._levels = [merged | dict.fromkeys(shapes.values())]  # level k: within k parent steps
         self._above: list[dict[str, dict[tuple, NodeId]]] = []  # level k's parents, by op
-        self._tops: dict[tuple[str, int], dict[tuple, NodeId]] = {}
+        self._tops: dict[tuple[str, int], Collection[Top]] = {}
 
     def tops(self, op: str, depth: int) -> Collection[Top]:
         """(shape, class) of the e-nodes with this operator a pattern of this depth must start from."""
         key = (op, depth)
         if key not in self._tops:
-            tops = dict(self._new.get(op, ()))
-            if depth >= 2:
-                for shape, cls in self._parents(depth - 2).get(op, {}).items():
+            new = self._new.get(op, {})
+            above = self._parents(depth - 2).get(op) if depth >= 2 else None
+            if above and new:
+                tops = dict(new)
+                for shape, cls in above.items():
                     tops.setdefault(shape, cls)
-            self._tops[key] = tops
-        return self._tops[key].items()
+                self._tops[key] = tops.items()
+            else:
+                self._tops[key] = (above or new).items()
+        return self._tops[key]
 
     def _parents(self, level: int) -> dict[str, dict[tuple, NodeId]]:
-        """Shapes with a child in a class of the level, by op; computing it adds the next level."""
-        uses, shape_of, find = self.egraph._uses, self.egraph._shape, self.egraph._find
+        """Shapes with a child in a class of the level (within `level` parent steps of a change), by op."""
+        uses, shape_of, parent, find = self.egraph._uses, self.egraph._shape, self.egraph._parent, self.egraph._find
         while len(self._above) <= level:
-            # A user not filed under a shape has merged into a congruent twin, which is a user too.
-            users = [user for cls in self._levels[-1] for user in uses.get(cls, ()) if user in shape_of]
-            above = self._by_op([(shape_of[user], find(user)) for user in users])
+            if len(self._levels) == len(self._above):  # the next level: the last one's classes and their parents'
+                last = self._above[-1]
+                self._levels.append(self._levels[-1] | {cls: None for shapes in last.values() for cls in shapes.values()})
+            above: dict[str, dict[tuple, NodeId]] = {}
+            for cls in self._levels[len(self._above)]:
+                for user in uses.get(cls, ()):
+                    shape = shape_of.get(user)
+                    if shape is None:  # merged into a congruent twin since, which is a user too
+                        continue
+                    up = parent[user]
+                    root = up if parent[up] == up else find(user)
+                    by_op = above.get(shape[0])
+                    if by_op is None:
+                        above[shape[0]] = {shape: root}
+                    elif shape not in by_op:
+                        by_op[shape] = root
             self._above.append(above)
-            self._levels.append(self._levels[-1] | {cls: None for shapes in above.values() for cls in shapes.values()})
         return self._above[level]
 
     @staticmethod
