@@ -304,6 +304,7 @@ def main() -> None:
     entries = []
     for bench in (bench_delta_apply, bench_join, bench_saturation, bench_ramanujan):
         print(f"running {bench.__name__} ...", flush=True)
+        gc.collect()  # each starts with no garbage of the one before (a late full collection skewed a topology figure)
         entries.extend(bench(args.quick))
     path = write_results(
         "core", entries, quick=args.quick,
