@@ -81,9 +81,9 @@ def test_a_neighbour_that_restarted_empty_gets_everything_again():
     assert reborn.egraph.digest() == red.egraph.digest()
 
 
-def rook_network(relay: bool = True) -> dict[int, Agent]:
-    """The 9-agent ramanujan network (the 3x3 rook's graph: full of triangles), as bare agents."""
-    graph = build_topology("ramanujan", 9, degree=4)
+def rook_network(relay: bool = True, size: int = 9) -> dict[int, Agent]:
+    """A ramanujan network as bare agents; 9 agents make the 3x3 rook's graph (full of triangles)."""
+    graph = build_topology("ramanujan", size, degree=4)
     neighbours = {agent: tuple(sorted(graph.neighbors(agent))) for agent in graph}
     shared = Relay(neighbours) if relay else None
     return {
@@ -139,3 +139,14 @@ def test_an_agent_whose_tree_parent_drops_the_push_gets_it_from_anti_entropy():
     for _ in range(2):  # the push was made before the previous exchange and is still missing: resent
         sync(agents[child], agents[parent])
     assert agents[child].egraph.digest() == origin.egraph.digest()
+
+
+def test_events_a_component_hands_in_spread_to_everyone_though_no_tree_of_this_network_carries_them():
+    agents = rook_network(size=64)  # a diameter of 4 or more: the spreading must go on past the entry's neighbours
+    elsewhere = Agent(NodeConfig(3, 0, (), "RED", "#ff0000"), replica_name(3, "other-network"), AgentSettings())
+    elsewhere.submit(parse("u * v"))  # agent 3 of another network: an id agent 3's tree would claim
+    entry = agents[0]
+    entry.receive(-7, elsewhere.egraph.delta_since({}))  # as transduction-2tdx hands it in
+    carried = deliver_pushes(agents)
+    assert {n for (sender, n) in carried if sender == entry.id} == set(entry.neighbours)
+    assert len({agent.egraph.digest() for agent in agents.values()}) == 1

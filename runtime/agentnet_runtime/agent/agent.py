@@ -16,7 +16,10 @@ would only send everything twice in a burst.
 Events another agent made travel down a spanning tree rooted at that agent (see Relay):
 an agent pushes them only to the neighbours it is the tree parent of, and counts them
 as sent to the others, which get them from their own parent. Should that parent be gone,
-the exchange above finds them missing and resends, as for any loss.
+the exchange above finds them missing and resends, as for any loss. Events that arrive
+off their tree (handed in by a component, such as another network's events brought by
+transduction, whose replica ids look like ours; or resent by a neighbour) go on to every
+neighbour from there.
 """
 
 from __future__ import annotations
@@ -103,7 +106,7 @@ class Agent:
         self.saturation = Saturation(self.egraph, self.rules, self.budget)
         self.recorder = Recorder(node.id, replica, self.colour.value, sink)
         self.relay = relay  # None: push every event to every neighbour
-        self._origins: dict[str, int | None] = {}  # replica id -> its agent, parsed once
+        self._origins: dict[str, int | None] = {}  # replica id -> its agent, parsed once (None: flood its events)
         self.known: dict[int, VectorClock] = {n: {} for n in self.neighbours}
         self.sent: dict[int, VectorClock] = {n: {} for n in self.neighbours}
         self.settled: dict[int, VectorClock] = {n: {} for n in self.neighbours}
@@ -174,6 +177,10 @@ class Agent:
         """Join a delta pushed by a neighbour; returns how many e-nodes were new here."""
         before, version = len(self.egraph), self.egraph.version
         self.egraph.join(delta)
+        if self.relay is not None:
+            for replica in {batch[0] for batch in delta.batches}:
+                if not self.relay.forwards(sender, self._origin(replica), self.id):
+                    self._origins[replica] = None  # it came off its tree: from here on, to every neighbour
         self.learn(sender, delta.clock)
         self.pending_acks.add(sender)
         if self.egraph.version != version:
@@ -195,11 +202,13 @@ class Agent:
         return out
 
     def _relays(self, replica: str, neighbour: int) -> bool:
-        if self.relay is None:
-            return True
+        return self.relay is None or self.relay.forwards(self.id, self._origin(replica), neighbour)
+
+    def _origin(self, replica: str) -> int | None:
+        """The agent whose tree the replica's events travel down here; None: they go to every neighbour."""
         if replica not in self._origins:
             self._origins[replica] = agent_of(replica)
-        return self.relay.forwards(self.id, self._origins[replica], neighbour)
+        return self._origins[replica]
 
     def sync_request(self) -> dict[str, Any]:
         return {"digest": self.egraph.digest(), "clock": self.egraph.clock}
