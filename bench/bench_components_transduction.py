@@ -33,7 +33,7 @@ from agentnet_runtime.config import NetworkConfig, load_config
 from agentnet_runtime.core.terms import Term
 from agentnet_runtime.local.up import LOCAL_SETTINGS, network_document_from
 from agentnet_runtime.natsbin import EmbeddedNats, free_port
-from agentnet_runtime.web import HttpServer
+from agentnet_runtime.web import HttpServer, tune_collector
 
 from .bench_runtime import burst, burst_convergence, converged, wait_for_http
 from .common import entry, percentile, print_table, write_results
@@ -95,14 +95,20 @@ async def one_digest(east: AgentHost, west: West, client: httpx.AsyncClient, tim
 
 
 async def catch_up(east: AgentHost, west: West, client: httpx.AsyncClient, timeout: float) -> tuple[float, float]:
-    """Seconds until west's 2tdx replica holds (settled) east's digest, and until all west's agents do."""
-    digest = next(iter(east.digests().values()))
+    """Seconds until west's 2tdx replica holds east's digest, and until all west's agents and east's hold one digest.
+
+    East's digest as it is then, not as it was at the restart: agents rewriting a state that
+    arrives piecemeal can make e-nodes congruent to ones they have not received yet (their ids
+    name other children), and those flow back to east.
+    """
     start, deadline, replica = time.perf_counter(), time.monotonic() + timeout, None
     while time.monotonic() < deadline:
-        if replica is None and (await client.get(f"{west.url}/sync/status")).json()["replica"]["digest"] == digest:
-            replica = time.perf_counter() - start
-        if replica is not None and await west.digests(client) == {digest}:
-            return replica, time.perf_counter() - start
+        digests = set(east.digests().values())
+        if len(digests) == 1:
+            if replica is None and (await client.get(f"{west.url}/sync/status")).json()["replica"]["digest"] in digests:
+                replica = time.perf_counter() - start
+            if replica is not None and converged(east) and await west.digests(client) == digests:
+                return replica, time.perf_counter() - start
         await asyncio.sleep(0.02)
     raise TimeoutError(f"the restarted west did not catch up within {timeout}s")
 
@@ -168,6 +174,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smaller burst and fewer requests")
     args = parser.parse_args()
     terms, requests = burst(200 if args.quick else 1000, seed=1), (300 if args.quick else 1000)
+    tune_collector()  # east's agents run in this process: set the collector as their own process would
     with tempfile.TemporaryDirectory() as directory, EmbeddedNats() as nats:
         alone = asyncio.run(burst_convergence(nats.url, terms, SETTINGS))
         east_port = free_port()
