@@ -193,9 +193,9 @@ class Agent:
         clock = self.egraph.clock
         for n in self.neighbours:
             sent = self.sent[n]
-            relayed = {replica: seq for replica, seq in clock.items() if seq > sent.get(replica, 0) and not self._relays(replica, n)}
-            delta = self.egraph.delta_since(merge(sent, relayed) if relayed else sent)
-            if delta or relayed:
+            others_relay = {replica: seq for replica, seq in clock.items() if seq > sent.get(replica, 0) and not self._relays(replica, n)}
+            delta = self.egraph.delta_since(merge(sent, others_relay) if others_relay else sent)
+            if delta or others_relay:
                 self.sent[n] = merge(sent, clock)
             if delta:
                 out.append((n, delta))
