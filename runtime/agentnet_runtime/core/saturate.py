@@ -276,13 +276,20 @@ def extract(egraph: EGraph, class_id: NodeId, cost: Cost = ast_size) -> Term:
             cheapest = get(cls, math.inf)
             cheapest_shapes = []
             for shape in shapes:
-                kid_costs = list(map(get, shape[1:]))
-                if None not in kid_costs:
+                if size and len(shape) == 3:  # a binary operator, by far the most common e-node
+                    left, right = get(shape[1]), get(shape[2])
+                    if left is None or right is None:
+                        continue
+                    total = 1 + left + right
+                else:
+                    kid_costs = list(map(get, shape[1:]))
+                    if None in kid_costs:
+                        continue
                     total = 1 + sum(kid_costs) if size else cost(shape[0], kid_costs)
-                    if total < cheapest:
-                        cheapest, cheapest_shapes, changed = total, [shape], True
-                    elif total == cheapest:
-                        cheapest_shapes.append(shape)
+                if total < cheapest:
+                    cheapest, cheapest_shapes, changed = total, [shape], True
+                elif total == cheapest:
+                    cheapest_shapes.append(shape)
             if cheapest_shapes:  # (the last pass changes nothing, so its ties are final)
                 best[cls], tied[cls] = cheapest, cheapest_shapes
     root = egraph.root(class_id)
