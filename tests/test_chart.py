@@ -21,7 +21,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import urllib.request
 import venv
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from agentnet_operator import model, names
 from agentnet_operator.children import CHILD_KINDS
 from agentnet_operator.cluster import RESOURCES
 from agentnet_runtime import __version__
-from rig import EXISTING_KUBECONFIG, wait_for
+from rig import EXISTING_KUBECONFIG, answers, wait_for
 from rig.controlplane import free_port, stop_process
 
 REPO = Path(__file__).resolve().parent.parent
@@ -447,15 +446,8 @@ class ChartOperator:
             [str(Path(sys.executable).with_name("agentnet")), *self.args, f"--kubeconfig={kubeconfig}",
              f"--liveness-port={liveness}", f"--metrics-port={metrics}"],
             stdout=log.open("wb"), stderr=subprocess.STDOUT)
-        wait_for(lambda: self._healthy(liveness), 60, "the operator's /healthz")
-
-    def _healthy(self, port: int) -> bool:
-        assert self.process.poll() is None, f"operator exited:\n{self.log.read_text()[-3000:]}"
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
-                return response.status == 200
-        except OSError:
-            return False
+        healthz = f"http://127.0.0.1:{liveness}/healthz"
+        wait_for(lambda: answers(self.process, healthz, log), 60, "the operator's /healthz")
 
     def stop(self) -> None:
         stop_process(self.process)

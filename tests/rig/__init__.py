@@ -1,8 +1,11 @@
 """Test rig: real parts (Kubernetes control plane, nats-server) for the suite."""
 
 import os
+import subprocess
 import time
+import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 
 # Set to run the suite against an existing cluster (kind or any other) instead of the local rig.
 EXISTING_KUBECONFIG = os.environ.get("AGENTNET_TEST_KUBECONFIG")
@@ -18,3 +21,13 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str, interva
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def answers(process: subprocess.Popen, url: str, log: Path | None = None) -> bool:
+    """Whether `url` answers 200 yet; fails at once (with the tail of `log`) if `process` has exited."""
+    assert process.poll() is None, f"{process.args[0]} exited" + (f":\n{log.read_text()[-3000:]}" if log else "")
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from rig import wait_for
+from rig import answers, wait_for
 from rig.controlplane import free_port, stop_process
 
 
@@ -24,15 +24,8 @@ class RunningOperator:
              *scope, f"--liveness-port={liveness_port}", f"--metrics-port={self.metrics_port}",
              f"--resync-seconds={resync_seconds}"],
             stdout=log.open("wb"), stderr=subprocess.STDOUT)
-        wait_for(lambda: self._ok(f"http://127.0.0.1:{liveness_port}/healthz"), 60, "the operator's liveness probe")
-
-    def _ok(self, url: str) -> bool:
-        assert self.process.poll() is None, f"operator exited:\n{self.log.read_text()[-3000:]}"
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                return response.status == 200
-        except OSError:
-            return False
+        healthz = f"http://127.0.0.1:{liveness_port}/healthz"
+        wait_for(lambda: answers(self.process, healthz, log), 60, "the operator's liveness probe")
 
     def metric(self, name: str, **labels: str) -> float:
         """Sum of the samples of `name` whose labels include `labels`."""

@@ -2,10 +2,9 @@
 given targets every second, for the autoscaler's `prometheus` metric source."""
 
 import subprocess
-import urllib.request
 from pathlib import Path
 
-from rig import wait_for
+from rig import answers, wait_for
 from rig.controlplane import die_with_parent, free_port, stop_process
 
 BUILD_SCRIPT = Path(__file__).resolve().parents[1] / "prometheus" / "build.sh"
@@ -32,15 +31,8 @@ class RunningPrometheus:
             [str(binary), f"--config.file={config}", f"--storage.tsdb.path={directory / 'data'}",
              f"--web.listen-address=127.0.0.1:{port}"],
             stdout=subprocess.DEVNULL, stderr=(directory / "prometheus.log").open("wb"), preexec_fn=die_with_parent)
-        wait_for(self._ready, 60, "Prometheus to be ready")
-
-    def _ready(self) -> bool:
-        assert self.process.poll() is None, "Prometheus exited"
-        try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as response:
-                return response.status == 200
-        except OSError:
-            return False
+        wait_for(lambda: answers(self.process, f"{self.url}/-/ready", directory / "prometheus.log"), 60,
+                 "Prometheus to be ready")
 
     def stop(self) -> None:
         stop_process(self.process)
