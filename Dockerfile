@@ -13,8 +13,10 @@ ARG PYTHON_IMAGE=python:3.11-slim
 # --- build: wheels of agentnet and every dependency; no build tools reach the final image
 FROM ${PYTHON_IMAGE} AS build
 ARG VERSION
+# A C compiler: mypyc compiles the engine's hot modules into the agentnet wheel (setup.py).
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY runtime runtime
 COPY operator operator
 RUN test -n "${VERSION}" || { echo "pass --build-arg VERSION=<agentnet_runtime.__version__>" >&2; exit 1; }; \

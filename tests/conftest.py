@@ -21,11 +21,21 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
+from agentnet_runtime.core import compiled_modules
 from agentnet_runtime.natsbin import EmbeddedNats
 
 from rig import EXISTING_KUBECONFIG, controlplane, wait_for
 
 RIG_DIR_ENV, RIG_OWNER_ENV = "AGENTNET_RIG_DIR", "AGENTNET_RIG_OWNER_PID"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # An edited engine module is not what runs until it is compiled again (setup.py).
+    stale = [name for name, path in compiled_modules().items()
+             if path.with_name(f"{name}.py").stat().st_mtime > path.stat().st_mtime]
+    if stale:
+        raise pytest.UsageError(f"agentnet_runtime.core: {', '.join(sorted(stale))} changed since compiled; "
+                                "run `make setup` to compile them again")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,3 +1,5 @@
+import pickle
+
 import pytest
 from core_strategies import arith_terms
 from hypothesis import given, settings
@@ -139,6 +141,17 @@ def test_saturation_reports_why_it_stopped():
     a, b = g.add_term(parse("x * (y + z)")), g.add_term(parse("x * z + x * y"))
     report = saturate(g, ALL_RULES, goal=lambda: g.find(a) == g.find(b))
     assert report.stop_reason is StopReason.GOAL
+
+
+def test_what_a_saturation_hands_out_survives_pickling():
+    """A stream's worker process pickles budgets, reports and deltas (the engine may be compiled, see setup.py)."""
+    g = EGraph("a")
+    g.add_term(parse("x * (y + z)"))
+    budget = Budget(iterations=7, seconds=0.5)
+    report = saturate(g, ALL_RULES, budget)
+    simplified = Saturator(budget=budget).simplify("x * 1")
+    for value in (budget, report, simplified, g.delta_since({})):
+        assert pickle.loads(pickle.dumps(value)) == value
 
 
 def test_extraction_finds_the_smallest_term():

@@ -12,4 +12,20 @@ No I/O lives here; adapters (NATS, HTTP, DuckDB, metrics) wrap it.
 
 Import the modules directly; this package imports nothing so that loading one
 module (say, terms) does not pull in numpy and networkx.
+
+`egraph` and `saturate` are compiled to C extensions by mypyc at install (see
+setup.py); compiled_modules() says which modules load that way.
 """
+
+from importlib.machinery import EXTENSION_SUFFIXES
+from pathlib import Path
+
+
+def compiled_modules() -> dict[str, Path]:
+    """Modules of this package that load as C extensions (Python prefers them to the source): name -> file."""
+    suffix = EXTENSION_SUFFIXES[0]  # this interpreter's own, e.g. .cpython-311-x86_64-linux-gnu.so
+    return {
+        path.name.removesuffix(suffix): path
+        for path in Path(__file__).parent.glob(f"*{suffix}")
+        if not path.name.removesuffix(suffix).endswith("__mypyc")  # mypyc's support library for a module
+    }

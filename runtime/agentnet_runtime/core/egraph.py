@@ -31,6 +31,8 @@ from functools import lru_cache
 from hashlib import blake2b
 from typing import Iterable
 
+from mypy_extensions import mypyc_attr
+
 from .clock import VectorClock
 from .clock import validate as validate_clock
 from .colour import ALL_COLOURS_MASK, Colour, colours_of
@@ -63,6 +65,7 @@ def node_id(op: str, kids: Iterable[NodeId]) -> NodeId:
     return hasher.hexdigest()
 
 
+@mypyc_attr(native_class=False)  # a plain Python class when compiled: it is pickled (see saturate.Budget)
 @dataclass(frozen=True)
 class Delta:
     """What one replica knows that a clock has not seen; also the shape of a full state.
@@ -229,7 +232,7 @@ class Changes:
 
     __slots__ = ("shapes", "merges")
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.shapes: dict[NodeId, None] = {}
         self.merges: dict[NodeId, None] = {}
 
@@ -424,7 +427,7 @@ class EGraph:
             shape = shape_of.get(node)
             if shape is not None:  # else the node has merged into a twin's shape since: not new
                 shapes[shape] = find(node)
-        merged = dict.fromkeys(find(root) for root in watcher.merges)
+        merged = dict.fromkeys([find(root) for root in watcher.merges])
         watcher.shapes, watcher.merges = {}, {}
         return shapes, merged
 
@@ -638,7 +641,9 @@ class EGraph:
     def _move_shapes(self, child: NodeId, root: NodeId) -> None:
         """Merge a class's shapes into the surviving root's (the smaller set into the larger)."""
         classes = self._classes
-        moving = None if classes is None else classes.pop(child, None)
+        if classes is None:
+            return
+        moving = classes.pop(child, None)
         if not moving:
             return
         staying = classes.get(root)

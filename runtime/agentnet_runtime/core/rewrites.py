@@ -105,7 +105,7 @@ def _compile(lhs: Term, rhs: Term, name: str) -> tuple[Callable, Callable, str]:
     """(search, apply, their source) for a rule."""
     search, variables = _search_source(lhs)
     source = search + _apply_source(rhs, variables)
-    namespace = {"NO_NODES": _NO_NODES}
+    namespace: dict = {"NO_NODES": _NO_NODES}
     exec(compile(source, f"<rule {name}>", "exec"), namespace)
     return namespace["search"], namespace["apply"], source
 

@@ -18,12 +18,17 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Collection, Iterable
 
+from mypy_extensions import mypyc_attr
+
 from .colour import Colour
 from .egraph import EGraph, NodeId
 from .rewrites import ALL_RULES, Match, Rule, Top, can_fire
 from .terms import Term, operators, parse
 
 
+# Values that leave the engine (pickled to and from a stream's worker process) stay plain
+# Python classes when mypyc compiles this module: its frozen dataclasses do not unpickle.
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True)
 class Budget:
     """Limits on one saturation; whichever is reached first stops it."""
@@ -42,6 +47,7 @@ class StopReason(str, enum.Enum):
     TIME = "time-limit"
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True)
 class SaturationReport:
     stop_reason: StopReason
@@ -106,37 +112,46 @@ class Saturation:
     def run(self, budget: Budget | None = None, *, goal: Callable[[], bool] | None = None) -> SaturationReport:
         """Iterate until saturated, `goal()` holds, or the budget (default: the one given at creation) runs out."""
         budget = budget or self.budget
-        egraph = self.egraph
         start = time.perf_counter()
         deadline = start + budget.seconds
         iterations = matches = 0
-        stop = StopReason.GOAL if goal is not None and goal() else None
+        stop: StopReason | None = StopReason.GOAL if goal is not None and goal() else None
         while stop is None:
             if iterations >= budget.iterations:
                 stop = StopReason.ITERATIONS
                 break
-            version = egraph.version
-            found = self._unapplied + self._new_matches(budget.matches)
-            self._unapplied = []
             iterations += 1
-            for number, (rule, rule_matches) in enumerate(found):
-                applied = rule.apply(egraph, rule_matches, budget.nodes)
-                matches += applied
-                if len(egraph) > budget.nodes:
-                    stop = StopReason.NODES
-                elif time.perf_counter() > deadline:
-                    stop = StopReason.TIME
-                if stop is not None:  # keep the rest for the next run: no search will find them again
-                    self._unapplied = [(rule, rule_matches[applied:])] if applied < len(rule_matches) else []
-                    self._unapplied += found[number + 1 :]
-                    break
+            stop, applied = self._iterate(budget, deadline, goal)
+            matches += applied
+        return SaturationReport(stop, iterations, len(self.egraph), matches, time.perf_counter() - start)
+
+    def _iterate(
+        self, budget: Budget, deadline: float, goal: Callable[[], bool] | None
+    ) -> tuple[StopReason | None, int]:
+        """One iteration (search, apply, rebuild): why to stop (None to go on), and the matches applied."""
+        egraph = self.egraph
+        version = egraph.version
+        found = self._unapplied + self._new_matches(budget.matches)
+        self._unapplied = []
+        matches = 0
+        for number, (rule, rule_matches) in enumerate(found):
+            applied = rule.apply(egraph, rule_matches, budget.nodes)
+            matches += applied
+            if len(egraph) > budget.nodes:
+                stop = StopReason.NODES
+            elif time.perf_counter() > deadline:
+                stop = StopReason.TIME
+            else:
+                continue
+            # Keep the rest for the next run: no search will find them again.
+            self._unapplied = [(rule, rule_matches[applied:])] if applied < len(rule_matches) else []
+            self._unapplied += found[number + 1 :]
             egraph.rebuild()
-            if stop is None:
-                if goal is not None and goal():
-                    stop = StopReason.GOAL
-                elif egraph.version == version:
-                    stop = StopReason.SATURATED
-        return SaturationReport(stop, iterations, len(egraph), matches, time.perf_counter() - start)
+            return stop, matches
+        egraph.rebuild()
+        if goal is not None and goal():
+            return StopReason.GOAL, matches
+        return (StopReason.SATURATED if egraph.version == version else None), matches
 
     def _new_matches(self, limit: int) -> list[tuple[Rule, list[Match]]]:
         """Every rule's matches not found by an earlier search (all of them, the first time)."""
@@ -282,10 +297,9 @@ def extract(egraph: EGraph, class_id: NodeId, cost: Cost = ast_size) -> Term:
                         continue
                     total = 1 + left + right
                 else:
-                    kid_costs = list(map(get, shape[1:]))
-                    if None in kid_costs:
+                    if not all(kid in best for kid in shape[1:]):
                         continue
-                    total = cost(shape[0], kid_costs)
+                    total = cost(shape[0], [best[kid] for kid in shape[1:]])
                 if total < cheapest:
                     cheapest, cheapest_shapes, changed = total, [shape], True
                 elif total == cheapest:
@@ -312,12 +326,14 @@ def _build(cls: NodeId, tied: dict[NodeId, list[tuple]], find: Callable, path: s
 # --- memoised front end ---------------------------------------------------------------------
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True)
 class Simplified:
     term: Term  # cheapest equivalent found
     report: SaturationReport
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True)
 class Verdict:
     equal: bool
@@ -402,13 +418,17 @@ class Saturator:
     def prove_equal(self, a: Term | str, b: Term | str) -> bool:
         return self.verify(a, b).equal
 
-    def _run(self, terms: tuple[Term, ...], until_equal: bool = False):
+    def _run(
+        self, terms: tuple[Term, ...], until_equal: bool = False
+    ) -> tuple[EGraph, list[NodeId], list[SaturationReport]]:
         """Run the schedule; each phase starts a fresh e-graph from the cheapest terms of the last.
 
         Returns the last e-graph, the terms' classes in it, and a report per phase.
         """
         phases = self._schedule(set().union(*map(operators, terms)))
-        reports = []
+        reports: list[SaturationReport] = []
+        egraph: EGraph
+        roots: list[NodeId] = []
         for number, rules in enumerate(phases):
             if number:
                 terms = tuple(extract(egraph, root) for root in roots)

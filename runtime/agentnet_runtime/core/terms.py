@@ -125,6 +125,11 @@ _TOKEN = re.compile(
 _SPACE = re.compile(r"\s*")
 
 
+def _after_space(text: str, position: int) -> int:
+    space = _SPACE.match(text, position)
+    return position if space is None else space.end()  # (\s* always matches)
+
+
 def _numeral(text: str) -> str:
     """One spelling per number, so equal numbers are equal terms: 007 -> 7, 2.50 -> 2.5."""
     if not re.fullmatch(r"\d+(?:\.\d+)?", text):
@@ -147,14 +152,15 @@ class _Parser:
         self.index = 0
 
     def _tokenize(self) -> list[tuple[str, str, int]]:
-        tokens, text = [], self.text
-        position = _SPACE.match(text).end()
+        tokens: list[tuple[str, str, int]] = []
+        text = self.text
+        position = _after_space(text, 0)
         while position < len(text):
             match = _TOKEN.match(text, position)
-            if match is None:
+            if match is None or match.lastgroup is None:  # (every alternative is a named group)
                 raise TermSyntaxError(text, position, f"unexpected character {text[position]!r}")
             tokens.append((match.lastgroup, match.group(), position))
-            position = _SPACE.match(text, match.end()).end()
+            position = _after_space(text, match.end())
         tokens.append(("end", "end of input", len(text)))
         return tokens
 
