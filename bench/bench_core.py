@@ -14,6 +14,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402  (after the BLAS setting, before numpy is imported)
 import gc
+import json
 import random
 import statistics
 import string
@@ -30,7 +31,7 @@ from agentnet_runtime.core.terms import Term, is_number, is_pattern_var, size
 from agentnet_runtime.core.topology import build_topology
 from agentnet_runtime.web import tune_collector
 
-from .common import entry, measure, print_table, write_results
+from .common import entry, load_from_second_process, measure, print_table, significant, write_results
 
 VARIABLES = "abcdefgh"
 
@@ -169,17 +170,20 @@ def bench_join(quick: bool) -> list[dict]:
     ]
 
 
+def saturate_all(terms: list[Term], reports: dict) -> Saturator:
+    saturator = Saturator()
+    for term in terms:
+        reports[term] = saturator.simplify(term)
+    return saturator
+
+
 def bench_saturation(quick: bool) -> list[dict]:
     terms = distinct_terms(300 if quick else 1000, seed=5)
-    reports = {}
-
-    def saturate_all():
-        saturator = Saturator()
-        for term in terms:
-            reports[term] = saturator.simplify(term)
-        return saturator
-
-    timing = measure(saturate_all, repeat=2 if quick else 3)
+    repeat = 2 if quick else 3
+    reports: dict = {}
+    timing = measure(lambda: saturate_all(terms, reports), repeat=repeat)
+    # The same in a process that imports the engine from its source, not compiled (setup.py).
+    from_source = load_from_second_process("bench.bench_core", {"terms": len(terms), "repeat": repeat}, from_source=True)
     stops = Counter(result.report.stop_reason.value for result in reports.values())
     ours = {term: result.term for term, result in reports.items()}
     results = []
@@ -196,9 +200,11 @@ def bench_saturation(quick: bool) -> list[dict]:
             higher_is_better=True, baseline=baseline, terms=len(terms),
             term_nodes=f"{min(map(size, terms))}..{max(map(size, terms))}",
             stop_reasons=dict(stops), extracted_size_agrees_with_egglog=agree,
+            engine_from_source={"value": significant(from_source["terms_per_second"]), "unit": "terms/s",
+                                "compiled_ratio": significant(len(terms) / timing.best / from_source["terms_per_second"])},
         )
     )
-    saturator = saturate_all()
+    saturator = saturate_all(terms, {})
     lookups = terms * (20 if quick else 100)
     memo = measure(lambda: [saturator.simplify(term) for term in lookups], repeat=5)
     plain: dict = {term: reports[term] for term in terms}
@@ -299,8 +305,15 @@ def bench_ramanujan(quick: bool) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats (a smoke run)")
+    parser.add_argument("--load", help=argparse.SUPPRESS)  # a second process: saturation alone, a JSON spec
     args = parser.parse_args()
     tune_collector()  # the engine runs in runtime processes, which all set the collector so (web.run_until_signal)
+    if args.load:
+        spec = json.loads(args.load)
+        terms = distinct_terms(spec["terms"], seed=5)
+        timing = measure(lambda: saturate_all(terms, {}), repeat=spec["repeat"])
+        print(json.dumps({"terms_per_second": len(terms) / timing.best}))
+        return
     entries = []
     for bench in (bench_delta_apply, bench_join, bench_saturation, bench_ramanujan):
         print(f"running {bench.__name__} ...", flush=True)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from agentnet_runtime.core import compiled_modules
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -31,6 +33,12 @@ def machine_info() -> dict:
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "load_average": [round(load, 2) for load in os.getloadavg()] if hasattr(os, "getloadavg") else None,
     }
+
+
+def engine_build() -> str:
+    """How the engine ran: which of its modules were compiled (setup.py)."""
+    compiled = sorted(compiled_modules())
+    return f"compiled by mypyc: {', '.join(compiled)}" if compiled else "pure Python (AGENTNET_PURE_PYTHON=1)"
 
 
 def _cpu_model() -> str:
@@ -81,20 +89,21 @@ def entry(
     met = None if target is None else (value >= target if higher_is_better else value <= target)
     result = {
         "name": name,
-        "value": _round(value),
+        "value": significant(value),
         "unit": unit,
         "target": target,
         "higher_is_better": higher_is_better,
         "met": met,
     }
     if baseline is not None:
-        result["baseline"] = {**baseline, "value": _round(baseline["value"])}
-        result["ratio_to_baseline"] = _round(value / baseline["value"]) if baseline["value"] else None
+        result["baseline"] = {**baseline, "value": significant(baseline["value"])}
+        result["ratio_to_baseline"] = significant(value / baseline["value"]) if baseline["value"] else None
     result.update(details)
     return result
 
 
-def _round(value: float) -> float:
+def significant(value: float) -> float:
+    """Four significant figures, as every figure in the results is written."""
     return float(f"{value:.4g}")
 
 
@@ -102,7 +111,8 @@ def write_results(name: str, entries: list[dict], **extra) -> Path:
     """Write bench/results/<name>.json and return its path."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
-    document = {"benchmark": name, "machine": machine_info(), "argv": sys.argv[1:], **extra, "entries": entries}
+    document = {"benchmark": name, "machine": machine_info(), "engine": engine_build(), "argv": sys.argv[1:], **extra,
+                "entries": entries}
     path.write_text(json.dumps(document, indent=2) + "\n")
     return path
 
@@ -123,10 +133,14 @@ def percentile(samples: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(len(ordered) * share) - 1))]
 
 
-def load_from_second_process(module: str, spec: dict, timeout: float = 900) -> dict:
-    """Run `python -m <module> --load <spec>` (a load generator in a process of its own) and return its JSON."""
-    result = subprocess.run([sys.executable, "-m", module, "--load", json.dumps(spec)], capture_output=True,
-                            text=True, timeout=timeout, cwd=Path(__file__).resolve().parent.parent)
+def load_from_second_process(module: str, spec: dict, timeout: float = 900, from_source: bool = False) -> dict:
+    """Run `python -m <module> --load <spec>` (a load generator in a process of its own) and return its JSON.
+
+    `from_source`: that process imports the engine from its Python source, not compiled (bench/from_source.py).
+    """
+    command = [sys.executable, "-m", *(["bench.from_source"] if from_source else []), module, "--load", json.dumps(spec)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                            cwd=Path(__file__).resolve().parent.parent)
     if result.returncode != 0:
         raise RuntimeError(f"load generator {module} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout)
