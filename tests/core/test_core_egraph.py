@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentnet_runtime.core.colour import Colour
-from agentnet_runtime.core.egraph import Delta, EGraph, node_id
+from agentnet_runtime.core.egraph import Delta, EGraph, _RecentBatches, node_id
 from agentnet_runtime.core.terms import parse
 
 
@@ -176,3 +176,21 @@ def test_fork_and_stats(terms):
     stats = a.stats()
     assert stats["nodes"] == len(a) and stats["digest"] == a.digest() and stats["clock"] == a.clock
     json.dumps(stats)
+
+
+def test_memo_of_recent_wire_batches_keeps_a_bounded_window_oldest_out_first():
+    """The memo of checked and written wire batches holds about `rows` e-nodes; the oldest batch goes first."""
+    recent = _RecentBatches(rows=100)
+
+    def batch(nodes: int) -> tuple:
+        return ("origin", 1, tuple(range(nodes)), (), ())
+
+    for key in range(30):
+        recent.put(key, batch(9), [key])  # 10 rows each, counting the batch itself
+    assert recent.rows == 100
+    assert [key for key in range(30) if recent.get(key) is not None] == list(range(20, 30))
+    recent.put(25, batch(4), [25])  # a batch put again replaces its old rows and goes to the end
+    recent.put(30, batch(9), [30])
+    assert recent.rows <= 100 and recent.get(25) is not None and recent.get(20) is None
+    recent.put("state", batch(11), ["state"])  # larger than a tenth of the window: not kept
+    assert recent.get("state") is None

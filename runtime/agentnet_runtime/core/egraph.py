@@ -26,6 +26,7 @@ id simply starts as its own class, and the node fills in when it arrives.
 
 import threading
 from bisect import bisect_right, insort
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import lru_cache
 from hashlib import blake2b
@@ -124,7 +125,9 @@ class _RecentBatches:
     def __init__(self, rows: int):
         self.limit = rows
         self.rows = 0
-        self._pairs: dict = {}  # key -> (batch, wire entry), oldest first
+        # key -> (batch, wire entry), oldest first. An OrderedDict: dropping the oldest of a plain
+        # dict (next(iter(d))) scans past every slot deleted before it, which grew to most of a merge.
+        self._pairs: OrderedDict = OrderedDict()
         self._lock = threading.Lock()  # replicas may be used from several threads
 
     def get(self, key) -> tuple[BatchRow, list] | None:
@@ -143,7 +146,7 @@ class _RecentBatches:
             self.rows += len(batch[2]) + 1 - (len(old[0][2]) + 1 if old else 0)
             self._pairs[key] = (batch, entry)
             while self.rows > self.limit:
-                self.rows -= len(self._pairs.pop(next(iter(self._pairs)))[0][2]) + 1
+                self.rows -= len(self._pairs.popitem(last=False)[1][0][2]) + 1
 
 
 # Wire entries are lists, and a list in memory costs the garbage collector time: keep a short
