@@ -8,6 +8,8 @@ PY := $(VENV)/bin/python
 # Cluster tests mostly wait on the API server, so more workers than cores pays.
 TEST_WORKERS ?= 4
 DEV_CLUSTER_DIR ?= $(HOME)/.cache/agentnet/dev-cluster
+# What setup.py's mypyc build leaves next to the engine's source.
+COMPILED_ENGINE = runtime/agentnet_runtime/core/*.so
 
 .PHONY: setup controlplane prometheus browser test run bench crds e2e-kind dev-cluster dev-cluster-down clean
 
@@ -17,7 +19,7 @@ setup: $(VENV)/.installed
 # The install compiles the engine's hot modules with mypyc (setup.py), so an edit
 # to the engine installs again; AGENTNET_PURE_PYTHON=1 leaves them uncompiled.
 $(VENV)/.installed: pyproject.toml setup.py $(wildcard runtime/agentnet_runtime/core/*.py)
-	rm -f runtime/agentnet_runtime/core/*.so
+	rm -f $(COMPILED_ENGINE)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[operator,runtime,dev]'
@@ -67,4 +69,4 @@ dev-cluster-down: setup
 	@PYTHONPATH=tests $(PY) -m rig.controlplane down --state-dir $(DEV_CLUSTER_DIR)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis bench/results build runtime/agentnet_runtime/core/*.so
+	rm -rf $(VENV) .pytest_cache .hypothesis bench/results build $(COMPILED_ENGINE)

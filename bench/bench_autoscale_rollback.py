@@ -14,7 +14,6 @@ Run: .venv/bin/python -m bench.bench_autoscale_rollback [--repeat 10]
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import subprocess
@@ -25,7 +24,7 @@ from pathlib import Path
 
 from kubernetes import client, config
 
-from bench.common import entry, print_table, write_results
+from bench.common import entry, report
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
@@ -190,8 +189,7 @@ def main() -> None:
               "s", 10.0, higher_is_better=False, distribution=distribution(rollbacks),
               progress_deadline_seconds=DEADLINE),
     ]
-    print_table(entries)
-    print(json.dumps({"results": str(write_results("autoscale_rollback", entries))}))
+    report("autoscale_rollback", entries)
 
 
 if __name__ == "__main__":

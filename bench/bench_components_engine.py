@@ -37,7 +37,7 @@ from agentnet_runtime.natsbin import EmbeddedNats, free_port
 
 from .bench_core import distinct_terms, random_term
 from .bench_runtime import wait_for_http
-from .common import entry, load_from_second_process, percentile, print_table, write_results
+from .common import entry, load_from_second_process, percentile, report
 
 REPO = Path(__file__).resolve().parents[1]
 AGENTNET = str(Path(sys.executable).with_name("agentnet"))
@@ -380,9 +380,7 @@ def main() -> None:
             entries += bench_stream(components, args.quick)
         finally:
             components.stop()
-    print_table(entries)
-    path = write_results("components_engine", entries, quick=args.quick)
-    print(f"wrote {path}")
+    report("components_engine", entries, quick=args.quick)
 
 
 if __name__ == "__main__":

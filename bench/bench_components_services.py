@@ -34,7 +34,7 @@ from agentnet_runtime.timeline import Recorder, Timeline
 
 from .bench_components_engine import latency_entry, run_load
 from .bench_runtime import wait_for_http
-from .common import entry, load_from_second_process, percentile, print_table, write_results
+from .common import entry, load_from_second_process, percentile, report
 
 REPO = Path(__file__).resolve().parents[1]
 AGENTNET = str(Path(sys.executable).with_name("agentnet"))
@@ -245,9 +245,7 @@ def main() -> None:
             entries += bench_membership(network, args.quick)
         finally:
             network.stop()
-    print_table(entries)
-    path = write_results("components_services", entries, quick=args.quick)
-    print(f"wrote {path}")
+    report("components_services", entries, quick=args.quick)
 
 
 if __name__ == "__main__":

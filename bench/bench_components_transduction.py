@@ -36,7 +36,7 @@ from agentnet_runtime.natsbin import EmbeddedNats, free_port
 from agentnet_runtime.web import HttpServer, tune_collector
 
 from .bench_runtime import burst, burst_convergence, converged, wait_for_http
-from .common import entry, percentile, print_table, write_results
+from .common import entry, percentile, report
 
 AGENTNET = str(Path(sys.executable).with_name("agentnet"))
 NAME = "transduction-2tdx"
@@ -216,9 +216,7 @@ def main() -> None:
             requests=len(ms["full"]), how="clock {} and limit 20,000 rows: west answers with its state, cut at 20,000 rows",
         ),
     ]
-    print_table(entries)
-    path = write_results("components_transduction", entries, quick=args.quick, terms=len(terms))
-    print(f"wrote {path}")
+    report("components_transduction", entries, quick=args.quick, terms=len(terms))
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from agentnet_runtime.core.terms import Term, is_number, is_pattern_var, size
 from agentnet_runtime.core.topology import build_topology
 from agentnet_runtime.web import tune_collector
 
-from .common import entry, load_from_second_process, measure, print_table, significant, write_results
+from .common import entry, load_from_second_process, measure, report, significant
 
 VARIABLES = "abcdefgh"
 
@@ -319,14 +319,12 @@ def main() -> None:
         print(f"running {bench.__name__} ...", flush=True)
         gc.collect()  # each starts with no garbage of the one before (a late full collection skewed a topology figure)
         entries.extend(bench(args.quick))
-    path = write_results(
+    report(
         "core", entries, quick=args.quick,
         method="best of several repeats; CPU time (one core) except the topology entries (wall time)",
         collector=f"gc thresholds {gc.get_threshold()}, as in every runtime process (web.tune_collector)",
         blas_threads=os.environ.get("OPENBLAS_NUM_THREADS"),
     )
-    print_table(entries)
-    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

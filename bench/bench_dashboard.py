@@ -27,7 +27,7 @@ import httpx
 from agentnet_runtime.local.up import network_document_from
 from agentnet_runtime.natsbin import EmbeddedNats, free_port
 
-from .common import entry, print_table, write_results
+from .common import entry, report
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests"), str(REPO / "tests" / "components")]  # the browser helpers of the tests
@@ -186,9 +186,7 @@ def main() -> None:
     for bench in (bench_processes, bench_up):
         with tempfile.TemporaryDirectory(prefix="agentnet-bench-dashboard-") as work:
             entries += bench(Path(work), loads)
-    path = write_results("dashboard", entries)
-    print_table(entries)
-    print(f"wrote {path}")
+    report("dashboard", entries)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ Run: .venv/bin/python -m bench.bench_operator [--networks 50]
 
 import argparse
 import copy
-import json
 import os
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 import yaml
 from kubernetes import client, config
 
-from bench.common import entry, print_table, write_results
+from bench.common import entry, report
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
@@ -155,8 +154,7 @@ def main() -> None:
         entry(f"{args.networks} networks: API requests per network (create to Ready)",
               many["requests"] / args.networks, "requests", None, higher_is_better=False),
     ]
-    print_table(entries)
-    print(json.dumps({"results": str(write_results("operator", entries))}))
+    report("operator", entries)
 
 
 if __name__ == "__main__":

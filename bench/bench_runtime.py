@@ -34,7 +34,7 @@ from agentnet_runtime.natsbin import EmbeddedNats, free_port
 from agentnet_runtime.timeline import Recorder, Timeline
 from agentnet_runtime.web import tune_collector
 
-from .common import entry, print_table, write_results
+from .common import entry, report
 
 REPO = Path(__file__).resolve().parents[1]
 AGENTNET = str(Path(sys.executable).with_name("agentnet"))
@@ -296,9 +296,7 @@ def main() -> None:
         entries += bench_state_latency(args.quick)
         entries += bench_burst(nats.url, args.quick)
         entries += bench_rounds(nats.url, args.quick)
-    print_table(entries)
-    path = write_results("runtime", entries, quick=args.quick)
-    print(f"wrote {path}")
+    report("runtime", entries, quick=args.quick)
 
 
 if __name__ == "__main__":

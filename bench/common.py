@@ -107,18 +107,19 @@ def significant(value: float) -> float:
     return float(f"{value:.4g}")
 
 
-def write_results(name: str, entries: list[dict], **extra) -> Path:
-    """Write bench/results/<name>.json and return its path."""
+def report(name: str, entries: list[dict], **extra) -> Path:
+    """Write bench/results/<name>.json, print a summary of it on stdout, and return its path."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
     document = {"benchmark": name, "machine": machine_info(), "engine": engine_build(), "argv": sys.argv[1:], **extra,
                 "entries": entries}
     path.write_text(json.dumps(document, indent=2) + "\n")
+    _print_table(entries)
+    print(f"wrote {path}")
     return path
 
 
-def print_table(entries: list[dict]) -> None:
-    """A human-readable summary on stdout."""
+def _print_table(entries: list[dict]) -> None:
     for result in entries:
         mark = {True: "ok  ", False: "MISS", None: "    "}[result["met"]]
         sense = ">=" if result["higher_is_better"] else "<="
