@@ -11,7 +11,7 @@ DEV_CLUSTER_DIR ?= $(HOME)/.cache/agentnet/dev-cluster
 # What setup.py's mypyc build leaves next to the engine's source.
 COMPILED_ENGINE = runtime/agentnet_runtime/core/*.so
 
-.PHONY: setup controlplane prometheus browser test run bench crds e2e-kind dev-cluster dev-cluster-down clean
+.PHONY: setup host-packages controlplane prometheus browser image test run bench crds e2e-kind dev-cluster dev-cluster-down clean
 
 setup: $(VENV)/.installed
 
@@ -24,6 +24,11 @@ $(VENV)/.installed: pyproject.toml setup.py $(wildcard runtime/agentnet_runtime/
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[operator,runtime,dev]'
 	touch $@
+
+# Debian packages of the rig's real node (containerd, runc, CNI plugins, iptables,
+# nftables, conntrack) and of the image build (buildah, debootstrap); needs root.
+host-packages:
+	bash scripts/host-packages.sh
 
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok
 # and helm, built from Go modules once and cached under ~/.cache/agentnet.
@@ -39,7 +44,12 @@ prometheus:
 browser:
 	@test -x /usr/bin/chromium || { apt-get update && apt-get install -y --no-install-recommends chromium; }
 
-test: setup controlplane prometheus browser
+# The runtime image from the Dockerfile, built with buildah on a base made from
+# Debian packages (no Docker engine, no registry); prints the image reference last.
+image: setup host-packages
+	bash scripts/image/build.sh
+
+test: setup host-packages controlplane prometheus browser image
 	$(PY) -m pytest -n $(TEST_WORKERS)
 
 # The example network on this machine: embedded nats-server, 9 agents, one port (3000).
@@ -62,7 +72,7 @@ crds: setup
 e2e-kind:
 	bash scripts/e2e-kind.sh
 
-dev-cluster: setup controlplane
+dev-cluster: setup host-packages controlplane image
 	@PYTHONPATH=tests $(PY) -m rig.controlplane up --state-dir $(DEV_CLUSTER_DIR)
 
 dev-cluster-down: setup

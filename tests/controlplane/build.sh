@@ -15,7 +15,7 @@ go_version=$(go env GOVERSION)
 key=$( (cat "$here/versions.env" "$here/build.sh"; echo "$go_version") | sha256sum | cut -c1-16)
 cache_root=${AGENTNET_CACHE:-$HOME/.cache/agentnet}/controlplane
 out=$cache_root/$key
-bins=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm)
+bins=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm kubelet kube-proxy coredns)
 
 if [ "${1:-}" = "--key" ]; then  # where a build for these versions lives, built or not
   echo "$out"
@@ -66,7 +66,8 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 done
 build "$work/kubernetes" "$KUBERNETES_VERSION" "$kube_ldflags" \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl \
+  k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
 
 log "etcd $ETCD_VERSION"
 builder_module go.etcd.io/etcd/server/v3 "$ETCD_VERSION" "$ETCD_VERSION" "$work/etcd"
@@ -82,6 +83,10 @@ for stage in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-
              pod/fast/pod-ready pod/fast/pod-complete pod/fast/pod-delete; do
   echo "---"; cat "$kwok_src/kustomize/stage/$stage.yaml"
 done > "$out/kwok-stages.yaml"
+
+log "coredns $COREDNS_VERSION"
+builder_module github.com/coredns/coredns "$COREDNS_VERSION" "$COREDNS_VERSION" "$work/coredns"
+build "$work/coredns" "$COREDNS_VERSION" "" github.com/coredns/coredns
 
 log "helm $HELM_VERSION"
 builder_module helm.sh/helm/v4 "$HELM_VERSION" "$HELM_VERSION" "$work/helm"
