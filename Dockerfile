@@ -8,13 +8,20 @@
 # which is also the Helm chart's appVersion; `make e2e-kind` passes it.
 # tests/test_chart.py reads this file's COPY lines and its `pip wheel` and
 # `pip install` commands and runs them in a clean venv (no Docker needed).
+#
+# `make image` (scripts/image/build.sh) builds this same file with buildah, no
+# Docker engine and no registry: PYTHON_IMAGE is then a Debian bookworm base made
+# from Debian packages (python3.11 and a venv first on PATH), BUILD_PACKAGES adds
+# python3.11-dev (python:3.11-slim carries Python's headers, Debian's python3.11
+# does not), and the host's pip configuration and CA bundle come in as secrets.
 ARG PYTHON_IMAGE=python:3.11-slim
 
 # --- build: wheels of agentnet and every dependency; no build tools reach the final image
 FROM ${PYTHON_IMAGE} AS build
 ARG VERSION
 # A C compiler: mypyc compiles the engine's hot modules into the agentnet wheel (setup.py).
-RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
+ARG BUILD_PACKAGES="gcc libc6-dev"
+RUN apt-get update && apt-get install -y --no-install-recommends ${BUILD_PACKAGES} && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml setup.py README.md ./
 COPY runtime runtime
@@ -22,7 +29,17 @@ COPY operator operator
 RUN test -n "${VERSION}" || { echo "pass --build-arg VERSION=<agentnet_runtime.__version__>" >&2; exit 1; }; \
     actual="$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' runtime/agentnet_runtime/__init__.py)"; \
     test "${actual}" = "${VERSION}" || { echo "VERSION=${VERSION} but the source says ${actual}" >&2; exit 1; }
-RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[operator,runtime]'
+# pip checks TLS against /etc/ssl/certs/ca-certificates.crt (PIP_CERT). Behind a
+# TLS-intercepting proxy, `--secret id=ca-certificates.crt,src=...` and
+# `--secret id=pip.conf,src=...` mount the host's CA bundle and pip configuration over it
+# for this step only: secrets never become a layer. Without them (a plain `docker build`)
+# the mounts are skipped and the image's own bundle is used. The cache mount keeps pip's
+# downloads between builds, outside the image.
+ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt
+RUN --mount=type=secret,id=pip.conf,target=/etc/pip.conf \
+    --mount=type=secret,id=ca-certificates.crt,target=/etc/ssl/certs/ca-certificates.crt \
+    --mount=type=cache,target=/root/.cache/pip \
+    pip wheel --wheel-dir /wheels '.[operator,runtime]'
 
 # --- runtime
 FROM ${PYTHON_IMAGE}
