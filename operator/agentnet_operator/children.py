@@ -28,12 +28,11 @@ from typing import Any
 
 from agentnet_operator import names
 from agentnet_operator.model import AgentNetwork, AgentNetworkSpec, ComponentSpec, Resources
-from agentnet_runtime.catalogue import BY_NAME, HTTP_PORT
+from agentnet_runtime.catalogue import BY_NAME, HEALTH_PATH, HTTP_PORT, READY_PATH
 
 # Pods run as this non-root user (the distroless "nonroot" id) under the
 # restricted Pod Security Standard.
 RUN_AS_USER = 65532
-HEALTH_PATH = "/health"
 NATS_HEALTH_PATH = "/healthz?js-enabled-only=true"
 TMP_SIZE_LIMIT = "64Mi"
 DATA_SIZE_LIMIT = "1Gi"
@@ -161,10 +160,16 @@ def container_security_context() -> dict[str, Any]:
 
 
 def _http_probes() -> dict[str, Any]:
-    get = {"path": HEALTH_PATH, "port": names.PORT_NAME_HTTP}
+    """Readiness follows /ready (NATS and JetStream): it drives the network's Ready condition and its
+    automatic rollback, so it reacts within seconds. Liveness is /health, answered while the process
+    runs; a startup probe gives a slow start (imports on a busy 2-core node) two minutes before
+    liveness may restart anything."""
+    live = {"path": HEALTH_PATH, "port": names.PORT_NAME_HTTP}
+    ready = {"path": READY_PATH, "port": names.PORT_NAME_HTTP}
     return {
-        "readinessProbe": {"httpGet": get, "periodSeconds": 5, "failureThreshold": 3},
-        "livenessProbe": {"httpGet": get, "initialDelaySeconds": 10, "periodSeconds": 10, "failureThreshold": 6},
+        "startupProbe": {"httpGet": live, "periodSeconds": 2, "timeoutSeconds": 2, "failureThreshold": 60},
+        "readinessProbe": {"httpGet": ready, "periodSeconds": 2, "timeoutSeconds": 2, "failureThreshold": 2},
+        "livenessProbe": {"httpGet": live, "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 6},
     }
 
 
@@ -181,10 +186,10 @@ def _empty_dir(name: str, limit: str) -> dict[str, Any]:
 
 
 def nats_url(network: AgentNetwork) -> str:
-    """URL agents and components connect to."""
+    """URL agents, components and the operator's autoscaler connect to."""
     nats = network.spec.nats
     if nats.managed:
-        return f"nats://{names.nats_name(network.name)}:{names.NATS_CLIENT_PORT}"
+        return f"nats://{names.nats_host(network.name, network.namespace)}:{names.NATS_CLIENT_PORT}"
     assert nats.url is not None
     return nats.url
 
@@ -572,14 +577,20 @@ def nats_services(network: AgentNetwork) -> list[dict[str, Any]]:
 
 
 def nats_statefulset(network: AgentNetwork) -> dict[str, Any]:
-    nats = network.spec.nats
+    spec = network.spec
+    nats = spec.nats
     app, role = names.NATS_APP_NAME, names.ROLE_NATS
     health = {"path": NATS_HEALTH_PATH, "port": "monitor"}
+    arguments = ["--config", f"{names.NATS_CONFIG_DIR}/{names.NATS_SECRET_CONFIG}"]
+    image = spec.nats_image
+    # The agentnet image's entry point is `agentnet`, so it is told to run nats-server; another
+    # image (the official nats ones) runs nats-server as its own entry point and gets the arguments.
+    launch = {"command": [names.NATS_SERVER_COMMAND, *arguments]} if image == spec.image else {"args": arguments}
     container = {
         "name": "nats",
-        "image": nats.image,
-        "imagePullPolicy": network.spec.image_pull_policy,
-        "args": ["--config", f"{names.NATS_CONFIG_DIR}/{names.NATS_SECRET_CONFIG}"],
+        "image": image,
+        "imagePullPolicy": spec.image_pull_policy,
+        **launch,
         "ports": [
             {"name": "client", "containerPort": names.NATS_CLIENT_PORT, "protocol": "TCP"},
             {"name": "cluster", "containerPort": names.NATS_CLUSTER_PORT, "protocol": "TCP"},

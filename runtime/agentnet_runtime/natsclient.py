@@ -1,20 +1,27 @@
-"""Connecting to NATS, the same way in every agentnet process, and the JetStream work queue.
+"""Connecting to NATS, the same way in every agentnet process, and the JetStream objects processes need.
 
 Agents (agent/transport.py) and service components both connect through `connect`:
 retry until the server answers (it may start after us), then reconnect forever.
 nats-py is imported in a worker thread, so a process answers HTTP while it loads.
+A `NatsState` follows one connection for readiness: connected, or why not (the server
+away, or refusing our credentials).
 
 The work queue is one JetStream stream with work-queue retention; each stream-{colour}
 component pulls from its own durable consumer, whose pending count is the lag the
 operator's autoscaler reads (agentnet_operator reads the same names from here).
+JetStream objects live in the server's store, which a restarted server may have lost:
+a `JetStreamKeeper` looks for each object a process needs every second and right after
+a reconnect, and creates the ones that are missing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
 
 from agentnet_runtime.config import NatsAuth
 
@@ -22,6 +29,11 @@ log = logging.getLogger("agentnet.nats")
 
 WORK_STREAM = "AGENTNET_WORK"
 WORK_SUBJECTS = "work.*"
+CHECK_INTERVAL = 1.0  # seconds between two looks at a process's JetStream objects
+
+# Readiness reasons of a connection that is not up.
+NATS_DISCONNECTED = "NATS disconnected"
+NATS_AUTHORIZATION = "NATS authorization violation"
 
 
 def work_subject(colour: str) -> str:
@@ -39,26 +51,169 @@ def work_consumer(component: str) -> str:
     return component
 
 
-async def connect(url: str, auth: NatsAuth = NatsAuth(), name: str = "agentnet", *, retry_every: float = 0.25, **callbacks: Any):
-    """A connected nats-py client; waits (retrying) until the server answers."""
+# --- the connection ------------------------------------------------------------------------------
+
+
+def _refused_credentials(error: Exception) -> bool:
+    # nats-py reports the server's -ERR 'Authorization Violation' as a plain nats.errors.Error.
+    return type(error).__name__ == "AuthorizationError" or "authorization violation" in str(error).lower()
+
+
+class NatsState:
+    """What one NATS connection is doing, for readiness; `connect(state=...)` keeps it up to date."""
+
+    def __init__(self) -> None:
+        self.client: Any = None  # the nats-py client, once connected
+        self.connections = 0  # successful (re)connections so far: a restarted server may have lost its store
+        self.refused = False  # the server refused our credentials at the last attempt
+        self.changed = asyncio.Event()  # set at every (re)connection and disconnection
+        self._last_error = ""
+
+    @property
+    def connected(self) -> bool:
+        return self.client is not None and self.client.is_connected
+
+    def not_ready(self) -> list[str]:
+        if self.connected:
+            return []
+        return [NATS_AUTHORIZATION if self.refused else NATS_DISCONNECTED]
+
+    def callbacks(self, error_cb=None, disconnected_cb=None, reconnected_cb=None, **others: Any) -> dict[str, Any]:
+        """nats.connect() callbacks that keep this state, then call the given ones."""
+
+        async def on_error(error: Exception) -> None:
+            if not self.connected:  # an attempt failed (errors of a live connection do not say why it is down)
+                self.refused = _refused_credentials(error)
+            if str(error) != self._last_error:  # nats-py retries every 0.25 s: say it once
+                self._last_error = str(error)
+                log.warning("NATS: %s", error)
+            if error_cb is not None:
+                await error_cb(error)
+
+        async def on_disconnected() -> None:
+            self.changed.set()
+            if disconnected_cb is not None:
+                await disconnected_cb()
+
+        async def on_reconnected() -> None:
+            self._up()
+            if reconnected_cb is not None:
+                await reconnected_cb()
+
+        return {"error_cb": on_error, "disconnected_cb": on_disconnected, "reconnected_cb": on_reconnected, **others}
+
+    def _up(self) -> None:
+        self.connections += 1
+        self.refused, self._last_error = False, ""
+        self.changed.set()
+
+    async def wait_changed(self, timeout: float) -> None:
+        """Until the connection changes (or `timeout` seconds pass)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self.changed.wait()
+        self.changed.clear()
+
+
+async def connect(url: str, auth: NatsAuth = NatsAuth(), name: str = "agentnet", *, state: NatsState | None = None,
+                  retry_every: float = 0.25, **callbacks: Any):
+    """A connected nats-py client; waits (retrying) until the server answers and takes our credentials."""
+    state = state or NatsState()
     nats = await asyncio.to_thread(importlib.import_module, "nats")
     while True:
         try:
-            return await nats.connect(
+            client = await nats.connect(
                 url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=retry_every,
                 connect_timeout=2, ping_interval=5, max_outstanding_pings=2,
-                **callbacks, **auth.connect_options(),
+                **state.callbacks(**callbacks), **auth.connect_options(),
             )  # fmt: skip
-        except Exception as error:  # OSError, timeouts, nats' NoServersError
+        except Exception as error:  # what nats-py does not retry itself (e.g. a URL it cannot use)
             log.info("NATS at %s not reachable yet (%s); retrying", url, error)
             await asyncio.sleep(retry_every)
+            continue
+        state.client = client
+        state._up()
+        return client
+
+
+# --- JetStream objects -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JetStreamNeed:
+    """A JetStream object a process needs: `find` raises nats' NotFoundError when it is missing."""
+
+    what: str  # e.g. "JetStream stream AGENTNET_WORK": readiness says "<what> missing"
+    find: Callable[[Any], Awaitable[Any]]  # (JetStreamContext) -> info
+    create: Callable[[Any], Awaitable[Any]]
+
+
+def work_stream() -> JetStreamNeed:
+    """The work-queue stream (the server accepts the same config again, so every component may create it)."""
+    from nats.js.api import RetentionPolicy, StreamConfig
+
+    config = StreamConfig(name=WORK_STREAM, subjects=[WORK_SUBJECTS], retention=RetentionPolicy.WORK_QUEUE)
+    return JetStreamNeed(f"JetStream stream {WORK_STREAM}", lambda js: js.stream_info(WORK_STREAM), lambda js: js.add_stream(config))
+
+
+def work_queue_consumer(component: str, max_ack_pending: int) -> JetStreamNeed:
+    """The durable pull consumer a work-queue component's replicas share."""
+    from nats.js.api import AckPolicy, ConsumerConfig
+
+    durable = work_consumer(component)
+    config = ConsumerConfig(durable_name=durable, filter_subject=component_work_subject(component),
+                            ack_policy=AckPolicy.EXPLICIT, max_ack_pending=max_ack_pending)  # fmt: skip
+    return JetStreamNeed(f"JetStream consumer {durable}", lambda js: js.consumer_info(WORK_STREAM, durable),
+                         lambda js: js.add_consumer(WORK_STREAM, config))  # fmt: skip
 
 
 async def ensure_work_stream(js) -> None:
-    """Create the work-queue stream; the server accepts the same config again, so every component may call it."""
-    from nats.js.api import RetentionPolicy, StreamConfig
+    """Create the work-queue stream (for producers that may come before any stream component)."""
+    await work_stream().create(js)
 
-    await js.add_stream(StreamConfig(name=WORK_STREAM, subjects=[WORK_SUBJECTS], retention=RetentionPolicy.WORK_QUEUE))
+
+class JetStreamKeeper:
+    """Keeps the JetStream objects a process needs: looks for each every CHECK_INTERVAL and right
+    after a (re)connection, and creates what is missing. An object counts as present only once
+    seen on the current connection: a server that restarted with an empty store has none."""
+
+    def __init__(self, needs: list[JetStreamNeed], state: NatsState):
+        self.needs, self.state = needs, state
+        self.seen: dict[str, int] = {}  # what -> NatsState.connections when last found or created
+        self.stopped = False
+
+    def not_ready(self) -> list[str]:
+        return [f"{need.what} missing" for need in self.needs if self.seen.get(need.what) != self.state.connections]
+
+    def wake(self) -> None:
+        """Look again now (a request just found an object missing)."""
+        self.state.changed.set()
+
+    async def check(self, js) -> None:
+        from nats.js.errors import NotFoundError
+
+        for need in self.needs:  # in order: a stream before its consumers
+            connection = self.state.connections
+            try:
+                try:
+                    await need.find(js)
+                except NotFoundError:
+                    self.seen.pop(need.what, None)
+                    log.warning("%s missing; creating it", need.what)
+                    await need.create(js)
+                self.seen[need.what] = connection
+            except Exception as error:  # NATS away, or JetStream refusing: the next check tries again
+                log.info("checking %s failed: %r", need.what, error)
+
+    async def run(self, js) -> None:
+        while not self.stopped:  # a flag, not only a cancel: nats-py swallows a cancel that meets a request
+            if self.state.connected:
+                await self.check(js)
+            await self.state.wait_changed(CHECK_INTERVAL)
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.state.changed.set()
 
 
 async def work_lag(js, component: str) -> int:

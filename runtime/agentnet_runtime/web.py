@@ -2,8 +2,9 @@
 
 - `METRICS`: the metrics every process shares (HTTP, errors, agents, timeline); a service
   component defines its own, named `agentnet_<component>_...`, in its module.
-- `create_app(name, routes)`: a Starlette app with `/health`, `/metrics`, JSON errors that
-  name the field and the rule, and request count/latency metrics per route template.
+- `create_app(name, routes)`: a Starlette app with `/health` (liveness), `/ready` (readiness,
+  503 listing the reasons), `/metrics`, JSON errors that name the field and the rule, and
+  request count/latency metrics per route template.
 - `RequestError`, `json_body`: how a handler refuses bad input.
 - `HttpServer`: uvicorn run inside an existing event loop, stopped on request (the
   caller owns the signals), and `run_until_signal` for a process's main coroutine (which
@@ -33,6 +34,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+
+from agentnet_runtime.catalogue import HEALTH_PATH, READY_PATH
 
 log = logging.getLogger("agentnet")
 
@@ -116,7 +119,10 @@ async def _server_error(request: Request, error: Exception) -> Response:
 
 
 class _Metrics:
-    """ASGI middleware: request count and latency per route template; only the outermost app counts."""
+    """ASGI middleware: request count and latency per route template; only the outermost app counts.
+
+    The probes are left out: they are the kubelet's requests, not users', and a 503 from /ready is
+    the answer working (counted, a NATS outage would read as an HTTP error ratio)."""
 
     def __init__(self, app: Callable, name: str):
         self.app, self.name = app, name
@@ -138,11 +144,15 @@ class _Metrics:
             await self.app(scope, receive, send_status)
         finally:
             route = getattr(scope.get("route"), "path", None)
-            template = scope.get("root_path", "") + route if route is not None else "unmatched"
-            METRICS.http_latency.labels(self.name, scope["method"], template).observe(time.perf_counter() - start)
-            METRICS.http_requests.labels(self.name, scope["method"], template, str(status)).inc()
-            if status >= 500:
-                METRICS.errors.labels("http", str(status)).inc()
+            if route not in _PROBES:
+                template = scope.get("root_path", "") + route if route is not None else "unmatched"
+                METRICS.http_latency.labels(self.name, scope["method"], template).observe(time.perf_counter() - start)
+                METRICS.http_requests.labels(self.name, scope["method"], template, str(status)).inc()
+                if status >= 500:
+                    METRICS.errors.labels("http", str(status)).inc()
+
+
+_PROBES = (HEALTH_PATH, READY_PATH)
 
 
 async def metrics_endpoint(request: Request) -> Response:
@@ -154,14 +164,26 @@ def create_app(
     routes: Iterable[BaseRoute] = (),
     *,
     health: Callable[[], dict[str, Any]] | None = None,
+    ready: Callable[[], list[str]] | None = None,
 ) -> Starlette:
-    """A Starlette app with the runtime's conventions; `health()` adds facts to `GET /health`."""
+    """A Starlette app with the runtime's conventions.
+
+    `GET /health` is liveness: 200 while the process serves, `health()` adds facts to its body.
+    `GET /ready` is readiness: `ready()` lists why the process cannot do its work now (NATS
+    away, a JetStream object missing, ...); 200 when the list is empty, else 503 with it."""
 
     async def health_endpoint(request: Request) -> Response:
         return JSONResponse({"status": "ok", "app": name, **(health() if health else {})})
 
+    async def ready_endpoint(request: Request) -> Response:
+        reasons = ready() if ready else []
+        if reasons:
+            return JSONResponse({"status": "not ready", "app": name, "reasons": reasons}, status_code=503)
+        return JSONResponse({"status": "ready", "app": name})
+
     app = Starlette(
-        routes=[Route("/health", health_endpoint), Route("/metrics", metrics_endpoint), *routes],
+        routes=[Route(HEALTH_PATH, health_endpoint), Route(READY_PATH, ready_endpoint), Route("/metrics", metrics_endpoint),
+                *routes],
         exception_handlers={RequestError: _request_error, HTTPException: _http_error, Exception: _server_error},
     )
     app.add_middleware(_Metrics, name=name)

@@ -39,6 +39,7 @@ def test_a_component_runs_alone_and_stops_on_sigterm(tmp_path):
                 return None
 
         assert wait_for(health, 30, "the component's /health")["app"] == "duck-colors"
+        assert httpx.get(f"{base}/ready", timeout=5).json() == {"status": "ready", "app": "duck-colors"}
         assert len(httpx.get(f"{base}/assignment", timeout=5).json()["agents"]) == 9
         assert "agentnet_http_requests_total" in httpx.get(f"{base}/metrics", timeout=5).text
         process.send_signal(signal.SIGTERM)

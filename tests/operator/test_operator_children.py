@@ -130,8 +130,7 @@ def test_pods_are_restricted(example: str) -> None:
             assert sc["readOnlyRootFilesystem"] is True
             assert sc["runAsNonRoot"] is True
             assert "privileged" not in sc
-            assert container["readinessProbe"]["httpGet"]["path"].startswith("/health")
-            assert container["livenessProbe"]["httpGet"]["path"].startswith("/health")
+            assert container["readinessProbe"]["httpGet"] and container["livenessProbe"]["httpGet"]
             writable = {m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")}
             assert writable, "a read-only root needs somewhere to write"
 
@@ -149,7 +148,7 @@ def test_agent_and_component_containers() -> None:
         env[names.ENV_POD_INDEX]["valueFrom"]["fieldRef"]["fieldPath"]
         == "metadata.labels['apps.kubernetes.io/pod-index']"
     )
-    assert env[names.ENV_NATS_URL]["value"] == "nats://ramanujan-nats:4222"
+    assert env[names.ENV_NATS_URL]["value"] == "nats://ramanujan-nats.demo.svc:4222"
     assert agent["ports"] == [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}]
     headless = objects[("Service", "ramanujan-agents")]["spec"]
     assert headless["clusterIP"] == "None" and headless["publishNotReadyAddresses"] is True
@@ -261,7 +260,8 @@ def test_managed_nats() -> None:
     sts = objects[("StatefulSet", "ramanujan-nats")]
     assert sts["spec"]["serviceName"] == "ramanujan-nats-headless" and sts["spec"]["replicas"] == 1
     (nats,) = sts["spec"]["template"]["spec"]["containers"]
-    assert nats["args"] == ["--config", "/etc/nats/nats.conf"]
+    assert nats["image"] == "ghcr.io/agentnet/agentnet-runtime:0.1.0"  # the runtime's own: it carries nats-server
+    assert nats["command"] == ["nats-server", "--config", "/etc/nats/nats.conf"] and "args" not in nats
     assert objects[("Service", "ramanujan-nats-headless")]["spec"]["clusterIP"] == "None"
     client_ports = {p["name"]: p["port"] for p in objects[("Service", "ramanujan-nats")]["spec"]["ports"]}
     assert client_ports["client"] == 4222
@@ -269,6 +269,59 @@ def test_managed_nats() -> None:
     agent_pod = objects[("StatefulSet", "ramanujan-agents")]["spec"]["template"]["spec"]
     (creds,) = [v for v in agent_pod["volumes"] if v["name"] == names.VOLUME_NATS_CREDENTIALS]
     assert [i["key"] for i in creds["secret"]["items"]] == ["user", "password"]
+
+
+def nats_container(body: dict[str, Any]) -> dict[str, Any]:
+    objects = by_key(desired_children(network_from(body), nats_password=PASSWORD))
+    (container,) = objects[("StatefulSet", f"{body['metadata']['name']}-nats")]["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def test_a_nats_image_of_its_own_keeps_its_entry_point() -> None:
+    body = load_example("network.yaml")
+    body["spec"]["nats"] = {"managed": True, "image": "docker.io/library/nats:2.15.1-alpine"}
+    upstream = nats_container(body)
+    # the official images' entry point is nats-server: arguments only
+    assert upstream["image"] == "docker.io/library/nats:2.15.1-alpine"
+    assert upstream["args"] == ["--config", "/etc/nats/nats.conf"] and "command" not in upstream
+    body["spec"]["image"] = body["spec"]["nats"]["image"] = "registry.local/agentnet:dev"
+    same = nats_container(body)  # named explicitly, the runtime image still needs the command
+    assert same["command"] == ["nats-server", "--config", "/etc/nats/nats.conf"] and "args" not in same
+    del body["spec"]["nats"]["image"]
+    assert nats_container(body)["image"] == "registry.local/agentnet:dev"
+
+
+def test_the_managed_nats_url_resolves_from_any_namespace() -> None:
+    """The operator (its autoscaler reads the work-queue lag) runs in its own namespace."""
+    for namespace in ("demo", "team-b"):
+        network = network_from(load_example("network.yaml"), namespace=namespace)
+        url = f"nats://ramanujan-nats.{namespace}.svc:4222"
+        assert children.nats_url(network) == url
+        objects = desired_children(network, nats_password=PASSWORD)
+        assert config_of(objects)["nats"]["url"] == url
+        for _, template in pod_templates(objects):
+            for container in template["spec"]["containers"]:
+                env = {e["name"]: e.get("value") for e in container.get("env", [])}
+                assert env.get(names.ENV_NATS_URL, url) == url
+
+
+def test_readiness_and_liveness_are_separate_probes() -> None:
+    for name, template in pod_templates(build("network.yaml")):
+        (container,) = template["spec"]["containers"]
+        ready, live = container["readinessProbe"], container["livenessProbe"]
+        if name == "ramanujan-nats":  # nats-server's own monitoring endpoint
+            assert ready["httpGet"] == {"path": "/healthz?js-enabled-only=true", "port": "monitor"}
+            continue
+        startup = container["startupProbe"]
+        assert ready["httpGet"] == {"path": "/ready", "port": "http"}, name
+        assert live["httpGet"] == {"path": "/health", "port": "http"}, name
+        # readiness reacts within seconds (it drives Ready and the automatic rollback) ...
+        assert 2 <= ready["periodSeconds"] <= 5 and ready["failureThreshold"] <= 3
+        assert ready["periodSeconds"] * ready["failureThreshold"] <= 10
+        # ... liveness forgives a slow moment, and a slow start on a busy node is not killed
+        assert live["periodSeconds"] * live["failureThreshold"] >= 30
+        assert startup["httpGet"] == live["httpGet"]
+        assert startup["periodSeconds"] * startup["failureThreshold"] >= 60
 
 
 def test_managed_nats_needs_a_password() -> None:

@@ -69,7 +69,7 @@ def test_all_children_ready() -> None:
     assert status["agents"] == {"desired": 9, "ready": 9, "colors": {"BLUE": 3, "GREEN": 3, "RED": 3}}
     assert status["components"]["stream-red"] == {"replicas": 1, "readyReplicas": 1}
     assert len(status["components"]) == 11
-    assert status["nats"] == {"url": "nats://ramanujan-nats:4222", "ready": True}
+    assert status["nats"] == {"url": "nats://ramanujan-nats.demo.svc:4222", "ready": True}
     assert (
         status["selector"]
         == "app.kubernetes.io/name=agentnet,app.kubernetes.io/instance=ramanujan,app.kubernetes.io/component=agent"

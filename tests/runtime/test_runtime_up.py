@@ -62,6 +62,9 @@ def test_up_serves_the_example_network_and_stops_on_sigint(tmp_path):
                 time.sleep(0.1)
         assert health is not None and health.status_code == 200, process.stderr.read() if process.poll() is not None else "no answer"
         assert health.json()["status"] == "ok"
+        # it serves once everything has started: the whole process is ready, and each component under its prefix
+        assert httpx.get(f"{base}/ready", timeout=5).json() == {"status": "ready", "app": "agentnet-up"}
+        assert httpx.get(f"{base}/stream/red/ready", timeout=5).json() == {"status": "ready", "app": "stream-red"}
         state = httpx.get(f"{base}/agent/0/state", timeout=5).json()
         assert state["agent"] == 0 and len(state["neighbours"]) == 4 and state["colour"] in ("RED", "BLUE", "GREEN")
         assert httpx.post(f"{base}/agent/0/message", json={"term": "x*(y+z)"}, timeout=5).status_code == 202

@@ -86,6 +86,10 @@ class AgentHost:
             await self._save_snapshots()
         await self.transport.close()
 
+    def not_ready(self) -> list[str]:
+        """Why these agents cannot do their work now (GET /ready); empty when they can."""
+        return self.transport.state.not_ready() or ([] if self.ready.is_set() else ["agents not subscribed to NATS yet"])
+
     def _spawn(self, coroutine: Awaitable, name: str) -> None:
         self._tasks.append(asyncio.create_task(coroutine, name=name))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Callable
 
 import click
 
@@ -21,12 +22,14 @@ from .http import agent_routes
 TIMELINE_FILE = "timeline.duckdb"
 
 
-def agent_app(host: AgentHost, name: str = "agent", extra_routes=()):
-    """The agents' routes (plus `extra_routes`, e.g. mounted components), /health and /metrics."""
+def agent_app(host: AgentHost, name: str = "agent", extra_routes=(), ready: Callable[[], list[str]] | None = None):
+    """The agents' routes (plus `extra_routes`, e.g. mounted components), /health, /ready and /metrics;
+    `ready` replaces the agents' own readiness (`agentnet up` adds its components')."""
     return create_app(
         name,
         [*agent_routes(host), *extra_routes],
         health=lambda: {"agents": sorted(host.agents), "nats": "connected" if host.transport.connected else "connecting"},
+        ready=ready or host.not_ready,
     )
 
 

@@ -44,6 +44,7 @@ class Transport:
     def __init__(self, url: str, auth: NatsAuth = NatsAuth(), name: str = "agentnet"):
         self.url, self.auth, self.name = url, auth, name
         self.nc = None
+        self.state = natsclient.NatsState()  # for readiness (when this transport connects itself)
         self._closing = False
         self._groups: dict[int, int] | None = None  # agent -> group while partitioned
         self._fragments: dict[str, tuple[float, list[bytes | None]]] = {}  # message id -> (first seen, parts)
@@ -53,7 +54,7 @@ class Transport:
     async def connect(self, retry_every: float = 0.25) -> None:
         """Connect, retrying until the server answers (it may start after us); reconnects are automatic."""
         self.nc = await natsclient.connect(
-            self.url, self.auth, self.name, retry_every=retry_every,
+            self.url, self.auth, self.name, state=self.state, retry_every=retry_every,
             error_cb=self._error, disconnected_cb=self._disconnected, reconnected_cb=self._reconnected,
         )  # fmt: skip
 

@@ -2,7 +2,10 @@
 
 A component is module `agentnet_runtime.components.<name with underscores>` with
 `create(config: RuntimeConfig) -> Service`. A Service has HTTP routes (relative to its
-catalogue prefix), optional NATS work started in `start()`, and facts for /health.
+catalogue prefix), optional NATS work started in `start()`, facts for /health, and its
+readiness for /ready: the base checks its NATS connection and the JetStream objects it
+declares (`jetstream()`, kept in existence while it runs), a subclass may add checks.
+Settings are read in the constructor, so a refused one stops the process before it serves.
 The same Service runs alone (`agentnet component NAME`, main.py: its routes at the
 root of its own port) or inside `agentnet up` (mounted under its prefix next to the
 agents and the other components), so nothing in a component knows which.
@@ -10,6 +13,7 @@ agents and the other components), so nothing in a component knows which.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import math
 import os
@@ -34,6 +38,10 @@ class Service:
     def __init__(self, config: RuntimeConfig):
         self.config = config
         self.nc = None  # nats-py client, connected by start() when `uses_nats`
+        self.nats = natsclient.NatsState()
+        self.keeper: natsclient.JetStreamKeeper | None = None  # made by start() when jetstream() names objects
+        self.started = False
+        self._keeping: asyncio.Task | None = None
 
     # What a subclass provides ----------------------------------------------------------
 
@@ -45,6 +53,24 @@ class Service:
     def health(self) -> dict[str, Any]:
         """Facts added to GET /health."""
         return {}
+
+    def jetstream(self) -> list[natsclient.JetStreamNeed]:
+        """JetStream objects the component needs (when `uses_nats`); re-created whenever found missing."""
+        return []
+
+    def readiness(self) -> list[str]:
+        """Why the component cannot do its work now (GET /ready: 503 listing them); empty when ready.
+        A subclass with checks of its own adds them to these."""
+        reasons = self.nats_readiness()
+        if not reasons and not self.started:
+            reasons.append(f"{self.name} starting")
+        return reasons
+
+    def nats_readiness(self) -> list[str]:
+        """NATS connected, and every JetStream object the component needs present."""
+        if not self.uses_nats:
+            return []
+        return self.nats.not_ready() or (self.keeper.not_ready() if self.keeper is not None else [])
 
     async def on_start(self) -> None:
         """Subscriptions, consumers and timers; called once NATS is connected (if used)."""
@@ -64,7 +90,7 @@ class Service:
             return default
         try:
             return parse(self.settings[key])
-        except ValueError:
+        except (TypeError, ValueError):  # TypeError: a hand-written network.json with a list or an object
             raise ConfigError(f"components[{self.name}].settings.{key} {rule} (got {self.settings[key]!r})") from None
 
     def number(self, key: str, default: float, *, low: float = -math.inf, high: float = math.inf,
@@ -84,7 +110,7 @@ class Service:
         kind = "an integer" if integer else "a number"
         try:
             value = int(text) if integer else float(text)
-        except ValueError:
+        except (TypeError, ValueError):
             raise ConfigError(f"{source} must be {kind} (got {text!r})") from None
         if above:
             bound, ok = f"more than {low:g}", value > low
@@ -101,17 +127,32 @@ class Service:
     async def start(self) -> None:
         if self.uses_nats:
             self.nc = await natsclient.connect(
-                self.config.nats_url, self.config.nats_auth, f"agentnet-{self.config.network.name}-{self.name}"
-            )
+                self.config.nats_url, self.config.nats_auth, f"agentnet-{self.config.network.name}-{self.name}",
+                state=self.nats,
+            )  # fmt: skip
+            needs = self.jetstream()
+            if needs:
+                self.keeper = natsclient.JetStreamKeeper(needs, self.nats)
+                js = self.nc.jetstream()
+                await self.keeper.check(js)  # now, so the work can begin at once
+                self._keeping = asyncio.create_task(self.keeper.run(js), name=f"{self.name}-jetstream")
         await self.on_start()
+        self.started = True
 
     async def stop(self) -> None:
+        if self._keeping is not None:
+            self.keeper.stop()
+            self._keeping.cancel()
+            await asyncio.gather(self._keeping, return_exceptions=True)
         await self.on_stop()
         if self.nc is not None and not self.nc.is_closed:
-            await self.nc.close()
+            try:
+                await self.nc.close()
+            except OSError:  # the server is away: there is nothing left to flush
+                pass
 
     def app(self) -> Starlette:
-        return create_app(self.name, self.routes(), health=self.health)
+        return create_app(self.name, self.routes(), health=self.health, ready=self.readiness)
 
 
 def module_name(component: str) -> str:

@@ -1,7 +1,9 @@
 """`agentnet component NAME`: one service component in its own process (what a component pod runs).
 
 Reads network.json and the pod's environment like an agent (config.py); flags override.
-HTTP is served at once, so /health answers while NATS is still being connected.
+A setting the component refuses ends the process at once (exit status 1, one line naming
+the setting and the rule). HTTP is served at once, so /health answers while NATS is still
+being connected (/ready says so); a start that fails ends the process too.
 """
 
 from __future__ import annotations
@@ -23,10 +25,15 @@ async def run_component(service: Service, stop: asyncio.Event) -> None:
     config = service.config
     http = await HttpServer(service.app(), config.http_host, config.http_port).start()
     log.info("component %s of network %s serving on port %d", service.name, config.network.name, http.port)
-    starting = asyncio.create_task(service.start())
+    starting = asyncio.create_task(service.start(), name=f"{service.name}-start")
+    stopping = asyncio.create_task(stop.wait())
     try:
-        await stop.wait()
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if starting.done() and starting.exception() is not None:
+            raise starting.exception()  # e.g. its data file cannot be opened: a crash, not a pod forever unready
+        await stopping
     finally:
+        stopping.cancel()
         await http.stop()
         if not starting.done():  # still waiting for NATS
             starting.cancel()
@@ -52,4 +59,7 @@ def component_command(name: str, log_level: str, **flags) -> None:
         raise click.ClickException(str(error)) from None
     except ModuleNotFoundError as error:
         raise click.ClickException(f"component {name} is not part of this build ({error.name})") from None
-    run_until_signal(lambda stop: run_component(service, stop))
+    try:
+        run_until_signal(lambda stop: run_component(service, stop))
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None

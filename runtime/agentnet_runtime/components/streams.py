@@ -7,10 +7,12 @@ GET  /status  processed and rejected terms, derived equalities, consumer lag, th
 Work: terms (one per message, the term's text) arrive on `work.{colour}` of the work-queue stream AGENTNET_WORK
 (natsclient.py) and are pulled in batches from the durable consumer named after the component; replicas of the
 component share it (competing consumers), and its pending + unacknowledged count is the lag the autoscaler reads
-(also the gauge agentnet_stream_lag). A batch is saturated with the colour's rewrite family under a Budget in a
-scratch e-graph; what it derived is copied into the component's own replica of the CRDT e-graph as one new event,
-so the result is an ordinary δ-CRDT delta that anyone can join. Both happen in a worker process (below); messages
-are acknowledged once the delta is handed on.
+(also the gauge agentnet_stream_lag). The stream and the consumer are made by the component's JetStream keeper
+(components.Service), and made again whenever the server has lost them (a restart with an empty store), so work
+resumes without a restart; /ready answers 503 naming what is missing meanwhile. A batch is saturated with the
+colour's rewrite family under a Budget in a scratch e-graph; what it derived is copied into the component's own
+replica of the CRDT e-graph as one new event, so the result is an ordinary δ-CRDT delta that anyone can join. Both
+happen in a worker process (below); messages are acknowledged once the delta is handed on.
 
 Hand-off: the delta goes to every agent of the colour (to every agent when none has it) on agent.{id}.state, in the
 agents' envelope, from the sender id -1 / -2 / -3 (RED / BLUE / GREEN): agent ids are never negative, so it cannot
@@ -297,18 +299,17 @@ class StreamService(Service):
 
     # --- lifecycle ----------------------------------------------------------------------------------------
 
-    async def on_start(self) -> None:
-        from nats.js.api import AckPolicy, ConsumerConfig
+    def jetstream(self) -> list[natsclient.JetStreamNeed]:
+        return [natsclient.work_stream(), natsclient.work_queue_consumer(self.name, max(1_000, 4 * self.batch_size))]
 
+    async def on_start(self) -> None:
         await self._new_worker()
         self.transport = _EncodedTransport(self.config.nats_url, self.config.nats_auth, self.name)
         self.transport.nc = self.nc  # the Service's connection, with the agents' envelopes and fragmenting
         self.js = self.nc.jetstream()
-        await natsclient.ensure_work_stream(self.js)
-        subscription = await self.js.pull_subscribe(
-            self.work_subject, durable=self.consumer, stream=natsclient.WORK_STREAM,
-            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_ack_pending=max(1_000, 4 * self.batch_size)),
-        )  # fmt: skip
+        # Bound by name, not created here: the keeper (components.Service) creates the consumer, again
+        # whenever the server has lost it, and the binding keeps working across that.
+        subscription = await self.js.pull_subscribe_bind(self.consumer, natsclient.WORK_STREAM)
         await self.transport.subscribe(subjects.for_agent(subjects.ACK, self.sender), self._on_ack)
         await self.refresh_lag()
         self._tasks = [
@@ -354,6 +355,9 @@ class StreamService(Service):
         import nats.errors
 
         while not self._stopping:
+            if self.nats_readiness():  # NATS away, or the consumer not there (yet, or again)
+                await asyncio.sleep(FETCH_WAIT / 4)
+                continue
             try:
                 messages = await subscription.fetch(self.batch_size, timeout=FETCH_WAIT)
             except nats.errors.TimeoutError:
@@ -431,19 +435,23 @@ class StreamService(Service):
 
     # --- routes ---------------------------------------------------------------------------------------------
 
-    def _connected(self) -> None:
-        if self.js is None or not self.nc.is_connected:
-            raise RequestError("not connected to NATS yet", field="nats", rule="must be connected to queue work", status=503)
+    def _available(self, reasons: list[str], purpose: str, rule: str) -> None:
+        """A 503 saying why (e.g. NATS disconnected) when the component cannot do this now."""
+        if not reasons and self.js is None:
+            reasons = [f"{self.name} starting"]
+        if reasons:
+            raise RequestError(f"cannot {purpose} now: {'; '.join(reasons)}", field="nats", rule=rule, status=503)
 
     async def queue_terms(self, request: Request) -> JSONResponse:
         body = await json_body(request)
         only_fields(body, ("term", "terms"))
         terms = requested_terms(body, MAX_TERMS)
-        self._connected()
+        self._available(self.nats_readiness(), "queue work", "NATS connected and the work queue present")
         try:
             acks = [await self.js.publish_async(self.work_subject, str(term).encode()) for term in terms]
             await asyncio.wait_for(asyncio.gather(*acks), 10)
         except Exception as error:
+            self.keeper.wake()  # e.g. no stream: the server lost it; look now rather than within a second
             raise RequestError(f"JetStream did not take the terms: {error!r}", field="nats",
                                rule="the work queue must accept them", status=503) from None  # fmt: skip
         return JSONResponse({"queued": len(terms), "subject": self.work_subject, "consumer": self.consumer}, status_code=202)
@@ -452,7 +460,7 @@ class StreamService(Service):
         body = await json_body(request)
         only_fields(body, ("term", "terms"))
         terms = requested_terms(body, MAX_TERMS)
-        self._connected()
+        self._available(self.nats.not_ready(), "hand derived equalities on", "NATS connected")
         derived = await self.process(terms, list_equalities=True)
         report = derived.report
         return JSONResponse({

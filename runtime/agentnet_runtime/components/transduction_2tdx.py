@@ -181,6 +181,10 @@ class Transduction(Service):
     def health(self) -> dict[str, Any]:
         return {"peer": self.peer, "nats": "connected" if self.transport.connected else "connecting"}
 
+    def readiness(self) -> list[str]:
+        # Its own NATS connection (the bridge to the peer starts without waiting for it, so not `uses_nats`).
+        return self.transport.state.not_ready() + super().readiness()
+
     # --- lifecycle -----------------------------------------------------------------------
 
     async def on_start(self) -> None:

@@ -27,7 +27,7 @@ from starlette.routing import Mount
 from agentnet_runtime import components
 from agentnet_runtime.catalogue import BY_NAME
 from agentnet_runtime.components import Service
-from agentnet_runtime.config import AgentSettings, NetworkConfig, RuntimeConfig, load_config
+from agentnet_runtime.config import AgentSettings, ConfigError, NetworkConfig, RuntimeConfig, load_config
 from agentnet_runtime.natsbin import EmbeddedNats
 from agentnet_runtime.web import HttpServer, run_until_signal
 
@@ -92,7 +92,11 @@ async def run_network(
     host.timeline = await asyncio.to_thread(open_timeline, config)
     services = component_services(config.with_(agent_ids=()), say)
     mounts = [Mount(BY_NAME[service.name].route, app=service.app()) for service in services]
-    http = HttpServer(agent_app(host, "agentnet-up", mounts), config.http_host, config.http_port)
+
+    def whole_process_ready() -> list[str]:  # GET /ready at the root: the agents and every component
+        return host.not_ready() + [f"{service.name}: {reason}" for service in services for reason in service.readiness()]
+
+    http = HttpServer(agent_app(host, "agentnet-up", mounts, whole_process_ready), config.http_host, config.http_port)
     try:
         await host.start()
         await asyncio.wait_for(host.ready.wait(), 30)
@@ -152,7 +156,7 @@ def up_command(path: str, port: int, http_host: str, data_dir: str | None, sync_
             await task
 
         run_until_signal(main)
-    except OSError as error:
+    except (OSError, ConfigError) as error:  # ConfigError: a component setting it refuses
         raise click.ClickException(str(error)) from None
     finally:
         nats.stop()
