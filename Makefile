@@ -45,8 +45,10 @@ browser:
 	@test -x /usr/bin/chromium || { apt-get update && apt-get install -y --no-install-recommends chromium; }
 
 # The runtime image from the Dockerfile, built with buildah on a base made from
-# Debian packages (no Docker engine, no registry); prints the image reference last.
+# Debian packages (no Docker engine, no registry), and loaded into the dev cluster's
+# node if one runs; prints the image reference last.
 image: setup host-packages
+	@PYTHONPATH=tests $(PY) -m rig.controlplane load-image --state-dir $(DEV_CLUSTER_DIR) >&2
 	bash scripts/image/build.sh
 
 test: setup host-packages controlplane prometheus browser image

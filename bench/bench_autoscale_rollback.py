@@ -14,6 +14,7 @@ Run: .venv/bin/python -m bench.bench_autoscale_rollback [--repeat 10]
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import subprocess
@@ -29,6 +30,7 @@ from bench.common import entry, report
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 from rig import controlplane  # noqa: E402  (the test rig lives under tests/)
+from rig.node import fake_node_namespace  # noqa: E402
 from rig.operator import RunningOperator  # noqa: E402
 
 from agentnet_operator import names  # noqa: E402
@@ -170,7 +172,8 @@ def main() -> None:
             subprocess.run([*kubectl, "apply", "--server-side", "-f", str(REPO / "crds")], check=True, capture_output=True)
             subprocess.run([*kubectl, "wait", "--for=condition=Established", f"crd/{names.CRD_NAME}"], check=True,
                            capture_output=True)
-            subprocess.run([*kubectl, "create", "namespace", NAMESPACE], check=True, capture_output=True)
+            subprocess.run([*kubectl, "create", "-f", "-"], input=json.dumps(fake_node_namespace(NAMESPACE)).encode(),
+                           check=True, capture_output=True)
             operator = RunningOperator(kubeconfig, Path(tmp) / "operator.log", namespace=NAMESPACE, resync_seconds=5)
             api = config.new_client_from_config(config_file=str(kubeconfig))
             reactions, direct = autoscale(api, nats.url, args.repeat)

@@ -26,6 +26,7 @@ from bench.common import entry, report
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 from rig import controlplane  # noqa: E402  (the test rig lives under tests/)
+from rig.node import fake_node_namespace  # noqa: E402
 from rig.operator import RunningOperator  # noqa: E402
 
 from agentnet_operator import names  # noqa: E402
@@ -45,7 +46,7 @@ def pods_ready(core: client.CoreV1Api, namespace: str, expected: int) -> bool:
 
 
 def create_namespace(core: client.CoreV1Api, name: str) -> None:
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    core.create_namespace(fake_node_namespace(name))  # 1,050 pods: kwok's node, not the real one
     deadline = time.monotonic() + 30
     while not core.list_namespaced_service_account(name).items and time.monotonic() < deadline:
         time.sleep(0.1)

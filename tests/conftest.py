@@ -25,6 +25,7 @@ from agentnet_runtime.core import compiled_modules
 from agentnet_runtime.natsbin import EmbeddedNats
 
 from rig import EXISTING_KUBECONFIG, controlplane, wait_for
+from rig.node import fake_node_namespace
 
 RIG_DIR_ENV, RIG_OWNER_ENV = "AGENTNET_RIG_DIR", "AGENTNET_RIG_OWNER_PID"
 
@@ -109,11 +110,13 @@ def helm(rig_bin: Path, kubeconfig: Path) -> Callable[..., str]:
 
 @pytest.fixture
 def namespace(request: pytest.FixtureRequest, k8s: client.ApiClient) -> Iterator[str]:
-    """A fresh namespace named after the test, deleted afterwards."""
+    """A fresh namespace named after the test, deleted afterwards. Its pods go to
+    kwok's fake node: most tests check objects, and hundreds of real containers
+    would not fit on two cores (real_namespace is for real pods)."""
     core = client.CoreV1Api(k8s)
     stem = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
     name = f"t-{stem}-{secrets.token_hex(3)}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    core.create_namespace(fake_node_namespace(name))
 
     def default_service_account_exists() -> bool:
         return any(sa.metadata.name == "default"

@@ -3,6 +3,7 @@ garbage collector works, kubectl and helm talk to it, NATS serves JetStream, and
 nothing is left running after teardown."""
 
 import json
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from kubernetes import client
 
 from agentnet_runtime.natsbin import EmbeddedNats
-from rig import EXISTING_KUBECONFIG, controlplane, wait_for
+from rig import EXISTING_KUBECONFIG, controlplane, node, wait_for
 
 VERSIONS = dict(line.split("=", 1) for line in
                 (Path(__file__).parent / "controlplane" / "versions.env").read_text().splitlines()
@@ -109,25 +110,69 @@ async def test_nats_pubsub_and_jetstream(nats_server):
         await nc.close()
 
 
-@pytest.mark.parametrize("how", ["down", "owner killed"])
-def test_teardown_leaves_no_process_behind(rig_bin, tmp_path, how):
+def host_leftovers(slot: node.Slot) -> list[str]:
+    """What a rig's node in `slot` could leave on the host, if it is still there."""
+    found = [str(p) for p in Path("/sys/fs/cgroup").glob(f"*/{slot.cgroup}")]
+    if node.link_exists(slot.host_link):
+        found.append(f"link {slot.host_link}")
+    if slot.pod_cidr.split("/")[0] in subprocess.run(["ip", "route"], capture_output=True, text=True).stdout:
+        found.append(f"route to {slot.pod_cidr}")
+    return found
+
+
+@pytest.mark.parametrize("how", ["down", "owner killed", "supervisor killed"])
+def test_teardown_leaves_nothing_behind(rig_bin, tmp_path, how):
     owner = subprocess.Popen(["sleep", "600"])  # stands in for a test run that gets killed
     state_dir = tmp_path / "cp"
-    controlplane.up(state_dir, watch_pid=owner.pid)
-    supervisor = int((state_dir / controlplane.Paths(state_dir).supervisor_pid.name).read_text())
-    pids = [supervisor, *json.loads((state_dir / "pids.json").read_text()).values()]
-    assert len(pids) == 6 and all(controlplane.pid_alive(pid) for pid in pids)
-
     try:
+        controlplane.up(state_dir, watch_pid=owner.pid)
+        supervisor = int((state_dir / controlplane.Paths(state_dir).supervisor_pid.name).read_text())
+        pids = [supervisor, *json.loads((state_dir / "pids.json").read_text()).values()]
+        # etcd, the API server, controller-manager, scheduler, kwok; the node's namespaces, containerd, kubelet, kube-proxy
+        assert len(pids) == 10 and all(controlplane.pid_alive(pid) for pid in pids)
+        slot = node.Slot(int((state_dir / "node" / "slot").read_text()))
+        containers = node.cgroup_pids(slot.cgroup) - set(pids)  # CoreDNS, its pod's pause and their shim
+        assert len(containers) >= 3 and host_leftovers(slot)
+        assert node.KernelTunables().saved.exists()  # the host's values, to put back
+
         if how == "down":
             controlplane.down(state_dir)
-        else:
+        elif how == "owner killed":
             owner.send_signal(signal.SIGKILL)
+        else:  # nothing cleans up: the next node in the slot does (node.reap, once it holds the slot's lock)
+            os.kill(supervisor, signal.SIGKILL)
         wait_for(lambda: not any(controlplane.pid_alive(pid) for pid in pids), 60,
                  "every control plane process to exit")
+        if how == "supervisor killed":
+            assert host_leftovers(slot)  # containers and shims outlive the supervisor by design
+            node.reap(slot)
+        wait_for(lambda: not host_leftovers(slot), 30, "the node's cgroups, link and route to go")
+        assert not any(controlplane.pid_alive(pid) for pid in containers)
     finally:
         owner.kill()
         owner.wait()
+
+
+def test_the_last_node_to_stop_puts_the_kernel_tunables_back(tmp_path):
+    """The kubelet changes host-wide sysctls; the rig saves them before the first node and the last
+    node restores them. One real sysctl (kernel.panic, harmless to change for a moment) and slot
+    locks in a directory of this test's, so the rig's own nodes are not involved."""
+    key = "kernel/panic"
+    original = node.read_sysctl(key)
+    tunables = node.KernelTunables(tmp_path, keys=(key,))
+    first, second = node.SlotLock(tmp_path), node.SlotLock(tmp_path)
+    try:
+        tunables.save()
+        node.write_sysctl(key, str(int(original) + 7))  # what a kubelet does at start
+        tunables.save()  # a second node: the host's value stays the one saved
+        first.release()
+        tunables.restore_unless_in_use()
+        assert node.read_sysctl(key) == str(int(original) + 7)  # the second node still runs
+        second.release()
+        tunables.restore_unless_in_use()
+        assert node.read_sysctl(key) == original and not tunables.saved.exists()
+    finally:
+        node.write_sysctl(key, original)
 
 
 def test_stopped_nats_server_leaves_no_process(tmp_path):

@@ -1,8 +1,11 @@
-"""The local Kubernetes control plane for tests and `make dev-cluster`.
+"""The local Kubernetes cluster for tests and `make dev-cluster`.
 
-Real etcd, kube-apiserver, kube-controller-manager and kube-scheduler, plus kwok
-so that pods on a fake node get scheduled and become Running/Ready — built from
-Go modules by ../controlplane/build.sh and cached under ~/.cache/agentnet.
+Real etcd, kube-apiserver, kube-controller-manager and kube-scheduler; one real
+node (node.py: containerd, runc, CNI, kubelet, kube-proxy, CoreDNS) where pods
+run real containers; and kwok, whose fake node takes the pods of namespaces
+that ask for it (node.fake_node_namespace) so that scale tests can schedule
+thousands — all built from Go modules by ../controlplane/build.sh and cached
+under ~/.cache/agentnet.
 
 A supervisor process (`python -m rig.controlplane serve`) owns the component
 processes. They die with it (PR_SET_PDEATHSIG), and it stops them when it is
@@ -11,6 +14,7 @@ left behind even when a test run is killed.
 
     python -m rig.controlplane up   [--state-dir DIR]   # prints `export KUBECONFIG=...`
     python -m rig.controlplane down [--state-dir DIR]
+    python -m rig.controlplane load-image [--state-dir DIR]   # the runtime image, again (after `make image`)
 """
 
 import argparse
@@ -24,22 +28,37 @@ import subprocess
 import sys
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from rig import pki
+from rig import images, pki
+from rig.node import (APISERVER_KUBELET_BINDING, APISERVER_KUBELET_CLIENT, FAKE_NODE, NODE_KIND_LABEL, NODE_NAME,
+                      REAL_NODE_SELECTOR, Node, containerd_socket, coredns_manifests, import_image)
 
 BUILD_SCRIPT = Path(__file__).resolve().parent.parent / "controlplane" / "build.sh"
 DEFAULT_STATE_DIR = Path.home() / ".cache" / "agentnet" / "dev-cluster"
 SERVICE_CIDR, SERVICE_IP = "10.96.0.0/16", "10.96.0.1"  # virtual: nothing is ever sent there
 POD_CIDR = "10.244.0.0/16"  # fake pod IPs kwok writes into pod status
-NODE_NAME = "kwok-node-0"
+FAKE_NODE_NAME = "kwok-node-0"
 # file stem -> (user, group) of each client certificate
 IDENTITIES = {
     "admin": ("agentnet-admin", "system:masters"),
     "controller-manager": ("system:kube-controller-manager", None),
     "scheduler": ("system:kube-scheduler", None),
     "kwok": ("kwok-controller", "system:masters"),
+    "kubelet": (f"system:node:{NODE_NAME}", "system:nodes"),  # the Node authorizer's identity
+    "kube-proxy": ("system:kube-proxy", None),  # bound to system:node-proxier by default
+    "apiserver-kubelet-client": (APISERVER_KUBELET_CLIENT, None),
 }
+# Pods go to the real node unless their namespace names the fake one.
+ADMISSION_CONFIG = f"""apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+- name: PodNodeSelector
+  configuration:
+    podNodeSelectorPluginConfig:
+      clusterDefaultNodeSelector: "{REAL_NODE_SELECTOR}"
+"""
 # Records every write (not reads) so tests can count what a reconcile changed.
 AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
 kind: Policy
@@ -126,24 +145,35 @@ class ControlPlane:
         self.bin = bin_dir
         self.processes: dict[str, subprocess.Popen] = {}
         self.server = ""
+        self.node: Node | None = None
 
     # -- lifecycle ---------------------------------------------------------
-    def start(self, timeout: float = 120) -> None:
+    def start(self, timeout: float = 180) -> None:
         p = self.paths
         for d in (p.root, p.logs, p.etcd_data):
             d.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + timeout
+        # The node's network comes first: the API server listens where the node reaches it.
+        self.node = Node(p.root, self.bin, self._spawn)
+        self.node.open_network()
+        host_ip, node_ip = self.node.slot.host_ip, self.node.slot.node_ip
         etcd_port, peer_port, api_port, kwok_port = (free_port() for _ in range(4))
-        self.server = f"https://127.0.0.1:{api_port}"
-        pki.write_pki(p.pki, SERVICE_IP, IDENTITIES)
+        self.server = f"https://{host_ip}:{api_port}"
+        pki.write_pki(p.pki, ["127.0.0.1", SERVICE_IP, host_ip], IDENTITIES,
+                      servers={"kubelet-serving": (NODE_NAME, [node_ip])})
         for stem, (user, _) in IDENTITIES.items():
             (p.root / f"{stem}.kubeconfig").write_text(kubeconfig_text(
                 self.server, p.pki / "ca.crt", p.pki / f"{stem}.crt", p.pki / f"{stem}.key", user))
         (p.root / "audit-policy.yaml").write_text(AUDIT_POLICY)
+        (p.root / "admission.yaml").write_text(ADMISSION_CONFIG)
+        # The node's images are built (or found in the cache) while etcd and the API server start.
+        image_builds = ThreadPoolExecutor(max_workers=1)
+        node_images = image_builds.submit(lambda: [images.pause(), images.coredns(self.bin / "coredns"),
+                                                   images.runtime()])
 
         etcd_url = f"http://127.0.0.1:{etcd_port}"
         self._spawn("etcd", [
-            "--name=default", f"--data-dir={p.etcd_data}",
+            str(self.bin / "etcd"), "--name=default", f"--data-dir={p.etcd_data}",
             f"--listen-client-urls={etcd_url}", f"--advertise-client-urls={etcd_url}",
             f"--listen-peer-urls=http://127.0.0.1:{peer_port}",
             f"--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}",
@@ -153,20 +183,29 @@ class ControlPlane:
         self._wait(deadline, "etcd", lambda: self._http_ok(f"{etcd_url}/health"))
 
         self._spawn("kube-apiserver", [
-            f"--etcd-servers={etcd_url}", "--bind-address=127.0.0.1", f"--secure-port={api_port}",
-            "--advertise-address=127.0.0.1", "--endpoint-reconciler-type=none",
+            str(self.bin / "kube-apiserver"), f"--etcd-servers={etcd_url}",
+            f"--bind-address={host_ip}", f"--secure-port={api_port}",
+            # The `kubernetes` Service's endpoint: what in-cluster clients (the operator's pod) reach.
+            f"--advertise-address={host_ip}", "--endpoint-reconciler-type=lease",
             f"--tls-cert-file={p.pki / 'apiserver.crt'}", f"--tls-private-key-file={p.pki / 'apiserver.key'}",
             f"--client-ca-file={p.pki / 'ca.crt'}",
             "--service-account-issuer=https://kubernetes.default.svc",
             f"--service-account-key-file={p.pki / 'sa.pub'}",
             f"--service-account-signing-key-file={p.pki / 'sa.key'}",
             f"--service-cluster-ip-range={SERVICE_CIDR}", "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=PodNodeSelector", f"--admission-control-config-file={p.root / 'admission.yaml'}",
+            # logs, exec and port-forward: the API server calls the kubelet at its node IP and checks its certificate.
+            "--kubelet-preferred-address-types=InternalIP",
+            f"--kubelet-certificate-authority={p.pki / 'ca.crt'}",
+            f"--kubelet-client-certificate={p.pki / 'apiserver-kubelet-client.crt'}",
+            f"--kubelet-client-key={p.pki / 'apiserver-kubelet-client.key'}",
             f"--audit-policy-file={p.root / 'audit-policy.yaml'}", f"--audit-log-path={p.audit_log}",
             "--audit-log-maxsize=100", "--profiling=false",
         ])
         self._wait(deadline, "kube-apiserver", lambda: self._api_ok("/readyz"))
 
         self._spawn("kube-controller-manager", [
+            str(self.bin / "kube-controller-manager"),
             f"--kubeconfig={p.root / 'controller-manager.kubeconfig'}", "--secure-port=0",
             "--leader-elect=false", f"--service-account-private-key-file={p.pki / 'sa.key'}",
             f"--root-ca-file={p.pki / 'ca.crt'}", f"--service-cluster-ip-range={SERVICE_CIDR}",
@@ -174,28 +213,42 @@ class ControlPlane:
             *CLIENT_RATE,
         ])
         self._spawn("kube-scheduler", [
+            str(self.bin / "kube-scheduler"),
             f"--kubeconfig={p.root / 'scheduler.kubeconfig'}", "--secure-port=0", "--leader-elect=false",
             *CLIENT_RATE,
         ])
         self._spawn("kwok", [
+            str(self.bin / "kwok"),
             f"--kubeconfig={p.root / 'kwok.kubeconfig'}", f"--config={self.bin.parent / 'kwok-stages.yaml'}",
             "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             "--node-lease-duration-seconds=40", f"--server-address=127.0.0.1:{kwok_port}",
             f"--cidr={POD_CIDR}", "--node-ip=127.0.0.1",
         ])
-        self.kubectl("apply", "-f", "-", input=json.dumps(fake_node(NODE_NAME)))
-        self._wait(deadline, "node Ready", lambda: self._node_ready(NODE_NAME))
+        self.kubectl("apply", "-f", "-", input=json.dumps(fake_node(FAKE_NODE_NAME)))
+
+        pause, coredns, runtime = node_images.result()
+        image_builds.shutdown()
+        self.node.start({"kubelet": p.root / "kubelet.kubeconfig", "kube-proxy": p.root / "kube-proxy.kubeconfig"},
+                        p.pki, [pause, coredns, runtime], sandbox_image=pause.reference)
+        self.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(
+            {"apiVersion": "v1", "kind": "List", "items": [APISERVER_KUBELET_BINDING, *coredns_manifests(coredns.reference)]}))
+        for node in (FAKE_NODE_NAME, NODE_NAME):
+            self._wait(deadline, f"node {node} Ready", lambda: self._node_ready(node))
         # Pods need the namespace's default ServiceAccount, which a controller creates.
         self._wait(deadline, "default ServiceAccount",
                    lambda: self._api_ok("/api/v1/namespaces/default/serviceaccounts/default"))
+        self._wait(deadline, "CoreDNS", lambda: self._available("kube-system", "coredns"))
         p.kubeconfig.write_text((p.root / "admin.kubeconfig").read_text())
         p.pids.write_text(json.dumps({name: proc.pid for name, proc in self.processes.items()}))
 
     def stop(self) -> None:
-        """Stop in reverse start order."""
+        """Stop in reverse start order, then whatever the node leaves (containers, shims)."""
         for proc in reversed(list(self.processes.values())):
             stop_process(proc)
         self.processes.clear()
+        if self.node is not None:
+            self.node.stop()
+            self.node = None
 
     # -- helpers -------------------------------------------------------------
     def kubectl(self, *args: str, input: str | None = None) -> str:
@@ -206,12 +259,12 @@ class ControlPlane:
             raise RuntimeError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
         return result.stdout
 
-    def _spawn(self, name: str, args: list[str]) -> None:
+    def _spawn(self, name: str, command: list[str], preexec=die_with_parent) -> subprocess.Popen:
         log = open(self.paths.logs / f"{name}.log", "ab")
         self.processes[name] = subprocess.Popen(
-            [str(self.bin / name), *args], stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
+            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=preexec)
         log.close()
+        return self.processes[name]
 
     def _wait(self, deadline: float, what: str, check) -> None:
         while time.monotonic() < deadline:
@@ -244,15 +297,21 @@ class ControlPlane:
     def _api_ok(self, path: str) -> bool:
         return self._http_ok(self.server + path, self._admin_tls())
 
-    def _node_ready(self, name: str) -> bool:
+    def _get(self, path: str) -> dict | None:
         try:
-            with urllib.request.urlopen(f"{self.server}/api/v1/nodes/{name}", timeout=2,
-                                        context=self._admin_tls()) as response:
-                node = json.load(response)
+            with urllib.request.urlopen(self.server + path, timeout=2, context=self._admin_tls()) as response:
+                return json.load(response)
         except OSError:
-            return False
+            return None
+
+    def _node_ready(self, name: str) -> bool:
+        node = self._get(f"/api/v1/nodes/{name}") or {}
         return any(c["type"] == "Ready" and c["status"] == "True"
                    for c in node.get("status", {}).get("conditions", []))
+
+    def _available(self, namespace: str, deployment: str) -> bool:
+        found = self._get(f"/apis/apps/v1/namespaces/{namespace}/deployments/{deployment}") or {}
+        return (found.get("status") or {}).get("availableReplicas", 0) >= 1
 
 
 def fake_node(name: str) -> dict:
@@ -264,7 +323,7 @@ def fake_node(name: str) -> dict:
             "name": name,
             "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
             "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
-                       "kubernetes.io/arch": "amd64", "type": "kwok"},
+                       "kubernetes.io/arch": "amd64", "type": "kwok", NODE_KIND_LABEL: FAKE_NODE},
         },
         "status": {"allocatable": {"cpu": "2000", "memory": "8Ti", "pods": "5000"},
                    "capacity": {"cpu": "2000", "memory": "8Ti", "pods": "5000"}},
@@ -357,7 +416,7 @@ def down(state_dir: Path, timeout: float = 60) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rig.controlplane", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["up", "down", "serve"])
+    parser.add_argument("action", choices=["up", "down", "serve", "load-image"])
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     parser.add_argument("--watch-pid", type=int, default=None)
     args = parser.parse_args(argv)
@@ -367,6 +426,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "down":
         down(state_dir)
         print(f"control plane in {state_dir} stopped")
+        return 0
+    if args.action == "load-image":
+        if not running(state_dir):
+            print(f"no control plane runs in {state_dir}; its next start imports the image")
+            return 0
+        image = images.runtime()
+        import_image(containerd_socket(state_dir), image.archive, image.reference)
+        print(f"{image.reference} imported into the node of {state_dir}")
         return 0
     started = time.monotonic()
     kubeconfig = up(state_dir, args.watch_pid)

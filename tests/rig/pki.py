@@ -1,5 +1,6 @@
 """Certificates for the local control plane: one CA, a serving certificate for
-the API server, client certificates per identity and the service-account key.
+the API server (and for the real node's kubelet), client certificates per
+identity and the service-account key.
 """
 
 import datetime
@@ -42,11 +43,21 @@ def _name(common_name: str, organization: str | None = None) -> x509.Name:
     return x509.Name(parts)
 
 
-def write_pki(directory: Path, service_ip: str, clients: dict[str, tuple[str, str | None]]) -> None:
-    """Write ca.{crt,key}, apiserver.{crt,key}, sa.{key,pub} and <client>.{crt,key}.
+def _san(dns: list[str], ips: list[str]) -> x509.SubjectAlternativeName:
+    return x509.SubjectAlternativeName(
+        [x509.DNSName(n) for n in dns] + [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips])
 
-    `clients` maps a file stem to (common name, organization) — Kubernetes reads
-    them as user name and group.
+
+def write_pki(directory: Path, api_ips: list[str], clients: dict[str, tuple[str, str | None]],
+              servers: dict[str, tuple[str, list[str]]] | None = None) -> None:
+    """Write ca.{crt,key}, apiserver.{crt,key}, sa.{key,pub}, <client>.{crt,key}
+    and <server>.{crt,key}.
+
+    `api_ips`: the addresses the API server is reached at (loopback, its
+    Service IP, the address the real node sees). `clients` maps a file stem to
+    (common name, organization) — Kubernetes reads them as user name and group.
+    `servers` maps a file stem to (DNS name, IP addresses) of another serving
+    certificate (the kubelet's, which the API server verifies).
     """
     directory.mkdir(parents=True, exist_ok=True)
     ca_key = _key()
@@ -68,10 +79,9 @@ def write_pki(directory: Path, service_ip: str, clients: dict[str, tuple[str, st
             builder = builder.add_extension(san, critical=False)
         _write(directory / stem, key, builder.sign(ca_key, hashes.SHA256()))
 
-    san = x509.SubjectAlternativeName(
-        [x509.DNSName(n) for n in SERVING_DNS]
-        + [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", service_ip)])
-    issue("apiserver", _name("kube-apiserver"), ExtendedKeyUsageOID.SERVER_AUTH, san)
+    issue("apiserver", _name("kube-apiserver"), ExtendedKeyUsageOID.SERVER_AUTH, _san(SERVING_DNS, api_ips))
+    for stem, (dns_name, ips) in (servers or {}).items():
+        issue(stem, _name(dns_name), ExtendedKeyUsageOID.SERVER_AUTH, _san([dns_name], ips))
     for stem, (common_name, organization) in clients.items():
         issue(stem, _name(common_name, organization), ExtendedKeyUsageOID.CLIENT_AUTH)
 
