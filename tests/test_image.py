@@ -134,6 +134,8 @@ def test_runtime_archive_carries_the_charts_default_image_reference(runtime_imag
 
 def test_agentnet_runs_in_the_image_as_user_65532(runtime_container):
     assert run_in(runtime_container, "id", "-u").strip() == "65532"
+    # A named user: kopf takes the operator's identity from getpass, which fails for an unknown id.
+    assert run_in(runtime_container, "python", "-c", "import getpass; print(getpass.getuser())").strip() == "agentnet"
     assert run_in(runtime_container, "agentnet", "--version").strip() == f"agentnet, version {__version__}"
     usage = run_in(runtime_container, "agentnet", "--help")
     assert "operator" in usage and "component" in usage
