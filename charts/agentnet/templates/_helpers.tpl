@@ -113,7 +113,7 @@ Cluster-scoped reads of kopf's own (it "observes" the cluster):
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
   verbs: ["list", "watch"]
-{{- if .Values.watchNamespace }}
+{{- if or .Values.watchNamespace .Values.ignoreNamespaces }}
 - apiGroups: [""]
   resources: ["namespaces"]
   verbs: ["list", "watch"]
