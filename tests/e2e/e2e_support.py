@@ -1,0 +1,116 @@
+"""Helpers for the tests on real pods: reading networks, pods and agents through the
+API server, running code inside a pod, and port-forwarding as a user would."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from agentnet_operator import names
+from rig import wait_for
+from rig.controlplane import stop_process
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "network.yaml"
+OPERATOR_NAMESPACE, RELEASE = "agentnet-system", "agentnet"
+# Every module here: cluster tests that run in turn on one worker (see conftest.py).
+E2E = [pytest.mark.cluster, pytest.mark.xdist_group("real-node")]
+
+
+def example_network(image: str, **spec: Any) -> dict:
+    """examples/network.yaml with the image under test (and `spec` merged in)."""
+    body = yaml.safe_load(EXAMPLE.read_text())
+    body["spec"]["image"] = image
+    body["spec"].update(spec)
+    return body
+
+
+def get_network(k8s: client.ApiClient, namespace: str, name: str) -> dict:
+    return client.CustomObjectsApi(k8s).get_namespaced_custom_object(
+        names.GROUP, names.VERSION, namespace, names.PLURAL, name)
+
+
+def condition(network: dict, kind: str) -> dict:
+    return next((c for c in (network.get("status") or {}).get("conditions", []) if c["type"] == kind), {})
+
+
+def is_ready(network: dict) -> bool:
+    return condition(network, "Ready").get("status") == "True"
+
+
+def ready_pod(pod: client.V1Pod) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+
+
+def pods_ready(core: client.CoreV1Api, namespace: str, selector: str, count: int) -> bool:
+    pods = core.list_namespaced_pod(namespace, label_selector=selector).items
+    return len(pods) == count and all(ready_pod(p) for p in pods)
+
+
+def agent_pod(network: str, agent: int) -> str:
+    return f"{names.agents_name(network)}-{agent}"
+
+
+def pod_get(k8s: client.ApiClient, namespace: str, pod: str, path: str, port: int = 8080) -> Any:
+    """GET a pod's HTTP route through the API server's pod proxy, as JSON."""
+    text = client.CoreV1Api(k8s).connect_get_namespaced_pod_proxy_with_path(
+        f"{pod}:{port}", namespace, path.lstrip("/"), _preload_content=False).data
+    return json.loads(text)
+
+
+def agent_states(k8s: client.ApiClient, namespace: str, network: str, agents: int) -> dict[int, dict]:
+    return {i: pod_get(k8s, namespace, agent_pod(network, i), f"/agent/{i}/state") for i in range(agents)}
+
+
+def converged(k8s: client.ApiClient, namespace: str, network: str, agents: int) -> dict[int, dict] | None:
+    """Every agent's state once all hold one digest, else None."""
+    try:
+        states = agent_states(k8s, namespace, network, agents)
+    except (client.ApiException, ValueError):
+        return None
+    return states if len({s["digest"] for s in states.values()}) == 1 else None
+
+
+def in_pod(kubectl: Callable[..., str], namespace: str, target: str, code: str) -> str:
+    """Run Python inside a pod of the network (`target`: pod/NAME or deploy/NAME)."""
+    return kubectl("exec", "-n", namespace, target, "--", "python", "-c", code)
+
+
+def post_from_pod(kubectl: Callable[..., str], namespace: str, target: str, url: str, body: dict) -> dict:
+    """POST JSON to `url` from inside a pod (cluster DNS and Services, as the network sees them)."""
+    code = ("import httpx, json, sys; r = httpx.post(sys.argv[1], json=json.loads(sys.argv[2]), timeout=30); "
+            "print(json.dumps({'status': r.status_code, 'body': r.json()}))")
+    out = kubectl("exec", "-n", namespace, target, "--", "python", "-c", code, url, json.dumps(body))
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def port_forward(kubectl_bin: Path, kubeconfig: Path, namespace: str, target: str, remote: int) -> Iterator[int]:
+    """`kubectl port-forward` to `target` (e.g. svc/NAME); yields the local port."""
+    local = free_port()
+    process = subprocess.Popen([str(kubectl_bin), f"--kubeconfig={kubeconfig}", "port-forward", "-n", namespace,
+                                target, f"{local}:{remote}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        def listening() -> bool:
+            assert process.poll() is None, f"kubectl port-forward exited: {process.stdout.read().decode()}"
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", local)) == 0
+        wait_for(listening, 30, f"port-forward to {namespace}/{target}")
+        yield local
+    finally:
+        stop_process(process, grace=5)
