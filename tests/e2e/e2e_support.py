@@ -80,17 +80,16 @@ def converged(k8s: client.ApiClient, namespace: str, network: str, agents: int) 
     return states if len({s["digest"] for s in states.values()}) == 1 else None
 
 
-def in_pod(kubectl: Callable[..., str], namespace: str, target: str, code: str) -> str:
-    """Run Python inside a pod of the network (`target`: pod/NAME or deploy/NAME)."""
-    return kubectl("exec", "-n", namespace, target, "--", "python", "-c", code)
+def in_pod(kubectl: Callable[..., str], namespace: str, target: str, code: str, *args: str) -> str:
+    """Run Python inside a pod of the network (`target`: pod/NAME or deploy/NAME); `args` are its sys.argv[1:]."""
+    return kubectl("exec", "-n", namespace, target, "--", "python", "-c", code, *args)
 
 
 def post_from_pod(kubectl: Callable[..., str], namespace: str, target: str, url: str, body: dict) -> dict:
     """POST JSON to `url` from inside a pod (cluster DNS and Services, as the network sees them)."""
     code = ("import httpx, json, sys; r = httpx.post(sys.argv[1], json=json.loads(sys.argv[2]), timeout=30); "
             "print(json.dumps({'status': r.status_code, 'body': r.json()}))")
-    out = kubectl("exec", "-n", namespace, target, "--", "python", "-c", code, url, json.dumps(body))
-    return json.loads(out.strip().splitlines()[-1])
+    return json.loads(in_pod(kubectl, namespace, target, code, url, json.dumps(body)).strip().splitlines()[-1])
 
 
 def free_port() -> int:

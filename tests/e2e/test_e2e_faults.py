@@ -1,0 +1,102 @@
+"""Faults on real pods end in convergence: an agent pod deleted comes back and
+catches up from its neighbours; the NATS pod deleted (its store is gone with it)
+leaves every component to re-create what it needs, and the network is Ready
+again without a component pod restarting; the operator pod deleted in the middle
+of a rollout is replaced and finishes it with no duplicate revision."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+from kubernetes import client
+
+from agentnet_operator import names
+from e2e_support import (E2E, OPERATOR_NAMESPACE, RELEASE, agent_pod, converged, get_network, is_ready, pod_get,
+                         post_from_pod, pods_ready, ready_pod)
+from rig import wait_for
+
+pytestmark = E2E
+NETWORK, AGENTS = "faults", 5
+
+
+def faults_network(image: str) -> dict:
+    return {"apiVersion": names.API_VERSION, "kind": names.KIND, "metadata": {"name": NETWORK},
+            "spec": {"agents": AGENTS, "topology": {"kind": "ring"}, "image": image,
+                     "components": [{"name": "stream-red"}]}}
+
+
+def pods_by_name(core: client.CoreV1Api, ns: str, role: str) -> dict[str, client.V1Pod]:
+    selector = f"{names.LABEL_INSTANCE}={NETWORK},{names.LABEL_COMPONENT}={role}"
+    return {p.metadata.name: p for p in core.list_namespaced_pod(ns, label_selector=selector).items}
+
+
+def identities(pods: dict[str, client.V1Pod]) -> dict[str, tuple[str, int]]:
+    """Each pod's uid and its container's restart count: unchanged when nothing restarted."""
+    return {name: (p.metadata.uid, p.status.container_statuses[0].restart_count) for name, p in pods.items()}
+
+
+def test_agent_nats_and_operator_pods_deleted(k8s, kubectl, installed_operator, real_namespace, runtime_image):
+    ns, core = real_namespace, client.CoreV1Api(k8s)
+    stream_red = f"deploy/{names.component_name(NETWORK, 'stream-red')}"
+    kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump(faults_network(runtime_image)))
+    wait_for(lambda: is_ready(get_network(k8s, ns, NETWORK)), 300, "the network to be Ready")
+    for agent, term in enumerate(["x*(y+z)", "a+(b+c)", "p*(q*r)"]):
+        url = f"http://{agent_pod(NETWORK, agent)}.{names.agents_name(NETWORK)}:8080/agent/{agent}/message"
+        assert post_from_pod(kubectl, ns, stream_red, url, {"term": term})["status"] == 202
+    before = wait_for(lambda: converged(k8s, ns, NETWORK, AGENTS), 120, "the agents to converge")
+
+    # An agent pod deleted: a new pod, an empty replica, filled again by its neighbours.
+    victim = agent_pod(NETWORK, 2)
+    old_uid = core.read_namespaced_pod(victim, ns).metadata.uid
+    core.delete_namespaced_pod(victim, ns)
+    wait_for(lambda: (p := core.read_namespaced_pod(victim, ns)).metadata.uid != old_uid and ready_pod(p), 120,
+             "agent 2's pod back and Ready")
+    after = wait_for(lambda: converged(k8s, ns, NETWORK, AGENTS), 120, "agent 2 to catch up")
+    assert after[2]["digest"] == before[0]["digest"] and after[2]["size"] == before[2]["size"]
+
+    # The NATS pod deleted: its JetStream store goes with it (emptyDir).
+    workers = {**pods_by_name(core, ns, "stream-red"), **pods_by_name(core, ns, names.ROLE_AGENT)}
+    unchanged = identities(workers)
+    nats_pod = f"{names.nats_name(NETWORK)}-0"
+    old_uid = core.read_namespaced_pod(nats_pod, ns).metadata.uid
+    core.delete_namespaced_pod(nats_pod, ns)
+    wait_for(lambda: not is_ready(get_network(k8s, ns, NETWORK)), 60, "the network to notice NATS is gone")
+    wait_for(lambda: (p := core.read_namespaced_pod(nats_pod, ns)).metadata.uid != old_uid and ready_pod(p), 120,
+             "a new NATS pod")
+    wait_for(lambda: is_ready(get_network(k8s, ns, NETWORK)), 120, "the network Ready again")
+    (worker,) = pods_by_name(core, ns, "stream-red")
+
+    def worker_ready() -> bool:  # reconnected, and the work queue and its consumer exist again
+        try:
+            return pod_get(k8s, ns, worker, "/ready")["status"] == "ready"
+        except client.ApiException:  # 503: the kubelet's probe may not have seen it unready yet
+            return False
+
+    wait_for(worker_ready, 60, "stream-red ready again")
+    processed = pod_get(k8s, ns, worker, "/status")["processed"]
+    queued = post_from_pod(kubectl, ns, stream_red, f"http://{names.component_name(NETWORK, 'stream-red')}:8080/terms",
+                           {"term": "u*(v+w)"})
+    assert queued["status"] == 202, queued
+    wait_for(lambda: pod_get(k8s, ns, worker, "/status")["processed"] > processed, 60, "the new term rewritten")
+    now = identities({**pods_by_name(core, ns, "stream-red"), **pods_by_name(core, ns, names.ROLE_AGENT)})
+    assert now == unchanged, "a component or agent pod was restarted or replaced"
+
+    # The operator pod deleted mid-rollout: its replacement finishes revision 2, once.
+    operator = f"app.kubernetes.io/instance={RELEASE}"
+    kubectl("-n", ns, "patch", "anet", NETWORK, "--type=merge", "-p",
+            json.dumps({"spec": {"components": [{"name": "stream-red"}, {"name": "duck-colors"}]}}))
+    wait_for(lambda: (get_network(k8s, ns, NETWORK).get("status") or {}).get("updateRevision") == 2, 60,
+             "revision 2 to begin")
+    core.delete_collection_namespaced_pod(OPERATOR_NAMESPACE, label_selector=operator)
+    wait_for(lambda: pods_ready(core, OPERATOR_NAMESPACE, operator, 1), 120, "a new operator pod")
+    def revision_2_ready() -> dict | None:
+        body = get_network(k8s, ns, NETWORK)
+        return body if is_ready(body) and body["status"].get("currentRevision") == 2 else None
+
+    done = wait_for(revision_2_ready, 300, "revision 2 Ready")
+    assert [(h["revision"], h["result"]) for h in done["status"]["history"]] == [(2, "Deployed"), (1, "Superseded")]
+    selector = names.selector_string(NETWORK, names.ROLE_REVISION)
+    stored = client.AppsV1Api(k8s).list_namespaced_controller_revision(ns, label_selector=selector).items
+    assert sorted(r.revision for r in stored) == [1, 2] and len({r.metadata.name for r in stored}) == 2
+    assert ready_pod(next(iter(pods_by_name(core, ns, "duck-colors").values())))
