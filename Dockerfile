@@ -49,11 +49,11 @@ LABEL org.opencontainers.image.title="agentnet" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0"
 # The wheels are bind-mounted from the build stage, so they never become a layer.
+RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
+    pip install --no-cache-dir --no-index --find-links /wheels 'agentnet[operator,runtime]'
 # The user the pods run as has a name: Python's getpass (kopf asks it for the operator's
 # identity) fails for a user id /etc/passwd does not know.
-RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --no-index --find-links /wheels 'agentnet[operator,runtime]' && \
-    groupadd --gid 65532 agentnet && \
+RUN groupadd --gid 65532 agentnet && \
     useradd --uid 65532 --gid 65532 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin agentnet
 # One BLAS thread: the topology's eigenvalue check is tiny, and multi-threaded
 # BLAS on a busy node made it 60x slower. Bytecode was compiled at install time;

@@ -36,6 +36,17 @@ def identities(pods: dict[str, client.V1Pod]) -> dict[str, tuple[str, int]]:
     return {name: (p.metadata.uid, p.status.container_statuses[0].restart_count) for name, p in pods.items()}
 
 
+def replaced(core: client.CoreV1Api, ns: str, name: str, old_uid: str) -> bool:
+    """A pod of that name, not the deleted one, is Ready (between the two there may be none)."""
+    try:
+        pod = core.read_namespaced_pod(name, ns)
+    except client.ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+    return pod.metadata.uid != old_uid and ready_pod(pod)
+
+
 def test_agent_nats_and_operator_pods_deleted(k8s, kubectl, installed_operator, real_namespace, runtime_image):
     ns, core = real_namespace, client.CoreV1Api(k8s)
     stream_red = f"deploy/{names.component_name(NETWORK, 'stream-red')}"
@@ -50,8 +61,7 @@ def test_agent_nats_and_operator_pods_deleted(k8s, kubectl, installed_operator, 
     victim = agent_pod(NETWORK, 2)
     old_uid = core.read_namespaced_pod(victim, ns).metadata.uid
     core.delete_namespaced_pod(victim, ns)
-    wait_for(lambda: (p := core.read_namespaced_pod(victim, ns)).metadata.uid != old_uid and ready_pod(p), 120,
-             "agent 2's pod back and Ready")
+    wait_for(lambda: replaced(core, ns, victim, old_uid), 120, "agent 2's pod back and Ready")
     after = wait_for(lambda: converged(k8s, ns, NETWORK, AGENTS), 120, "agent 2 to catch up")
     assert after[2]["digest"] == before[0]["digest"] and after[2]["size"] == before[2]["size"]
 
@@ -62,8 +72,7 @@ def test_agent_nats_and_operator_pods_deleted(k8s, kubectl, installed_operator, 
     old_uid = core.read_namespaced_pod(nats_pod, ns).metadata.uid
     core.delete_namespaced_pod(nats_pod, ns)
     wait_for(lambda: not is_ready(get_network(k8s, ns, NETWORK)), 60, "the network to notice NATS is gone")
-    wait_for(lambda: (p := core.read_namespaced_pod(nats_pod, ns)).metadata.uid != old_uid and ready_pod(p), 120,
-             "a new NATS pod")
+    wait_for(lambda: replaced(core, ns, nats_pod, old_uid), 120, "a new NATS pod")
     wait_for(lambda: is_ready(get_network(k8s, ns, NETWORK)), 120, "the network Ready again")
     (worker,) = pods_by_name(core, ns, "stream-red")
 
