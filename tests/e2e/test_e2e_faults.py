@@ -75,17 +75,21 @@ def test_agent_nats_and_operator_pods_deleted(k8s, kubectl, installed_operator, 
     wait_for(lambda: replaced(core, ns, nats_pod, old_uid), 120, "a new NATS pod")
     wait_for(lambda: is_ready(get_network(k8s, ns, NETWORK)), 120, "the network Ready again")
     (worker,) = pods_by_name(core, ns, "stream-red")
-
-    def worker_ready() -> bool:  # reconnected, and the work queue and its consumer exist again
-        try:
-            return pod_get(k8s, ns, worker, "/ready")["status"] == "ready"
-        except client.ApiException:  # 503: the kubelet's probe may not have seen it unready yet
-            return False
-
-    wait_for(worker_ready, 60, "stream-red ready again")
     processed = pod_get(k8s, ns, worker, "/status")["processed"]
-    queued = post_from_pod(kubectl, ns, stream_red, f"http://{names.component_name(NETWORK, 'stream-red')}:8080/terms",
-                           {"term": "u*(v+w)"})
+
+    def queue_through_service() -> dict | None:
+        """POST a term to stream-red's Service, as a client would; None while the Service refuses
+        it: the pod is out of its endpoints until the kubelet's probe sees /ready again and
+        kube-proxy has caught up (the pod's /ready alone answers earlier than that)."""
+        url = f"http://{names.component_name(NETWORK, 'stream-red')}:8080/terms"
+        try:
+            return post_from_pod(kubectl, ns, stream_red, url, {"term": "u*(v+w)"})
+        except AssertionError as error:
+            if "Connection refused" in str(error):
+                return None
+            raise
+
+    queued = wait_for(queue_through_service, 60, "stream-red's Service to take work again")
     assert queued["status"] == 202, queued
     wait_for(lambda: pod_get(k8s, ns, worker, "/status")["processed"] > processed, 60, "the new term rewritten")
     now = identities({**pods_by_name(core, ns, "stream-red"), **pods_by_name(core, ns, names.ROLE_AGENT)})
@@ -99,6 +103,7 @@ def test_agent_nats_and_operator_pods_deleted(k8s, kubectl, installed_operator, 
              "revision 2 to begin")
     core.delete_collection_namespaced_pod(OPERATOR_NAMESPACE, label_selector=operator)
     wait_for(lambda: pods_ready(core, OPERATOR_NAMESPACE, operator, 1), 120, "a new operator pod")
+
     def revision_2_ready() -> dict | None:
         body = get_network(k8s, ns, NETWORK)
         return body if is_ready(body) and body["status"].get("currentRevision") == 2 else None
