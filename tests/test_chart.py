@@ -62,11 +62,11 @@ NAMESPACED_GRANTS = {
     *(("apps", resource, verb) for resource in ("statefulsets", "deployments", "controllerrevisions")
       for verb in WRITE),
     *(("core.spinkube.dev", "spinapps", verb) for verb in WRITE),
-    ("", "pods", "get"), ("", "pods", "list"),
+    ("", "pods", "get"), ("", "pods", "list"), ("", "pods", "delete"),
     ("", "events", "create"),
 }
-# Kinds in agentnet_operator.cluster.RESOURCES the operator reads and never writes.
-READ_ONLY = {("v1", "Pod"): ("get", "list")}  # the autoscaler's `pods` metric source
+# Kinds in agentnet_operator.cluster.RESOURCES the operator never creates or patches.
+NOT_WRITTEN = {("v1", "Pod"): ("get", "list", "delete")}  # the autoscaler's `pods` source; stuck pods
 CRD_WATCH = {("apiextensions.k8s.io", "customresourcedefinitions", verb) for verb in ("list", "watch")}
 NAMESPACE_WATCH = {("", "namespaces", verb) for verb in ("list", "watch")}
 
@@ -199,7 +199,7 @@ def test_rbac_grants_what_the_operator_uses_and_nothing_more(rig_bin):
     for api_version, kind in {*RESOURCES, *CHILD_KINDS}:
         group = api_version.rpartition("/")[0]
         plural = RESOURCES[(api_version, kind)][1]
-        verbs = ("list", "watch") if kind == names.KIND else READ_ONLY.get((api_version, kind), WRITE)
+        verbs = ("list", "watch") if kind == names.KIND else NOT_WRITTEN.get((api_version, kind), WRITE)
         needed |= {(group, plural, verb) for verb in verbs}
     assert needed - NAMESPACED_GRANTS == set(), "the chart does not grant what the operator uses"
     # ... and grants nothing for a resource the operator does not name.
@@ -480,7 +480,7 @@ def test_helm_install_operator_under_chart_rbac_upgrade_and_uninstall(
         ("list", "secrets", "--all-namespaces"): True,
         ("patch", "deployments.apps", "-n", "default"): True,
         ("watch", "customresourcedefinitions.apiextensions.k8s.io"): True,
-        ("delete", "pods", "-n", ns): False,  # pods: read only (the autoscaler's pods source)
+        ("create", "pods", "-n", ns): False,  # pods: read and, when stuck, deleted; never made
         ("update", "agentnetworks.agentnet.dev", "-n", ns): False,
         ("list", "namespaces"): False,  # kopf lists them only when watching one namespace
     })

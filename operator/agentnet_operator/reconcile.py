@@ -31,7 +31,7 @@ from agentnet_operator.revisions import (
     stored_revisions)
 from agentnet_operator.status import (
     READY, REASON_DEADLINE, REASON_METRIC_UNAVAILABLE, REASON_REVISION_NOT_FOUND, REASON_SPINKUBE_MISSING, Problem,
-    check_network, compute_status, current_scale)
+    check_network, compute_status, current_scale, stuck_pods)
 
 REASON_APPLY_FAILED = "ApplyFailed"
 
@@ -49,6 +49,7 @@ class Notice(NamedTuple):
 class Outcome:
     applied: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    stuck_pods_deleted: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
     status_written: bool = False
@@ -57,7 +58,7 @@ class Outcome:
 
     @property
     def wrote(self) -> bool:
-        return bool(self.applied or self.deleted or self.status_written)
+        return bool(self.applied or self.deleted or self.stuck_pods_deleted or self.status_written)
 
 
 def _describe(obj: Mapping[str, Any]) -> str:
@@ -172,6 +173,7 @@ def reconcile(cluster: Cluster, body: Mapping[str, Any], *, now: datetime,
             outcome.deleted.append(_describe(by_key[key]))
         children = cluster.children_of(network.metadata.uid)
 
+    replace_stuck_pods(cluster, children, outcome)
     status = compute_status(network, children, now=now, problems=outcome.problems, warnings=outcome.warnings,
                             rolled_back=rollout.rolled_back)
     if number is not None:
@@ -180,6 +182,29 @@ def reconcile(cluster: Cluster, body: Mapping[str, Any], *, now: datetime,
         cluster.patch_status(network.namespace, network.name, status)
         outcome.status_written = True
     return outcome
+
+
+def replace_stuck_pods(cluster: Cluster, children: list[dict[str, Any]], outcome: Outcome) -> None:
+    """Delete the pods a StatefulSet child waits on forever (status.stuck_pods), so that it
+    starts them again from its current template: after a rollback, or a fix, of a revision
+    whose pods never became ready. Only StatefulSets with unready pods are looked at, so a
+    healthy network costs no request."""
+    for sts in children:
+        if sts["kind"] != "StatefulSet":
+            continue
+        status = sts.get("status") or {}
+        if int(status.get("readyReplicas") or 0) >= int((sts.get("spec") or {}).get("replicas", 1)):
+            continue
+        labels = sts["spec"]["selector"]["matchLabels"]
+        pods = cluster.list("v1", "Pod", sts["metadata"]["namespace"], ",".join(f"{k}={v}" for k, v in labels.items()))
+        for pod in stuck_pods(sts, pods):
+            cluster.delete(pod)
+            outcome.stuck_pods_deleted.append(_describe(pod))
+            outcome.notices.append(Notice(
+                "Normal", "StuckPodDeleted",
+                f"Pod/{pod['metadata']['name']} of StatefulSet/{sts['metadata']['name']} was not ready on an earlier "
+                f"revision ({pod['metadata']['labels']['controller-revision-hash']}); deleted so that it starts on "
+                f"{status['updateRevision']}"))
 
 
 def settle_revision(cluster: Cluster, network: AgentNetwork, status: dict[str, Any], history: list[HistoryEntry],

@@ -102,9 +102,12 @@ def _get(obj: Mapping[str, Any], *path: str, default: Any = None) -> Any:
     return value
 
 
-def workload_state(obj: Mapping[str, Any] | None, desired_replicas: int, *, what: str) -> WorkloadState:
+def workload_state(obj: Mapping[str, Any] | None, desired_replicas: int, *, what: str,
+                   deadline_counts: bool = True) -> WorkloadState:
     """Readiness of a StatefulSet, Deployment or SpinApp, like `kubectl rollout status`.
-    `what` names it in messages, e.g. "StatefulSet demo-agents"."""
+    `what` names it in messages, e.g. "StatefulSet demo-agents". deadline_counts: False
+    while the deployed revision is younger than its progress deadline, when a Deployment's
+    ProgressDeadlineExceeded can only be left over from the revision before it."""
     if obj is None:
         return WorkloadState(False, False, 0, 0, f"{what}: not created yet")
     kind = obj.get("kind", "")
@@ -122,7 +125,8 @@ def workload_state(obj: Mapping[str, Any] | None, desired_replicas: int, *, what
     if kind == "Deployment":
         for condition in _get(obj, "status", "conditions", default=[]) or []:
             if condition.get("type") == "Progressing" and condition.get("reason") == REASON_DEADLINE:
-                return waiting(f"progress deadline exceeded: {condition.get('message', '')}".rstrip(": "), True)
+                return waiting(f"progress deadline exceeded: {condition.get('message', '')}".rstrip(": "),
+                               deadline_counts)
     if replicas != desired_replicas:
         return waiting(f"{replicas} replicas requested, {desired_replicas} desired")
     if kind in ("StatefulSet", "Deployment"):
@@ -143,6 +147,26 @@ def workload_state(obj: Mapping[str, Any] | None, desired_replicas: int, *, what
     if ready < replicas:
         return waiting(f"{ready} of {replicas} pods ready")
     return WorkloadState(True, True, replicas, ready, "")
+
+
+def pod_ready(pod: Mapping[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in _get(pod, "status", "conditions", default=[]) or [])
+
+
+def stuck_pods(statefulset: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The StatefulSet's pods that it will never replace by itself: not Ready and on another
+    revision than its updateRevision. Its rolling update waits for such a pod to become Ready
+    before replacing it, which the pod of a broken revision never does, so reverting the
+    template alone leaves it broken (Kubernetes documents this as "forced rollback": delete
+    the pods the bad revision made)."""
+    update = _get(statefulset, "status", "updateRevision")
+    generation = _get(statefulset, "metadata", "generation")
+    if not update or _get(statefulset, "status", "observedGeneration") != generation:
+        return []
+    return [pod for pod in pods
+            if _get(pod, "metadata", "labels", "controller-revision-hash") not in (None, update)
+            and not _get(pod, "metadata", "deletionTimestamp") and not pod_ready(pod)]
 
 
 # ------------------------------------------------------------------------------------
@@ -172,6 +196,16 @@ def _summary(messages: Sequence[str]) -> str:
     if len(messages) > MAX_MESSAGE_ITEMS:
         shown.append(f"and {len(messages) - MAX_MESSAGE_ITEMS} more")
     return "; ".join(shown)
+
+
+def _deployed_at(network: AgentNetwork) -> datetime | None:
+    """When the deployed revision (updateRevision) was last applied: at its rollout, or at
+    the rollback that brought it back."""
+    status = network.status
+    if status is None or status.update_revision is None:
+        return None
+    entry = next((h for h in status.history or () if h.revision == status.update_revision), None)
+    return entry.deployed_at if entry is not None else None
 
 
 def _rollout_started(network: AgentNetwork) -> datetime | None:
@@ -213,6 +247,12 @@ def compute_status(
     waiting: list[str] = []
     failed: list[str] = []
 
+    deployed = _deployed_at(network)
+    deadline = timedelta(seconds=spec.rollout.progress_deadline_seconds)
+    # A Deployment's own deadline is the spec's, so before that much time has passed since this
+    # revision was applied, its ProgressDeadlineExceeded belongs to the revision rolled back from.
+    deadline_counts = deployed is None or now - _utc(deployed) >= deadline
+
     def track(state: WorkloadState) -> None:
         if not state.ready:
             (failed if state.failed else waiting).append(state.message)
@@ -233,7 +273,7 @@ def compute_status(
     for component in spec.effective_components:
         name = names.component_name(network.name, component.name)
         desired = component_replicas(component, scale)
-        state = workload_state(index.get((kind, name)), desired, what=f"{kind} {name}")
+        state = workload_state(index.get((kind, name)), desired, what=f"{kind} {name}", deadline_counts=deadline_counts)
         track(state)
         before = (previous.components or {}).get(component.name) or ComponentStatus()
         if component.autoscaling is None:  # nothing of the autoscaler's to carry over
@@ -255,7 +295,6 @@ def compute_status(
 
     # progress deadline
     started = rollout_started if rollout_started is not None else _rollout_started(network)
-    deadline = timedelta(seconds=spec.rollout.progress_deadline_seconds)
     if waiting and started is not None and now - _utc(started) > deadline:
         failed.append(f"not ready {spec.rollout.progress_deadline_seconds}s after the rollout started")
 

@@ -2,7 +2,9 @@
 (a setting the runtime refuses) crash-loops, is marked Failed at its progress
 deadline and is rolled back to the last healthy revision; a revision whose pods
 run but cannot work (NATS refuses their credentials) is unready, so it fails and
-is rolled back the same way. The user's spec is never rewritten."""
+is rolled back the same way; a revision whose image cannot be pulled breaks the
+StatefulSets too (agents and the managed NATS server), whose pods the operator
+must replace itself after the rollback. The user's spec is never rewritten."""
 
 from __future__ import annotations
 
@@ -131,3 +133,32 @@ def test_a_revision_whose_pods_cannot_reach_nats_is_rolled_back(k8s, kubectl, in
     assert after["spec"]["nats"]["credentialsSecret"] == "nats-wrong"
     wait_for(lambda: all(ready_pod(p) for p in core.list_namespaced_pod(
         ns, label_selector=f"{names.LABEL_INSTANCE}={name}").items), 180, "every pod of the network Ready again")
+
+
+def test_a_revision_whose_image_cannot_be_pulled_is_rolled_back_statefulsets_included(
+        k8s, kubectl, installed_operator, real_namespace, runtime_image):
+    ns, core = real_namespace, client.CoreV1Api(k8s)
+    name = "unpullable"
+    body = network(name, runtime_image, [{"name": "crdt-service"}])
+    kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump(body))
+    wait_for(lambda: is_ready(get_network(k8s, ns, name)), 300, "revision 1 to be Ready")
+
+    body["spec"]["image"] = "agentnet.invalid/agentnet-runtime:0"  # revision 2: no such registry (RFC 2606)
+    kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump(body))
+    everything = f"{names.LABEL_INSTANCE}={name}"
+    nats_selector = f"{everything},{names.LABEL_COMPONENT}={names.ROLE_NATS}"
+    wait_for(lambda: {"ErrImagePull", "ImagePullBackOff"} & waiting_reasons(core, ns, nats_selector), 120,
+             "revision 2's NATS pod failing to pull its image")
+
+    after = wait_for(lambda: rolled_back(k8s, ns, name), DEADLINE + 180, "the rollback, NATS and agents included")
+    assert {h["revision"]: h["result"] for h in after["status"]["history"]} == {1: "Deployed", 2: "RolledBack"}
+    assert after["spec"]["image"] == "agentnet.invalid/agentnet-runtime:0"
+
+    def only_revision_1_pods() -> bool:
+        pods = core.list_namespaced_pod(ns, label_selector=everything).items
+        return all(ready_pod(p) for p in pods) and {c.image for p in pods for c in p.spec.containers} == {runtime_image}
+
+    wait_for(only_revision_1_pods, 120, "only Ready pods of revision 1's image")
+    events = core.list_namespaced_event(ns, field_selector=f"involvedObject.name={name}").items
+    assert any(e.reason == "StuckPodDeleted" and names.nats_name(name) in e.message for e in events), \
+        [(e.reason, e.message) for e in events]

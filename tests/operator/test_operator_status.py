@@ -12,7 +12,8 @@ from conftest import PASSWORD, load_example, network_from
 
 from agentnet_operator.children import desired_children
 from agentnet_operator.model import AgentNetwork, AgentNetworkStatus
-from agentnet_operator.status import Problem, check_network, compute_status, current_scale, workload_state
+from agentnet_operator.status import (
+    Problem, check_network, compute_status, current_scale, stuck_pods, workload_state)
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -163,6 +164,48 @@ def test_deployment_deadline_exceeded_is_degraded() -> None:
     c = conditions(compute_status(net, observed, now=NOW))
     assert (c["Degraded"]["status"], c["Degraded"]["reason"]) == ("True", "ProgressDeadlineExceeded")
     assert "ramanujan-dashboard" in c["Degraded"]["message"]
+
+
+def test_a_deployment_deadline_left_over_from_the_revision_rolled_back_from_does_not_fail_the_next() -> None:
+    rolled_back_at = NOW - timedelta(seconds=5)
+    history = [
+        {"revision": 1, "digest": "a", "deployedAt": rolled_back_at.strftime("%Y-%m-%dT%H:%M:%SZ"), "result": "Deploying"},
+        {"revision": 2, "digest": "b", "deployedAt": "2026-01-01T00:00:00Z", "result": "RolledBack"},
+    ]
+    net = network(status={"currentRevision": 1, "updateRevision": 1, "history": history})
+    observed = observe(children_of(net), ready=False)
+    for obj in observed:
+        if obj["kind"] == "Deployment":
+            obj["status"]["conditions"] = [
+                {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "stuck"}]
+    c = conditions(compute_status(net, observed, now=NOW))
+    assert (c["Progressing"]["status"], c["Progressing"]["reason"]) == ("True", "Progressing")
+    assert c["Degraded"]["status"] == "False"
+    # a whole deadline after the rollback, the Deployments' verdict is this revision's own
+    late = conditions(compute_status(net, observed, now=rolled_back_at + timedelta(seconds=120)))
+    assert (late["Degraded"]["status"], late["Degraded"]["reason"]) == ("True", "ProgressDeadlineExceeded")
+
+
+def stateful_set(update_revision: str = "r2", generation: int = 3, observed: int = 3) -> dict[str, Any]:
+    return {"kind": "StatefulSet", "metadata": {"name": "n-nats", "generation": generation},
+            "status": {"observedGeneration": observed, "updateRevision": update_revision}}
+
+
+def pod(name: str, revision: str, ready: bool, deleting: bool = False) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name, "labels": {"controller-revision-hash": revision}}
+    if deleting:
+        metadata["deletionTimestamp"] = "2026-01-02T03:04:05Z"
+    return {"kind": "Pod", "metadata": metadata,
+            "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+
+
+def test_stuck_pods_are_the_unready_ones_on_another_revision() -> None:
+    pods = [pod("on-update-unready", "r2", False), pod("old-ready", "r1", True), pod("old-unready", "r1", False),
+            pod("old-unready-going", "r1", False, deleting=True)]
+    assert [p["metadata"]["name"] for p in stuck_pods(stateful_set(), pods)] == ["old-unready"]
+    # until its controller has seen the latest template, the StatefulSet's revisions say nothing
+    assert stuck_pods(stateful_set(observed=2), pods) == []
+    assert stuck_pods({"kind": "StatefulSet", "metadata": {"name": "n", "generation": 1}, "status": {}}, pods) == []
 
 
 def test_last_transition_time_moves_only_on_change() -> None:

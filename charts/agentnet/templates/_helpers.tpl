@@ -93,10 +93,11 @@ and fails when one is missing here, or when anything is granted beyond its state
 - apiGroups: ["core.spinkube.dev"]
   resources: ["spinapps"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
-# Read only: the autoscaler's `pods` metric source lists a component's ready pods.
+# The autoscaler's `pods` metric source lists a component's ready pods; a StatefulSet's pod
+# stuck unready on an earlier revision is deleted so that it starts on the current one.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list"]
+  verbs: ["get", "list", "delete"]
 # Events on the networks (Applied, Pruned, ScaleUp, Degraded reasons, ...).
 - apiGroups: [""]
   resources: ["events"]
