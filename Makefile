@@ -74,7 +74,10 @@ crds: setup
 e2e-kind:
 	bash scripts/e2e-kind.sh
 
-dev-cluster: setup host-packages controlplane image
+# Its only output on stdout is the export line, for `eval "$(make -s dev-cluster)"`: what
+# the builds print (the binaries' folder, the image reference) goes to stderr.
+dev-cluster:
+	@$(MAKE) --no-print-directory setup host-packages controlplane image >&2
 	@PYTHONPATH=tests $(PY) -m rig.controlplane up --state-dir $(DEV_CLUSTER_DIR)
 
 dev-cluster-down: setup
