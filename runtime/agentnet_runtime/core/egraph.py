@@ -661,11 +661,19 @@ class EGraph:
         """Re-key users of a merged class, merge those that became congruent, file them under the root."""
         hashcons, shape_of, key_of = self._hashcons, self._shape, self._key
         filed = []  # users filed under a new shape; a user congruent to another merges into it instead
+        listed: set[NodeId] | None = None  # `filed` as a set, made only when needed
         for user in users:
             key = key_of(user)
             old = shape_of.get(user)
             if old == key:
-                continue  # listed twice: already re-keyed
+                # Re-keyed already: listed twice here, or by the repair of another class it uses
+                # (whose users list got it). Either way it uses this class: list it here once.
+                if listed is None:
+                    listed = set(filed)
+                if user not in listed:
+                    listed.add(user)
+                    filed.append(user)
+                continue
             if old is not None:
                 self._unfile(user, old)
                 del shape_of[user]
@@ -673,6 +681,8 @@ class EGraph:
             if twin is None:
                 self._file(user, key)
                 filed.append(user)
+                if listed is not None:
+                    listed.add(user)
             else:
                 self._merge(twin, user)
         now = self._find(root)
