@@ -7,11 +7,15 @@ arguments (a number such as "2" or "2.5", or a variable name). `?name` is a
 pattern variable, allowed only when parsing rules (`patterns=True`).
 
 `str(term)` prints with the fewest parentheses that still parse back to the
-same term, so `parse(str(t)) == t` for every term.
+same term, so `parse(str(t)) == t` for every parsed term. Numerals the engine
+computed that the parser cannot read as one leaf (`-3`, `1/3`) print as the
+subtraction or division that has their value: `0 - 3`, `1 / 3`.
 """
 
 import re
 from typing import NamedTuple
+
+from .numbers import canonical, is_numeral, value
 
 
 class Operator(NamedTuple):
@@ -66,7 +70,7 @@ def is_pattern_var(term: Term) -> bool:
 
 
 def is_number(term: Term) -> bool:
-    return not term.args and term.op[0].isdigit()
+    return not term.args and is_numeral(term.op)
 
 
 def size(term: Term) -> int:
@@ -93,7 +97,7 @@ def variables(term: Term) -> set[str]:
 
 
 def _print(term: Term) -> str:
-    op, args = term
+    op, args = _shown(term)
     if not args:
         return op
     operator = INFIX.get(op)
@@ -106,12 +110,23 @@ def _print(term: Term) -> str:
 def _operand(term: Term, parent: Operator, is_right: bool) -> str:
     """Print an operand of an infix operator, in parentheses only when needed."""
     text = _print(term)
+    term = _shown(term)
     inner = INFIX.get(term.op) if len(term.args) == 2 else None
     if inner is None or inner.precedence > parent.precedence:
         return text
     if inner.precedence == parent.precedence and is_right == parent.right_assoc:
         return text  # same level on the side the operator groups towards
     return f"({text})"
+
+
+def _shown(term: Term) -> Term:
+    """The term as printed: a computed numeral the parser cannot read (-3, 1/3) as an equal-valued term."""
+    if term.args or not is_numeral(term.op) or _NUMBER.fullmatch(term.op):
+        return term
+    number = value(term.op)
+    if number < 0:
+        return Term("-", (Term("0"), Term(canonical(str(-number)))))
+    return Term("/", (Term(str(number.numerator)), Term(str(number.denominator))))
 
 
 # --- parsing ----------------------------------------------------------------
@@ -123,6 +138,7 @@ _TOKEN = re.compile(
     r"|(?P<symbol>[-+*/^(),])"
 )
 _SPACE = re.compile(r"\s*")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
 def _after_space(text: str, position: int) -> int:
@@ -131,10 +147,10 @@ def _after_space(text: str, position: int) -> int:
 
 
 def _numeral(text: str) -> str:
-    """One spelling per number, so equal numbers are equal terms: 007 -> 7, 2.50 -> 2.5."""
-    if not re.fullmatch(r"\d+(?:\.\d+)?", text):
+    """One spelling per number, so equal numbers are equal terms: 007 -> 7, 2.50 -> 2.5, 2.0 -> 2."""
+    if not _NUMBER.fullmatch(text):
         raise ValueError(f"not a non-negative number: {text!r}")
-    return str(int(text)) if "." not in text else repr(float(text))
+    return canonical(text)
 
 
 def parse(text: str, *, patterns: bool = False) -> Term:
