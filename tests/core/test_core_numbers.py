@@ -12,7 +12,7 @@ from agentnet_runtime.core import numbers
 from agentnet_runtime.core.egraph import Delta, EGraph
 from agentnet_runtime.core.rewrites import FOLD_RULES, GREEN_RULES, parse_rule
 from agentnet_runtime.core.saturate import saturate
-from agentnet_runtime.core.terms import Term, parse
+from agentnet_runtime.core.terms import Term, TermSyntaxError, parse
 
 fractions = st.fractions(max_denominator=10**6).filter(lambda value: abs(value) < 10**12)
 
@@ -41,6 +41,12 @@ def test_the_parser_writes_one_spelling_per_number():
 def test_a_computed_numeral_prints_as_a_term_of_its_value(numeral, printed):
     assert str(Term(numeral)) == printed
     assert str(Term("*", (Term("x"), Term(numeral)))) == f"x * ({printed})" if " " in printed else f"x * {printed}"
+
+
+@pytest.mark.parametrize("text, operator", [("x % y", "%"), ("x <= y", "<="), ("a & b", "&")])
+def test_an_operator_without_laws_is_refused_by_name(text, operator):
+    with pytest.raises(TermSyntaxError, match=f"operator '{operator}' is not supported: the engine has no laws"):
+        parse(text)
 
 
 numerals = st.sampled_from(["1", "2", "1.5", "-3", "1/3", numbers.CONFLICT])

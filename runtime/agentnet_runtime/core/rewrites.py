@@ -427,6 +427,17 @@ def can_fire(rules: Iterable[Rule], present: set[str]) -> bool:
 
 
 # --- the three families ---------------------------------------------------------------
+# A rule's family is what it does:
+#   RED   reorders: commutativity and associativity (the same sum or product, regrouped);
+#   BLUE  distributes or collects: a product over a sum (and back), like terms collected
+#         (x + x = 2 * x), a division over a sum, a power over a sum in its exponent;
+#   GREEN evaluates and defines: identities (x + 0 = x), folding numbers to their value,
+#         and the definitions that reduce -, / and ^ to + and * (x - y = x + (0 - 1) * y,
+#         x / 3 = x * (1 / 3) when the divisor is a known non-zero number, x ^ 3 = x * x ^ 2).
+# Together they prove polynomial identities over the rationals: expand (BLUE, GREEN),
+# regroup (RED), collect (BLUE) with numbers folded (GREEN). x / y with y unknown is left
+# alone: no law holds for every y (y may be 0). Exponents are expanded when they are known
+# non-negative integers (at most numbers.MAX_EXPONENT).
 
 RED_RULES = parse_rules(
     """
@@ -440,24 +451,32 @@ RED_RULES = parse_rules(
 
 BLUE_RULES = parse_rules(
     """
-    distribute: ?a * (?b + ?c) => ?a * ?b + ?a * ?c
-    factor:     ?a * ?b + ?a * ?c => ?a * (?b + ?c)
+    distribute:     ?a * (?b + ?c) => ?a * ?b + ?a * ?c
+    factor:         ?a * ?b + ?a * ?c => ?a * (?b + ?c)
+    collect-twice:  ?x + ?x => 2 * ?x
+    collect-once:   ?a * ?x + ?x => (?a + 1) * ?x if number(?a)
+    div-distribute: (?a + ?b) / ?c => ?a / ?c + ?b / ?c
+    pow-add:        ?x ^ (?a + ?b) => ?x ^ ?a * ?x ^ ?b
     """,
     Colour.BLUE,
 )
 
-# Folding numbers to their value is evaluation: GREEN.
 FOLD_RULES = tuple(FoldRule(op) for op in numbers.ARITHMETIC)
 
 GREEN_RULES = (
     parse_rules(
         """
-        add-zero: ?a + 0 => ?a
-        zero-add: 0 + ?a => ?a
-        mul-one:  ?a * 1 => ?a
-        one-mul:  1 * ?a => ?a
-        mul-zero: ?a * 0 => 0
-        zero-mul: 0 * ?a => 0
+        add-zero:      ?a + 0 => ?a
+        zero-add:      0 + ?a => ?a
+        mul-one:       ?a * 1 => ?a
+        one-mul:       1 * ?a => ?a
+        mul-zero:      ?a * 0 => 0
+        zero-mul:      0 * ?a => 0
+        sub-as-add:    ?a - ?b => ?a + (0 - 1) * ?b
+        div-by-number: ?a / ?b => ?a * (1 / ?b) if nonzero(?b)
+        pow-zero:      ?x ^ 0 => 1
+        pow-one:       ?x ^ 1 => ?x
+        pow-expand:    ?x ^ ?n => ?x * ?x ^ (?n - 1) if positive-integer(?n)
         """,
         Colour.GREEN,
     )
@@ -472,3 +491,7 @@ def rules_for(colour: Colour | str) -> tuple[Rule, ...]:
     """The rewrite family of a colour."""
     return _FAMILIES[Colour(colour)]
 
+
+def lawless_operators(rules: Iterable[Rule] = ALL_RULES) -> set[str]:
+    """Infix operators of the language that no rule's left side mentions (there should be none)."""
+    return set(INFIX) - {op for rule in rules for op in _constants(rule.lhs)}

@@ -6,6 +6,9 @@ A term is an operator and its arguments; a leaf is an operator with no
 arguments (a number such as "2" or "2.5", or a variable name). `?name` is a
 pattern variable, allowed only when parsing rules (`patterns=True`).
 
+Every operator the parser accepts has laws in the engine (rewrites.py) and arithmetic
+(numbers.py); any other operator symbol is refused here, by name.
+
 `str(term)` prints with the fewest parentheses that still parse back to the
 same term, so `parse(str(t)) == t` for every parsed term. Numerals the engine
 computed that the parser cannot read as one leaf (`-3`, `1/3`) print as the
@@ -139,6 +142,8 @@ _TOKEN = re.compile(
 )
 _SPACE = re.compile(r"\s*")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
+# Symbols someone may mean as an operator; the engine has no laws for them, so they are refused by name.
+_UNLAWFUL = re.compile(r"[%<>=!&|~@\\]+")
 
 
 def _after_space(text: str, position: int) -> int:
@@ -174,6 +179,11 @@ class _Parser:
         while position < len(text):
             match = _TOKEN.match(text, position)
             if match is None or match.lastgroup is None:  # (every alternative is a named group)
+                symbol = _UNLAWFUL.match(text, position)
+                if symbol is not None:
+                    lawful = " ".join(INFIX)
+                    raise TermSyntaxError(text, position, f"operator {symbol.group()!r} is not supported: the engine "
+                                          f"has no laws for it (operators: {lawful})")  # fmt: skip
                 raise TermSyntaxError(text, position, f"unexpected character {text[position]!r}")
             tokens.append((match.lastgroup, match.group(), position))
             position = _after_space(text, match.end())
