@@ -20,7 +20,7 @@ from agentnet_runtime.core.rewrites import (
     rules_for,
 )
 from agentnet_runtime.core.saturate import Budget, Saturator, StopReason, extract, saturate
-from agentnet_runtime.core.terms import TermSyntaxError, parse, size
+from agentnet_runtime.core.terms import TermSyntaxError, operators, parse, size
 
 
 def test_rules_are_data():
@@ -112,6 +112,40 @@ def test_known_identities_hold_after_saturation(left, right):
 )
 def test_numbers_are_numbers_and_every_operator_has_its_laws(left, right):
     assert Saturator().prove_equal(left, right)
+
+
+@pytest.mark.parametrize(
+    "left, right", [("x * y", "x + y"), ("a + b", "a"), ("x * (y + z)", "x * y + z"), ("a + a", "a"), ("2 * x", "x + 1"),
+                    ("2", "1 + 2"), ("x ^ 2", "2 * x"), ("x / 2", "x / 3"), ("f(x)", "f(y)")]
+)  # fmt: skip
+def test_unequal_terms_are_refuted_by_a_counterexample(left, right):
+    verdict = Saturator().verify(left, right)
+    assert verdict.equal is False and verdict.verdict == "unequal"
+    example = verdict.counterexample
+    assert example.lhs != example.rhs and set(example.point) == variables_of(left) | variables_of(right)
+    g = EGraph("a")
+    g.add_term(parse(left))
+    g.add_term(parse(right))
+    assert saturate(g, ALL_RULES).saturated
+    assert not g.equivalent(parse(left), parse(right))
+
+
+def variables_of(text: str) -> set[str]:
+    return {op for op in operators(parse(text)) if op[0].isalpha() and op not in ("f", "g")}
+
+
+@pytest.mark.parametrize("left, right", [("x / x", "1"), ("0 * (1 / y)", "0 * (1 / z) + 1 / 0"), ("1 / 0", "2 / 0")])
+def test_what_is_neither_derived_nor_refuted_is_unknown_never_unequal(left, right):
+    """x / x is 1 except at x = 0, where it has no value: no rule derives it, no point refutes it."""
+    verdict = Saturator().verify(left, right)
+    assert verdict.equal is None and verdict.verdict == "unknown" and verdict.counterexample is None
+    assert verdict.report.saturated  # saturated without deriving it: still unknown
+
+
+def test_a_proof_says_which_rules_it_used():
+    verdict = Saturator().verify("x + x", "2 * x")
+    assert verdict.verdict == "equal" and "collect-twice" in verdict.report.rules
+    assert set(verdict.report.rules) <= {rule.name for rule in ALL_RULES}
 
 
 DEEP_RULES = parse_rules(
