@@ -91,13 +91,10 @@ class Rule:
 
     @cached_property
     def _checks(self) -> tuple[tuple[int, Callable[[Fraction], bool]], ...]:
-        """(position in a match, test) per condition."""
+        """(position in a match, test) per condition: the search already skips classes with no numeral,
+        these check the value (and leave out a class of two different numerals)."""
         order = self._compiled[3]
-        return tuple(
-            (1 + order.index(variable), CONDITIONS[condition])
-            for condition, variable in self.conditions
-            if condition != "number"  # the search itself matches only classes with a value
-        )
+        return tuple((1 + order.index(variable), CONDITIONS[condition]) for condition, variable in self.conditions)
 
     def _holds(self, egraph, match: Match) -> bool:
         for position, test in self._checks:

@@ -342,6 +342,9 @@ class Simplified:
     report: SaturationReport
 
 
+VERDICTS: dict[bool | None, str] = {True: "equal", False: "unequal", None: "unknown"}  # Verdict.equal in words
+
+
 @mypyc_attr(native_class=False)
 @dataclass(frozen=True)
 class Verdict:
@@ -358,7 +361,7 @@ class Verdict:
 
     @property
     def verdict(self) -> str:
-        return "equal" if self.equal else "unknown" if self.equal is None else "unequal"
+        return VERDICTS[self.equal]
 
 
 class LRU:
