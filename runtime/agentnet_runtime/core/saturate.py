@@ -97,6 +97,8 @@ class Saturation:
         self.budget = budget
         self._changes = egraph.watch()
         self._searched = False  # has a full search run yet?
+        self._present: set[str] = set()  # operators of the e-graph's e-nodes (known from its changes)
+        self._conditioned = [bool(rule.conditions) for rule in self.rules]
         self._complete = [True] * len(self.rules)  # did the rule's last search find all its matches?
         groups: dict[tuple[str, int], list[int]] = {}
         for number, rule in enumerate(self.rules):
@@ -167,12 +169,22 @@ class Saturation:
         egraph = self.egraph
         shapes, merged = egraph.changes(self._changes)
         everywhere = Everywhere(egraph)
-        frontier = Frontier(egraph, shapes, merged) if self._searched else everywhere
+        if self._searched:
+            frontier: Everywhere | Frontier = Frontier(egraph, shapes, merged)
+            self._present.update([shape[0] for shape in shapes])
+        else:
+            frontier = everywhere
+            self._present = {shape[0] for shapes in egraph.class_index().values() for shape in shapes}
         self._searched = True
+        present, valued = self._present, bool(egraph._numbers)
         found: list[tuple[Rule, list[Match]] | None] = [None] * len(self.rules)
         for (op, depth), numbers in self._groups:  # rules with the same top and depth share candidates
+            if op not in present:
+                continue  # no e-node has the operator: nothing can match (say, ^ in a sum of products)
             tops = frontier.tops(op, depth)
             for number in numbers:
+                if self._conditioned[number] and not valued:
+                    continue  # a condition needs a class with a value, and none has one
                 if not self._complete[number]:  # its last search stopped at the limit: look everywhere
                     results = self.rules[number].search(egraph, everywhere.tops(op, depth), limit)
                 elif tops:
