@@ -63,12 +63,12 @@ class _Evaluation:
             if op not in self.point:
                 self.point[op] = _draw(self.rng)
             return self.point[op]
-        values = [self.value(arg) for arg in args]
-        if any(value is None for value in values):
+        values = [value for value in [self.value(arg) for arg in args] if value is not None]
+        if len(values) != len(args):
             return None
         if op in INFIX and len(values) == 2:
             return numbers.apply(op, values[0], values[1])
-        call = f"{op}({', '.join(numbers.spell(value) for value in values)})"  # type: ignore[arg-type]
+        call = f"{op}({', '.join(numbers.spell(value) for value in values)})"
         if call not in self.functions:
             self.functions[call] = _draw(random.Random(_digest(self.seed, call)))
         return self.functions[call]

@@ -681,7 +681,7 @@ class EGraph:
     def _repair(self, root: NodeId, users: list[NodeId]) -> None:
         """Re-key users of a merged class, merge those that became congruent, file them under the root."""
         hashcons, shape_of, key_of = self._hashcons, self._shape, self._key
-        filed = []  # users filed under a new shape; a user congruent to another merges into it instead
+        filed: list[NodeId] = []  # users filed under a new shape; a user congruent to another merges into it instead
         listed: set[NodeId] | None = None  # `filed` as a set, made only when needed
         for user in users:
             key = key_of(user)

@@ -291,7 +291,7 @@ Cost = Callable[[str, list[float]], float]
 
 
 def ast_size(op: str, kid_costs: list[float]) -> float:
-    return 1 + sum(kid_costs)
+    return 1.0 + sum(kid_costs, 0.0)  # (a float start: compiled, sum([]) would be the int 0)
 
 
 def extract(egraph: EGraph, class_id: NodeId, cost: Cost = ast_size) -> Term:
