@@ -107,17 +107,19 @@ class Rule:
         """Matches of the left side in an e-graph (rebuilt, as after saturation's rebuild).
 
         `tops` restricts the e-nodes tried as the top of the pattern (default: every e-node
-        with the left side's operator); the search stops after the top that reaches `limit`.
+        with the left side's operator outside classes with a value, which a caller's tops
+        leave out too); the search stops after the top that reaches `limit`.
         """
         hashcons = egraph._hashcons
         for leaf in self._leaves:
             if leaf not in hashcons:
                 return []  # a constant it needs (say 0) is nowhere in the e-graph
         classes = egraph.class_index()
+        numbers = egraph._numbers
         if tops is None:
             op = self.lhs.op
-            tops = [(shape, root) for root, shapes in classes.items() for shape in shapes if shape[0] == op]
-        matches = self._compiled[0](classes, egraph._numbers, tops, limit)
+            tops = [(shape, root) for root, shapes in classes.items() if root not in numbers for shape in shapes if shape[0] == op]
+        matches = self._compiled[0](classes, numbers, tops, limit)
         if self._checks:
             matches = [match for match in matches if self._holds(egraph, match)]
         return matches
@@ -173,14 +175,13 @@ def _search_source(lhs: Term, valued: frozenset[str] = frozenset()) -> tuple[str
     `numbers` (class root -> its numeral, see EGraph) prunes classes whose value is known, as
     egg's constant folding does: such a class is its numeral and nothing else to a search,
     since every term in it equals that numeral (folding finds the value; AC, say, would
-    only make more ways to write it).
+    only make more ways to write it). Callers leave such classes out of `tops`.
 
     Register r0 holds the top's class, and each child position of a matched e-node gets
     a register (rK) for its class. A variable is its first register; a repeat becomes an
     equality test. For `(?a + ?b) + ?c`:
 
         for shape, r0 in tops:
-            if r0 in numbers: continue
             if len(shape) != 3: continue
             _, r1, r2 = shape
             for shape_r1 in (classes.get(r1, NO_NODES) if r1 not in numbers else ((numbers[r1],),)):
@@ -195,7 +196,6 @@ def _search_source(lhs: Term, valued: frozenset[str] = frozenset()) -> tuple[str
         "    out = []",
         "    append = out.append",
         "    for shape, r0 in tops:",
-        "        if r0 in numbers: continue",
     ]
 
     def unpack(pattern: Term, shape: str, depth: int, check_op: bool) -> int:
@@ -419,8 +419,10 @@ def _parse_conditions(text: str, line: str) -> tuple[Condition, ...]:
 
 
 def can_fire(rules: Iterable[Rule], present: set[str]) -> bool:
-    """Could any rule match an e-graph holding only these operators? (If none can, none ever will.)"""
-    return any(rule.needs <= present for rule in rules)
+    """Could any rule match an e-graph holding only these operators (leaves included)? If none can,
+    none ever will. A rule with conditions needs a number too (every condition is on a value)."""
+    has_number = any(numbers.numeral_of(op) is not None for op in present)
+    return any(rule.needs <= present and (has_number or not rule.conditions) for rule in rules)
 
 
 # --- the three families ---------------------------------------------------------------

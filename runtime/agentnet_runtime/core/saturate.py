@@ -214,8 +214,14 @@ class Everywhere:
 
     def tops(self, op: str, depth: int) -> Collection[Top]:
         if op not in self._tops:
-            classes = self.egraph.class_index()
-            self._tops[op] = [(shape, root) for root, shapes in classes.items() for shape in shapes if shape[0] == op]
+            classes, numbers = self.egraph.class_index(), self.egraph._numbers
+            self._tops[op] = [
+                (shape, root)
+                for root, shapes in classes.items()
+                if root not in numbers  # a class with a value is its numeral to a search (see rewrites)
+                for shape in shapes
+                if shape[0] == op
+            ]
         return self._tops[op]
 
 
@@ -246,9 +252,10 @@ class Frontier:
                 tops = dict(new)
                 for shape, cls in above.items():
                     tops.setdefault(shape, cls)
-                self._tops[key] = tops.items()
             else:
-                self._tops[key] = (above or new).items()
+                tops = above or new
+            numbers = self.egraph._numbers  # a class with a value is its numeral to a search (see rewrites)
+            self._tops[key] = [(shape, cls) for shape, cls in tops.items() if cls not in numbers] if numbers else tops.items()
         return self._tops[key]
 
     def _parents(self, level: int) -> dict[str, dict[tuple, NodeId]]:
