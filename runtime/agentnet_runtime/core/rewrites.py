@@ -434,9 +434,10 @@ def can_fire(rules: Iterable[Rule], present: set[str]) -> bool:
 #         and the definitions that reduce -, / and ^ to + and * (x - y = x + (0 - 1) * y,
 #         x / 3 = x * (1 / 3) when the divisor is a known non-zero number, x ^ 3 = x * x ^ 2).
 # Together they prove polynomial identities over the rationals: expand (BLUE, GREEN),
-# regroup (RED), collect (BLUE) with numbers folded (GREEN). x / y with y unknown is left
-# alone: no law holds for every y (y may be 0). Exponents are expanded when they are known
-# non-negative integers (at most numbers.MAX_EXPONENT).
+# regroup (RED), collect (BLUE) with numbers folded (GREEN). A division becomes a product
+# only by a known non-zero number: x / y * y = x fails at y = 0, so x / x stays unknown.
+# Exponents are expanded when they are known integers from 1 to numbers.MAX_EXPONENT.
+# Each law holds wherever both its sides have a value (the oracle test checks answers so).
 
 RED_RULES = parse_rules(
     """
