@@ -25,9 +25,9 @@ import networkx as nx
 
 from agentnet_runtime.core import egraph as egraph_module
 from agentnet_runtime.core.egraph import EGraph
-from agentnet_runtime.core.rewrites import ALL_RULES, GREEN_RULES, Rule
+from agentnet_runtime.core.rewrites import ALL_RULES, GREEN_RULES, FoldRule, Rule
 from agentnet_runtime.core.saturate import Saturator
-from agentnet_runtime.core.terms import Term, is_number, is_pattern_var, size
+from agentnet_runtime.core.terms import Term, is_number, is_pattern_var, operators, size
 from agentnet_runtime.core.topology import build_topology
 from agentnet_runtime.web import tune_collector
 
@@ -262,19 +262,44 @@ def _from_sexp(text: str) -> Term:
     return read(0)[0]
 
 
+_EGGLOG_OPS = {"+": "Add", "*": "Mul"}  # the operators of the benchmark's terms
+
+
 def _egglog_rule(rule: Rule, ruleset: str) -> str:
-    return f"(rewrite {_sexp(rule.lhs)} {_sexp(rule.rhs)} :ruleset {ruleset})\n"
+    """A rule that can act on the benchmark's terms (+ and * over variables and integers), in egglog;
+    "" for the others (the laws of -, / and ^ cannot fire on them). A condition (here always that a
+    variable is a number) becomes the pattern (Num a), and arithmetic on numbers is computed in i64:
+    a folding rule rewrites to its value, collect-once to (Num (+ a 1))."""
+    if not {op for op in operators(rule.lhs) | operators(rule.rhs) if op[0] in "+-*/^"} <= set(_EGGLOG_OPS):
+        return ""
+    valued = frozenset(variable for _, variable in rule.conditions)
+    rhs = _sexp(rule.lhs if isinstance(rule, FoldRule) else rule.rhs, valued, compute=True)
+    return f"(rewrite {_sexp(rule.lhs, valued)} {rhs} :ruleset {ruleset})\n"
 
 
-def _sexp(term: Term) -> str:
+def _sexp(term: Term, valued: frozenset[str] = frozenset(), compute: bool = False) -> str:
+    """A term (or a rule's side) in egglog; `valued` variables are numbers, and with `compute` (a
+    right side) arithmetic on numbers is computed."""
     if is_pattern_var(term):
-        return term.op[1:]
+        return f"(Num {term.op[1:]})" if term.op in valued else term.op[1:]
     if is_number(term):
         return f"(Num {term.op})"
     if not term.args:
         return f'(Var "{term.op}")'
-    name = {"+": "Add", "*": "Mul"}[term.op]
-    return f"({name} {' '.join(_sexp(arg) for arg in term.args)})"
+    if compute and valued and all(_numeric(arg, valued) for arg in term.args):
+        return f"(Num {_i64(term)})"
+    return f"({_EGGLOG_OPS[term.op]} {' '.join(_sexp(arg, valued, compute) for arg in term.args)})"
+
+
+def _numeric(term: Term, valued: frozenset[str]) -> bool:
+    return term.op in valued or is_number(term) or (bool(term.args) and all(_numeric(arg, valued) for arg in term.args))
+
+
+def _i64(term: Term) -> str:
+    """egglog's i64 arithmetic for a term of numbers: (+ a 1)."""
+    if not term.args:
+        return term.op.lstrip("?")
+    return f"({term.op} {' '.join(_i64(arg) for arg in term.args)})"
 
 
 def bench_ramanujan(quick: bool) -> list[dict]:

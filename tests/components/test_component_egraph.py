@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import pytest
 from component_support import component_config, serving
 from engine_support import metric
@@ -77,6 +79,22 @@ async def test_extract_gives_the_cheapest_equivalent(client):
     assert by_class["extracted"] == from_graph["extracted"]
 
 
+async def test_verify_gives_three_honest_answers(client):
+    equal = (await client.post("/verify", json={"lhs": "(x+1)*(x+1)", "rhs": "x*x + 2*x + 1", "explain": True})).json()
+    assert equal["verdict"] == "equal" and equal["equal"] is True and equal["stop"] == "goal"
+    assert {"distribute", "collect-twice"} <= set(equal["explanation"]["rules"])
+    assert "counterexample" not in equal
+    unequal = (await client.post("/verify", json={"lhs": "x*x", "rhs": "2*x"})).json()
+    assert unequal["verdict"] == "unequal" and unequal["equal"] is False and unequal["stop"] == "refuted"
+    example = unequal["counterexample"]
+    x = Fraction(example["point"]["x"])
+    assert Fraction(example["lhs"]) == x * x and Fraction(example["rhs"]) == 2 * x and x * x != 2 * x
+    unknown = (await client.post("/verify", json={"lhs": "x/x", "rhs": "1"})).json()  # x may be 0
+    assert unknown["verdict"] == "unknown" and unknown["equal"] is None and unknown["saturated"] is True
+    again = (await client.post("/verify", json={"lhs": "1", "rhs": "x/x"})).json()
+    assert again["memoised"] is True and again["verdict"] == "unknown"
+
+
 def test_saturation_timeout_comes_from_the_environment_first(monkeypatch):
     config = component_config("egraph-service", settings={"SATURATION_TIMEOUT_MS": "300"})
     assert create("egraph-service", config).timeout_ms == 300
@@ -101,6 +119,9 @@ def test_saturation_timeout_comes_from_the_environment_first(monkeypatch):
         ("/saturate", {"term": "x", "families": []}, "families", "non-empty"),
         ("/saturate", {"term": "x", "timeoutMs": 0}, "timeoutMs", "integer milliseconds"),
         ("/saturate", {"term": "x", "colour": "RED"}, "colour", "allowed fields"),
+        ("/verify", {"lhs": "x"}, "rhs", "must be a"),
+        ("/verify", {"lhs": "x % 2", "rhs": "x"}, "lhs", "must be a term"),
+        ("/verify", {"lhs": "x", "rhs": "x", "explain": "yes"}, "explain", "boolean"),
         ("/extract", {}, "term", "required"),
         ("/extract", {"egraph": {"kind": "nope"}, "term": "x"}, "egraph", "wire form"),
         ("/extract", {"egraph": "distributed", "term": "q + r"}, "term", "the e-graph holds"),

@@ -3,6 +3,8 @@ agents' state as evidence) and on embeddings stored in DuckDB; bad input is refu
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import nats
 import numpy as np
 import pytest
@@ -79,11 +81,24 @@ async def test_unequal_terms_are_refuted_and_provable_ones_proven(nats_server):
     async with serving(NAME, config) as (_, client):
         unequal = await verify(client, "x*(y+z)", "x*y + z")
         assert unequal["verdict"] == "unequal" and unequal["agreement"] == 1.0 and unequal["variance"] == 0
-        assert unequal["decided_by"] == {"evaluation": 5} and unequal["verifiers"] == 5
-        assert (await verify(client, "x+x", "2*x"))["verdict"] == "unequal"  # 2 is a constant, not arithmetic
+        assert unequal["decided_by"] == {"evaluation": 5} and unequal["verifiers"] == 5 and unequal["equal"] is False
+        example = unequal["counterexample"]  # the values differ at a point, shown
+        point = {name: Fraction(value) for name, value in example["point"].items()}
+        assert point["x"] * (point["y"] + point["z"]) == Fraction(example["lhs"]) != Fraction(example["rhs"])
+        for lhs, rhs in (("x+x", "2*x"), ("(x+1)*(x+1)", "x*x+2*x+1"), ("2*2", "4"), ("6/4", "3/2")):
+            answer = await verify(client, lhs, rhs)  # numbers are numbers
+            assert answer["verdict"] == "equal" and answer["equal"] is True and "counterexample" not in answer, answer
         proven = await verify(client, *EXPANDED)
         assert proven["verdict"] == "equal" and proven["decided_by"] == {"saturation": 5}
         assert [ballot["verifier"] for ballot in proven["ballots"]] == [0, 1, 2, 3, 4]
+
+
+async def test_what_is_not_derivable_is_unknown_never_unequal(nats_server):
+    config = component_config(NAME, nats_server.url, settings={"pull_interval": "0", "verifiers": "3"})
+    async with serving(NAME, config) as (_, client):
+        answer = await verify(client, "x/x", "1")  # true except at x = 0, where x/x has no value
+        assert answer["verdict"] == "unknown" and answer["equal"] is None and answer["decided_by"] == {"saturated": 3}
+        assert "counterexample" not in answer
 
 
 async def test_the_replica_learns_what_agents_derived(nats_server):

@@ -1,7 +1,11 @@
 """Hypothesis strategies and small reference implementations shared by the core tests."""
 
+from collections import Counter
+
+from hypothesis import currently_in_test_context, event
 from hypothesis import strategies as st
 
+from agentnet_runtime.core.colour import Colour
 from agentnet_runtime.core.egraph import EGraph
 from agentnet_runtime.core.terms import INFIX, Term
 
@@ -32,30 +36,55 @@ arith_terms = terms(
 
 
 @st.composite
-def histories(draw, max_ops: int = 8):
-    """A replica's local history: ("add", term) and ("union", i, j) over the terms added so far."""
+def histories(draw, max_ops: int = 8, numbers=st.sampled_from(["0", "1"]), operators=("+", "*")):
+    """A replica's local history, each op one event:
+
+    - ("add", term): a small term over a, b, c and `numbers`, built with `operators`;
+    - ("union", i, j): a union of any two classes the replica holds (subterms too, not only
+      what was added): `play` takes the i-th and j-th of its e-node ids, in id order;
+    - ("congruent", f, i, j): f(i) and f(j) of two such classes, then their union, so the
+      congruence closure must merge f(i) and f(j) (and whatever else is built over them).
+    """
+    term = terms(operators, calls=False, variables=st.sampled_from("abc"), numbers=numbers, max_leaves=5)
     ops = []
     added = 0
     for _ in range(draw(st.integers(1, max_ops))):
-        if added >= 2 and draw(st.booleans()):
-            i = draw(st.integers(0, added - 1))
-            j = draw(st.integers(0, added - 1))
-            ops.append(("union", i, j))
-        else:
-            ops.append(("add", draw(arith_terms)))
+        kind = draw(st.sampled_from(["add", "union", "congruent"])) if added else "add"
+        if kind == "add":
+            ops.append(("add", draw(term)))
             added += 1
+        elif kind == "union":
+            ops.append(("union", draw(st.integers(0, 63)), draw(st.integers(0, 63))))
+        else:
+            ops.append(("congruent", draw(st.sampled_from(["f", "g"])), draw(st.integers(0, 63)), draw(st.integers(0, 63))))
     return ops
 
 
-def play(egraph: EGraph, history, colour=None) -> EGraph:
-    """Apply a history to a replica; each op is one event (the clock is read after it)."""
-    roots = []
+def play(egraph: EGraph, history, colour=None, stats: Counter | None = None) -> EGraph:
+    """Apply a history to a replica; each op is one event (the clock is read after it).
+
+    Counts in `stats` (and reports as hypothesis events) the unions that merged classes and
+    those whose merge made others congruent (the closure merged more than the two classes).
+    """
+    stats = Counter() if stats is None else stats
     for op in history:
         if op[0] == "add":
-            roots.append(egraph.add_term(op[1]) if colour is None else egraph.add_term(op[1], colour))
+            egraph.add_term(op[1]) if colour is None else egraph.add_term(op[1], colour)
         else:
-            egraph.union(roots[op[1]], roots[op[2]])
+            ids = sorted(egraph._nodes)
+            a, b = ids[op[-2] % len(ids)], ids[op[-1] % len(ids)]
+            if op[0] == "congruent":
+                egraph.add_node(op[1], [a], colour or Colour.GREEN)
+                egraph.add_node(op[1], [b], colour or Colour.GREEN)
+            before = egraph.class_count()
+            if egraph.union(a, b):
+                stats["unions"] += 1
+                if before - egraph.class_count() > 1:
+                    stats["congruence merges"] += 1
         egraph.clock
+    if currently_in_test_context():
+        for name in ("unions", "congruence merges"):
+            event(f"{name} > 0", bool(stats[name]))
     return egraph
 
 

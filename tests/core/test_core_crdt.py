@@ -3,6 +3,7 @@ replicas that exchange deltas in any order, with duplicates and losses repaired 
 resending, converge to the same digest."""
 
 import random
+from collections import Counter
 
 from core_strategies import arith_terms, histories, play
 from hypothesis import given, settings
@@ -14,6 +15,25 @@ from agentnet_runtime.core.rewrites import ALL_RULES
 from agentnet_runtime.core.saturate import Budget, extract, saturate
 
 COLOURS = st.sampled_from(list(Colour))
+
+
+def test_histories_make_congruence_merges():
+    """The join laws above are only as strong as the histories: they must union classes anywhere
+    in a replica and make congruence merges (a union whose closure merges more), not only add terms."""
+    seen: Counter = Counter()
+
+    @settings(max_examples=200, deadline=None, database=None)
+    @given(histories())
+    def run(history):
+        stats: Counter = Counter()
+        play(EGraph("a"), history, stats=stats)
+        seen["histories"] += 1
+        seen["with unions"] += stats["unions"] > 0
+        seen["with congruence merges"] += stats["congruence merges"] > 0
+
+    run()
+    assert seen["with unions"] / seen["histories"] >= 0.5, seen
+    assert seen["with congruence merges"] / seen["histories"] >= 0.2, seen
 
 
 def replica(name, history, colour=Colour.GREEN):

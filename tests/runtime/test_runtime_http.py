@@ -64,6 +64,21 @@ async def test_state_and_submission_without_nats(client):
     assert egraph["kind"] == "agentnet.egraph.state"
 
 
+async def test_a_proof_answers_equal_unequal_or_unknown(client):
+    async def prove(lhs: str, rhs: str) -> dict:
+        response = await client.post("/agent/2/message", json={"prove": [lhs, rhs]})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    same = await prove("x*y", "x*y")
+    assert same["equal"] is True and same["verdict"] == "equal"
+    refuted = await prove("x*y", "x+y")  # no rewriting has run here, and none is needed to refute it
+    assert refuted["equal"] is False and refuted["verdict"] == "unequal"
+    assert set(refuted["counterexample"]) == {"point", "lhs", "rhs"} and refuted["counterexample"]["lhs"] != refuted["counterexample"]["rhs"]
+    not_yet = await prove("x*(y+z)", "x*y + x*z")  # true, but no agent has rewritten it yet: unknown, not false
+    assert not_yet["equal"] is None and not_yet["verdict"] == "unknown" and "counterexample" not in not_yet
+
+
 async def test_component_apps_share_errors_and_metrics_once_mounted():
     async def boom(request):
         raise RuntimeError("broken")

@@ -31,6 +31,7 @@ from typing import Any, Callable, Mapping
 from agentnet_runtime.config import AgentSettings, NodeConfig
 from agentnet_runtime.core.clock import VectorClock, dominates, merge
 from agentnet_runtime.core.colour import Colour
+from agentnet_runtime.core.counterexample import Counterexample, refute
 from agentnet_runtime.core.egraph import Delta, EGraph
 from agentnet_runtime.core.rewrites import rules_for
 from agentnet_runtime.core.saturate import Budget, Saturation, SaturationReport, StopReason
@@ -130,13 +131,18 @@ class Agent:
         self.recorder.record("submit", payload={"term": str(term), "class": class_id})
         return class_id
 
-    def prove(self, lhs: Term, rhs: Term) -> bool:
-        """Add both sides (so the network works on them) and say whether they are proven equal yet."""
+    def prove(self, lhs: Term, rhs: Term) -> tuple[bool | None, Counterexample | None]:
+        """Add both sides (so the network works on them) and say what is known of them yet: True
+        (proven equal), False (refuted, with the counterexample) or None (not proven yet)."""
         a, b = self.egraph.add_term(lhs, self.colour), self.egraph.add_term(rhs, self.colour)
         self._news()
-        equal = self.egraph.find(a) == self.egraph.find(b)
+        counterexample = None
+        equal: bool | None = True
+        if self.egraph.find(a) != self.egraph.find(b):
+            counterexample = refute(lhs, rhs)
+            equal = None if counterexample is None else False
         self.recorder.record("prove", payload={"lhs": str(lhs), "rhs": str(rhs), "equal": equal})
-        return equal
+        return equal, counterexample
 
     def rewrite(self) -> SaturationReport | None:
         """One time-sliced pass of the colour's rewrite family; leaves `dirty` set if it ran out of slice."""

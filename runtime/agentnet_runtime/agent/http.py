@@ -5,6 +5,10 @@
     GET  /agent/{id}/egraph       the replica's full state (the e-graph wire form)
     POST /agent/{id}/sync         run anti-entropy with every neighbour now
     POST /agent/{id}/message      {"term": "x*(y+z)"} or {"prove": ["x*(y+z)", "x*y + x*z"]}
+
+A proof's answer is three-valued: "equal" true (proven by the network so far), false (refuted:
+the values differ at the point shown as "counterexample") or null (not proven yet, or not at all);
+"verdict" says the same in words: equal, unequal, unknown.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from agentnet_runtime.core.saturate import VERDICTS
 from agentnet_runtime.core.terms import Term, TermSyntaxError, parse
 from agentnet_runtime.web import RequestError, json_body
 
@@ -71,9 +76,12 @@ def agent_routes(host: AgentHost) -> list[Route]:
         if not (isinstance(sides, list) and len(sides) == 2):
             raise RequestError("prove needs two terms", field="prove", rule="must be a list of two terms [lhs, rhs]")
         lhs, rhs = term_field(sides[0], "prove[0]"), term_field(sides[1], "prove[1]")
-        equal = agent.prove(lhs, rhs)
+        equal, counterexample = agent.prove(lhs, rhs)
         host.wake(agent)
-        return JSONResponse({"agent": agent.id, "lhs": str(lhs), "rhs": str(rhs), "equal": equal})
+        answer = {"agent": agent.id, "lhs": str(lhs), "rhs": str(rhs), "equal": equal, "verdict": VERDICTS[equal]}
+        if counterexample is not None:
+            answer["counterexample"] = counterexample.to_json()
+        return JSONResponse(answer)
 
     return [
         Route("/status", status),

@@ -4,6 +4,10 @@ POST /saturate  {"term": "x*(y+z)"} or {"terms": [...]}, optional "families" (["
                 default all three) and "timeoutMs" (lowers the time budget for this request, never raises it)
                 -> per term: canonical (cheapest equivalent found), cost (AST size), saturated, stop, iterations,
                 nodes, matches, elapsedMs, memoised; "terms" answers {"results": [...]}
+POST /verify    {"lhs", "rhs", "families"?, "timeoutMs"?, "explain"?}: are two terms equal? Three honest
+                answers: "verdict" equal (derived; "explain": true adds the rules used), unequal (refuted: the
+                values differ at the point shown as "counterexample") or unknown (neither within the budget,
+                or saturated without deriving it); "equal" says the same as true / false / null
 POST /extract   {"term", "families"?}: the cheapest equivalent of a term (saturating it first, memoised)
                 {"egraph": wire, "term" | "class"}: the cheapest term of a class in a given e-graph state or delta
                 (e.g. GET /agent/{id}/egraph), with no rewriting
@@ -37,7 +41,7 @@ from agentnet_runtime.components.common import only_fields, requested_terms
 from agentnet_runtime.core.colour import COLOURS, Colour
 from agentnet_runtime.core.egraph import Delta, EGraph
 from agentnet_runtime.core.rewrites import rules_for
-from agentnet_runtime.core.saturate import LRU, Budget, Saturator, extract
+from agentnet_runtime.core.saturate import LRU, Budget, Saturator, Verdict, extract
 from agentnet_runtime.core.terms import Term
 from agentnet_runtime.web import LATENCY_BUCKETS, RequestError, json_body
 
@@ -92,7 +96,11 @@ class EgraphService(Service):
         self.hits = self.misses = 0
 
     def routes(self) -> list[Route]:
-        return [Route("/saturate", self.saturate, methods=["POST"]), Route("/extract", self.extract, methods=["POST"])]
+        return [
+            Route("/saturate", self.saturate, methods=["POST"]),
+            Route("/verify", self.verify, methods=["POST"]),
+            Route("/extract", self.extract, methods=["POST"]),
+        ]
 
     def health(self) -> dict[str, Any]:
         return {"timeoutMs": self.timeout_ms, "memo": {"hits": self.hits, "misses": self.misses, "hitRate": self.hit_rate}}
@@ -165,6 +173,34 @@ class EgraphService(Service):
         if "term" in body:
             return JSONResponse({**results[0], **options})
         return JSONResponse({"results": results, **options})
+
+    async def verify(self, request: Request) -> JSONResponse:
+        body = await json_body(request)
+        only_fields(body, ("lhs", "rhs", "families", "timeoutMs", "explain"))
+        lhs, rhs = (term_field(body.get(side), side) for side in ("lhs", "rhs"))
+        explain = body.get("explain", False)
+        if not isinstance(explain, bool):
+            raise RequestError("explain must be true or false", field="explain", rule="a boolean")
+        families, timeout_ms = self._options(body)
+
+        def work() -> tuple[Verdict, bool]:
+            saturator = self._saturator(families, timeout_ms)
+            hits = saturator.memo.hits
+            return saturator.verify(lhs, rhs), saturator.memo.hits > hits
+
+        verdict, memoised = await self._in_thread(work)
+        report = verdict.report
+        answer: dict[str, Any] = {
+            "lhs": str(lhs), "rhs": str(rhs), "equal": verdict.equal, "verdict": verdict.verdict,
+            "saturated": report.saturated, "stop": report.stop_reason.value, "iterations": report.iterations,
+            "nodes": report.nodes, "elapsedMs": round(report.elapsed * 1000, 3), "memoised": memoised,
+            "families": [colour.value for colour in families], "timeoutMs": timeout_ms,
+        }  # fmt: skip
+        if verdict.counterexample is not None:
+            answer["counterexample"] = verdict.counterexample.to_json()
+        if explain and verdict.equal:
+            answer["explanation"] = {"rules": list(report.rules)}
+        return JSONResponse(answer)
 
     async def extract(self, request: Request) -> JSONResponse:
         body = await json_body(request)

@@ -11,18 +11,20 @@ common vote), `variance` (of the verifiers' scores) and the vote counts. A verdi
 more than a `quorum` (default 2/3) of the votes; otherwise it is "unknown".
 
 Term claims. Verifier k judges with its own evidence, in this order:
-  1. evaluation: both terms at a random point of its own (seeded by k) in Z_p, + and * as
-     arithmetic, every other operator and every other constant than 0 and 1 as a random
-     function or value. Every rewrite rule holds in Z_p, so different values refute the
-     claim for certain ("unequal");
+  1. evaluation: both terms, exactly, at random rational points of its own (seeded by k):
+     numerals are numbers, the five operators their arithmetic, a function call a random
+     function (core/counterexample.py). Every rewrite rule holds wherever both its sides have
+     a value, so different values refute the claim for certain ("unequal"); the answer shows
+     the counterexample (`counterexample`, from the first verifier that found one);
   2. the network: the verification replica, an e-graph joined from the stream components'
      derived deltas (stream.derived.{colour}) and from agents' state (pulled by anti-entropy
      every `pull_interval` seconds, rotating over the agents). Both terms in one class there
      means the network has proven them equal ("equal"). One replica: every verifier reads it alike;
   3. its own equality saturation with every rule, under a budget of its own (a fraction in
      [0.5, 1] of settings `iterations`, `nodes` and `budget_ms`, seeded by k): proven equal,
-     or saturated without meeting ("unequal"), or out of budget: "unknown", never "unequal".
-Scores: equal 1, unknown 0.5, unequal 0.
+     or else "unknown" (out of budget, or saturated without deriving it: not derivable is
+     never "unequal").
+Scores: equal 1, unknown 0.5, unequal 0. `equal` is the verdict as true / false / null.
 
 Embedding claims. Skill vectors are kept in DuckDB: `<data dir>/skills.duckdb`, or an
 in-memory database without a data directory (lost on restart). Verifier k computes the
@@ -43,7 +45,6 @@ import threading
 from collections import Counter as Tally
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from hashlib import blake2b
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +58,9 @@ from agentnet_runtime.agent import subjects
 from agentnet_runtime.agent.http import term_field
 from agentnet_runtime.agent.transport import Transport
 from agentnet_runtime.components import Service
+from agentnet_runtime.core.counterexample import Counterexample, refute
 from agentnet_runtime.core.rewrites import ALL_RULES
-from agentnet_runtime.core.saturate import Budget, Saturator, StopReason
+from agentnet_runtime.core.saturate import VERDICTS, Budget, Saturator
 from agentnet_runtime.core.terms import Term, size
 from agentnet_runtime.web import RequestError, json_body
 
@@ -69,7 +71,6 @@ SKILLS_FILE = "skills.duckdb"
 MAX_TERM_SIZE = 200  # operators in one side of a claim: bounds the work of 17 saturations
 MAX_DIMENSIONS = 65_536
 MAX_NAME = 200
-PRIME = (1 << 61) - 1  # evaluation modulus: a refutation is certain, a false agreement has odds ~degree/p
 SCORES = {"equal": 1.0, "unknown": 0.5, "unequal": 0.0}
 
 # Metrics of this module (to move into web.METRICS).
@@ -101,39 +102,22 @@ def tally(votes: list[str], scores: list[float], quorum: float, undecided: str =
 # --- term claims -----------------------------------------------------------------------------------
 
 
-def _hash(*parts: object) -> int:
-    return int.from_bytes(blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest(), "big") % PRIME
-
-
-def evaluate(term: Term, seed: int) -> int:
-    """The term's value mod PRIME under verifier `seed`'s random interpretation (a model of every rule)."""
-    if not term.args:
-        return 0 if term.op == "0" else 1 if term.op == "1" else _hash(seed, "leaf", term.op)
-    values = [evaluate(arg, seed) for arg in term.args]
-    if term.op == "+" and len(values) == 2:
-        return (values[0] + values[1]) % PRIME
-    if term.op == "*" and len(values) == 2:
-        return values[0] * values[1] % PRIME
-    return _hash(seed, term.op, *values)
-
-
 @dataclass
 class TermVerifier:
     index: int
     saturator: Saturator
 
-    def judge(self, lhs: Term, rhs: Term, network_equal: bool) -> tuple[str, str]:
-        """(vote, what decided it)."""
-        if evaluate(lhs, self.index) != evaluate(rhs, self.index):
-            return "unequal", "evaluation"
+    def judge(self, lhs: Term, rhs: Term, network_equal: bool) -> tuple[str, str, Counterexample | None]:
+        """(vote, what decided it, the counterexample of an "unequal")."""
+        counterexample = refute(lhs, rhs, seed=self.index)
+        if counterexample is not None:
+            return "unequal", "evaluation", counterexample
         if network_equal:
-            return "equal", "network"
+            return "equal", "network", None
         verdict = self.saturator.verify(lhs, rhs)
-        if verdict.equal:
-            return "equal", "saturation"
-        if verdict.report.stop_reason is StopReason.SATURATED:
-            return "unequal", "saturation"
-        return "unknown", "budget"
+        if verdict.equal is None:
+            return "unknown", "saturated" if verdict.report.saturated else "budget", None
+        return verdict.verdict, "saturation" if verdict.equal else "evaluation", verdict.counterexample
 
 
 # --- embedding claims -------------------------------------------------------------------------------
@@ -267,7 +251,7 @@ class SkillVerification(Service):
 
     # --- terms ----------------------------------------------------------------------------------
 
-    def _judge_all(self, lhs: Term, rhs: Term, network_equal: bool) -> list[tuple[str, str]]:
+    def _judge_all(self, lhs: Term, rhs: Term, network_equal: bool) -> list[tuple[str, str, Counterexample | None]]:
         return [verifier.judge(lhs, rhs, network_equal) for verifier in self.verifiers]
 
     async def terms_route(self, request: Request) -> JSONResponse:
@@ -277,15 +261,18 @@ class SkillVerification(Service):
         # The replica changes on this thread (NATS callbacks): read it here, saturate in the worker.
         network_equal = self.replica is not None and self.replica.egraph.equivalent(lhs, rhs)
         judged = await asyncio.get_running_loop().run_in_executor(self._worker, self._judge_all, lhs, rhs, network_equal)
-        votes = [vote for vote, _ in judged]
+        votes = [vote for vote, _, _ in judged]
         result = tally(votes, [SCORES[vote] for vote in votes], self.quorum)
+        counterexample = next((example for _, _, example in judged if example is not None), None)
         VERIFICATIONS.labels("terms", result["verdict"]).inc()
         AGREEMENT.labels("terms").observe(result["agreement"])
         return JSONResponse({
             "claim": {"kind": "terms", "lhs": str(lhs), "rhs": str(rhs)},
             **result,
-            "decided_by": dict(Tally(reason for _, reason in judged)),
-            "ballots": [{"verifier": k, "vote": vote, "by": reason} for k, (vote, reason) in enumerate(judged)],
+            "equal": {word: equal for equal, word in VERDICTS.items()}[result["verdict"]],
+            **({"counterexample": counterexample.to_json()} if counterexample is not None else {}),
+            "decided_by": dict(Tally(reason for _, reason, _ in judged)),
+            "ballots": [{"verifier": k, "vote": vote, "by": reason} for k, (vote, reason, _) in enumerate(judged)],
         })  # fmt: skip
 
     # --- skills and embeddings ----------------------------------------------------------------------

@@ -5,8 +5,11 @@ No I/O lives here; adapters (NATS, HTTP, DuckDB, metrics) wrap it.
 - `terms`: the term language (parse / print, `TermSyntaxError`)
 - `egraph`: the CRDT e-graph replica (`EGraph`, `Delta`, wire form)
 - `clock`: vector clock helpers
-- `rewrites`: rules as data and the RED / BLUE / GREEN families
+- `numbers`: exact rational values and arithmetic, the value domain of the constant-folding analysis
+- `rewrites`: rules as data (with conditions on values), the RED / BLUE / GREEN families, folding
 - `saturate`: equality saturation under a `Budget`, extraction, the memoised `Saturator`
+  (whose `verify` answers equal / unequal / unknown)
+- `counterexample`: refutation by exact evaluation at random points
 - `topology`: ring / torus / complete / ramanujan graphs (`build_topology`, `check_topology`)
 - `colour`, `colouring`: the three colours, 3-colouring of a topology, display palette
 

@@ -20,6 +20,11 @@ sends the events the clock has not seen (a δ-CRDT delta); a full state is just
 `delta_since({})`. The clock advances contiguously per replica; dots received
 ahead of a gap wait in `_early` (and are not resent once they arrive).
 
+Numbers (the constant-folding analysis, see numbers.py): each class knows the numeral in
+it, if any, merged by numbers.join on every union; so it follows from the state alone,
+whatever the order of events. Folding rules (rewrites.py) read it and add what it implies
+as ordinary e-nodes and unions, which replicate like everything else.
+
 Children may arrive after their parents (deltas reordered or lost): an unknown
 id simply starts as its own class, and the node fills in when it arrives.
 """
@@ -37,6 +42,8 @@ from mypy_extensions import mypyc_attr
 from .clock import VectorClock
 from .clock import validate as validate_clock
 from .colour import ALL_COLOURS_MASK, Colour, colours_of
+from .numbers import CONFLICT, numeral_of
+from .numbers import join as join_numerals
 from .terms import Term
 
 NodeId = str  # 16 lowercase hex digits
@@ -328,6 +335,7 @@ class EGraph:
         self._shape: dict[NodeId, tuple] = {}  # node -> the shape it is filed under
         self._classes: dict[NodeId, dict[tuple, None]] | None = None  # root -> its shapes; see class_index()
         self._pending: list[tuple[NodeId, list[NodeId]]] = []  # (root, users to re-key) after merges
+        self._numbers: dict[NodeId, str] = {}  # class root -> the numeral in it (or numbers.CONFLICT)
         self._watchers: list[Changes] = []  # see watch()
         # Causality.
         self._clock: dict[str, int] = {}
@@ -382,6 +390,11 @@ class EGraph:
     def tags(self, node: NodeId) -> tuple[Colour, ...]:
         """Colour tags of an e-node, in the fixed colour order."""
         return colours_of(self._masks.get(node, 0))
+
+    def number(self, node: NodeId) -> str | None:
+        """The numeral (one spelling per value) in a node's class, if it holds exactly one value."""
+        numeral = self._numbers.get(self.root(node))
+        return None if numeral == CONFLICT else numeral
 
     def class_count(self) -> int:
         self.rebuild()
@@ -574,6 +587,11 @@ class EGraph:
             elif root not in roots:
                 users.append(node)
             roots.append(root)
+        if not kids:
+            numeral = numeral_of(op)
+            if numeral is not None:
+                root = self._find(node)
+                self._numbers[root] = join_numerals(self._numbers.get(root), numeral)
         shape = (op, *roots)
         if shape not in self._hashcons:
             self._file(node, shape)
@@ -617,6 +635,9 @@ class EGraph:
         if len(uses.get(root, ())) < len(uses.get(child, ())):
             root, child = child, root  # keep the root with more users: fewer shapes to re-key
         parent[child] = root
+        numbers = self._numbers
+        if child in numbers:
+            numbers[root] = join_numerals(numbers.get(root), numbers.pop(child))
         if self._digest is not None:
             self._digest.merge(root, child)
         smallest = min(least.pop(child, child), least.get(root, root))
@@ -660,12 +681,20 @@ class EGraph:
     def _repair(self, root: NodeId, users: list[NodeId]) -> None:
         """Re-key users of a merged class, merge those that became congruent, file them under the root."""
         hashcons, shape_of, key_of = self._hashcons, self._shape, self._key
-        filed = []  # users filed under a new shape; a user congruent to another merges into it instead
+        filed: list[NodeId] = []  # users filed under a new shape; a user congruent to another merges into it instead
+        listed: set[NodeId] | None = None  # `filed` as a set, made only when needed
         for user in users:
             key = key_of(user)
             old = shape_of.get(user)
             if old == key:
-                continue  # listed twice: already re-keyed
+                # Re-keyed already: listed twice here, or by the repair of another class it uses
+                # (whose users list got it). Either way it uses this class: list it here once.
+                if listed is None:
+                    listed = set(filed)
+                if user not in listed:
+                    listed.add(user)
+                    filed.append(user)
+                continue
             if old is not None:
                 self._unfile(user, old)
                 del shape_of[user]
@@ -673,6 +702,8 @@ class EGraph:
             if twin is None:
                 self._file(user, key)
                 filed.append(user)
+                if listed is not None:
+                    listed.add(user)
             else:
                 self._merge(twin, user)
         now = self._find(root)

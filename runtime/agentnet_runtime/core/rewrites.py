@@ -3,6 +3,9 @@
 A rule is text: `name: lhs => rhs`, with `?x` pattern variables, e.g.
 `add-assoc: (?a + ?b) + ?c => ?a + (?b + ?c)`. `parse_rules` reads many (one a
 line, `#` comments, `<=>` for both directions), so users can add their own.
+A rule may end in conditions on what the number analysis knows of a variable's
+class (see CONDITIONS): `div-by-number: ?a / ?b => ?a * (1 / ?b) if nonzero(?b)`.
+Folding rules (FOLD_RULES) put the value of an operation on numbers in its class.
 
 A rule is compiled once into Python source (see _compile): its search is nested
 loops over registers (r0 the matched class, one register per child class of a
@@ -15,12 +18,15 @@ rebuilt per search.
 
 import itertools
 import math
+import re
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import cached_property
 from typing import Callable, Iterable
 
+from . import numbers
 from .colour import Colour
-from .terms import Term, is_pattern_var, parse, variables
+from .terms import INFIX, Term, is_pattern_var, parse, variables
 
 Top = tuple[tuple, str]  # (shape, class root) of an e-node a search starts from
 Match = tuple[str, ...]
@@ -31,12 +37,29 @@ class RuleError(ValueError):
     """A rule that cannot be used as written."""
 
 
+# What a rule may require of a variable's class, from the number analysis (numbers.py): the
+# class's exact value, when it has one, must pass the test. A class with no value fails them all.
+CONDITIONS: dict[str, Callable[[Fraction], bool]] = {
+    "number": lambda value: True,
+    "nonzero": lambda value: value != 0,
+    "positive-integer": lambda value: value.denominator == 1 and 1 <= value <= numbers.MAX_EXPONENT,
+}
+Condition = tuple[str, str]  # (name in CONDITIONS, pattern variable)
+
+
+def class_value(egraph, cls: str) -> Fraction | None:
+    """The exact value of a class (any id in it), if the number analysis knows exactly one."""
+    numeral = egraph._numbers.get(egraph._find(cls))
+    return None if numeral is None or numeral == numbers.CONFLICT else numbers.value(numeral)
+
+
 @dataclass(frozen=True)
 class Rule:
     name: str
     lhs: Term
     rhs: Term
     colour: Colour = Colour.GREEN
+    conditions: tuple[Condition, ...] = ()
 
     def __post_init__(self):
         if is_pattern_var(self.lhs):
@@ -44,31 +67,62 @@ class Rule:
         unbound = ", ".join(sorted(variables(self.rhs) - variables(self.lhs)))
         if unbound:
             raise RuleError(f"rule {self.name}: right side uses variables the left side does not bind: {unbound}")
+        for condition, variable in self.conditions:
+            if condition not in CONDITIONS:
+                raise RuleError(f"rule {self.name}: unknown condition {condition!r} (known: {', '.join(CONDITIONS)})")
+            if variable not in variables(self.lhs):
+                raise RuleError(f"rule {self.name}: condition on {variable}, which the left side does not bind")
         object.__setattr__(self, "colour", Colour(self.colour))
+        object.__setattr__(self, "conditions", tuple(self.conditions))
 
     def __str__(self) -> str:
-        return f"{self.name}: {self.lhs} => {self.rhs}"
+        return f"{self.name}: {self.lhs} => {self.rhs}{self._conditions_text}"
+
+    @property
+    def _conditions_text(self) -> str:
+        if not self.conditions:
+            return ""
+        return " if " + ", ".join(f"{condition}({variable})" for condition, variable in self.conditions)
 
     @cached_property
-    def _compiled(self) -> tuple[Callable, Callable, str]:
-        """(search, apply, their Python source), compiled on first use (see _compile)."""
-        return _compile(self.lhs, self.rhs, self.name)
+    def _compiled(self) -> tuple[Callable, Callable, str, list[str]]:
+        """(search, apply, their Python source, variables in match order), compiled on first use (see _compile)."""
+        return _compile(self.lhs, self.rhs, self.name, frozenset(variable for _, variable in self.conditions))
+
+    @cached_property
+    def _checks(self) -> tuple[tuple[int, Callable[[Fraction], bool]], ...]:
+        """(position in a match, test) per condition: the search already skips classes with no numeral,
+        these check the value (and leave out a class of two different numerals)."""
+        order = self._compiled[3]
+        return tuple((1 + order.index(variable), CONDITIONS[condition]) for condition, variable in self.conditions)
+
+    def _holds(self, egraph, match: Match) -> bool:
+        for position, test in self._checks:
+            known = class_value(egraph, match[position])
+            if known is None or not test(known):
+                return False
+        return True
 
     def search(self, egraph, tops: Iterable[Top] | None = None, limit: int | None = None) -> list[Match]:
         """Matches of the left side in an e-graph (rebuilt, as after saturation's rebuild).
 
         `tops` restricts the e-nodes tried as the top of the pattern (default: every e-node
-        with the left side's operator); the search stops after the top that reaches `limit`.
+        with the left side's operator outside classes with a value, which a caller's tops
+        leave out too); the search stops after the top that reaches `limit`.
         """
         hashcons = egraph._hashcons
         for leaf in self._leaves:
             if leaf not in hashcons:
                 return []  # a constant it needs (say 0) is nowhere in the e-graph
         classes = egraph.class_index()
+        numbers = egraph._numbers
         if tops is None:
             op = self.lhs.op
-            tops = [(shape, root) for root, shapes in classes.items() for shape in shapes if shape[0] == op]
-        return self._compiled[0](classes, tops, limit)
+            tops = [(shape, root) for root, shapes in classes.items() if root not in numbers for shape in shapes if shape[0] == op]
+        matches = self._compiled[0](classes, numbers, tops, limit)
+        if self._checks:
+            matches = [match for match in matches if self._holds(egraph, match)]
+        return matches
 
     @cached_property
     def _leaves(self) -> tuple[tuple[str], ...]:
@@ -82,8 +136,9 @@ class Rule:
 
     @cached_property
     def depth(self) -> int:
-        """Height of the left side counting constant leaves (how far below the top a match looks)."""
-        return _depth(self.lhs)
+        """Height of the left side counting constant leaves and conditioned variables (how far below
+        the top a match looks: a class that gains a value can make a match hold)."""
+        return _depth(self.lhs, frozenset(variable for _, variable in self.conditions))
 
     def apply(self, egraph, matches: list[Match], node_limit: int | None = None) -> int:
         """Add the right side for each match and union it with the matched class.
@@ -101,19 +156,26 @@ class Rule:
 # match. Straight-line code with no call per pattern step is what makes both cheap in CPython.
 
 
-def _compile(lhs: Term, rhs: Term, name: str) -> tuple[Callable, Callable, str]:
-    """(search, apply, their source) for a rule."""
-    search, variables = _search_source(lhs)
-    source = search + _apply_source(rhs, variables)
-    namespace: dict = {"NO_NODES": _NO_NODES}
+def _compile(
+    lhs: Term, rhs: Term, name: str, valued: frozenset[str] = frozenset()
+) -> tuple[Callable, Callable, str, list[str]]:
+    """(search, apply, their source, the variables in match order) for a rule."""
+    search, variables = _search_source(lhs, valued)
+    source = search + _apply_source(rhs, variables, valued)
+    namespace: dict = {"NO_NODES": _NO_NODES, "add_folded": _add_folded}
     exec(compile(source, f"<rule {name}>", "exec"), namespace)
-    return namespace["search"], namespace["apply"], source
+    return namespace["search"], namespace["apply"], source, variables
 
 
-def _search_source(lhs: Term) -> tuple[str, list[str]]:
-    """Source of `search(classes, tops, limit) -> [match]`, and the variables in match order.
+def _search_source(lhs: Term, valued: frozenset[str] = frozenset()) -> tuple[str, list[str]]:
+    """Source of `search(classes, numbers, tops, limit) -> [match]`, and the variables in match order.
 
     `tops` are (shape, class root) pairs: the e-nodes to try as the top of the pattern.
+    A variable in `valued` only matches a class with a value.
+    `numbers` (class root -> its numeral, see EGraph) prunes classes whose value is known, as
+    egg's constant folding does: such a class is its numeral and nothing else to a search,
+    since every term in it equals that numeral (folding finds the value; AC, say, would
+    only make more ways to write it). Callers leave such classes out of `tops`.
 
     Register r0 holds the top's class, and each child position of a matched e-node gets
     a register (rK) for its class. A variable is its first register; a repeat becomes an
@@ -122,7 +184,7 @@ def _search_source(lhs: Term) -> tuple[str, list[str]]:
         for shape, r0 in tops:
             if len(shape) != 3: continue
             _, r1, r2 = shape
-            for shape_r1 in classes.get(r1, NO_NODES):
+            for shape_r1 in (classes.get(r1, NO_NODES) if r1 not in numbers else ((numbers[r1],),)):
                 if shape_r1[0] != '+' or len(shape_r1) != 3: continue
                 _, r3, r4 = shape_r1
                 append((r0, r3, r4, r2))
@@ -130,7 +192,7 @@ def _search_source(lhs: Term) -> tuple[str, list[str]]:
     registers = itertools.count(1)
     first: dict[str, str] = {}  # variable -> register of its first occurrence (preorder)
     lines = [
-        "def search(classes, tops, limit):",
+        "def search(classes, numbers, tops, limit):",
         "    out = []",
         "    append = out.append",
         "    for shape, r0 in tops:",
@@ -155,13 +217,16 @@ def _search_source(lhs: Term) -> tuple[str, list[str]]:
         if is_pattern_var(pattern):
             if pattern.op not in first:
                 first[pattern.op] = register
-                return depth
+                if pattern.op not in valued:
+                    return depth
+                lines.append(f"{pad}if {register} in numbers:")  # every condition needs a value (checked after)
+                return depth + 1
             lines.append(f"{pad}if {register} == {first[pattern.op]}:")
         elif not pattern.args:
-            lines.append(f"{pad}if ({pattern.op!r},) in classes.get({register}, NO_NODES):")
+            lines.append(f"{pad}if ({pattern.op!r},) in {_shapes(register)}:")
         else:
             shape = f"shape_{register}"
-            lines.append(f"{pad}for {shape} in classes.get({register}, NO_NODES):")
+            lines.append(f"{pad}for {shape} in {_shapes(register)}:")
             return unpack(pattern, shape, depth + 1, check_op=True)
         return depth + 1
 
@@ -175,8 +240,18 @@ def _search_source(lhs: Term) -> tuple[str, list[str]]:
     return "\n".join(lines) + "\n", list(first)
 
 
-def _apply_source(rhs: Term, variables: list[str]) -> str:
+def _shapes(register: str) -> str:
+    """The shapes of a class to a search: its numeral alone if it has a value (see _search_source)."""
+    return f"(classes.get({register}, NO_NODES) if {register} not in numbers else ((numbers[{register}],),))"
+
+
+def _apply_source(rhs: Term, variables: list[str], valued: frozenset[str] = frozenset()) -> str:
     """Source of `apply(matches, egraph, mask, node_limit) -> matches applied`.
+
+    Arithmetic on numbers in the right side (a numeral, or a variable in `valued`, whose
+    class a condition says has a value) is built folded, as its numeral: `(?a + 1) * ?x`
+    with `?a` = 2 builds `3 * ?x`, never `(2 + 1) * ?x`. Rules stay bounded that way even
+    in a family that does not fold (the folding rules are GREEN).
 
     Each match builds the right side bottom-up and unions it with the matched class r0,
     unless that is its class already. Most matches of a saturating e-graph build only what
@@ -197,12 +272,16 @@ def _apply_source(rhs: Term, variables: list[str]) -> str:
     temporaries = itertools.count(1)
     body: list[str] = []
 
-    def build(term: Term) -> str:
-        """Lines that put the class of `term` in a register; returns the register."""
+    def build(term: Term) -> tuple[str, bool]:
+        """Lines that put the class of `term` in a register; returns the register and whether it has a value."""
         if is_pattern_var(term):
-            return names[term.op]
-        kids = [build(arg) for arg in term.args]
+            return names[term.op], term.op in valued
+        built_kids = [build(arg) for arg in term.args]
+        kids = [kid for kid, _ in built_kids]
         register = f"t{next(temporaries)}"
+        if term.op in numbers.ARITHMETIC and len(kids) == 2 and all(has_value for _, has_value in built_kids):
+            body.append(f"{register} = add_folded(egraph, mask, {term.op!r}, {kids[0]}, {kids[1]})")
+            return register, True
         body.extend([
             f"shape = ({', '.join([repr(term.op), *kids])},)",
             "node = get(shape)",
@@ -212,9 +291,9 @@ def _apply_source(rhs: Term, variables: list[str]) -> str:
             "    up = parent[node]",
             f"    {register} = up if parent[up] == up else find(node)",
         ])  # fmt: skip
-        return register
+        return register, not term.args and numbers.numeral_of(term.op) is not None
 
-    built = build(rhs)
+    built, _ = build(rhs)
     pad = "        "
     return (
         "\ndef apply(matches, egraph, mask, node_limit):\n"
@@ -230,6 +309,15 @@ def _apply_source(rhs: Term, variables: list[str]) -> str:
     )
 
 
+def _add_folded(egraph, mask: int, op: str, left: str, right: str) -> str:
+    """Class of `left op right` built as its numeral (as _apply_source says), or as is where it has no value."""
+    a, b = class_value(egraph, left), class_value(egraph, right)
+    result = None if a is None or b is None else numbers.apply(op, a, b)
+    if result is None:
+        return egraph._add((op, egraph._find(left), egraph._find(right)), mask)
+    return egraph._add((numbers.spell(result),), mask)
+
+
 def _constant_leaves(pattern: Term) -> list[str]:
     if not pattern.args:
         return [] if is_pattern_var(pattern) else [pattern.op]
@@ -243,10 +331,37 @@ def _constants(pattern: Term) -> set[str]:
     return {pattern.op}.union(*(_constants(arg) for arg in pattern.args))
 
 
-def _depth(pattern: Term) -> int:
+def _depth(pattern: Term, conditioned: frozenset[str] = frozenset()) -> int:
     if is_pattern_var(pattern):
-        return 0
-    return 1 + max((_depth(arg) for arg in pattern.args), default=0)
+        return 1 if pattern.op in conditioned else 0
+    return 1 + max((_depth(arg, conditioned) for arg in pattern.args), default=0)
+
+
+class FoldRule(Rule):
+    """Constant folding for one operator: `?a op ?b`, both numbers, joins the numeral of its value.
+
+    The analysis's "modify" step (egg), as a rule: what it adds (a numeral, a union) is an
+    ordinary e-node and union, so it replicates like any rewrite. Where the operator has no
+    rational value (x / 0, 2 ^ (1/2)) it adds nothing.
+    """
+
+    def __init__(self, op: str):
+        a, b = Term("?a"), Term("?b")
+        super().__init__(f"fold {op}", Term(op, (a, b)), Term(op, (a, b)), Colour.GREEN, (("number", "?a"), ("number", "?b")))
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.lhs} => its value{self._conditions_text}"
+
+    def apply(self, egraph, matches: list[Match], node_limit: int | None = None) -> int:
+        limit = math.inf if node_limit is None else node_limit
+        op, mask = self.lhs.op, self.colour.bit
+        for applied, (cls, left, right) in enumerate(matches):
+            if len(egraph) > limit:
+                return applied
+            folded = _add_folded(egraph, mask, op, left, right)  # (the matched e-node itself if it has no value)
+            if folded != egraph._find(cls):
+                egraph._union(cls, folded)
+        return len(matches)
 
 
 # --- rules as text -------------------------------------------------------------------
@@ -270,29 +385,59 @@ def parse_rules(text: str, colour: Colour = Colour.GREEN) -> tuple[Rule, ...]:
     return tuple(rules)
 
 
+_CONDITION = re.compile(r"\s*([a-z][a-z-]*)\s*\(\s*(\?[A-Za-z_][A-Za-z0-9_]*)\s*\)\s*")
+
+
 def _parse_line(text: str, colour: Colour, name: str | None) -> list[Rule]:
     body = text.strip()
     head, colon, rest = body.partition(":")
     if colon and "=" not in head:
         name, body = name or head.strip(), rest.strip()
+    body, _, conditions_text = body.partition(" if ")
+    conditions = _parse_conditions(conditions_text, text) if conditions_text else ()
     both = "<=>" in body
     lhs_text, arrow, rhs_text = body.partition("<=>" if both else "=>")
     if not arrow:
         raise RuleError(f"a rule needs '=>' (or '<=>'): {text!r}")
     lhs, rhs = parse(lhs_text, patterns=True), parse(rhs_text, patterns=True)
     name = name or f"{lhs} => {rhs}"
-    rules = [Rule(name, lhs, rhs, colour)]
+    rules = [Rule(name, lhs, rhs, colour, conditions)]
     if both:
-        rules.append(Rule(f"{name} (reverse)", rhs, lhs, colour))
+        rules.append(Rule(f"{name} (reverse)", rhs, lhs, colour, conditions))
     return rules
 
 
+def _parse_conditions(text: str, line: str) -> tuple[Condition, ...]:
+    """`nonzero(?b), number(?a)` -> (("nonzero", "?b"), ("number", "?a"))."""
+    conditions = []
+    for part in text.split(","):
+        match = _CONDITION.fullmatch(part)
+        if match is None:
+            raise RuleError(f"a condition is written name(?variable), got {part.strip()!r} in {line!r}")
+        conditions.append((match.group(1), match.group(2)))
+    return tuple(conditions)
+
+
 def can_fire(rules: Iterable[Rule], present: set[str]) -> bool:
-    """Could any rule match an e-graph holding only these operators? (If none can, none ever will.)"""
-    return any(rule.needs <= present for rule in rules)
+    """Could any rule match an e-graph holding only these operators (leaves included)? If none can,
+    none ever will. A rule with conditions needs a number too (every condition is on a value)."""
+    has_number = any(numbers.numeral_of(op) is not None for op in present)
+    return any(rule.needs <= present and (has_number or not rule.conditions) for rule in rules)
 
 
 # --- the three families ---------------------------------------------------------------
+# A rule's family is what it does:
+#   RED   reorders: commutativity and associativity (the same sum or product, regrouped);
+#   BLUE  distributes or collects: a product over a sum (and back), like terms collected
+#         (x + x = 2 * x), a division over a sum, a power over a sum in its exponent;
+#   GREEN evaluates and defines: identities (x + 0 = x), folding numbers to their value,
+#         and the definitions that reduce -, / and ^ to + and * (x - y = x + (0 - 1) * y,
+#         x / 3 = x * (1 / 3) when the divisor is a known non-zero number, x ^ 3 = x * x ^ 2).
+# Together they prove polynomial identities over the rationals: expand (BLUE, GREEN),
+# regroup (RED), collect (BLUE) with numbers folded (GREEN). A division becomes a product
+# only by a known non-zero number: x / y * y = x fails at y = 0, so x / x stays unknown.
+# Exponents are expanded when they are known integers from 1 to numbers.MAX_EXPONENT.
+# Each law holds wherever both its sides have a value (the oracle test checks answers so).
 
 RED_RULES = parse_rules(
     """
@@ -306,22 +451,36 @@ RED_RULES = parse_rules(
 
 BLUE_RULES = parse_rules(
     """
-    distribute: ?a * (?b + ?c) => ?a * ?b + ?a * ?c
-    factor:     ?a * ?b + ?a * ?c => ?a * (?b + ?c)
+    distribute:     ?a * (?b + ?c) => ?a * ?b + ?a * ?c
+    factor:         ?a * ?b + ?a * ?c => ?a * (?b + ?c)
+    collect-twice:  ?x + ?x => 2 * ?x
+    collect-once:   ?a * ?x + ?x => (?a + 1) * ?x if number(?a)
+    div-distribute: (?a + ?b) / ?c => ?a / ?c + ?b / ?c
+    pow-add:        ?x ^ (?a + ?b) => ?x ^ ?a * ?x ^ ?b
     """,
     Colour.BLUE,
 )
 
-GREEN_RULES = parse_rules(
-    """
-    add-zero: ?a + 0 => ?a
-    zero-add: 0 + ?a => ?a
-    mul-one:  ?a * 1 => ?a
-    one-mul:  1 * ?a => ?a
-    mul-zero: ?a * 0 => 0
-    zero-mul: 0 * ?a => 0
-    """,
-    Colour.GREEN,
+FOLD_RULES = tuple(FoldRule(op) for op in numbers.ARITHMETIC)
+
+GREEN_RULES = (
+    parse_rules(
+        """
+        add-zero:      ?a + 0 => ?a
+        zero-add:      0 + ?a => ?a
+        mul-one:       ?a * 1 => ?a
+        one-mul:       1 * ?a => ?a
+        mul-zero:      ?a * 0 => 0
+        zero-mul:      0 * ?a => 0
+        sub-as-add:    ?a - ?b => ?a + (0 - 1) * ?b
+        div-by-number: ?a / ?b => ?a * (1 / ?b) if nonzero(?b)
+        pow-zero:      ?x ^ 0 => 1
+        pow-one:       ?x ^ 1 => ?x
+        pow-expand:    ?x ^ ?n => ?x * ?x ^ (?n - 1) if positive-integer(?n)
+        """,
+        Colour.GREEN,
+    )
+    + FOLD_RULES
 )
 
 ALL_RULES = RED_RULES + BLUE_RULES + GREEN_RULES
@@ -331,3 +490,8 @@ _FAMILIES = {Colour.RED: RED_RULES, Colour.BLUE: BLUE_RULES, Colour.GREEN: GREEN
 def rules_for(colour: Colour | str) -> tuple[Rule, ...]:
     """The rewrite family of a colour."""
     return _FAMILIES[Colour(colour)]
+
+
+def lawless_operators(rules: Iterable[Rule] = ALL_RULES) -> set[str]:
+    """Infix operators of the language that no rule's left side mentions (there should be none)."""
+    return set(INFIX) - {op for rule in rules for op in _constants(rule.lhs)}

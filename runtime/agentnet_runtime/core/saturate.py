@@ -21,6 +21,7 @@ from typing import Callable, Collection, Iterable
 from mypy_extensions import mypyc_attr
 
 from .colour import Colour
+from .counterexample import Counterexample, refute
 from .egraph import EGraph, NodeId
 from .rewrites import ALL_RULES, Match, Rule, Top, can_fire
 from .terms import Term, operators, parse
@@ -45,6 +46,7 @@ class StopReason(str, enum.Enum):
     ITERATIONS = "iteration-limit"
     NODES = "node-limit"
     TIME = "time-limit"
+    REFUTED = "refuted"  # a counterexample settled the question before any saturation (Saturator.verify)
 
 
 @mypyc_attr(native_class=False)
@@ -55,6 +57,7 @@ class SaturationReport:
     nodes: int
     matches: int
     elapsed: float  # seconds
+    rules: tuple[str, ...] = ()  # names of the rules whose rewrites changed the e-graph, first use first
 
     @property
     def saturated(self) -> bool:
@@ -94,6 +97,8 @@ class Saturation:
         self.budget = budget
         self._changes = egraph.watch()
         self._searched = False  # has a full search run yet?
+        self._present: set[str] = set()  # operators of the e-graph's e-nodes (known from its changes)
+        self._conditioned = [bool(rule.conditions) for rule in self.rules]
         self._complete = [True] * len(self.rules)  # did the rule's last search find all its matches?
         groups: dict[tuple[str, int], list[int]] = {}
         for number, rule in enumerate(self.rules):
@@ -105,6 +110,7 @@ class Saturation:
         # Only a cache: it is dropped when it grows large, and forgetting costs only the rework.
         self._applied: list[set[Match]] = [set() for _ in self.rules]
         self._applied_count = 0
+        self._used: dict[str, None] = {}  # rules that changed the e-graph in this run, in first-use order
 
     def close(self) -> None:
         self.egraph.unwatch(self._changes)
@@ -115,6 +121,7 @@ class Saturation:
         start = time.perf_counter()
         deadline = start + budget.seconds
         iterations = matches = 0
+        self._used = {}
         stop: StopReason | None = StopReason.GOAL if goal is not None and goal() else None
         while stop is None:
             if iterations >= budget.iterations:
@@ -123,7 +130,8 @@ class Saturation:
             iterations += 1
             stop, applied = self._iterate(budget, deadline, goal)
             matches += applied
-        return SaturationReport(stop, iterations, len(self.egraph), matches, time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        return SaturationReport(stop, iterations, len(self.egraph), matches, elapsed, tuple(self._used))
 
     def _iterate(
         self, budget: Budget, deadline: float, goal: Callable[[], bool] | None
@@ -135,8 +143,11 @@ class Saturation:
         self._unapplied = []
         matches = 0
         for number, (rule, rule_matches) in enumerate(found):
+            before = egraph.version
             applied = rule.apply(egraph, rule_matches, budget.nodes)
             matches += applied
+            if egraph.version != before:
+                self._used[rule.name] = None
             if len(egraph) > budget.nodes:
                 stop = StopReason.NODES
             elif time.perf_counter() > deadline:
@@ -158,12 +169,22 @@ class Saturation:
         egraph = self.egraph
         shapes, merged = egraph.changes(self._changes)
         everywhere = Everywhere(egraph)
-        frontier = Frontier(egraph, shapes, merged) if self._searched else everywhere
+        if self._searched:
+            frontier: Everywhere | Frontier = Frontier(egraph, shapes, merged)
+            self._present.update([shape[0] for shape in shapes])
+        else:
+            frontier = everywhere
+            self._present = {shape[0] for shapes in egraph.class_index().values() for shape in shapes}
         self._searched = True
+        present, valued = self._present, bool(egraph._numbers)
         found: list[tuple[Rule, list[Match]] | None] = [None] * len(self.rules)
         for (op, depth), numbers in self._groups:  # rules with the same top and depth share candidates
+            if op not in present:
+                continue  # no e-node has the operator: nothing can match (say, ^ in a sum of products)
             tops = frontier.tops(op, depth)
             for number in numbers:
+                if self._conditioned[number] and not valued:
+                    continue  # a condition needs a class with a value, and none has one
                 if not self._complete[number]:  # its last search stopped at the limit: look everywhere
                     results = self.rules[number].search(egraph, everywhere.tops(op, depth), limit)
                 elif tops:
@@ -193,8 +214,14 @@ class Everywhere:
 
     def tops(self, op: str, depth: int) -> Collection[Top]:
         if op not in self._tops:
-            classes = self.egraph.class_index()
-            self._tops[op] = [(shape, root) for root, shapes in classes.items() for shape in shapes if shape[0] == op]
+            classes, numbers = self.egraph.class_index(), self.egraph._numbers
+            self._tops[op] = [
+                (shape, root)
+                for root, shapes in classes.items()
+                if root not in numbers  # a class with a value is its numeral to a search (see rewrites)
+                for shape in shapes
+                if shape[0] == op
+            ]
         return self._tops[op]
 
 
@@ -225,9 +252,10 @@ class Frontier:
                 tops = dict(new)
                 for shape, cls in above.items():
                     tops.setdefault(shape, cls)
-                self._tops[key] = tops.items()
             else:
-                self._tops[key] = (above or new).items()
+                tops = above or new
+            numbers = self.egraph._numbers  # a class with a value is its numeral to a search (see rewrites)
+            self._tops[key] = [(shape, cls) for shape, cls in tops.items() if cls not in numbers] if numbers else tops.items()
         return self._tops[key]
 
     def _parents(self, level: int) -> dict[str, dict[tuple, NodeId]]:
@@ -270,7 +298,7 @@ Cost = Callable[[str, list[float]], float]
 
 
 def ast_size(op: str, kid_costs: list[float]) -> float:
-    return 1 + sum(kid_costs)
+    return 1.0 + sum(kid_costs, 0.0)  # (a float start: compiled, sum([]) would be the int 0)
 
 
 def extract(egraph: EGraph, class_id: NodeId, cost: Cost = ast_size) -> Term:
@@ -333,11 +361,26 @@ class Simplified:
     report: SaturationReport
 
 
+VERDICTS: dict[bool | None, str] = {True: "equal", False: "unequal", None: "unknown"}  # Verdict.equal in words
+
+
 @mypyc_attr(native_class=False)
 @dataclass(frozen=True)
 class Verdict:
-    equal: bool
+    """Three honest answers: equal (derived), unequal (refuted by a counterexample), unknown (neither).
+
+    `equal` is True, False or None (unknown: not derived within the budget, or saturated without
+    deriving it; never False for that). `report.rules` names the rules that rewrote the e-graph
+    until both sides met: what the derivation used (and perhaps more).
+    """
+
+    equal: bool | None
     report: SaturationReport
+    counterexample: Counterexample | None = None
+
+    @property
+    def verdict(self) -> str:
+        return VERDICTS[self.equal]
 
 
 class LRU:
@@ -405,18 +448,24 @@ class Saturator:
         return self.simplify(term).term
 
     def verify(self, a: Term | str, b: Term | str) -> Verdict:
-        """Saturate both terms together until they meet or the budget runs out."""
+        """Equal if saturating both terms together makes them meet within the budget; unequal if a
+        counterexample refutes them (tried first: it is cheap); otherwise unknown."""
         a, b = _as_term(a), _as_term(b)
         key = ("verify", a, b) if a <= b else ("verify", b, a)
         cached = self.memo.get(key)
         if cached is None:
-            egraph, (class_a, class_b), reports = self._run((a, b), until_equal=True)
-            cached = Verdict(egraph.find(class_a) == egraph.find(class_b), _combine(reports))
+            counterexample = refute(a, b)
+            if counterexample is not None:
+                cached = Verdict(False, SaturationReport(StopReason.REFUTED, 0, 0, 0, 0.0), counterexample)
+            else:
+                egraph, (class_a, class_b), reports = self._run((a, b), until_equal=True)
+                cached = Verdict(True if egraph.find(class_a) == egraph.find(class_b) else None, _combine(reports))
             self.memo.put(key, cached)
         return cached
 
     def prove_equal(self, a: Term | str, b: Term | str) -> bool:
-        return self.verify(a, b).equal
+        """Derived equal (not: not refuted)."""
+        return self.verify(a, b).equal is True
 
     def _run(
         self, terms: tuple[Term, ...], until_equal: bool = False
@@ -457,6 +506,7 @@ def _combine(reports: list[SaturationReport]) -> SaturationReport:
         last.nodes,
         sum(report.matches for report in reports),
         sum(report.elapsed for report in reports),
+        tuple(dict.fromkeys(rule for report in reports for rule in report.rules)),
     )
 
 

@@ -6,12 +6,19 @@ A term is an operator and its arguments; a leaf is an operator with no
 arguments (a number such as "2" or "2.5", or a variable name). `?name` is a
 pattern variable, allowed only when parsing rules (`patterns=True`).
 
+Every operator the parser accepts has laws in the engine (rewrites.py) and arithmetic
+(numbers.py); any other operator symbol is refused here, by name.
+
 `str(term)` prints with the fewest parentheses that still parse back to the
-same term, so `parse(str(t)) == t` for every term.
+same term, so `parse(str(t)) == t` for every parsed term. Numerals the engine
+computed that the parser cannot read as one leaf (`-3`, `1/3`) print as the
+subtraction or division that has their value: `0 - 3`, `1 / 3`.
 """
 
 import re
 from typing import NamedTuple
+
+from .numbers import canonical, is_numeral, value
 
 
 class Operator(NamedTuple):
@@ -66,7 +73,7 @@ def is_pattern_var(term: Term) -> bool:
 
 
 def is_number(term: Term) -> bool:
-    return not term.args and term.op[0].isdigit()
+    return not term.args and is_numeral(term.op)
 
 
 def size(term: Term) -> int:
@@ -93,7 +100,7 @@ def variables(term: Term) -> set[str]:
 
 
 def _print(term: Term) -> str:
-    op, args = term
+    op, args = _shown(term)
     if not args:
         return op
     operator = INFIX.get(op)
@@ -106,12 +113,23 @@ def _print(term: Term) -> str:
 def _operand(term: Term, parent: Operator, is_right: bool) -> str:
     """Print an operand of an infix operator, in parentheses only when needed."""
     text = _print(term)
+    term = _shown(term)
     inner = INFIX.get(term.op) if len(term.args) == 2 else None
     if inner is None or inner.precedence > parent.precedence:
         return text
     if inner.precedence == parent.precedence and is_right == parent.right_assoc:
         return text  # same level on the side the operator groups towards
     return f"({text})"
+
+
+def _shown(term: Term) -> Term:
+    """The term as printed: a computed numeral the parser cannot read (-3, 1/3) as an equal-valued term."""
+    if term.args or not is_numeral(term.op) or _NUMBER.fullmatch(term.op):
+        return term
+    number = value(term.op)
+    if number < 0:
+        return Term("-", (Term("0"), Term(canonical(str(-number)))))
+    return Term("/", (Term(str(number.numerator)), Term(str(number.denominator))))
 
 
 # --- parsing ----------------------------------------------------------------
@@ -123,6 +141,9 @@ _TOKEN = re.compile(
     r"|(?P<symbol>[-+*/^(),])"
 )
 _SPACE = re.compile(r"\s*")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+# Symbols someone may mean as an operator; the engine has no laws for them, so they are refused by name.
+_UNLAWFUL = re.compile(r"[%<>=!&|~@\\]+")
 
 
 def _after_space(text: str, position: int) -> int:
@@ -131,10 +152,10 @@ def _after_space(text: str, position: int) -> int:
 
 
 def _numeral(text: str) -> str:
-    """One spelling per number, so equal numbers are equal terms: 007 -> 7, 2.50 -> 2.5."""
-    if not re.fullmatch(r"\d+(?:\.\d+)?", text):
+    """One spelling per number, so equal numbers are equal terms: 007 -> 7, 2.50 -> 2.5, 2.0 -> 2."""
+    if not _NUMBER.fullmatch(text):
         raise ValueError(f"not a non-negative number: {text!r}")
-    return str(int(text)) if "." not in text else repr(float(text))
+    return canonical(text)
 
 
 def parse(text: str, *, patterns: bool = False) -> Term:
@@ -158,6 +179,11 @@ class _Parser:
         while position < len(text):
             match = _TOKEN.match(text, position)
             if match is None or match.lastgroup is None:  # (every alternative is a named group)
+                symbol = _UNLAWFUL.match(text, position)
+                if symbol is not None:
+                    lawful = " ".join(INFIX)
+                    raise TermSyntaxError(text, position, f"operator {symbol.group()!r} is not supported: the engine "
+                                          f"has no laws for it (operators: {lawful})")  # fmt: skip
                 raise TermSyntaxError(text, position, f"unexpected character {text[position]!r}")
             tokens.append((match.lastgroup, match.group(), position))
             position = _after_space(text, match.end())
