@@ -135,12 +135,17 @@ def test_problems_make_it_degraded() -> None:
     assert c["Progressing"]["status"] == "False"
 
 
+LONG_AGO = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def history_entry(revision: int, deployed_at: datetime, result: str) -> dict[str, Any]:
+    return {"revision": revision, "digest": f"digest-{revision}", "deployedAt": deployed_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "result": result}
+
+
 def test_progress_deadline_from_history() -> None:
     started = NOW - timedelta(seconds=121)
-    history = [
-        {"revision": 2, "digest": "b", "deployedAt": started.strftime("%Y-%m-%dT%H:%M:%SZ"), "result": "Deploying"},
-        {"revision": 1, "digest": "a", "deployedAt": "2026-01-01T00:00:00Z", "result": "Deployed"},
-    ]
+    history = [history_entry(2, started, "Deploying"), history_entry(1, LONG_AGO, "Deployed")]
     net = network(status={"currentRevision": 1, "updateRevision": 2, "history": history})
     observed = observe(children_of(net), ready=False)
     status = compute_status(net, observed, now=NOW)
@@ -168,10 +173,7 @@ def test_deployment_deadline_exceeded_is_degraded() -> None:
 
 def test_a_deployment_deadline_left_over_from_the_revision_rolled_back_from_does_not_fail_the_next() -> None:
     rolled_back_at = NOW - timedelta(seconds=5)
-    history = [
-        {"revision": 1, "digest": "a", "deployedAt": rolled_back_at.strftime("%Y-%m-%dT%H:%M:%SZ"), "result": "Deploying"},
-        {"revision": 2, "digest": "b", "deployedAt": "2026-01-01T00:00:00Z", "result": "RolledBack"},
-    ]
+    history = [history_entry(1, rolled_back_at, "Deploying"), history_entry(2, LONG_AGO, "RolledBack")]
     net = network(status={"currentRevision": 1, "updateRevision": 1, "history": history})
     observed = observe(children_of(net), ready=False)
     for obj in observed:
