@@ -266,6 +266,37 @@ async def test_convergence_and_membership_follow_the_agents(nats_server):
                 await host.stop()
 
 
+@pytest.mark.timeout(90)
+async def test_an_ask_is_answered_and_each_agent_is_seen_to_hold_it(nats_server):
+    config = component_config("dashboard", nats_server.url, settings={"heartbeat_interval": "0.5"})
+    async with dashboard_server(config) as (service, client):
+        host = await started_host(runtime_config(config.network, nats_server.url, range(9)))
+        try:
+            await eventually(lambda: service.update(full=False)["counts"]["alive"] == 9, 20, "9 agents alive")
+            answer = (await client.post("/ask", json={"prove": ["x+x", "2*x"], "agent": 3})).json()
+            assert answer["verdict"] == "equal" and answer["explanation"]["rules"] and answer["event"] == 1
+            answer = (await client.post("/ask", json={"prove": ["x+1", "x+2"]})).json()
+            assert answer["verdict"] == "unequal" and answer["agent"] == 0
+            assert set(answer["counterexample"]) == {"point", "lhs", "rhs"} and answer["event"] == 2
+
+            async def everyone_holds(event: int):
+                agents = (await client.get("/state")).json()["agents"]
+                return all(agent["asks"] >= event for agent in agents)
+
+            await eventually(lambda: everyone_holds(2), 20, "every agent holding both asks")
+            for agent in host.agents.values():  # what the page is told is what each replica holds
+                assert agent.egraph.equivalent(parse("x+x"), parse("2*x"))
+                assert agent.egraph.lookup(parse("x+2")) is not None
+
+            for body, field in (({"term": "x % 2"}, "term"), ({"prove": ["x", "f("]}, "prove[1]"),
+                                ({"term": "x", "agent": 9}, "agent"), ({"term": "x", "to": 1}, "to")):  # fmt: skip
+                refused = await client.post("/ask", json=body)
+                assert refused.status_code == 422 and refused.json()["field"] == field, refused.json()
+            assert "'%'" in (await client.post("/ask", json={"term": "x % 2"})).json()["error"]
+        finally:
+            await host.stop()
+
+
 async def test_the_page_comes_in_one_request_and_needs_nothing_from_outside(nats_server):
     async with serving("dashboard", component_config("dashboard", nats_server.url)) as (service, client):
         page = await client.get("/")
