@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
+from fractions import Fraction
 
 import httpx
 import pytest
@@ -24,6 +25,7 @@ from agentnet_runtime import components
 from agentnet_runtime.agent.host import AgentHost
 from agentnet_runtime.components.dashboard import MISSED_HEARTBEATS, ComponentSeries, layout, latency_totals
 from agentnet_runtime.config import ConfigError, NetworkConfig
+from agentnet_runtime.core.egraph import EGraph
 from agentnet_runtime.core.terms import parse
 from agentnet_runtime.local.up import network_document_from
 from agentnet_runtime.natsbin import free_port
@@ -49,15 +51,16 @@ def assert_drawn_in_polarity(page: Page, nodes: list[dict]) -> None:
 # --- in a browser, under `agentnet up` ------------------------------------------------------------------
 
 
-@pytest.mark.timeout(180)
-def test_the_page_under_up_draws_the_network_and_turns_green_after_terms(tmp_path):
+@contextmanager
+def page_under_up(tmp_path, name: str, components: list[str]):
+    """`agentnet up` of 9 agents with these components, and the dashboard open once every agent is alive:
+    (page, base URL, the agents as the operator assigns them); `up` must stop cleanly on SIGINT."""
     body = {
-        "apiVersion": "agentnet.dev/v1alpha1", "kind": "AgentNetwork", "metadata": {"name": "dash"},
+        "apiVersion": "agentnet.dev/v1alpha1", "kind": "AgentNetwork", "metadata": {"name": name},
         "spec": {"agents": 9, "topology": {"kind": "ramanujan", "degree": 4, "seed": 0},
-                 "components": [{"name": "duck-colors"}, {"name": "dashboard"}]},
+                 "components": [{"name": component} for component in components]},
     }  # fmt: skip
     (tmp_path / "network.yaml").write_text(yaml.safe_dump(body))
-    nodes = network_document_from(body)["nodes"]  # what the operator assigns: the expected colours
     port, processes = free_port(), Processes(tmp_path)
     base = f"http://127.0.0.1:{port}"
     processes.start("up", "up", "-f", "network.yaml", "--port", str(port), "--data-dir", str(tmp_path / "data"))
@@ -68,54 +71,134 @@ def test_the_page_under_up_draws_the_network_and_turns_green_after_terms(tmp_pat
             page_wait(
                 page, "document.querySelectorAll('#nodes g.agent[data-state=alive]').length === 9", "9 alive agents"
             )
-            assert_drawn_in_polarity(page, nodes)
-
-            page_wait(page, CONVERGED, "the network converged")
-            before = page.page.get_attribute("#convergence", "data-digest")
-            indicator = page.page.evaluate("getComputedStyle(document.querySelector('#convergence')).backgroundColor")
-            assert dominant(indicator) == "GREEN"
-
-            for agent, term in ((0, "x*(y+z)"), (4, "a+b"), (8, "c*d")):  # small: they saturate at once
-                assert httpx.post(f"{base}/agent/{agent}/message", json={"term": term}, timeout=5).status_code == 202
-            after = page_wait(
-                page, f"{CONVERGED} && document.querySelector('#convergence').dataset.digest !== '{before}'"
-                " && document.querySelector('#convergence').dataset.digest",
-                "convergence on the e-graph with the submitted terms", timeout=60,
-            )  # fmt: skip
-
-            def agents_hold(digest):
-                return all(httpx.get(f"{base}/agent/{i}/state", timeout=5).json()["digest"] == digest for i in range(9))
-
-            # The green digest is the agents' own (they may have rewritten further meanwhile: read it again then).
-            wait_for(
-                lambda: agents_hold(page.page.get_attribute("#convergence", "data-digest")), 30, "the agents' digest"
-            )
-            assert after != before
-
-            # Under `up` the agents write the timeline to DuckDB in the same process; the page shows it,
-            # and the submits are not drowned by the syncs (hide those, and the submits stay).
-            page_wait(page, "document.querySelectorAll('#timeline li[data-kind=submit]').length === 3", "the 3 submits")
-            assert "duckdb" in page.page.text_content("#timeline-source")
-            assert page.page.is_visible("#timeline li[data-kind=sync]")
-            page.page.uncheck("#show-chatter")
-            assert not page.page.is_visible("#timeline li[data-kind=sync]")
-            assert page.page.is_visible("#timeline li[data-kind=submit]")
-
-            for _ in range(20):  # requests to a component show up in its row, read from this process's registry
-                httpx.get(f"{base}/colors/palette", timeout=5)
-            page_wait(
-                page,
-                "(window.agentnetDashboard.metrics['duck-colors'] || []).some(p => p[2] > 0)",
-                "duck-colors requests",
-            )
-            assert page.page.get_attribute("#components tr[data-component=duck-colors]", "data-source") == "registry"
-
+            yield page, base, network_document_from(body)["nodes"]
             assert page.not_local() == [], "the page must fetch nothing from outside"
-            assert page.requested, "the request log is empty: the page was not watched"
-            save_screenshot(page, tmp_path, "dashboard-up.png")
         assert processes.interrupt("up") == 0, processes.log("up")
     finally:
         processes.stop_all()
+
+
+@pytest.mark.timeout(180)
+def test_the_page_under_up_draws_the_network_and_turns_green_after_terms(tmp_path):
+    with page_under_up(tmp_path, "dash", ["duck-colors", "dashboard"]) as (page, base, nodes):
+        assert_drawn_in_polarity(page, nodes)  # the colours the operator assigns
+
+        page_wait(page, CONVERGED, "the network converged")
+        before = page.page.get_attribute("#convergence", "data-digest")
+        indicator = page.page.evaluate("getComputedStyle(document.querySelector('#convergence')).backgroundColor")
+        assert dominant(indicator) == "GREEN"
+
+        for agent, term in ((0, "x*(y+z)"), (4, "a+b"), (8, "c*d")):  # small: they saturate at once
+            assert httpx.post(f"{base}/agent/{agent}/message", json={"term": term}, timeout=5).status_code == 202
+        after = page_wait(
+            page, f"{CONVERGED} && document.querySelector('#convergence').dataset.digest !== '{before}'"
+            " && document.querySelector('#convergence').dataset.digest",
+            "convergence on the e-graph with the submitted terms", timeout=60,
+        )  # fmt: skip
+
+        def agents_hold(digest):
+            return all(httpx.get(f"{base}/agent/{i}/state", timeout=5).json()["digest"] == digest for i in range(9))
+
+        # The green digest is the agents' own (they may have rewritten further meanwhile: read it again then).
+        wait_for(
+            lambda: agents_hold(page.page.get_attribute("#convergence", "data-digest")), 30, "the agents' digest"
+        )
+        assert after != before
+
+        # Under `up` the agents write the timeline to DuckDB in the same process; the page shows it,
+        # and the submits are not drowned by the syncs (hide those, and the submits stay).
+        page_wait(page, "document.querySelectorAll('#timeline li[data-kind=submit]').length === 3", "the 3 submits")
+        assert "duckdb" in page.page.text_content("#timeline-source")
+        assert page.page.is_visible("#timeline li[data-kind=sync]")
+        page.page.uncheck("#show-chatter")
+        assert not page.page.is_visible("#timeline li[data-kind=sync]")
+        assert page.page.is_visible("#timeline li[data-kind=submit]")
+
+        for _ in range(20):  # requests to a component show up in its row, read from this process's registry
+            httpx.get(f"{base}/colors/palette", timeout=5)
+        page_wait(
+            page,
+            "(window.agentnetDashboard.metrics['duck-colors'] || []).some(p => p[2] > 0)",
+            "duck-colors requests",
+        )
+        assert page.page.get_attribute("#components tr[data-component=duck-colors]", "data-source") == "registry"
+
+        assert page.requested, "the request log is empty: the page was not watched"
+        save_screenshot(page, tmp_path, "dashboard-up.png")
+
+
+def ask_on_the_page(page: Page, lhs: str, rhs: str = "", agent: int = 0) -> dict:
+    """Type a question into the ask panel and submit it with the keyboard; the newest answer as listed."""
+    asked = page.page.evaluate("document.querySelectorAll('#asks li').length")
+    page.page.fill("#ask-lhs", lhs)
+    page.page.fill("#ask-rhs", rhs)
+    page.page.select_option("#ask-agent", str(agent))
+    page.page.press("#ask-rhs", "Enter")
+    page_wait(page, f"document.querySelectorAll('#asks li').length === {asked + 1}", f"the answer to {lhs} {rhs}")
+    return page.page.evaluate("""() => { const li = document.querySelector('#asks li');
+        return {verdict: li.dataset.verdict, question: li.querySelector('code').textContent,
+                detail: li.querySelector('.detail').textContent}; }""")
+
+
+def held_everywhere(page: Page, base: str, agents: int, held) -> None:
+    """The page rings every agent for the newest ask, and each agent's own replica (read from the agent,
+    not the dashboard) holds what `held(egraph)` checks."""
+    page_wait(
+        page, f"document.querySelector('#asks li .arrival').dataset.held === '{agents}' && "
+        f"document.querySelectorAll('#nodes g.agent[data-ask=held]').length === {agents}", "every agent holding the ask"
+    )  # fmt: skip
+    for agent in range(agents):
+        wire = httpx.get(f"{base}/agent/{agent}/egraph", timeout=5).json()
+        assert held(EGraph("reader").join(wire)), f"agent {agent} is shown holding the ask but does not"
+
+
+@pytest.mark.timeout(240)
+def test_a_person_asks_the_network_from_the_page_and_watches_the_answer_spread(tmp_path):
+    with page_under_up(tmp_path, "ask", ["dashboard"]) as (page, base, _):
+        assert page.page.get_attribute("#ask-lhs", "id") == page.page.get_attribute("label[for=ask-lhs]", "for")
+
+        # A term the engine has no laws for: the error names the field and the operator, at the field.
+        page.page.fill("#ask-lhs", "x % 2")
+        page.page.fill("#ask-rhs", "x")
+        page.page.press("#ask-lhs", "Enter")
+        page.page.wait_for_selector("#ask-error:not([hidden])", timeout=30_000)
+        error = page.page.text_content("#ask-error")
+        assert "prove[0]" in error and "'%'" in error, error
+        assert page.page.get_attribute("#ask-lhs", "aria-invalid") == "true"
+        assert page.page.evaluate("document.activeElement.id") == "ask-lhs"
+        assert page.page.evaluate("document.querySelectorAll('#asks li').length") == 0
+
+        # A term, added through agent 4 (picked on the graph), reaches every agent's replica.
+        page.page.click("#nodes g.agent[data-agent='4']")
+        assert page.page.input_value("#ask-agent") == "4"
+        added = ask_on_the_page(page, "x*(y+z)", agent=4)
+        assert added["verdict"] == "added" and "agent 4" in added["detail"], added
+        assert page.page.is_hidden("#ask-error") and page.page.get_attribute("#ask-lhs", "aria-invalid") is None
+        held_everywhere(page, base, 9, lambda egraph: egraph.lookup(parse("x*(y+z)")) is not None)
+
+        # Equal, with the rules used; the network learns the equality, not only the two terms.
+        equal = ask_on_the_page(page, "x+x", "2*x", agent=2)
+        assert equal["verdict"] == "equal" and equal["detail"].startswith("rules used: "), equal
+        assert len(equal["detail"].removeprefix("rules used: ").split(", ")) >= 1
+        held_everywhere(page, base, 9, lambda egraph: egraph.equivalent(parse("x+x"), parse("2*x")))
+
+        # Unequal, with a counterexample whose values are right at the point shown.
+        unequal = ask_on_the_page(page, "x+1", "x+2")
+        assert unequal["verdict"] == "unequal", unequal
+        shown = re.fullmatch(r"counterexample at x = (\S+): x \+ 1 = (\S+), x \+ 2 = (\S+)", unequal["detail"])
+        assert shown, unequal["detail"]
+        x, lhs, rhs = (Fraction(value) for value in shown.groups())
+        assert (lhs, rhs) == (x + 1, x + 2)
+
+        # Unknown: x/x is 1 only where x is not 0, which no rule can know of a variable.
+        unknown = ask_on_the_page(page, "x/x", "1")
+        assert unknown["verdict"] == "unknown" and "neither derived" in unknown["detail"], unknown
+        held_everywhere(page, base, 9, lambda egraph: egraph.lookup(parse("x/x")) is not None)
+        assert page.page.evaluate("document.querySelectorAll('#asks li').length") == 4
+
+        refused = httpx.post(f"{base}/dashboard/ask", json={"term": "x", "agent": 9}, timeout=5)
+        assert refused.status_code == 422 and refused.json()["field"] == "agent"
+        save_screenshot(page, tmp_path, "dashboard-ask.png")
 
 
 # --- in a browser, agents as processes: a killed one is shown gone ----------------------------------
@@ -264,6 +347,37 @@ async def test_convergence_and_membership_follow_the_agents(nats_server):
         finally:
             for host in hosts:
                 await host.stop()
+
+
+@pytest.mark.timeout(90)
+async def test_an_ask_is_answered_and_each_agent_is_seen_to_hold_it(nats_server):
+    config = component_config("dashboard", nats_server.url, settings={"heartbeat_interval": "0.5"})
+    async with dashboard_server(config) as (service, client):
+        host = await started_host(runtime_config(config.network, nats_server.url, range(9)))
+        try:
+            await eventually(lambda: service.update(full=False)["counts"]["alive"] == 9, 20, "9 agents alive")
+            answer = (await client.post("/ask", json={"prove": ["x+x", "2*x"], "agent": 3})).json()
+            assert answer["verdict"] == "equal" and answer["explanation"]["rules"] and answer["event"] == 1
+            answer = (await client.post("/ask", json={"prove": ["x+1", "x+2"]})).json()
+            assert answer["verdict"] == "unequal" and answer["agent"] == 0
+            assert set(answer["counterexample"]) == {"point", "lhs", "rhs"} and answer["event"] == 2
+
+            async def everyone_holds(event: int):
+                agents = (await client.get("/state")).json()["agents"]
+                return all(agent["asks"] >= event for agent in agents)
+
+            await eventually(lambda: everyone_holds(2), 20, "every agent holding both asks")
+            for agent in host.agents.values():  # what the page is told is what each replica holds
+                assert agent.egraph.equivalent(parse("x+x"), parse("2*x"))
+                assert agent.egraph.lookup(parse("x+2")) is not None
+
+            for body, field in (({"term": "x % 2"}, "term"), ({"prove": ["x", "f("]}, "prove[1]"),
+                                ({"term": "x", "agent": 9}, "agent"), ({"term": "x", "to": 1}, "to")):  # fmt: skip
+                refused = await client.post("/ask", json=body)
+                assert refused.status_code == 422 and refused.json()["field"] == field, refused.json()
+            assert "'%'" in (await client.post("/ask", json={"term": "x % 2"})).json()["error"]
+        finally:
+            await host.stop()
 
 
 async def test_the_page_comes_in_one_request_and_needs_nothing_from_outside(nats_server):

@@ -60,22 +60,12 @@ def agent_routes(host: AgentHost) -> list[Route]:
 
     async def message(request: Request) -> JSONResponse:
         agent = hosted(request)
-        body = await json_body(request)
-        unknown = sorted(set(body) - set(MESSAGE_FIELDS))
-        if unknown:
-            raise RequestError(f"unknown field {unknown[0]!r}", field=unknown[0], rule=f"allowed fields: {', '.join(MESSAGE_FIELDS)}")
-        given = [name for name in MESSAGE_FIELDS if name in body]
-        if len(given) != 1:
-            raise RequestError("give exactly one of term, prove", field="body", rule="exactly one of: term, prove")
-        if given == ["term"]:
-            term = term_field(body["term"], "term")
-            class_id = agent.submit(term)
+        terms = message_terms(await json_body(request))
+        if len(terms) == 1:
+            class_id = agent.submit(terms[0])
             host.wake(agent)
-            return JSONResponse({"agent": agent.id, "accepted": str(term), "class": class_id}, status_code=202)
-        sides = body["prove"]
-        if not (isinstance(sides, list) and len(sides) == 2):
-            raise RequestError("prove needs two terms", field="prove", rule="must be a list of two terms [lhs, rhs]")
-        lhs, rhs = term_field(sides[0], "prove[0]"), term_field(sides[1], "prove[1]")
+            return JSONResponse({"agent": agent.id, "accepted": str(terms[0]), "class": class_id}, status_code=202)
+        lhs, rhs = terms
         equal, counterexample = agent.prove(lhs, rhs)
         host.wake(agent)
         answer = {"agent": agent.id, "lhs": str(lhs), "rhs": str(rhs), "equal": equal, "verdict": VERDICTS[equal]}
@@ -90,6 +80,24 @@ def agent_routes(host: AgentHost) -> list[Route]:
         Route("/agent/{id}/sync", sync, methods=["POST"]),
         Route("/agent/{id}/message", message, methods=["POST"]),
     ]
+
+
+def message_terms(body: dict, also: tuple[str, ...] = ()) -> list[Term]:
+    """[term] of {"term": ...} or [lhs, rhs] of {"prove": [lhs, rhs]}; fields in `also` are the caller's.
+    A bad one is refused naming its field (term, prove[1]), as the agents' and the dashboard's askers read it."""
+    allowed = (*MESSAGE_FIELDS, *also)
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise RequestError(f"unknown field {unknown[0]!r}", field=unknown[0], rule=f"allowed fields: {', '.join(allowed)}")
+    given = [name for name in MESSAGE_FIELDS if name in body]
+    if len(given) != 1:
+        raise RequestError("give exactly one of term, prove", field="body", rule="exactly one of: term, prove")
+    if given == ["term"]:
+        return [term_field(body["term"], "term")]
+    sides = body["prove"]
+    if not (isinstance(sides, list) and len(sides) == 2):
+        raise RequestError("prove needs two terms", field="prove", rule="must be a list of two terms [lhs, rhs]")
+    return [term_field(sides[0], "prove[0]"), term_field(sides[1], "prove[1]")]
 
 
 def term_field(value: object, field: str) -> Term:

@@ -17,6 +17,7 @@ from agentnet_runtime.agent.transport import Transport, Unreachable
 from agentnet_runtime.core.clock import VectorClock
 from agentnet_runtime.core.clock import validate as validate_clock
 from agentnet_runtime.core.egraph import Delta, EGraph
+from agentnet_runtime.core.saturate import Verdict
 from agentnet_runtime.core.terms import Term
 from agentnet_runtime.web import METRICS, RequestError
 
@@ -44,6 +45,17 @@ def requested_terms(body: dict[str, Any], limit: int) -> list[Term]:
     if not isinstance(values, list) or not 1 <= len(values) <= limit:
         raise RequestError(f"terms must be a list of 1..{limit} terms", field="terms", rule=f"a list of 1..{limit} terms")
     return [term_field(value, f"terms[{index}]") for index, value in enumerate(values)]
+
+
+def verdict_fields(verdict: Verdict, explain: bool) -> dict[str, Any]:
+    """A verdict as JSON: equal (true / false / null) and in words, the counterexample of an unequal,
+    the rules used for an equal on request (egraph-service's /verify and the dashboard's /ask)."""
+    fields: dict[str, Any] = {"equal": verdict.equal, "verdict": verdict.verdict}
+    if verdict.counterexample is not None:
+        fields["counterexample"] = verdict.counterexample.to_json()
+    if explain and verdict.equal:
+        fields["explanation"] = {"rules": list(verdict.report.rules)}
+    return fields
 
 
 # --- timers and the observer replica ------------------------------------------------------------

@@ -7,6 +7,12 @@ GET /events    server-sent events: `topology` once per connection (positions com
                server), then `update` every `update_interval` seconds: agents, convergence, new
                timeline events, component metrics
 GET /state     what the page shows, as one JSON document (for tools and tests)
+POST /ask      {"term": ...} or {"prove": [lhs, rhs]}, and "agent" (default the lowest id): a person's question.
+               A pair gets the engine's verdict (equal with the rules used, unequal with a counterexample,
+               unknown), as egraph-service's /verify answers it with every family. The term, or both sides
+               (and their union when equal), become one event of the dashboard's own replica, pushed to that
+               agent as a delta; "event" numbers it. Each update then says, per agent, how many of these events
+               its replica holds (`asks`): the page watches the knowledge spread over the topology.
 
 What it collects, on its own, so it works alone in a pod:
 - agents: `agent.*.heartbeat` (digest, e-nodes, clock events); an agent silent for 3 heartbeat
@@ -17,6 +23,9 @@ What it collects, on its own, so it works alone in a pod:
 - timeline: batches on `timeline.events` (agents with no DuckDB file of their own publish there), and,
   when `<data dir>/timeline.duckdb` exists and can be opened (under `agentnet up` the agents write it
   in this very process), the rows appended to it. Messages per agent are the send/receive events seen.
+- asks: while an agent lacks the newest ask, the dashboard pulls from it as the agents' anti-entropy does
+  (an observer replica, as skill-verification keeps); the reply's vector clock says which asks it holds.
+  The asked agent is sent the asks again while its clock lacks them (a lost push is repaired).
 - component metrics: request rate and mean latency from the `agentnet_http_request_duration_seconds`
   histogram, per component. `metrics_source` says where from: `registry` reads this process's
   Prometheus registry (under `agentnet up` every component runs in this process); `urls` scrapes each
@@ -35,9 +44,11 @@ import asyncio
 import json
 import logging
 import os
+import secrets
 import time
 from collections import Counter as Tally
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterable
@@ -53,12 +64,20 @@ from starlette.staticfiles import StaticFiles
 
 from agentnet_runtime import natsclient
 from agentnet_runtime.agent import subjects
+from agentnet_runtime.agent.http import message_terms
 from agentnet_runtime.agent.main import TIMELINE_FILE
 from agentnet_runtime.agent.transport import Transport
 from agentnet_runtime.catalogue import BY_NAME
 from agentnet_runtime.components import Service
+from agentnet_runtime.components.common import NetworkReplica, number, verdict_fields
+from agentnet_runtime.components.egraph_service import DEFAULT_TIMEOUT_MS
 from agentnet_runtime.config import ConfigError, NetworkConfig
-from agentnet_runtime.web import METRICS
+from agentnet_runtime.core.colour import COLOURS, Colour
+from agentnet_runtime.core.egraph import EGraph
+from agentnet_runtime.core.rewrites import rules_for
+from agentnet_runtime.core.saturate import Budget, Saturator, Verdict
+from agentnet_runtime.core.terms import Term
+from agentnet_runtime.web import METRICS, RequestError, json_body
 
 log = logging.getLogger("agentnet.dashboard")
 
@@ -75,6 +94,8 @@ CHATTER_PER_UPDATE = 50
 SCRAPE_TIMEOUT = 0.5  # seconds for one component's /metrics
 LATENCY_METRIC = "agentnet_http_request_duration_seconds"
 METRICS_SOURCES = ("auto", "registry", "urls")
+PULL_TIMEOUT = 2.0  # seconds for an agent's sync reply, while watching an ask spread
+PULLS_AT_ONCE = 16  # agents pulled concurrently (256 agents: a round in a few steps, not 256 requests at once)
 
 # Metrics of this module (to move into web.METRICS).
 CLIENTS = Gauge("agentnet_dashboard_clients", "Pages connected to the dashboard's event stream")
@@ -143,11 +164,12 @@ class AgentView:
     sent: int = 0  # messages it sent and received, as counted on the timeline
     received: int = 0
     agreeing: int | None = None  # neighbours reporting its digest (from network.status)
+    asks: int = 0  # events of the dashboard's replica (its asks) this agent's replica holds, as last pulled
 
     def view(self, now: float) -> dict[str, Any]:
         return {
             "id": self.id, "state": self.state, "digest": self.digest, "nodes": self.nodes, "events": self.events,
-            "sent": self.sent, "received": self.received, "agreeing": self.agreeing,
+            "sent": self.sent, "received": self.received, "agreeing": self.agreeing, "asks": self.asks,
             "age": None if self.last_seen is None else round(now - self.last_seen, 2),
         }  # fmt: skip
 
@@ -349,12 +371,20 @@ class Dashboard(Service):
         self._closing = False
         self.clients = 0  # open event streams
         self._tasks: list[asyncio.Task] = []
+        # Asks: the dashboard's own replica (unique to this life: two lives never number events under one id),
+        # the agent each ask went to with the event it must hold, and an observer replica to pull with.
+        self.asked = EGraph(f"{self.name}.{config.pod_name}.{secrets.token_hex(4)}")
+        self.ask_targets: dict[int, int] = {}  # agent -> the newest event pushed to it
+        self.observer: NetworkReplica | None = None
+        self._saturator: Saturator | None = None  # made on the first pair (worker thread only)
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="dashboard-verify")
 
     def routes(self) -> list[BaseRoute]:
         return [
             Route("/", self.page),
             Route("/events", self.events),
             Route("/state", self.state_route),
+            Route("/ask", self.ask, methods=["POST"]),
             Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
         ]
 
@@ -372,11 +402,14 @@ class Dashboard(Service):
         await self.transport.subscribe(subjects.HEARTBEAT.format(id="*"), self._on_heartbeat)
         await self.transport.subscribe(subjects.NETWORK_STATUS, self._on_status)
         await self.transport.subscribe(subjects.TIMELINE_EVENTS, self._on_timeline)
+        self.observer = NetworkReplica(self.transport, subjects.DASHBOARD_ID, self.name)
+        await self.observer.listen(streams=False)  # a sync reply too large to answer comes as a state message
         self._tasks = [
             asyncio.create_task(self._every(self.update_interval, self.publish_update), name="dashboard-updates"),
             asyncio.create_task(self._every(METRICS_INTERVAL, self.sample_metrics), name="dashboard-metrics"),
             # apart from the updates: a slow read (the file busy with appends) must not hold them back
             asyncio.create_task(self._every(self.update_interval, self.read_duckdb), name="dashboard-duckdb"),
+            asyncio.create_task(self._every(self.update_interval, self.watch_asks), name="dashboard-asks"),
         ]
         await self.transport.send(subjects.BROADCAST_HEARTBEAT, subjects.DASHBOARD_ID, None, {"roll_call": True})
         await self.topology()  # lay the graph out now, before the first page asks
@@ -392,6 +425,7 @@ class Dashboard(Service):
             await self.http.aclose()
         if self.duck is not None:
             self.duck.close()
+        self._thread.shutdown(wait=False, cancel_futures=True)
 
     async def _every(self, interval: float, action) -> None:
         """Run `action` on a fixed beat: a late run (a busy event loop) does not push the next ones back."""
@@ -553,6 +587,38 @@ class Dashboard(Service):
         except Exception:  # NATS reconnecting or slow: no figure this time
             return name, None
 
+    async def watch_asks(self) -> None:
+        """Pull from each live agent that lacks the newest ask (its clock says what it holds); push again to
+        an asked agent that still lacks what it was sent."""
+        newest = self.asked.clock.get(self.asked.replica, 0)
+        lacking = [a for a in self.agents.values() if a.state == "alive" and a.asks < newest]
+        if not lacking or self.observer is None:
+            return
+        gate = asyncio.Semaphore(PULLS_AT_ONCE)
+
+        async def pull(agent: AgentView) -> None:
+            async with gate:
+                _, _, clock = await self.observer.pull(agent.id, PULL_TIMEOUT)
+            if clock is not None:
+                agent.asks = int(clock.get(self.asked.replica, 0))
+            if agent.asks < self.ask_targets.get(agent.id, 0):
+                await self._push_asks(agent.id)
+
+        await asyncio.gather(*(pull(agent) for agent in lacking))
+
+    async def _push_asks(self, agent: int) -> None:
+        """The asks `agent` is not known to hold, as a delta to its inbox (agents take a component's delta as a peer's)."""
+        delta = self.asked.delta_since({self.asked.replica: self.agents[agent].asks})
+        if delta:
+            await self.transport.send(subjects.for_agent(subjects.STATE, agent), subjects.DASHBOARD_ID, agent, delta.to_wire())
+
+    def _verify(self, lhs: Term, rhs: Term) -> Verdict:
+        """The engine's verdict with every family and egraph-service's default budget (worker thread)."""
+        if self._saturator is None:
+            rules = tuple(rule for colour in COLOURS for rule in rules_for(colour))
+            self._saturator = Saturator(rules, Budget(seconds=DEFAULT_TIMEOUT_MS / 1000))
+        return self._saturator.verify(lhs, rhs)
+
     # --- routes ------------------------------------------------------------------------------------------------
 
     async def topology(self) -> dict[str, Any]:
@@ -572,6 +638,31 @@ class Dashboard(Service):
     async def state_route(self, request: Request) -> JSONResponse:
         self.sweep()
         return JSONResponse({"topology": await self.topology(), **self.update(full=True)})
+
+    async def ask(self, request: Request) -> JSONResponse:
+        body = await json_body(request)
+        terms = message_terms(body, also=("agent",))
+        nodes = {node.id: node for node in self.config.network.nodes}
+        target = number(body.get("agent", min(nodes)), "agent", min(nodes), max(nodes), integer=True)
+        if target not in nodes:
+            raise RequestError(f"no agent {target} in this network", field="agent", rule="an agent id of the network")
+        if self.transport is None or not self.transport.connected:
+            raise RequestError("not connected to NATS yet", field="nats", rule="must be connected to ask", status=503)
+        answer: dict[str, Any] = {"agent": target}
+        colour = Colour(nodes[target].colour)  # tagged as if the agent had taken it itself
+        if len(terms) == 1:
+            answer.update({"term": str(terms[0]), "class": self.asked.add_term(terms[0], colour)})
+        else:
+            lhs, rhs = terms
+            verdict = await asyncio.get_running_loop().run_in_executor(self._thread, self._verify, lhs, rhs)
+            sides = self.asked.add_term(lhs, colour), self.asked.add_term(rhs, colour)
+            if verdict.equal:  # derived by the engine: the network learns the equality, not only the terms
+                self.asked.union(*sides)
+            answer.update(lhs=str(lhs), rhs=str(rhs), **verdict_fields(verdict, explain=True))
+        answer["event"] = self.asked.clock.get(self.asked.replica, 0)
+        self.ask_targets[target] = answer["event"]
+        await self._push_asks(target)
+        return JSONResponse(answer)
 
     async def events(self, request: Request) -> StreamingResponse:
         return StreamingResponse(

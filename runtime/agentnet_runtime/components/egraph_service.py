@@ -37,7 +37,7 @@ from starlette.routing import Route
 
 from agentnet_runtime.agent.http import term_field
 from agentnet_runtime.components import Service
-from agentnet_runtime.components.common import only_fields, requested_terms
+from agentnet_runtime.components.common import only_fields, requested_terms, verdict_fields
 from agentnet_runtime.core.colour import COLOURS, Colour
 from agentnet_runtime.core.egraph import Delta, EGraph
 from agentnet_runtime.core.rewrites import rules_for
@@ -190,17 +190,12 @@ class EgraphService(Service):
 
         verdict, memoised = await self._in_thread(work)
         report = verdict.report
-        answer: dict[str, Any] = {
-            "lhs": str(lhs), "rhs": str(rhs), "equal": verdict.equal, "verdict": verdict.verdict,
+        return JSONResponse({
+            "lhs": str(lhs), "rhs": str(rhs), **verdict_fields(verdict, explain),
             "saturated": report.saturated, "stop": report.stop_reason.value, "iterations": report.iterations,
             "nodes": report.nodes, "elapsedMs": round(report.elapsed * 1000, 3), "memoised": memoised,
             "families": [colour.value for colour in families], "timeoutMs": timeout_ms,
-        }  # fmt: skip
-        if verdict.counterexample is not None:
-            answer["counterexample"] = verdict.counterexample.to_json()
-        if explain and verdict.equal:
-            answer["explanation"] = {"rules": list(report.rules)}
-        return JSONResponse(answer)
+        })  # fmt: skip
 
     async def extract(self, request: Request) -> JSONResponse:
         body = await json_body(request)

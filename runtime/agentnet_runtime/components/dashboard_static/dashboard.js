@@ -1,12 +1,15 @@
 // agentnet dashboard: draws what the server pushes on its event stream (dashboard.py).
 //   `topology` (once per connection): agents with positions and colours, edges -> the graph is built once;
 //   `update` (every update_interval): agent states, convergence, new timeline events, component metrics.
+// The ask panel posts a person's term or pair to `ask`; each update says how many of the dashboard's asks
+// each agent's replica holds, and the graph rings the agents that hold the newest one.
 // window.agentnetDashboard holds what was drawn, for tests and for the curious.
 "use strict";
 (() => {
   const SVG = "http://www.w3.org/2000/svg"; // the SVG namespace name, not something fetched
   const MAX_TIMELINE = 200; // list items kept of message traffic, and as many of the other events
   const CHART_POINTS = 60; // samples a sparkline shows
+  const MAX_ASKS = 20; // answers kept in the ask panel
   const $ = (selector) => document.querySelector(selector);
 
   const model = {
@@ -18,6 +21,7 @@
     timelineShown: 0,
     updates: 0,
     graphDrawnAt: null, // ms since navigation start when the first full frame with every agent was drawn
+    asks: [], // answers to the ask panel, newest first: the server's answer plus `held` (agents holding it)
   };
   window.agentnetDashboard = model;
 
@@ -76,7 +80,12 @@
       circle.setAttribute("class", `polarity-${agent.colour}`);
       const title = document.createElementNS(SVG, "title");
       title.textContent = `agent ${agent.id} (${agent.colour})`;
-      group.append(circle, title);
+      const halo = document.createElementNS(SVG, "circle"); // after the agent's circle: it rings an ask's arrival
+      halo.setAttribute("class", "halo");
+      halo.setAttribute("cx", x.toFixed(1));
+      halo.setAttribute("cy", y.toFixed(1));
+      halo.setAttribute("r", (radius + Math.max(5, radius * 0.3)).toFixed(1));
+      group.append(circle, halo, title);
       if (count <= 64) {
         const label = document.createElementNS(SVG, "text");
         label.setAttribute("x", x.toFixed(1));
@@ -110,6 +119,7 @@
     }
     nodes.append(nodeFragment);
     rows.append(rowFragment);
+    $("#ask-agent").replaceChildren(...topology.agents.map((agent) => new Option(`${agent.id} (${agent.colour})`, agent.id)));
     buildComponents(topology.components || []);
     markOnce("agentnet-topology-built");
   }
@@ -149,6 +159,7 @@
     view.nodes[id].group.classList.add("selected");
     view.rows[id].row.classList.add("selected");
     view.rows[id].row.scrollIntoView({ block: "nearest" });
+    $("#ask-agent").value = id; // the next ask goes to the agent picked on the graph
   }
 
   // --- updates ------------------------------------------------------------------------------------------
@@ -277,9 +288,106 @@
     }
   }
 
+  // --- asks: a person's question, its answer, and its spread over the agents ------------------------------
+
+  async function ask(event) {
+    event.preventDefault(); // Enter in a field submits the form: ask without leaving the page
+    const lhs = $("#ask-lhs").value.trim();
+    const rhs = $("#ask-rhs").value.trim();
+    const body = rhs ? { prove: [lhs, rhs] } : { term: lhs };
+    body.agent = Number($("#ask-agent").value || 0);
+    const button = $("#ask-submit");
+    button.disabled = true;
+    showAskError(null);
+    try {
+      const response = await fetch("ask", {
+        method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
+      });
+      const answer = await response.json().catch(() => ({ error: `the dashboard answered HTTP ${response.status}` }));
+      if (response.ok) addAsk(answer);
+      else showAskError(answer);
+    } catch (error) {
+      showAskError({ error: `the dashboard did not answer (${error.message})` });
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  function showAskError(answer) {
+    // The server names the field at fault (term, prove[0], prove[1], agent): mark that control and move there.
+    const controls = { term: "#ask-lhs", "prove[0]": "#ask-lhs", "prove[1]": "#ask-rhs", agent: "#ask-agent" };
+    for (const selector of new Set(Object.values(controls))) $(selector).removeAttribute("aria-invalid");
+    const message = $("#ask-error");
+    message.hidden = !answer;
+    message.textContent = answer ? answer.error + (answer.rule ? ` (${answer.rule})` : "") : "";
+    message.dataset.field = answer ? answer.field || "" : "";
+    const control = answer && controls[answer.field];
+    if (control) {
+      $(control).setAttribute("aria-invalid", "true");
+      $(control).focus();
+    }
+  }
+
+  function explain(answer) {
+    if (answer.verdict === undefined) return `added to agent ${answer.agent}, class ${answer.class.slice(0, 12)}`;
+    if (answer.verdict === "equal") {
+      const rules = answer.explanation.rules;
+      return rules.length ? `rules used: ${rules.join(", ")}` : "the same term";
+    }
+    if (answer.verdict === "unequal") {
+      const c = answer.counterexample;
+      const at = Object.entries(c.point).map(([name, value]) => `${name} = ${value}`)
+        .concat(Object.entries(c.functions || {}).map(([call, value]) => `${call} = ${value}`)).join(", ");
+      return `counterexample at ${at || "any point"}: ${answer.lhs} = ${c.lhs}, ${answer.rhs} = ${c.rhs}`;
+    }
+    return "neither derived with these rules within the budget, nor refuted at any point tried";
+  }
+
+  function addAsk(answer) {
+    const item = document.createElement("li");
+    item.dataset.verdict = answer.verdict || "added";
+    item.dataset.event = answer.event;
+    const question = document.createElement("code");
+    question.textContent = answer.verdict === undefined ? answer.term : `${answer.lhs} = ${answer.rhs}`;
+    const verdict = document.createElement("span");
+    verdict.className = "verdict";
+    verdict.textContent = answer.verdict || "added";
+    const detail = document.createElement("span");
+    detail.className = "detail";
+    detail.textContent = explain(answer);
+    const arrival = document.createElement("span");
+    arrival.className = "arrival";
+    item.append(question, verdict, detail, arrival);
+    $("#asks").prepend(item);
+    model.asks.unshift({ ...answer, held: null, arrival });
+    for (const old of model.asks.splice(MAX_ASKS)) old.arrival.parentElement.remove();
+    showArrival();
+  }
+
+  function showArrival() {
+    // An agent holds an ask once its replica holds the dashboard's event of it (events arrive in order).
+    const agents = Object.entries(model.agents);
+    for (const entry of model.asks) {
+      const held = agents.filter(([, agent]) => (agent.asks || 0) >= entry.event).length;
+      if (held === entry.held) continue;
+      entry.held = held;
+      entry.arrival.dataset.held = held;
+      entry.arrival.dataset.total = agents.length;
+      entry.arrival.textContent = held === agents.length ? `held by every agent (${held})` : `held by ${held} of ${agents.length} agents`;
+    }
+    const newest = model.asks[0];
+    if (!newest) return;
+    for (const [id, agent] of agents) {
+      const state = (agent.asks || 0) >= newest.event ? "held" : "waiting";
+      const group = view.nodes[id].group;
+      if (group.dataset.ask !== state) group.dataset.ask = state;
+    }
+  }
+
   function applyUpdate(update) {
     markOnce("agentnet-update-received");
     applyAgents(update.agents);
+    showArrival();
     applyConvergence(update);
     applyTimeline(update.timeline);
     if (update.metrics) applyMetrics(update.metrics);
@@ -311,6 +419,7 @@
     stream.addEventListener("update", (message) => applyUpdate(JSON.parse(message.data)));
   }
 
+  $("#ask-form").addEventListener("submit", ask);
   $("#show-chatter").addEventListener("change", (event) => {
     $("#timeline").classList.toggle("hide-chatter", !event.target.checked);
   });
