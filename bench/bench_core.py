@@ -25,12 +25,13 @@ import networkx as nx
 
 from agentnet_runtime.core import egraph as egraph_module
 from agentnet_runtime.core.egraph import EGraph
-from agentnet_runtime.core.rewrites import ALL_RULES, GREEN_RULES, FoldRule, Rule
+from agentnet_runtime.core.rewrites import ALL_RULES, GREEN_RULES
 from agentnet_runtime.core.saturate import Saturator
-from agentnet_runtime.core.terms import Term, is_number, is_pattern_var, operators, size
+from agentnet_runtime.core.terms import Term, size
 from agentnet_runtime.core.topology import build_topology
 from agentnet_runtime.web import tune_collector
 
+from . import egglog_math
 from .common import entry, load_from_second_process, measure, report, significant
 
 VARIABLES = "abcdefgh"
@@ -170,8 +171,8 @@ def bench_join(quick: bool) -> list[dict]:
     ]
 
 
-def saturate_all(terms: list[Term], reports: dict) -> Saturator:
-    saturator = Saturator()
+def saturate_all(terms: list[Term], reports: dict, saturator: Saturator | None = None) -> Saturator:
+    saturator = saturator or Saturator()
     for term in terms:
         reports[term] = saturator.simplify(term)
     return saturator
@@ -190,7 +191,7 @@ def bench_saturation(quick: bool) -> list[dict]:
     egglog_rate, egglog_sizes = _egglog_rate(terms)
     baseline = None
     if egglog_rate:
-        baseline = {"name": "egglog 13.2 (Python bindings), same terms, rules and schedule", "value": egglog_rate}
+        baseline = {"name": "egglog 13.2 (Python bindings), same terms, rules and schedule, its own rationals", "value": egglog_rate}
     agree = None
     if egglog_sizes:
         agree = sum(size(ours[term]) == egglog_sizes[term] for term in terms) / len(terms)
@@ -225,81 +226,22 @@ def _egglog_rate(terms: list[Term]) -> tuple[float | None, dict]:
         from egglog import bindings
     except ImportError:
         return None, {}
-    program = "(datatype Math (Num i64) (Var String) (Add Math Math) (Mul Math Math))\n(ruleset green)\n(ruleset all)\n"
-    for rule in GREEN_RULES:
-        program += _egglog_rule(rule, "green")
-    for rule in ALL_RULES:
-        program += _egglog_rule(rule, "all")
+    program = egglog_math.program({"green": GREEN_RULES, "all": ALL_RULES})
     sizes = {}
 
     def run_all():
         egraph = bindings.EGraph()
         egraph.run_program(*egraph.parse_program(program))
         for term in terms:
-            text = _sexp(term)
+            text = egglog_math.sexp(term)
             for ruleset in ("green", "all"):
                 commands = egraph.parse_program(f"(push)(let $t {text})(run {ruleset} 30)(extract $t)(pop)")
                 extracted = egraph.run_program(*commands)[-1]
                 text = extracted.termdag.to_string(extracted.term)
-            sizes[term] = size(_from_sexp(text))
+            sizes[term] = size(egglog_math.from_sexp(text))
 
     timing = measure(run_all, repeat=3)
     return len(terms) / timing.best, sizes
-
-
-def _from_sexp(text: str) -> Term:
-    """egglog's printed term, e.g. (Add (Var "a") (Num 2)), back into a Term."""
-    tokens = text.replace("(", " ( ").replace(")", " ) ").split()
-
-    def read(position: int) -> tuple[Term, int]:
-        name = tokens[position + 1]  # tokens[position] is "("
-        if name in ("Var", "Num"):
-            return Term(tokens[position + 2].strip('"')), position + 4
-        left, position = read(position + 2)
-        right, position = read(position)
-        return Term({"Add": "+", "Mul": "*"}[name], (left, right)), position + 1
-
-    return read(0)[0]
-
-
-_EGGLOG_OPS = {"+": "Add", "*": "Mul"}  # the operators of the benchmark's terms
-
-
-def _egglog_rule(rule: Rule, ruleset: str) -> str:
-    """A rule that can act on the benchmark's terms (+ and * over variables and integers), in egglog;
-    "" for the others (the laws of -, / and ^ cannot fire on them). A condition (here always that a
-    variable is a number) becomes the pattern (Num a), and arithmetic on numbers is computed in i64:
-    a folding rule rewrites to its value, collect-once to (Num (+ a 1))."""
-    if not {op for op in operators(rule.lhs) | operators(rule.rhs) if op[0] in "+-*/^"} <= set(_EGGLOG_OPS):
-        return ""
-    valued = frozenset(variable for _, variable in rule.conditions)
-    rhs = _sexp(rule.lhs if isinstance(rule, FoldRule) else rule.rhs, valued, compute=True)
-    return f"(rewrite {_sexp(rule.lhs, valued)} {rhs} :ruleset {ruleset})\n"
-
-
-def _sexp(term: Term, valued: frozenset[str] = frozenset(), compute: bool = False) -> str:
-    """A term (or a rule's side) in egglog; `valued` variables are numbers, and with `compute` (a
-    right side) arithmetic on numbers is computed."""
-    if is_pattern_var(term):
-        return f"(Num {term.op[1:]})" if term.op in valued else term.op[1:]
-    if is_number(term):
-        return f"(Num {term.op})"
-    if not term.args:
-        return f'(Var "{term.op}")'
-    if compute and valued and all(_numeric(arg, valued) for arg in term.args):
-        return f"(Num {_i64(term)})"
-    return f"({_EGGLOG_OPS[term.op]} {' '.join(_sexp(arg, valued, compute) for arg in term.args)})"
-
-
-def _numeric(term: Term, valued: frozenset[str]) -> bool:
-    return term.op in valued or is_number(term) or (bool(term.args) and all(_numeric(arg, valued) for arg in term.args))
-
-
-def _i64(term: Term) -> str:
-    """egglog's i64 arithmetic for a term of numbers: (+ a 1)."""
-    if not term.args:
-        return term.op.lstrip("?")
-    return f"({term.op} {' '.join(_i64(arg) for arg in term.args)})"
 
 
 def bench_ramanujan(quick: bool) -> list[dict]:

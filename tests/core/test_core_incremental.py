@@ -163,6 +163,25 @@ def test_saturation_that_keeps_its_place_misses_nothing(first, later, union_them
         assert_a_full_search_finds_nothing_new(egraph, rules)
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.lists(arith_terms, min_size=1, max_size=3), st.sampled_from("abc"), st.sampled_from(["0", "1", "2"]))
+def test_a_class_that_gains_a_value_is_searched_around(term_list, name, numeral):
+    """Folding, identities (x * 1) and conditions (collect-once) test a class's value, and are searched
+    around classes that gained one, not around every change: a variable found to be a number later
+    (a union from elsewhere) must still fold, simplify and collect everything above it."""
+    egraph = EGraph("a")
+    for term in term_list:
+        egraph.add_term(term)
+    saturation = Saturation(egraph, ALL_RULES, Budget(nodes=3_000))
+    if not saturation.run().saturated or egraph.lookup(Term(name)) is None:
+        return
+    egraph.union(egraph.lookup(Term(name)), egraph.add_term(Term(numeral)))
+    report = saturation.run()
+    saturation.close()
+    if report.saturated:
+        assert_a_full_search_finds_nothing_new(egraph, ALL_RULES)
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.lists(arith_terms, min_size=1, max_size=3))
 def test_runs_cut_short_resume_where_they_stopped(term_list):

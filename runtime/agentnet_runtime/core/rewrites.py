@@ -140,6 +140,13 @@ class Rule:
         the top a match looks: a class that gains a value can make a match hold)."""
         return _depth(self.lhs, frozenset(variable for _, variable in self.conditions))
 
+    @cached_property
+    def shape_depth(self) -> int:
+        """Height of the left side without what only tests a class's value (numeral leaves and
+        conditioned variables): a match below that height changes only when a class gains a value
+        (the number analysis), or when a shape is re-keyed, which makes a new shape within it."""
+        return _depth(self.lhs, frozenset(), values=False)
+
     def apply(self, egraph, matches: list[Match], node_limit: int | None = None) -> int:
         """Add the right side for each match and union it with the matched class.
 
@@ -331,10 +338,12 @@ def _constants(pattern: Term) -> set[str]:
     return {pattern.op}.union(*(_constants(arg) for arg in pattern.args))
 
 
-def _depth(pattern: Term, conditioned: frozenset[str] = frozenset()) -> int:
+def _depth(pattern: Term, conditioned: frozenset[str] = frozenset(), values: bool = True) -> int:
     if is_pattern_var(pattern):
         return 1 if pattern.op in conditioned else 0
-    return 1 + max((_depth(arg, conditioned) for arg in pattern.args), default=0)
+    if not pattern.args and not values and numbers.numeral_of(pattern.op) is not None:
+        return 0  # a numeral leaf matches a class with its value, and nothing else (see _search_source)
+    return 1 + max((_depth(arg, conditioned, values) for arg in pattern.args), default=0)
 
 
 class FoldRule(Rule):

@@ -87,8 +87,10 @@ class Saturation:
 
     The first run searches everywhere; each later run (and each iteration) searches only
     around what changed since the previous search, whoever changed it (its own rewrites, or
-    deltas joined in between). Matches found but not applied when a run ran out of budget
-    are applied first by the next. close() when done (it stops recording the e-graph's changes).
+    deltas joined in between); what a pattern tests only by value (numeral leaves, conditions)
+    only around the classes that gained a value, which are few. Matches found but not applied
+    when a run ran out of budget are applied first by the next. close() when done (it stops
+    recording the e-graph's changes).
     """
 
     def __init__(self, egraph: EGraph, rules: Iterable[Rule] = ALL_RULES, budget: Budget = Budget()):
@@ -100,9 +102,9 @@ class Saturation:
         self._present: set[str] = set()  # operators of the e-graph's e-nodes (known from its changes)
         self._conditioned = [bool(rule.conditions) for rule in self.rules]
         self._complete = [True] * len(self.rules)  # did the rule's last search find all its matches?
-        groups: dict[tuple[str, int], list[int]] = {}
+        groups: dict[tuple[str, int, int], list[int]] = {}
         for number, rule in enumerate(self.rules):
-            groups.setdefault((rule.lhs.op, rule.depth), []).append(number)
+            groups.setdefault((rule.lhs.op, rule.shape_depth, rule.depth), []).append(number)
         self._groups = list(groups.items())
         self._unapplied: list[tuple[Rule, list[Match]]] = []
         # Matches applied already, per rule. Semi-naive search still finds some again (an e-node
@@ -110,6 +112,7 @@ class Saturation:
         # Only a cache: it is dropped when it grows large, and forgetting costs only the rework.
         self._applied: list[set[Match]] = [set() for _ in self.rules]
         self._applied_count = 0
+        self._valued: dict[NodeId, str] = {}  # the number analysis at the last search: class root -> numeral
         self._used: dict[str, None] = {}  # rules that changed the e-graph in this run, in first-use order
 
     def close(self) -> None:
@@ -169,21 +172,35 @@ class Saturation:
         egraph = self.egraph
         shapes, merged = egraph.changes(self._changes)
         everywhere = Everywhere(egraph)
+        values = egraph._numbers
+        by_value: Frontier | None = None  # where classes gained a value
         if self._searched:
             frontier: Everywhere | Frontier = Frontier(egraph, shapes, merged)
+            valued = self._valued
+            gained = {root: None for root, numeral in values.items() if valued.get(root) != numeral}
+            if gained:
+                by_value = Frontier(egraph, {}, gained)
             self._present.update([shape[0] for shape in shapes])
         else:
             frontier = everywhere
             self._present = {shape[0] for shapes in egraph.class_index().values() for shape in shapes}
         self._searched = True
-        present, valued = self._present, bool(egraph._numbers)
+        self._valued = dict(values)
+        present, any_value = self._present, bool(values)
         found: list[tuple[Rule, list[Match]] | None] = [None] * len(self.rules)
-        for (op, depth), numbers in self._groups:  # rules with the same top and depth share candidates
+        for (op, shape_depth, depth), numbers in self._groups:  # rules with the same top and depths share candidates
             if op not in present:
                 continue  # no e-node has the operator: nothing can match (say, ^ in a sum of products)
-            tops = frontier.tops(op, depth)
+            if shape_depth == depth or frontier is everywhere:
+                tops = frontier.tops(op, depth)
+            else:
+                # Below its shape the pattern tests values only: a new match has a new shape within
+                # the shape, or a class in reach whose value is new.
+                tops = frontier.tops(op, shape_depth)
+                if by_value is not None:
+                    tops = _union(tops, by_value.tops(op, depth))
             for number in numbers:
-                if self._conditioned[number] and not valued:
+                if self._conditioned[number] and not any_value:
                     continue  # a condition needs a class with a value, and none has one
                 if not self._complete[number]:  # its last search stopped at the limit: look everywhere
                     results = self.rules[number].search(egraph, everywhere.tops(op, depth), limit)
@@ -203,6 +220,15 @@ class Saturation:
             self._applied = [set() for _ in self.rules]
             self._applied_count = 0
         return [rule_matches for rule_matches in found if rule_matches is not None]  # in rule order
+
+
+def _union(first: Collection[Top], second: Collection[Top]) -> Collection[Top]:
+    """The tops of both, each once, in order."""
+    if not second:
+        return first
+    if not first:
+        return second
+    return list(dict.fromkeys([*first, *second]))
 
 
 class Everywhere:
