@@ -78,16 +78,21 @@ def test_agent_nats_and_operator_pods_deleted(k8s, kubectl, installed_operator, 
     processed = pod_get(k8s, ns, worker, "/status")["processed"]
 
     def queue_through_service() -> dict | None:
-        """POST a term to stream-red's Service, as a client would; None while the Service refuses
-        it: the pod is out of its endpoints until the kubelet's probe sees /ready again and
-        kube-proxy has caught up (the pod's /ready alone answers earlier than that)."""
+        """POST a term to stream-red's Service, as a client would, retrying what a client retries.
+        Readiness lags the process by up to a probe period or two each way: the Service may have no
+        endpoint yet (connection refused), or still route to a pod that has not reconnected to NATS
+        yet, which answers 503 and says so."""
         url = f"http://{names.component_name(NETWORK, 'stream-red')}:8080/terms"
         try:
-            return post_from_pod(kubectl, ns, stream_red, url, {"term": "u*(v+w)"})
+            answer = post_from_pod(kubectl, ns, stream_red, url, {"term": "u*(v+w)"})
         except AssertionError as error:
             if "Connection refused" in str(error):
                 return None
             raise
+        if answer["status"] == 503:
+            assert answer["body"]["field"] == "nats", answer
+            return None
+        return answer
 
     queued = wait_for(queue_through_service, 60, "stream-red's Service to take work again")
     assert queued["status"] == 202, queued
