@@ -209,12 +209,11 @@ def _deployed_at(network: AgentNetwork) -> datetime | None:
 
 
 def _rollout_started(network: AgentNetwork) -> datetime | None:
-    """When the revision being rolled out started (from status.history)."""
+    """When the revision being rolled out started; None when none is (it already ran healthy)."""
     status = network.status
-    if status is None or status.update_revision is None or status.update_revision == status.current_revision:
+    if status is None or status.update_revision == status.current_revision:
         return None
-    entry = next((h for h in status.history or () if h.revision == status.update_revision), None)
-    return entry.deployed_at if entry is not None else None
+    return _deployed_at(network)
 
 
 def compute_status(
