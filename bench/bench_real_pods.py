@@ -48,6 +48,7 @@ from typing import Any, Iterator
 import matplotlib
 import yaml
 from kubernetes import client, config
+from kubernetes.utils import parse_quantity
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
@@ -56,7 +57,7 @@ from bench.common import RESULTS_DIR, entry, report, significant
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
-from rig import controlplane, images  # noqa: E402  (the test rig lives under tests/)
+from rig import controlplane, images, wait_for  # noqa: E402  (the test rig lives under tests/)
 from rig.node import NODE_NAME, Slot, cni_config, containerd_socket  # noqa: E402
 
 from agentnet_operator import names  # noqa: E402
@@ -204,20 +205,10 @@ def condition_true(body: dict, kind: str) -> bool:
                for c in (body.get("status") or {}).get("conditions") or [])
 
 
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
 def create_namespace(cluster: Cluster, namespace: str) -> None:
     """A namespace whose pods go to the real node (the rig's default), with its ServiceAccount."""
     cluster.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
-    wait_until(lambda: any(sa.metadata.name == "default"
+    wait_for(lambda: any(sa.metadata.name == "default"
                            for sa in cluster.core.list_namespaced_service_account(namespace).items),
                60, f"the default ServiceAccount of {namespace}")
 
@@ -226,10 +217,10 @@ def delete_namespace(cluster: Cluster, namespace: str) -> float:
     """Delete it and wait for its pods to go (then, briefly, for the namespace); seconds until no pod."""
     started = time.time()
     cluster.core.delete_namespace(namespace)
-    wait_until(lambda: not cluster.pods(namespace), 300, f"the pods of {namespace} to go", interval=0.5)
+    wait_for(lambda: not cluster.pods(namespace), 300, f"the pods of {namespace} to go", interval=0.5)
     pods_gone = time.time() - started
-    with contextlib.suppress(TimeoutError):
-        wait_until(lambda: namespace not in {n.metadata.name for n in cluster.core.list_namespace().items},
+    with contextlib.suppress(AssertionError):  # wait_for's timeout
+        wait_for(lambda: namespace not in {n.metadata.name for n in cluster.core.list_namespace().items},
                    60, f"namespace {namespace} to go", interval=0.5)
     return pods_gone
 
@@ -240,7 +231,7 @@ def install_operator(cluster: Cluster, image: str) -> float:
     cluster.tool("helm", "install", RELEASE, str(CHART), "--namespace", OPERATOR_NAMESPACE, "--create-namespace",
                  "--set-string", f"image.repository={repository}", "--set-string", f"image.tag={tag}",
                  "--wait", "--timeout", "300s")
-    wait_until(lambda: any(condition_true(p, "Ready") for p in cluster.pods(
+    wait_for(lambda: any(condition_true(p, "Ready") for p in cluster.pods(
         OPERATOR_NAMESPACE, f"app.kubernetes.io/instance={RELEASE}")), 120, "the operator pod to be Ready")
     return time.time() - started
 
@@ -416,8 +407,8 @@ class OperatorMemory:
 
     def summary(self) -> dict:
         kubelet = sorted(self.kubelet.items())
-        request = parse_quantity((self.resources.get("requests") or {}).get("memory"))
-        limit = parse_quantity((self.resources.get("limits") or {}).get("memory"))
+        request = memory_bytes((self.resources.get("requests") or {}).get("memory"))
+        limit = memory_bytes((self.resources.get("limits") or {}).get("memory"))
         idle_k, apply_k = self.within(kubelet, "idle"), self.within(kubelet, "apply")
         idle_c, apply_c = self.within(self.cgroup_samples, "idle"), self.within(self.cgroup_samples, "apply")
         idle_r, apply_r = self.within(self.rss, "idle"), self.within(self.rss, "apply")
@@ -435,14 +426,8 @@ class OperatorMemory:
         }
 
 
-def parse_quantity(text: str | None) -> int | None:
-    if not text:
-        return None
-    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "K": 10**3, "M": 10**6, "G": 10**9}
-    for suffix, factor in units.items():
-        if text.endswith(suffix):
-            return int(float(text[:-len(suffix)]) * factor)
-    return int(float(text))
+def memory_bytes(quantity: str | None) -> int | None:
+    return int(parse_quantity(quantity)) if quantity else None
 
 
 # --- 1. the example network -----------------------------------------------------------------------
@@ -599,7 +584,7 @@ def pod_cold_start(cluster: Cluster, events: ContainerdEvents, namespace: str, k
         container = "agent"
     else:
         selector = f"{names.LABEL_INSTANCE}={NETWORK},{names.LABEL_COMPONENT}={COLD_COMPONENT}"
-        current = wait_until(lambda: [p for p in cluster.pods(namespace, selector)
+        current = wait_for(lambda: [p for p in cluster.pods(namespace, selector)
                                       if not p["metadata"].get("deletionTimestamp")], 120, f"a {COLD_COMPONENT} pod")
         old, container = current[0]["metadata"]["name"], COLD_COMPONENT
         pod_prefix = names.component_name(NETWORK, COLD_COMPONENT) + "-"
@@ -621,7 +606,7 @@ def pod_cold_start(cluster: Cluster, events: ContainerdEvents, namespace: str, k
                 found = container_id, info
         time.sleep(0.005)
     container_id, info = found
-    ip = wait_until(lambda: cluster.sandbox_ip(info["sandbox"]), 30, f"the IP of {info['pod']}", interval=0.005)
+    ip = wait_for(lambda: cluster.sandbox_ip(info["sandbox"]), 30, f"the IP of {info['pod']}", interval=0.005)
     polling_from = time.time()
     health, health_polls = first_200(ip, HTTP_PORT, "/health", deadline)
     ready, _ = first_200(ip, HTTP_PORT, "/ready", deadline)
@@ -863,8 +848,8 @@ def draw(path: Path, runs: list[dict], memory: OperatorMemory, colds: dict) -> P
             curve.plot(*zip(*points), style, label=label, markersize=4)
     for quantity, colour, label in (((memory.resources.get("requests") or {}).get("memory"), "#e68a00", "request"),
                                     ((memory.resources.get("limits") or {}).get("memory"), "#c62828", "limit")):
-        if parse_quantity(quantity):
-            curve.axhline(parse_quantity(quantity) / MiB, color=colour, linestyle="--", label=f"{label} {quantity}")
+        if quantity:
+            curve.axhline(memory_bytes(quantity) / MiB, color=colour, linestyle="--", label=f"{label} {quantity}")
     curve.set_ylim(0, curve.get_ylim()[1] * 1.3)  # room for the legend above the lines
     curve.set_xlabel("seconds")
     curve.set_ylabel("MiB")

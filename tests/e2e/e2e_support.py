@@ -17,7 +17,7 @@ from kubernetes import client
 
 from agentnet_operator import names
 from rig import wait_for
-from rig.controlplane import stop_process
+from rig.controlplane import free_port, stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "network.yaml"
@@ -90,12 +90,6 @@ def post_from_pod(kubectl: Callable[..., str], namespace: str, target: str, url:
     code = ("import httpx, json, sys; r = httpx.post(sys.argv[1], json=json.loads(sys.argv[2]), timeout=30); "
             "print(json.dumps({'status': r.status_code, 'body': r.json()}))")
     return json.loads(in_pod(kubectl, namespace, target, code, url, json.dumps(body)).strip().splitlines()[-1])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager
