@@ -19,6 +19,7 @@ from setuptools import setup
 COMPILED = [
     "runtime/agentnet_runtime/core/egraph.py",
     "runtime/agentnet_runtime/core/saturate.py",
+    "runtime/agentnet_runtime/core/extract.py",
 ]
 
 

@@ -7,8 +7,9 @@ No I/O lives here; adapters (NATS, HTTP, DuckDB, metrics) wrap it.
 - `clock`: vector clock helpers
 - `numbers`: exact rational values and arithmetic, the value domain of the constant-folding analysis
 - `rewrites`: rules as data (with conditions on values), the RED / BLUE / GREEN families, folding
-- `saturate`: equality saturation under a `Budget`, extraction, the memoised `Saturator`
+- `saturate`: equality saturation under a `Budget`, the memoised `Saturator`
   (whose `verify` answers equal / unequal / unknown)
+- `extract`: the cheapest term of a class
 - `counterexample`: refutation by exact evaluation at random points
 - `topology`: ring / torus / complete / ramanujan graphs (`build_topology`, `check_topology`)
 - `colour`, `colouring`: the three colours, 3-colouring of a topology, display palette
