@@ -99,6 +99,7 @@ class Saturation:
         self.budget = budget
         self._changes = egraph.watch()
         self._searched = False  # has a full search run yet?
+        self._evictions = egraph.evictions  # an eviction rebuilt the e-graph: search everywhere again
         self._present: set[str] = set()  # operators of the e-graph's e-nodes (known from its changes)
         self._conditioned = [bool(rule.conditions) for rule in self.rules]
         self._complete = [True] * len(self.rules)  # did the rule's last search find all its matches?
@@ -142,6 +143,10 @@ class Saturation:
         """One iteration (search, apply, rebuild): why to stop (None to go on), and the matches applied."""
         egraph = self.egraph
         version = egraph.version
+        if egraph.evictions != self._evictions:  # its roots and matches name what may be gone
+            self._evictions = egraph.evictions
+            self._searched, self._unapplied = False, []
+            self._applied, self._applied_count = [set() for _ in self.rules], 0
         found = self._unapplied + self._new_matches(budget.matches)
         self._unapplied = []
         matches = 0
