@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from agentnet_runtime.core.clock import merge
 from agentnet_runtime.core.colour import Colour
 from agentnet_runtime.core.egraph import Delta, EGraph
-from agentnet_runtime.core.events import EPOCH_SECONDS
+from agentnet_runtime.core.events import EPOCH_SECONDS, stable_clock
 from agentnet_runtime.core.terms import INFIX, Term
 
 VARIABLES = st.sampled_from(["a", "b", "c", "x", "y", "z", "foo", "_v1"])
@@ -159,7 +159,7 @@ def gossip(draw, replicas: int = 3, max_steps: int = 40):
     nodes = st.integers(0, replicas - 1)
     steps = [("edit", 0, draw(histories(max_ops=3)))]
     for _ in range(draw(st.integers(1, max_steps))):
-        kind = draw(st.sampled_from(["edit", "edit", "tick", "send", "send", "deliver", "deliver", "compact", "restart"]))
+        kind = draw(st.sampled_from(["edit", "edit", "tick", "send", "send", "deliver", "deliver", "compact", "compact", "restart"]))
         if kind == "edit":
             steps.append(("edit", draw(nodes), draw(histories(max_ops=3))))
         elif kind == "tick":
@@ -170,8 +170,9 @@ def gossip(draw, replicas: int = 3, max_steps: int = 40):
             steps.append(("deliver", draw(st.integers(0, 1000))))
         elif kind == "compact":
             steps.append(("compact", draw(nodes), draw(st.booleans())))
-        else:
-            steps.append(("restart", draw(nodes), draw(st.booleans())))
+        else:  # a new life that soon says something, so peers hear of its boot
+            restarted = draw(nodes)
+            steps += [("restart", restarted, draw(st.booleans())), ("edit", restarted, draw(histories(max_ops=2)))]
     return steps
 
 
@@ -213,12 +214,10 @@ class Network:
 
     def compact(self, r, everything):
         own = self.replicas[r].clock
-        stable = dict(own)
-        if not everything:
-            for j, known in enumerate(self.known[r]):
-                if j != r:
-                    stable = {replica: min(count, known.get(replica, 0)) for replica, count in stable.items()}
-        self.replicas[r].compact(stable)
+        if everything:
+            self.replicas[r].compact(own)
+        else:  # as an agent does (agent.compact)
+            self.replicas[r].compact(stable_clock(own, [known for j, known in enumerate(self.known[r]) if j != r]))
 
     def restart(self, r, empty):
         self.boots[r] += 1
@@ -233,11 +232,17 @@ class Network:
         while self.in_flight:
             self.deliver(0)
         for _ in range(rounds):
-            for src in range(len(self.replicas)):
-                for dst in range(len(self.replicas)):
-                    if src != dst:
-                        self.send(src, dst, 1, True)
-                        self.deliver(len(self.in_flight) - 1)
+            self.exchange()
             if len({replica.digest() for replica in self.replicas}) == 1:
+                self.exchange()  # and every replica hears every other's clock
                 return True
         return False
+
+    def exchange(self) -> None:
+        """Every replica sends every other what its clock lacks, delivered at once."""
+        for src in range(len(self.replicas)):
+            for dst in range(len(self.replicas)):
+                if src != dst:
+                    self.send(src, dst, 1, True)
+                    self.deliver(len(self.in_flight) - 1)
+

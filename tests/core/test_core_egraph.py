@@ -188,7 +188,7 @@ def test_memo_of_recent_wire_batches_keeps_a_bounded_window_oldest_out_first():
     recent = _RecentBatches(rows=100)
 
     def batch(nodes: int) -> tuple:
-        return ("origin", 1, tuple(range(nodes)), (), ())
+        return ("origin", 1, tuple(range(nodes)), (), (), 1)
 
     for key in range(30):
         recent.put(key, batch(9), [key])  # 10 rows each, counting the batch itself

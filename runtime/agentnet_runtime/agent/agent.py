@@ -23,8 +23,7 @@ neighbour from there.
 
 Compaction: after each sync exchange the agent drops into its checkpoint the events its own
 clock and every neighbour's `known` clock share (pointwise minimum): no neighbour will ask for
-them again, and anyone else who does gets the checkpoint (core/events.py). Earlier boots of
-agents leave the clocks once compacted; `known`, `sent` and `settled` forget them too.
+them again, and anyone else who does gets the checkpoint (core/events.py).
 Retention: `max_nodes` is the e-graph's knowledge budget (core/retention.py); sync requests
 carry the retention floor, so two replicas whose states differ only by it still converge.
 """
@@ -36,11 +35,11 @@ from collections import deque
 from typing import Any, Callable, Mapping
 
 from agentnet_runtime.config import AgentSettings, NodeConfig
-from agentnet_runtime.core.clock import VectorClock, merge
+from agentnet_runtime.core.clock import VectorClock, dominates, merge
 from agentnet_runtime.core.colour import Colour
 from agentnet_runtime.core.counterexample import Counterexample, refute
 from agentnet_runtime.core.egraph import Delta, EGraph
-from agentnet_runtime.core.events import covers, events_counted, is_watermark, retired_in
+from agentnet_runtime.core.events import stable_clock
 from agentnet_runtime.core.rewrites import rules_for
 from agentnet_runtime.core.saturate import Budget, Saturation, SaturationReport, StopReason
 from agentnet_runtime.core.terms import Term, is_pattern_var
@@ -228,11 +227,8 @@ class Agent:
         return {"digest": self.egraph.digest(), "clock": self.egraph.clock, "floor": self.egraph.floor}
 
     def _exchanged(self, neighbour: int, clock: VectorClock) -> None:
-        """A sync exchange says `neighbour` has seen `clock`: resend what it should have had by now.
-
-        (`covers`, not `dominates`: a boot the neighbour retired is no loss; see core/events.py.)
-        """
-        if neighbour in self.sent and not covers(clock, self.settled[neighbour]):
+        """A sync exchange says `neighbour` has seen `clock`: resend what it should have had by now."""
+        if neighbour in self.sent and not dominates(clock, self.settled[neighbour]):
             # Pushed an interval ago and still missing: lost (or it restarted with nothing). Its own
             # clock is the truth: resend everything from there, whatever it was thought to have.
             self.known[neighbour] = dict(clock)
@@ -244,19 +240,7 @@ class Agent:
 
     def compact(self) -> None:
         """Drop into the checkpoint the events every neighbour is known to have (and this replica has)."""
-        own = self.egraph.clock
-        stable = {}
-        for replica, count in own.items():
-            if not is_watermark(replica):
-                for known in self.known.values():
-                    count = min(count, known.get(replica, 0))  # counts only: see core/events.py on retiring
-                stable[replica] = count
-        self.egraph.compact(stable)
-        retired = self.egraph.retired
-        for clocks in (self.known, self.sent, self.settled):
-            for clock in clocks.values():
-                for replica in [replica for replica in clock if retired(replica)]:
-                    del clock[replica]
+        self.egraph.compact(stable_clock(self.egraph.clock, list(self.known.values())))
 
     def answer_sync(self, sender: int, request: dict[str, Any]) -> dict[str, Any]:
         """Reply to a digest: equal, or the delta the asker's clock has not seen (less pushes still in flight)."""
@@ -266,10 +250,7 @@ class Agent:
         self.peer_digests[sender] = request["digest"]
         reply = self.sync_request()
         if request["digest"] != reply["digest"]:
-            # Pushes in flight are not resent; but events of a boot the asker retired would be
-            # adopted there, not counted in its clock: those held here go again (core/events.py).
-            sent = {key: count for key, count in self.sent.get(sender, {}).items() if not retired_in(clock, key)}
-            since = merge(clock, sent)
+            since = merge(clock, self.sent[sender]) if sender in self.sent else clock
             reply["delta"] = self.egraph.delta_since(since).to_wire()
         return reply
 
@@ -301,7 +282,7 @@ class Agent:
 
     def heartbeat(self) -> dict[str, Any]:
         return {"agent": self.id, "digest": self.egraph.digest(), "nodes": len(self.egraph),
-                "events": events_counted(self.egraph.clock), "time": time.time()}  # fmt: skip
+                "events": sum(self.egraph.clock.values()), "time": time.time()}  # fmt: skip
 
     def state(self, node: str) -> dict[str, Any]:
         """What GET /agent/{id}/state answers."""

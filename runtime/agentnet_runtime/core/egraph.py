@@ -11,8 +11,7 @@ id, so converged replicas agree on class ids and on `digest()`. (Internally the
 union-find keeps the root with more users, which bounds re-keying work; each
 root remembers its class's smallest id. Roots never leave the replica.)
 
-Causality (events, dots, clocks, deltas, compaction into a checkpoint, retiring finished
-replica ids, epochs) is in events.py; the knowledge budget (`max_nodes`, a deterministic
+Causality (events, dots, clocks, deltas, compaction into a checkpoint, epochs) is in events.py; the knowledge budget (`max_nodes`, a deterministic
 eviction that commutes with joins) in retention.py. This module keeps the state and its
 congruence closure, and applies both.
 
@@ -36,7 +35,7 @@ from .clock import merge as merge_clocks
 from .colour import COLOURS, Colour, colours_of
 from .events import _CHECKED, _WRITTEN, DELTA_KIND, EPOCH_SECONDS, ID_LENGTH, STATE_KIND, WIRE_VERSION  # noqa: F401
 from .events import BatchRow, Checkpoint, Delta, Epochs, EventLog, NodeId, NodeRow, _RecentBatches  # noqa: F401
-from .events import mask_of_epochs, node_id
+from .events import make_checkpoint, make_delta, mask_of_epochs, node_id
 from .numbers import CONFLICT, numeral_of
 from .numbers import join as join_numerals
 from .retention import cutoff
@@ -160,15 +159,18 @@ def _class_hash(members: int) -> int:
 class EGraph:
     """One replica of the CRDT e-graph. Mutations defer congruence repair until `rebuild()`."""
 
-    def __init__(self, replica: str = "local", max_nodes: int | None = None, wall: Callable[[], float] = time.time):
+    def __init__(self, replica: str = "local", max_nodes: object = None, wall: Callable[[], float] = time.time):
         """`max_nodes`: the knowledge budget (see retention.py), None for none; `wall`: the wall
         clock its events' epochs are read from (seconds)."""
-        if not isinstance(replica, str) or not replica or replica.isdigit():
-            raise ValueError(f"replica id must be a non-empty string, not all digits, got {replica!r}")
-        if max_nodes is not None and (type(max_nodes) is not int or max_nodes < 1):
+        if not isinstance(replica, str) or not replica:
+            raise ValueError(f"replica id must be a non-empty string, got {replica!r}")
+        budget: int | None = None
+        if type(max_nodes) is int and max_nodes >= 1:
+            budget = max_nodes
+        elif max_nodes is not None:
             raise ValueError(f"max_nodes must be a positive int or None, got {max_nodes!r}")
         self.replica = replica
-        self.max_nodes = max_nodes
+        self.max_nodes = budget
         self._wall = wall
         # The CRDT state: sets that grow but for what the retention floor evicts, each element with its epoch.
         self._nodes: dict[NodeId, tuple[str, tuple[NodeId, ...]]] = {}
@@ -588,8 +590,7 @@ class EGraph:
 
     @property
     def clock(self) -> VectorClock:
-        """Vector clock: per replica, how many of its events this replica has seen (contiguously);
-        per agent whose earlier boots retired here, the newest of them (events.py)."""
+        """Vector clock: per replica, how many of its events this replica has seen (contiguously)."""
         self._seal()
         return dict(self._log.clock)
 
@@ -644,26 +645,19 @@ class EGraph:
         if batches is None:
             checkpoint = self._checkpoint()
             batches = log.since(merge_clocks(clock, log.base)) or []
-        return Delta(since=dict(clock), clock=dict(log.clock), batches=tuple(batches), floor=self._floor,
-                     checkpoint=checkpoint)  # fmt: skip
+        return make_delta(dict(clock), dict(log.clock), tuple(batches), self._floor, checkpoint)
 
     def _checkpoint(self) -> Checkpoint:
         epochs = self._epochs
         nodes = tuple([(node, epochs[node], op, kids) for node, (op, kids) in self._nodes.items()])
         tags = tuple([(node, mine) for node, mine in epochs.items() if node not in self._nodes])
         unions = tuple([(a, b, epoch) for (a, b), epoch in self._unions.items()])
-        return Checkpoint(base=dict(self._log.base), nodes=nodes, unions=unions, tags=tags)
+        return make_checkpoint(dict(self._log.base), nodes, unions, tags)
 
     def compact(self, stable: VectorClock) -> None:
-        """Drop the events at or below `stable` (what every peer that asks has seen) into the
-        checkpoint, then retire the boots that allows (events.py)."""
+        """Drop the events at or below `stable` (what every peer that asks has seen) into the checkpoint."""
         self._seal()
         self._log.compact(stable)
-        self._adopt(self._log.retire())
-
-    def retired(self, replica: str) -> bool:
-        """Is `replica` an earlier boot of an agent, retired from this replica's clock?"""
-        return self._log.retired(replica)
 
     def events_held(self) -> int:
         """Events kept individually (not yet compacted)."""
@@ -687,18 +681,12 @@ class EGraph:
         if other.checkpoint is not None:
             self._absorb_checkpoint(other.checkpoint)
             log.raise_base(other.checkpoint.base)
-        adopted: list[BatchRow] = []
         for batch in other.batches:
             origin, seq = batch[0], batch[1]
-            if log.retired(origin):
-                adopted.append(batch)  # late, from a boot retired here: its contents become ours
-            elif not log.has(origin, seq):  # seen already: duplicates and resends are free
+            if not log.has(origin, seq):  # seen already: duplicates and resends are free
                 self._absorb(batch)
                 log.record(batch)
                 log.add_dot(origin, seq)
-        if other.checkpoint is not None:
-            adopted.extend(log.retire())
-        self._adopt(adopted)
         self.rebuild()
         self._retain(other.floor)
         return self
@@ -767,16 +755,6 @@ class EGraph:
                 self._mention(node, 1 << bit, epoch)
                 self._tag(node, 1 << bit)
         self._mention(node, 0, epochs[0])
-
-    def _adopt(self, batches: list[BatchRow]) -> None:
-        """Make the contents of events of retired boots part of this replica's next own event."""
-        for batch in batches:
-            if batch[5] < self._floor:
-                continue
-            self._absorb(batch)
-            self._open.nodes.extend(batch[2])
-            self._open.unions.extend(batch[3])
-            self._open.tags.extend(batch[4])
 
     # --- retention (the policy is in retention.py) --------------------------------------
 

@@ -1,5 +1,5 @@
 """Causality of the CRDT e-graph: events and their wire form, the event log and its checkpoint,
-retirement of finished replica ids, and the epochs the knowledge budget (retention.py) reads.
+and the epochs the knowledge budget (retention.py) reads.
 
 Events. Local changes collect in an open batch that becomes one event (a "dot": replica,
 sequence number) when someone reads the clock or asks for a delta. An event keeps exactly
@@ -21,24 +21,15 @@ set-unioned, its clock and base raised to the checkpoint's base (what it cannot 
 events any more it now holds as state). So a replica holds its knowledge plus the events
 some peer may still lack, not its history.
 
-Retiring replica ids. An agent's replica id is `<agent>.<boot>`, the boot a hex millisecond
-timestamp of the life that made it (agent.replica_name): a later boot of the same agent means
-the earlier life has ended and makes no more events. An earlier boot whose events are all
-compacted here (base = clock: every neighbour reported having all of them) leaves the clock.
-The clock keeps one watermark per agent instead, key `<agent>` (digits, no dot: no replica has
-it), value the newest retired boot as an integer; the base keeps the boot's count as a
-tombstone, so an asker still holding fewer of its events gets a checkpoint, while one whose
-watermark covers the boot (it retired it too) is not sent anything for it. Clocks, which travel
-in every message and are kept per neighbour, hold one entry per live replica plus one per agent.
-Why this is safe: the sets only grow, so a duplicate is harmless; an event of a retired boot
-that still arrives (made just before that life ended, or a dot that was ahead of a gap) has
-its contents adopted into this replica's next own event, so they still reach everyone.
-Compaction counts only what neighbours reported as counts, never a watermark: a neighbour that
-retired a boot before one of its late events reached it keeps that event held here (and sent
-to it again at each sync exchange, see agent.py) instead of being assumed to have it.
-Components' replicas (`observer.*` never makes events; `transduction.<net>`, `crdt-service.<pod>`,
-dashboards, stream workers) have no later-boot relation to tell a finished id from a quiet one,
-so their entries stay: one int each, and they are few.
+Replica ids are not retired from the clocks. An agent's earlier boots (`<agent>.<boot>`, a
+later boot supersedes) looked safe to drop once compacted, with one per-agent watermark "every
+boot up to here is in my state" left in the clock; the property tests (test_core_compaction)
+found why not: a replica that restarted empty never saw boot a, retires boot b, and its
+watermark then claims a too, so a peer that holds a's events never sends them and the two
+diverge. Keeping per-boot counts as tombstones instead makes every peer that retired a boot
+look short of it, and get a checkpoint at each exchange. A sound scheme needs agreement on a
+boot's final count; until then an entry costs one int per boot per clock (clocks are small
+next to the state: one entry per agent life and per component replica).
 
 Epochs. Every event carries an epoch stamp from its origin, a hybrid clock: max(the wall-clock
 epoch, EPOCH_SECONDS long, the largest epoch it has absorbed), so a derived fact is never
@@ -55,7 +46,7 @@ from typing import Iterable
 
 from mypy_extensions import mypyc_attr
 
-from .clock import VectorClock
+from .clock import VectorClock, dominates
 from .clock import validate as validate_clock
 from .colour import ALL_COLOURS_MASK, COLOURS
 
@@ -102,42 +93,14 @@ def mask_of_epochs(epochs: Epochs) -> int:
     return mask
 
 
-# --- replica ids, boots and watermarks ---------------------------------------------------
-
-
-def succession(replica: str) -> tuple[str, int] | None:
-    """(agent, boot as an integer) for an agent's replica id `<agent>.<hex boot>`, else None."""
-    head, dot, boot = replica.partition(".")
-    if not (dot and head.isdigit() and boot):
-        return None
-    try:
-        return head, int(boot, 16)
-    except ValueError:
-        return None
-
-
-def is_watermark(key: str) -> bool:
-    """A clock key that is an agent's retirement watermark, not a replica."""
-    return key.isdigit()
-
-
-def retired_in(clock: VectorClock, replica: str) -> bool:
-    """Does `clock`'s watermark cover this boot (the replica holding it retired it)?"""
-    lineage = succession(replica)
-    return lineage is not None and clock.get(lineage[0], -1) >= lineage[1]
-
-
-def covers(clock: VectorClock, other: VectorClock) -> bool:
-    """Has `clock` seen everything `other` has, counting boots retired under its watermarks?"""
-    for key, count in other.items():
-        if not (clock.get(key, 0) >= count or is_watermark(key) or retired_in(clock, key)):
-            return False  # (a watermark is no content to have)
-    return True
-
-
-def events_counted(clock: VectorClock) -> int:
-    """Events a clock has seen (its replica entries; watermarks are boots, not counts)."""
-    return sum([count for key, count in clock.items() if not is_watermark(key)])
+def stable_clock(own: VectorClock, peers: list[VectorClock]) -> VectorClock:
+    """What every peer has of what `own` has (pointwise minimum): what EGraph.compact may drop."""
+    stable: VectorClock = {}
+    for replica, count in own.items():
+        for peer in peers:
+            count = min(count, peer.get(replica, 0))
+        stable[replica] = count
+    return stable
 
 
 # --- deltas and their wire form --------------------------------------------------------------
@@ -253,6 +216,18 @@ class Delta:
             raise ValueError(f"malformed e-graph wire form: {error!r}") from None
 
 
+def make_delta(since: VectorClock, clock: VectorClock, batches: tuple[BatchRow, ...], floor: int,
+               checkpoint: Checkpoint | None) -> Delta:  # fmt: skip
+    """Delta(...), for the other compiled modules: mypyc cannot build another module's plain class."""
+    return Delta(since=since, clock=clock, batches=batches, floor=floor, checkpoint=checkpoint)
+
+
+def make_checkpoint(base: VectorClock, nodes: tuple[CheckpointNode, ...], unions: tuple[CheckpointUnion, ...],
+                    tags: tuple[tuple[NodeId, Epochs], ...]) -> Checkpoint:  # fmt: skip
+    """Checkpoint(...), for the other compiled modules (as make_delta)."""
+    return Checkpoint(base=base, nodes=nodes, unions=unions, tags=tags)
+
+
 class _RecentBatches:
     """(batch, its wire entry) pairs handled lately, up to about `rows` e-nodes in all (oldest go first).
 
@@ -325,7 +300,7 @@ def _batch_from_wire(entry, version: int = WIRE_VERSION) -> BatchRow:
 
 
 def _check_batch(origin, seq, nodes, unions, tags, epoch) -> BatchRow:
-    if not isinstance(origin, str) or type(seq) is not int or seq < 1 or is_watermark(origin):
+    if not isinstance(origin, str) or type(seq) is not int or seq < 1:
         raise ValueError(f"malformed batch header {origin!r}, {seq!r}")
     if type(epoch) is not int or epoch < 0:
         raise ValueError(f"batch {origin!r}, {seq!r}: epoch must be a non-negative int, got {epoch!r}")
@@ -368,17 +343,13 @@ class EventLog:
     """The clock, the events some peer may still ask for, and the base they are compacted up to."""
 
     def __init__(self) -> None:
-        self.clock: dict[str, int] = {}  # replica -> events seen contiguously; agent -> retirement watermark
+        self.clock: dict[str, int] = {}  # replica -> its events seen contiguously
         self.early: dict[str, set[int]] = {}  # replica -> dots seen ahead of a gap
         self.events: dict[str, list[BatchRow]] = {}  # replica -> its events above the base, by seq
         self.base: dict[str, int] = {}  # events at or below are in the state only (the checkpoint)
 
     def has(self, origin: str, seq: int) -> bool:
         return seq <= self.clock.get(origin, 0) or seq in self.early.get(origin, ())
-
-    def retired(self, origin: str) -> bool:
-        """Is `origin` a boot retired here (its late events are adopted, not recorded)?"""
-        return retired_in(self.clock, origin)
 
     def record(self, batch: BatchRow) -> None:
         events = self.events.setdefault(batch[0], [])
@@ -409,7 +380,7 @@ class EventLog:
 
     def since(self, clock: VectorClock) -> list[BatchRow] | None:
         """The events `clock` has not seen, or None when it does not cover the base (send a checkpoint)."""
-        if not covers(clock, self.base):
+        if not dominates(clock, self.base):
             return None
         batches: list[BatchRow] = []
         for origin, events in self.events.items():
@@ -426,7 +397,7 @@ class EventLog:
     def raise_base(self, base: VectorClock) -> None:
         """A checkpoint brought the contents of every event up to `base`: seen, and in the state."""
         for origin, count in base.items():
-            if not self.retired(origin) and count > self.base.get(origin, 0):
+            if count > self.base.get(origin, 0):
                 if count > self.clock.get(origin, 0):
                     self._advance(origin, count)
                 self._drop(origin, count)
@@ -438,33 +409,3 @@ class EventLog:
             del events[: bisect_right(events, upto, key=_seq)]
             if not events:
                 del self.events[origin]
-
-    def retire(self) -> list[BatchRow]:
-        """Retire every boot superseded by a later one of its agent and compacted up to its clock.
-
-        It leaves the clock (the agent's watermark there rises to it) and stays in the base as a
-        tombstone (its count), so an asker still holding fewer of its events gets a checkpoint.
-        Returns the events of retired boots still held (dots ahead of a gap that never filled):
-        their contents are in the state, and the caller adopts them into its next own event.
-        """
-        newest: dict[str, int] = {}
-        for key in self.clock:
-            lineage = succession(key)
-            if lineage is not None and lineage[1] > newest.get(lineage[0], -1):
-                newest[lineage[0]] = lineage[1]
-        done: list[tuple[int, str, str]] = []
-        for key in self.clock:
-            lineage = succession(key)
-            if lineage is not None and lineage[1] < newest[lineage[0]]:
-                done.append((lineage[1], lineage[0], key))
-        adopted: list[BatchRow] = []
-        blocked: set[str] = set()  # agents with an older boot not compacted yet: later ones wait for it
-        for boot, agent, key in sorted(done):
-            if agent in blocked or self.base.get(key, 0) < self.clock[key]:
-                blocked.add(agent)
-                continue
-            adopted.extend(self.events.pop(key, ()))
-            self.early.pop(key, None)
-            self.base[key] = self.clock.pop(key)
-            self.clock[agent] = boot
-        return adopted
