@@ -50,6 +50,7 @@ def _interned(epochs: Epochs) -> Epochs:
     return epochs
 
 
+@lru_cache(maxsize=1 << 12)  # few distinct arguments, and joins ask for every e-node they carry
 def _raised(old: Epochs | None, mask: int, epoch: int) -> Epochs:
     """An e-node's epochs after an event of `epoch` mentioned it with colour bits `mask`."""
     slots = [0] * (1 + _BITS) if old is None else list(old)
@@ -698,10 +699,13 @@ class EGraph:
             return
         if epoch > self._epoch:
             self._epoch = epoch
-        known, parent, masks, mention = self._nodes, self._parent, self._masks, self._mention
+        known, parent, masks, mention, epochs = self._nodes, self._parent, self._masks, self._mention, self._epochs
         for node, mask, op, kids in nodes:
             if node not in known:
                 self._insert(node, op, kids, mask)
+                if node not in epochs and self.max_nodes is None:
+                    epochs[node] = _raised(None, mask, epoch)  # (mention's common case, inline: joins spend their time here)
+                    continue
             elif mask & ~masks[node]:
                 self._tag(node, mask)
             mention(node, mask, epoch)
