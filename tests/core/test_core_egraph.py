@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentnet_runtime.core.colour import Colour
-from agentnet_runtime.core.egraph import Delta, EGraph, _RecentBatches, node_id
+from agentnet_runtime.core.egraph import Delta, EGraph, node_id
+from agentnet_runtime.core.events import _RecentBatches
 from agentnet_runtime.core.terms import parse
 
 

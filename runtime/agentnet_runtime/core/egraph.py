@@ -33,8 +33,8 @@ from typing import Callable, Iterable
 from .clock import VectorClock
 from .clock import merge as merge_clocks
 from .colour import COLOURS, Colour, colours_of
-from .events import _CHECKED, _WRITTEN, DELTA_KIND, EPOCH_SECONDS, ID_LENGTH, STATE_KIND, WIRE_VERSION  # noqa: F401
-from .events import BatchRow, Checkpoint, Delta, Epochs, EventLog, NodeId, NodeRow, _RecentBatches  # noqa: F401
+from .events import _CHECKED, DELTA_KIND, STATE_KIND  # noqa: F401  (where users of the e-graph found them)
+from .events import EPOCH_SECONDS, BatchRow, Checkpoint, Delta, Epochs, EventLog, NodeId, NodeRow
 from .events import make_checkpoint, make_delta, mask_of_epochs, node_id
 from .numbers import CONFLICT, numeral_of
 from .numbers import join as join_numerals
