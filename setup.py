@@ -17,8 +17,10 @@ from setuptools import setup
 # a shared library of several would sit outside the package, where an editable
 # install does not look.
 COMPILED = [
+    "runtime/agentnet_runtime/core/events.py",
     "runtime/agentnet_runtime/core/egraph.py",
     "runtime/agentnet_runtime/core/saturate.py",
+    "runtime/agentnet_runtime/core/extract.py",
 ]
 
 

@@ -1,12 +1,15 @@
 """Hypothesis strategies and small reference implementations shared by the core tests."""
 
+import json
 from collections import Counter
 
 from hypothesis import currently_in_test_context, event
 from hypothesis import strategies as st
 
+from agentnet_runtime.core.clock import merge
 from agentnet_runtime.core.colour import Colour
-from agentnet_runtime.core.egraph import EGraph
+from agentnet_runtime.core.egraph import Delta, EGraph
+from agentnet_runtime.core.events import EPOCH_SECONDS, stable_clock
 from agentnet_runtime.core.terms import INFIX, Term
 
 VARIABLES = st.sampled_from(["a", "b", "c", "x", "y", "z", "foo", "_v1"])
@@ -124,3 +127,122 @@ def naive_closure(egraph: EGraph) -> dict[str, str]:
             else:
                 shapes[shape] = node
     return {i: find(i) for i in ids}
+
+
+# --- networks of replicas that gossip, compact, restart and (under a budget) evict ------------
+
+
+class Wall:
+    """A wall clock a test moves by hand (seconds), for an EGraph's epochs."""
+
+    def __init__(self, now: float = 0.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@st.composite
+def gossip(draw, replicas: int = 3, max_steps: int = 40):
+    """A schedule for `replicas` replicas, one step at a time:
+
+    - ("edit", r, history): replica r plays a history (see histories);
+    - ("tick", r, epochs): r's wall clock moves on that many epochs (clocks drift apart);
+    - ("send", src, dst, copies, fresh): src sends dst a delta since dst's real clock (fresh, as
+      after a sync request) or since the clock src last heard from dst (stale: it may be below
+      src's base, and get a checkpoint); 0 copies is a loss, 2 a duplicate;
+    - ("deliver", k): the k-th message in flight (mod their number) arrives: any order;
+    - ("compact", r, everything): r compacts what it and every peer it heard from share, or
+      (everything) all it has, so that peers behind it get checkpoints;
+    - ("restart", r, empty): r's process restarts with a new boot, empty or from its snapshot.
+    """
+    nodes = st.integers(0, replicas - 1)
+    steps = [("edit", 0, draw(histories(max_ops=3)))]
+    for _ in range(draw(st.integers(1, max_steps))):
+        kind = draw(st.sampled_from(["edit", "edit", "tick", "send", "send", "deliver", "deliver", "compact", "compact", "restart"]))
+        if kind == "edit":
+            steps.append(("edit", draw(nodes), draw(histories(max_ops=3))))
+        elif kind == "tick":
+            steps.append(("tick", draw(nodes), draw(st.integers(1, 3))))
+        elif kind == "send":
+            steps.append(("send", draw(nodes), draw(nodes), draw(st.sampled_from([0, 1, 1, 2])), draw(st.booleans())))
+        elif kind == "deliver":
+            steps.append(("deliver", draw(st.integers(0, 1000))))
+        elif kind == "compact":
+            steps.append(("compact", draw(nodes), draw(st.booleans())))
+        else:  # a new life that soon says something, so peers hear of its boot
+            restarted = draw(nodes)
+            steps += [("restart", restarted, draw(st.booleans())), ("edit", restarted, draw(histories(max_ops=2)))]
+    return steps
+
+
+class Network:
+    """Replicas `<i>.<boot>` that run a gossip schedule; `settle()` is anti-entropy until quiet."""
+
+    def __init__(self, size: int, max_nodes: int | None = None):
+        self.max_nodes = max_nodes
+        self.walls = [Wall() for _ in range(size)]
+        self.boots = [10] * size  # hex boots a, b, c...: each restart a later one
+        self.replicas = [EGraph(f"{i}.{self.boots[i]:x}", max_nodes, self.walls[i]) for i in range(size)]
+        self.known = [[{} for _ in range(size)] for _ in range(size)]  # known[i][j]: j has seen this (i heard)
+        self.in_flight: list = []  # (dst, src, delta)
+        self.checkpoints = 0  # deltas sent that carried a checkpoint
+
+    def run(self, schedule) -> "Network":
+        for step in schedule:
+            getattr(self, step[0])(*step[1:])
+        return self
+
+    def edit(self, r, history):
+        play(self.replicas[r], history)
+
+    def tick(self, r, epochs):
+        self.walls[r].now += EPOCH_SECONDS * epochs
+
+    def send(self, src, dst, copies, fresh):
+        if src != dst:
+            since = self.replicas[dst].clock if fresh else self.known[src][dst]
+            delta = self.replicas[src].delta_since(since)
+            self.checkpoints += delta.checkpoint is not None
+            self.in_flight += [(dst, src, Delta.from_wire(json.loads(json.dumps(delta.to_wire()))))] * copies
+
+    def deliver(self, k):
+        if self.in_flight:
+            dst, src, delta = self.in_flight.pop(k % len(self.in_flight))
+            self.replicas[dst].join(delta)
+            self.known[dst][src] = merge(self.known[dst][src], delta.clock)
+
+    def compact(self, r, everything):
+        own = self.replicas[r].clock
+        if everything:
+            self.replicas[r].compact(own)
+        else:  # as an agent does (agent.compact)
+            self.replicas[r].compact(stable_clock(own, [known for j, known in enumerate(self.known[r]) if j != r]))
+
+    def restart(self, r, empty):
+        self.boots[r] += 1
+        replica = EGraph(f"{r}.{self.boots[r]:x}", self.max_nodes, self.walls[r])
+        if not empty:
+            replica.join(Delta.from_wire(json.loads(json.dumps(self.replicas[r].to_wire()))))
+        self.replicas[r] = replica
+        self.known[r] = [{} for _ in self.replicas]
+
+    def settle(self, rounds: int = 8) -> bool:
+        """Deliver what is in flight, then full anti-entropy rounds; True once every digest agrees."""
+        while self.in_flight:
+            self.deliver(0)
+        for _ in range(rounds):
+            self.exchange()
+            if len({replica.digest() for replica in self.replicas}) == 1:
+                self.exchange()  # and every replica hears every other's clock
+                return True
+        return False
+
+    def exchange(self) -> None:
+        """Every replica sends every other what its clock lacks, delivered at once."""
+        for src in range(len(self.replicas)):
+            for dst in range(len(self.replicas)):
+                if src != dst:
+                    self.send(src, dst, 1, True)
+                    self.deliver(len(self.in_flight) - 1)
+

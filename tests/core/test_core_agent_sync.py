@@ -81,6 +81,23 @@ def test_a_neighbour_that_restarted_empty_gets_everything_again():
     assert reborn.egraph.digest() == red.egraph.digest()
 
 
+def test_agents_compact_by_themselves_and_a_reborn_neighbour_gets_a_checkpoint():
+    red, blue = pair()
+    for i in range(4):
+        red.submit(parse(f"a{i} * (b{i} + c{i})"))
+        [(_, pushed)] = red.deltas_to_push()
+        blue.receive(red.id, pushed)
+    assert red.egraph.events_held() == 4
+    sync(blue, red)  # red hears blue's clock: it has all four; blue knows red's from the pushes
+    assert red.egraph.events_held() == 0 and blue.egraph.events_held() == 0
+    reborn = Agent(NodeConfig(1, 0, (0,), "BLUE", "#0000ff"), "1.reborn", AgentSettings(), max_nodes=None)
+    request = reborn.sync_request()
+    reply = red.answer_sync(reborn.id, request)
+    assert Delta.from_wire(reply["delta"]).checkpoint is not None  # below red's base: the whole state
+    reborn.absorb_sync_reply(red.id, reply)
+    assert reborn.egraph.digest() == red.egraph.digest() and reborn.egraph.clock == red.egraph.clock
+
+
 def rook_network(relay: bool = True, size: int = 9) -> dict[int, Agent]:
     """A ramanujan network as bare agents; 9 agents make the 3x3 rook's graph (full of triangles)."""
     graph = build_topology("ramanujan", size, degree=4)

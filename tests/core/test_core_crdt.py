@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from agentnet_runtime.core.colour import Colour
 from agentnet_runtime.core.egraph import EGraph
 from agentnet_runtime.core.rewrites import ALL_RULES
-from agentnet_runtime.core.saturate import Budget, extract, saturate
+from agentnet_runtime.core.extract import extract
+from agentnet_runtime.core.saturate import Budget, saturate
 
 COLOURS = st.sampled_from(list(Colour))
 

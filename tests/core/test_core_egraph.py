@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentnet_runtime.core.colour import Colour
-from agentnet_runtime.core.egraph import Delta, EGraph, _RecentBatches, node_id
+from agentnet_runtime.core.egraph import Delta, EGraph, node_id
+from agentnet_runtime.core.events import _RecentBatches
 from agentnet_runtime.core.terms import parse
 
 
@@ -137,8 +138,8 @@ def test_wire_is_compact_and_plain():
     wire = a.to_wire()
     assert wire["kind"] == "agentnet.egraph.state" and wire["replica"] == "agent-3"
     assert wire["clock"] == {"agent-3": 1}
-    [[origin, seq, nodes, unions, tags]] = wire["batches"]
-    assert (origin, seq, tags) == ("agent-3", 1, [])
+    [[origin, seq, nodes, unions, tags, epoch]] = wire["batches"]
+    assert (origin, seq, tags) == ("agent-3", 1, []) and type(epoch) is int and epoch > 0
     assert sorted(row[2] for row in nodes) == ["*", "1", "x"]
     assert all(isinstance(value, (str, int)) for row in nodes for value in row)
     assert len(unions) == 1
@@ -154,6 +155,11 @@ def test_wire_is_compact_and_plain():
         (lambda w: w.update(clock={"a": -1}), "vector clock"),
         (lambda w: w["batches"][0].__setitem__(1, "one"), "malformed batch header"),
         (lambda w: w.pop("batches"), "malformed e-graph wire form"),
+        (lambda w: w["batches"][0].__setitem__(5, -1), "epoch must be a non-negative int"),
+        (lambda w: w.update(floor="high"), "floor must be a non-negative int"),
+        (lambda w: w.update(checkpoint={"base": {}, "nodes": [["0" * 16, [1], "x"]], "unions": []}), "epochs must be a list of 4"),
+        (lambda w: w.update(checkpoint={"base": {}, "nodes": [["0" * 16, [1, 1, 0, 0], "x"]], "unions": []}), "does not match its content"),
+        (lambda w: w.update(checkpoint={"base": {}, "nodes": [], "unions": [["a", "b", 1]]}), "malformed checkpoint union"),
     ],
 )
 def test_from_wire_rejects_bad_input(tamper, message):
@@ -183,7 +189,7 @@ def test_memo_of_recent_wire_batches_keeps_a_bounded_window_oldest_out_first():
     recent = _RecentBatches(rows=100)
 
     def batch(nodes: int) -> tuple:
-        return ("origin", 1, tuple(range(nodes)), (), ())
+        return ("origin", 1, tuple(range(nodes)), (), (), 1)
 
     for key in range(30):
         recent.put(key, batch(9), [key])  # 10 rows each, counting the batch itself

@@ -19,7 +19,8 @@ from agentnet_runtime.core.rewrites import (
     parse_rules,
     rules_for,
 )
-from agentnet_runtime.core.saturate import Budget, Saturator, StopReason, extract, saturate
+from agentnet_runtime.core.extract import extract
+from agentnet_runtime.core.saturate import Budget, Saturator, StopReason, saturate
 from agentnet_runtime.core.terms import TermSyntaxError, operators, parse, size
 
 

@@ -20,6 +20,12 @@ the exchange above finds them missing and resends, as for any loss. Events that 
 off their tree (handed in by a component, such as another network's events brought by
 transduction, whose replica ids look like ours; or resent by a neighbour) go on to every
 neighbour from there.
+
+Compaction: after each sync exchange the agent drops into its checkpoint the events its own
+clock and every neighbour's `known` clock share (pointwise minimum): no neighbour will ask for
+them again, and anyone else who does gets the checkpoint (core/events.py).
+Retention: `max_nodes` is the e-graph's knowledge budget (core/retention.py); sync requests
+carry the retention floor, so two replicas whose states differ only by it still converge.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from agentnet_runtime.core.clock import VectorClock, dominates, merge
 from agentnet_runtime.core.colour import Colour
 from agentnet_runtime.core.counterexample import Counterexample, refute
 from agentnet_runtime.core.egraph import Delta, EGraph
+from agentnet_runtime.core.events import stable_clock
 from agentnet_runtime.core.rewrites import rules_for
 from agentnet_runtime.core.saturate import Budget, Saturation, SaturationReport, StopReason
 from agentnet_runtime.core.terms import Term, is_pattern_var
@@ -91,7 +98,7 @@ class Relay:
 class Agent:
     def __init__(
         self, node: NodeConfig, replica: str, settings: AgentSettings, sink: Callable[[Event], None] | None = None,
-        relay: Relay | None = None,
+        relay: Relay | None = None, max_nodes: int | None = None,
     ):  # fmt: skip
         self.id = node.id
         self.node = node
@@ -101,7 +108,7 @@ class Agent:
         self.rules = rules_for(self.colour)
         self._needs = [_constant_leaves(rule.lhs) for rule in self.rules]  # a rule cannot match without these
         self.budget = Budget(iterations=settings.rewrite_iterations, nodes=settings.node_cap, seconds=settings.rewrite_seconds)
-        self.egraph = EGraph(replica)
+        self.egraph = EGraph(replica, max_nodes)
         # Keeps its place between passes: a pass searches only what changed since the last one
         # (what arrived from neighbours and what it rewrote), so it costs the news, not the e-graph.
         self.saturation = Saturation(self.egraph, self.rules, self.budget)
@@ -217,7 +224,7 @@ class Agent:
         return self._origins[replica]
 
     def sync_request(self) -> dict[str, Any]:
-        return {"digest": self.egraph.digest(), "clock": self.egraph.clock}
+        return {"digest": self.egraph.digest(), "clock": self.egraph.clock, "floor": self.egraph.floor}
 
     def _exchanged(self, neighbour: int, clock: VectorClock) -> None:
         """A sync exchange says `neighbour` has seen `clock`: resend what it should have had by now."""
@@ -229,10 +236,16 @@ class Agent:
         self.learn(neighbour, clock)
         if neighbour in self.sent:
             self.settled[neighbour] = dict(self.sent[neighbour])
+        self.compact()
+
+    def compact(self) -> None:
+        """Drop into the checkpoint the events every neighbour is known to have (and this replica has)."""
+        self.egraph.compact(stable_clock(self.egraph.clock, list(self.known.values())))
 
     def answer_sync(self, sender: int, request: dict[str, Any]) -> dict[str, Any]:
         """Reply to a digest: equal, or the delta the asker's clock has not seen (less pushes still in flight)."""
         clock = request["clock"]
+        self.egraph.raise_floor(request.get("floor", 0))
         self._exchanged(sender, clock)
         self.peer_digests[sender] = request["digest"]
         reply = self.sync_request()
@@ -247,6 +260,7 @@ class Agent:
         "pushed": the delta was too large for a reply and comes as a state message instead.
         """
         new = 0
+        self.egraph.raise_floor(reply.get("floor", 0))
         if "delta" in reply:
             before, version = len(self.egraph), self.egraph.version
             self.egraph.join(Delta.from_wire(reply["delta"]))

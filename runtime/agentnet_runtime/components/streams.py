@@ -206,7 +206,7 @@ def adopt(replica: EGraph, rows: Delta, colour: Colour) -> Delta:
     """
     before = replica.clock
     classes: dict[NodeId, NodeId] = {}
-    for _, _, nodes, unions, _ in rows.batches:  # tags: every node already has the one colour
+    for _, _, nodes, unions, *_ in rows.batches:  # tags: every node already has the one colour
         for node, _, op, kids in nodes:  # children come before their parents
             classes[node] = replica.add_node(op, [classes[kid] for kid in kids], colour)
         for a, b in unions:

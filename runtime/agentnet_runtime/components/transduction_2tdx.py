@@ -94,7 +94,7 @@ def peer_url(value: Any) -> str:
 
 def delta_rows(batches) -> int:
     """Rows of a delta's events: e-nodes, unions and colour tags."""
-    return sum(len(nodes) + len(unions) + len(tags) for _, _, nodes, unions, tags in batches)
+    return sum(len(nodes) + len(unions) + len(tags) for _, _, nodes, unions, tags, *_ in batches)
 
 
 def bounded(delta: Delta, max_rows: int) -> tuple[Delta, bool]:
@@ -112,7 +112,7 @@ def bounded(delta: Delta, max_rows: int) -> tuple[Delta, bool]:
     if len(taken) == len(delta.batches):
         return delta, True
     clock = merge(delta.since, {origin: seq for origin, seq, *_ in taken})
-    return Delta(since=delta.since, clock=clock, batches=tuple(taken)), False
+    return Delta(since=delta.since, clock=clock, batches=tuple(taken), floor=delta.floor, checkpoint=delta.checkpoint), False
 
 
 def _exchange_request(body: dict[str, Any]) -> tuple[str, dict, str, Delta | None, int | None]:

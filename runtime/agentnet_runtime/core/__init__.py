@@ -3,12 +3,16 @@
 No I/O lives here; adapters (NATS, HTTP, DuckDB, metrics) wrap it.
 
 - `terms`: the term language (parse / print, `TermSyntaxError`)
-- `egraph`: the CRDT e-graph replica (`EGraph`, `Delta`, wire form)
+- `egraph`: the CRDT e-graph replica (`EGraph`): its state and congruence closure
+- `events`: causality: events, `Delta` and its wire form, the event log, compaction into a
+  checkpoint, retiring earlier boots from vector clocks, epochs
+- `retention`: the knowledge budget (`max_nodes`): which epochs a replica keeps
 - `clock`: vector clock helpers
 - `numbers`: exact rational values and arithmetic, the value domain of the constant-folding analysis
 - `rewrites`: rules as data (with conditions on values), the RED / BLUE / GREEN families, folding
-- `saturate`: equality saturation under a `Budget`, extraction, the memoised `Saturator`
+- `saturate`: equality saturation under a `Budget`, the memoised `Saturator`
   (whose `verify` answers equal / unequal / unknown)
+- `extract`: the cheapest term of a class
 - `counterexample`: refutation by exact evaluation at random points
 - `topology`: ring / torus / complete / ramanujan graphs (`build_topology`, `check_topology`)
 - `colour`, `colouring`: the three colours, 3-colouring of a topology, display palette
@@ -16,7 +20,7 @@ No I/O lives here; adapters (NATS, HTTP, DuckDB, metrics) wrap it.
 Import the modules directly; this package imports nothing so that loading one
 module (say, terms) does not pull in numpy and networkx.
 
-`egraph` and `saturate` are compiled to C extensions by mypyc at install (see
+`events`, `egraph`, `saturate` and `extract` are compiled to C extensions by mypyc at install (see
 setup.py); compiled_modules() says which modules load that way.
 """
 

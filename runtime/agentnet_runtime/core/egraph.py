@@ -11,14 +11,9 @@ id, so converged replicas agree on class ids and on `digest()`. (Internally the
 union-find keeps the root with more users, which bounds re-keying work; each
 root remembers its class's smallest id. Roots never leave the replica.)
 
-Causality: local changes collect in an open batch that becomes one event
-(a "dot": replica, sequence number) when someone reads the clock or asks for a
-delta. Every replica keeps every event it knows exactly as it was made (ids,
-the colour bits it added, unions), so an event means the same thing everywhere
-and "has seen dot d" always implies "has d's contents". `delta_since(clock)`
-sends the events the clock has not seen (a δ-CRDT delta); a full state is just
-`delta_since({})`. The clock advances contiguously per replica; dots received
-ahead of a gap wait in `_early` (and are not resent once they arrive).
+Causality (events, dots, clocks, deltas, compaction into a checkpoint, epochs) is in events.py; the knowledge budget (`max_nodes`, a deterministic
+eviction that commutes with joins) in retention.py. This module keeps the state and its
+congruence closure, and applies both.
 
 Numbers (the constant-folding analysis, see numbers.py): each class knows the numeral in
 it, if any, merged by numbers.join on every union; so it follows from the state alone,
@@ -29,194 +24,42 @@ Children may arrive after their parents (deltas reordered or lost): an unknown
 id simply starts as its own class, and the node fills in when it arrives.
 """
 
-import threading
-from bisect import bisect_right, insort
-from collections import OrderedDict
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from hashlib import blake2b
-from typing import Iterable
-
-from mypy_extensions import mypyc_attr
+from typing import Callable, Iterable
 
 from .clock import VectorClock
-from .clock import validate as validate_clock
-from .colour import ALL_COLOURS_MASK, Colour, colours_of
+from .clock import merge as merge_clocks
+from .colour import COLOURS, Colour, colours_of
+from .events import _CHECKED, DELTA_KIND, STATE_KIND  # noqa: F401  (where users of the e-graph found them)
+from .events import EPOCH_SECONDS, BatchRow, Checkpoint, Delta, Epochs, EventLog, NodeId, NodeRow
+from .events import make_checkpoint, make_delta, mask_of_epochs, node_id
 from .numbers import CONFLICT, numeral_of
 from .numbers import join as join_numerals
+from .retention import cutoff
 from .terms import Term
 
-NodeId = str  # 16 lowercase hex digits
-ID_LENGTH = 16
-STATE_KIND = "agentnet.egraph.state"
-DELTA_KIND = "agentnet.egraph.delta"
-WIRE_VERSION = 1
-
-# A node on the wire and inside a Delta: (id, colour mask, operator, child ids).
-NodeRow = tuple[NodeId, int, str, tuple[NodeId, ...]]
-# One event: (origin replica, sequence number, nodes it added, unions it added,
-# (id, colour bits) it added to nodes already known).
-BatchRow = tuple[str, int, tuple[NodeRow, ...], tuple[tuple[NodeId, NodeId], ...], tuple[tuple[NodeId, int], ...]]
+_BITS = len(COLOURS)
 
 
-def _seq(batch: BatchRow) -> int:
-    return batch[1]
+@lru_cache(maxsize=1 << 12)
+def _interned(epochs: Epochs) -> Epochs:
+    """One shared tuple per distinct epochs value: there are few (a handful of epochs, few colours)."""
+    return epochs
 
 
-_ID_HASH = blake2b(digest_size=8)  # copied per id: cheaper than setting up blake2b each time
-
-
-def node_id(op: str, kids: Iterable[NodeId]) -> NodeId:
-    """Content address of an e-node: blake2b of the operator (length-prefixed) and child ids."""
-    hasher = _ID_HASH.copy()
-    hasher.update(f"{len(op)}:{op}({','.join(kids)})".encode())
-    return hasher.hexdigest()
-
-
-@mypyc_attr(native_class=False)  # a plain Python class when compiled: it is pickled (see saturate.Budget)
-@dataclass(frozen=True)
-class Delta:
-    """What one replica knows that a clock has not seen; also the shape of a full state.
-
-    `since` is the clock it was computed against and `clock` the sender's clock:
-    a receiver that had seen `since` has seen `clock` once it joins this delta.
-    """
-
-    since: VectorClock
-    clock: VectorClock
-    batches: tuple[BatchRow, ...] = ()
-
-    @property
-    def node_count(self) -> int:
-        return sum(len(batch[2]) for batch in self.batches)
-
-    def __bool__(self) -> bool:
-        return bool(self.batches)
-
-    def to_wire(self) -> dict:
-        """Plain JSON-ready dict; a node is [id, mask, op, *child ids], a union [a, b], a tag [id, mask].
-
-        Batches are shared with other wire forms of the same events: read them, do not change them.
-        """
-        return {
-            "kind": DELTA_KIND,
-            "version": WIRE_VERSION,
-            "since": dict(self.since),
-            "clock": dict(self.clock),
-            "batches": [_batch_to_wire(batch) for batch in self.batches],
-        }
-
-    @classmethod
-    def from_wire(cls, wire: object) -> "Delta":
-        """Parse and check a delta or state from the wire; every node id is re-derived from its content."""
-        if not isinstance(wire, dict) or wire.get("kind") not in (DELTA_KIND, STATE_KIND):
-            raise ValueError(f"not an e-graph delta or state (kind must be {DELTA_KIND!r} or {STATE_KIND!r})")
-        if wire.get("version") != WIRE_VERSION:
-            raise ValueError(f"unsupported e-graph wire version {wire.get('version')!r} (expected {WIRE_VERSION})")
-        try:
-            batches = tuple([_batch_from_wire(entry) for entry in wire["batches"]])
-            since, clock = validate_clock(wire.get("since", {})), validate_clock(wire["clock"])
-            return cls(since=since, clock=clock, batches=batches)
-        except (KeyError, TypeError) as error:
-            raise ValueError(f"malformed e-graph wire form: {error!r}") from None
-
-
-class _RecentBatches:
-    """(batch, its wire entry) pairs handled lately, up to about `rows` e-nodes in all (oldest go first).
-
-    An event travels to every replica, and in a burst reaches each along several paths (and
-    several replicas may share a process): checking a batch from the wire (every id is
-    re-derived) and writing one for the wire are done once per batch, not once per copy.
-    """
-
-    def __init__(self, rows: int):
-        self.limit = rows
-        self.rows = 0
-        # key -> (batch, wire entry), oldest first. An OrderedDict: dropping the oldest of a plain
-        # dict (next(iter(d))) scans past every slot deleted before it, which grew to most of a merge.
-        self._pairs: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()  # replicas may be used from several threads
-
-    def get(self, key) -> tuple[BatchRow, list] | None:
-        return self._pairs.get(key)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._pairs.clear()
-            self.rows = 0
-
-    def put(self, key, batch: BatchRow, entry: list) -> None:
-        if len(batch[2]) > self.limit // 10:
-            return  # a whole state, say: rarely sent twice, and it would crowd out the rest
-        with self._lock:
-            old = self._pairs.pop(key, None)
-            self.rows += len(batch[2]) + 1 - (len(old[0][2]) + 1 if old else 0)
-            self._pairs[key] = (batch, entry)
-            while self.rows > self.limit:
-                self.rows -= len(self._pairs.popitem(last=False)[1][0][2]) + 1
-
-
-# Wire entries are lists, and a list in memory costs the garbage collector time: keep a short
-# window of them, enough for an event's trip to a replica and on to its neighbours.
-_CHECKED = _RecentBatches(rows=50_000)  # (origin, seq) -> (the batch, the wire entry it was checked from)
-_WRITTEN = _RecentBatches(rows=20_000)  # id(batch) -> (the batch, its wire entry as handed out)
-
-
-def _batch_to_wire(batch: BatchRow) -> list:
-    written = _WRITTEN.get(id(batch))
-    if written is not None and written[0] is batch:
-        return written[1]
-    origin, seq, nodes, unions, tags = batch
-    entry = [origin, seq, [[nid, mask, op, *kids] for nid, mask, op, kids in nodes], [list(u) for u in unions],
-             [list(tag) for tag in tags]]  # fmt: skip
-    _WRITTEN.put(id(batch), batch, entry)
-    return entry
-
-
-def _batch_from_wire(entry) -> BatchRow:
-    """Check a wire entry, or find it checked already: an equal entry (==) that checked out before.
-
-    The memo holds the entry it checked: change a wire form after parsing it, and parsing it
-    again gives what it held when checked (never anything unchecked).
-    """
-    origin, seq, nodes, unions, tags = entry
-    checked = _CHECKED.get((origin, seq))
-    if checked is not None and checked[1] == entry:
-        return checked[0]
-    batch = _check_batch(origin, seq, nodes, unions, tags)
-    _CHECKED.put((origin, seq), batch, entry)
-    return batch
-
-
-def _check_batch(origin, seq, nodes, unions, tags) -> BatchRow:
-    if not isinstance(origin, str) or type(seq) is not int or seq < 1:
-        raise ValueError(f"malformed batch header {origin!r}, {seq!r}")
-    rows = []
-    for nid, mask, op, *kids in nodes:
-        if not (isinstance(op, str) and op and type(mask) is int and 0 <= mask <= ALL_COLOURS_MASK):
-            raise ValueError(f"malformed e-node {nid!r}")
-        kids = tuple(kids)
-        if nid != node_id(op, kids) or not _all_ids(kids):
-            raise ValueError(f"e-node id {nid!r} does not match its content {op!r}{kids}")
-        rows.append((nid, mask, op, kids))
-    pairs = []
-    for a, b in unions:
-        if not (isinstance(a, str) and isinstance(b, str) and len(a) == len(b) == ID_LENGTH):
-            raise ValueError(f"malformed union {a!r}, {b!r}")
-        pairs.append((a, b))
-    tag_rows = []
-    for nid, mask in tags:
-        if not (isinstance(nid, str) and type(mask) is int and 0 <= mask <= ALL_COLOURS_MASK):
-            raise ValueError(f"malformed colour tag {nid!r}, {mask!r}")
-        tag_rows.append((nid, mask))
-    return (origin, seq, tuple(rows), tuple(pairs), tuple(tag_rows))
-
-
-def _all_ids(kids: tuple) -> bool:
-    for kid in kids:
-        if type(kid) is not str or len(kid) != ID_LENGTH:
-            return False
-    return True
+@lru_cache(maxsize=1 << 12)  # few distinct arguments, and joins ask for every e-node they carry
+def _raised(old: Epochs | None, mask: int, epoch: int) -> Epochs:
+    """An e-node's epochs after an event of `epoch` mentioned it with colour bits `mask`."""
+    slots = [0] * (1 + _BITS) if old is None else list(old)
+    if epoch > slots[0]:
+        slots[0] = epoch
+    for bit in range(_BITS):
+        if mask >> bit & 1 and epoch > slots[1 + bit]:
+            slots[1 + bit] = epoch
+    return _interned(tuple(slots))
 
 
 @dataclass
@@ -317,14 +160,28 @@ def _class_hash(members: int) -> int:
 class EGraph:
     """One replica of the CRDT e-graph. Mutations defer congruence repair until `rebuild()`."""
 
-    def __init__(self, replica: str = "local"):
+    def __init__(self, replica: str = "local", max_nodes: object = None, wall: Callable[[], float] = time.time):
+        """`max_nodes`: the knowledge budget (see retention.py), None for none; `wall`: the wall
+        clock its events' epochs are read from (seconds)."""
         if not isinstance(replica, str) or not replica:
             raise ValueError(f"replica id must be a non-empty string, got {replica!r}")
+        budget: int | None = None
+        if type(max_nodes) is int and max_nodes >= 1:
+            budget = max_nodes
+        elif max_nodes is not None:
+            raise ValueError(f"max_nodes must be a positive int or None, got {max_nodes!r}")
         self.replica = replica
-        # The CRDT state: grow-only sets.
+        self.max_nodes = budget
+        self._wall = wall
+        # The CRDT state: sets that grow but for what the retention floor evicts, each element with its epoch.
         self._nodes: dict[NodeId, tuple[str, tuple[NodeId, ...]]] = {}
         self._masks: dict[NodeId, int] = {}
-        self._unions: set[tuple[NodeId, NodeId]] = set()
+        self._unions: dict[tuple[NodeId, NodeId], int] = {}  # pair -> its epoch
+        self._epochs: dict[NodeId, Epochs] = {}  # id -> epochs of its presence and colour bits (events.Epochs)
+        self._per_epoch: dict[int, int] = {}  # presence epoch -> ids with it (kept only under a budget)
+        self._floor = 0  # elements of older epochs are evicted (retention.py)
+        self._epoch = 0  # the largest epoch made or absorbed here: new events are never older
+        self.evictions = 0  # times the floor evicted something (the closure was rebuilt)
         # Congruence closure derived from the sets.
         self._parent: dict[NodeId, NodeId] = {}  # union-find over ids (roots chosen by size)
         self._least: dict[NodeId, NodeId] = {}  # root -> its class's smallest id, when not the root
@@ -337,10 +194,7 @@ class EGraph:
         self._pending: list[tuple[NodeId, list[NodeId]]] = []  # (root, users to re-key) after merges
         self._numbers: dict[NodeId, str] = {}  # class root -> the numeral in it (or numbers.CONFLICT)
         self._watchers: list[Changes] = []  # see watch()
-        # Causality.
-        self._clock: dict[str, int] = {}
-        self._early: dict[str, set[int]] = {}
-        self._events: dict[str, list[BatchRow]] = {}  # origin -> every event known from it, by seq
+        self._log = EventLog()  # causality: clock, events some peer may lack, their base
         self._open = _Batch()
         # Bumped on every change of state: saturation detects a fixpoint with it, caches expire by it.
         self.version = 0
@@ -558,7 +412,7 @@ class EGraph:
         if (up_a if parent[up_a] == up_a else self._find(a)) == (up_b if parent[up_b] == up_b else self._find(b)):
             return False
         pair = (a, b) if a < b else (b, a)
-        self._unions.add(pair)
+        self._unions.setdefault(pair, 0)  # its epoch comes when the event is sealed
         self._open.unions.append(pair)
         return self._merge(a, b)
 
@@ -733,58 +587,87 @@ class EGraph:
             return True
         return False
 
-    # --- causality and replication --------------------------------------------------
+    # --- causality and replication (the machinery is in events.py) --------------------
 
     @property
     def clock(self) -> VectorClock:
         """Vector clock: per replica, how many of its events this replica has seen (contiguously)."""
         self._seal()
-        return dict(self._clock)
+        return dict(self._log.clock)
+
+    @property
+    def floor(self) -> int:
+        """The retention floor: elements of older epochs are evicted (retention.py)."""
+        return self._floor
 
     def _seal(self) -> None:
         """Close the open batch as one event of this replica."""
         if self._open:
-            seq = self._clock.get(self.replica, 0) + 1
-            batch = self._open
-            self._record((self.replica, seq, tuple(batch.nodes), tuple(batch.unions), tuple(batch.tags)))
-            self._add_dot(self.replica, seq)
+            log, batch = self._log, self._open
+            seq = log.clock.get(self.replica, 0) + 1
+            epoch = max(self._epoch, 1 + int(self._wall() // EPOCH_SECONDS))
+            self._epoch = epoch
+            event = (self.replica, seq, tuple(batch.nodes), tuple(batch.unions), tuple(batch.tags), epoch)
             self._open = _Batch()
+            self._stamp(event)
+            log.record(event)
+            log.add_dot(self.replica, seq)
+            self._retain(0)
 
-    def _record(self, batch: BatchRow) -> None:
-        events = self._events.setdefault(batch[0], [])
-        if events and events[-1][1] > batch[1]:
-            insort(events, batch, key=_seq)  # arrived out of order
-        else:
-            events.append(batch)
+    def _stamp(self, batch: BatchRow) -> None:
+        """Give the elements a local event mentions its epoch."""
+        _, _, nodes, unions, tags, epoch = batch
+        for node, mask, _, _ in nodes:
+            self._mention(node, mask, epoch)
+        for node, mask in tags:
+            self._mention(node, mask, epoch)
+        for pair in unions:
+            if self._unions.get(pair, 0) < epoch:
+                self._unions[pair] = epoch
 
-    def _has_dot(self, origin: str, seq: int) -> bool:
-        return seq <= self._clock.get(origin, 0) or seq in self._early.get(origin, ())
-
-    def _add_dot(self, origin: str, seq: int) -> None:
-        top = self._clock.get(origin, 0)
-        if seq != top + 1:
-            if seq > top:
-                self._early.setdefault(origin, set()).add(seq)
-            return
-        self._advance(origin, seq)
-
-    def _advance(self, origin: str, seq: int) -> None:
-        """Move a replica's entry to `seq`, then past any early dots that are now contiguous."""
-        early = self._early.get(origin)
-        if early:
-            early.difference_update([s for s in early if s <= seq])
-            while seq + 1 in early:
-                seq += 1
-                early.discard(seq)
-        self._clock[origin] = seq
+    def _mention(self, node: NodeId, mask: int, epoch: int) -> None:
+        old = self._epochs.get(node)
+        new = _raised(old, mask, epoch)
+        if new is not old:
+            self._epochs[node] = new
+            if self.max_nodes is not None and (old is None or old[0] != new[0]):
+                per_epoch = self._per_epoch
+                if old is not None:
+                    per_epoch[old[0]] -= 1
+                per_epoch[new[0]] = per_epoch.get(new[0], 0) + 1
 
     def delta_since(self, clock: VectorClock) -> Delta:
-        """Every event this replica knows that `clock` has not seen (δ-CRDT delta)."""
+        """Every event this replica knows that `clock` has not seen (δ-CRDT delta); with a
+        checkpoint (the whole state) when `clock` does not cover what was compacted."""
         self._seal()
-        batches = []
-        for origin, events in self._events.items():
-            batches.extend(events[bisect_right(events, clock.get(origin, 0), key=_seq) :])
-        return Delta(since=dict(clock), clock=dict(self._clock), batches=tuple(batches))
+        log = self._log
+        batches = log.since(clock)
+        checkpoint = None
+        if batches is None:
+            checkpoint = self._checkpoint()
+            batches = log.since(merge_clocks(clock, log.base)) or []
+        return make_delta(dict(clock), dict(log.clock), tuple(batches), self._floor, checkpoint)
+
+    def _checkpoint(self) -> Checkpoint:
+        epochs = self._epochs
+        nodes = tuple([(node, epochs[node], op, kids) for node, (op, kids) in self._nodes.items()])
+        tags = tuple([(node, mine) for node, mine in epochs.items() if node not in self._nodes])
+        unions = tuple([(a, b, epoch) for (a, b), epoch in self._unions.items()])
+        return make_checkpoint(dict(self._log.base), nodes, unions, tags)
+
+    def compact(self, stable: VectorClock) -> None:
+        """Drop the events at or below `stable` (what every peer that asks has seen) into the checkpoint."""
+        self._seal()
+        self._log.compact(stable)
+
+    def events_held(self) -> int:
+        """Events kept individually (not yet compacted)."""
+        return sum([len(events) for events in self._log.events.values()])
+
+    def raise_floor(self, floor: int) -> None:
+        """A peer's retention floor (from its sync request): apply it here too."""
+        self._seal()
+        self._retain(floor)
 
     def join(self, other: "EGraph | Delta | dict") -> "EGraph":
         """Merge another replica, a delta, or a wire dict (state or delta) into this one; returns self."""
@@ -795,51 +678,154 @@ class EGraph:
         elif not isinstance(other, Delta):
             raise TypeError(f"cannot join {type(other).__name__} into an EGraph")
         self._seal()
+        log = self._log
+        if other.checkpoint is not None:
+            self._absorb_checkpoint(other.checkpoint)
+            log.raise_base(other.checkpoint.base)
         for batch in other.batches:
             origin, seq = batch[0], batch[1]
-            if not self._has_dot(origin, seq):  # seen already: duplicates and resends are free
+            if not log.has(origin, seq):  # seen already: duplicates and resends are free
                 self._absorb(batch)
-                self._record(batch)
-                self._add_dot(origin, seq)
+                log.record(batch)
+                log.add_dot(origin, seq)
         self.rebuild()
+        self._retain(other.floor)
         return self
 
     def _absorb(self, batch: BatchRow) -> None:
-        """Set-union one event into the state."""
-        _, _, nodes, unions, tags = batch
-        known, parent, masks = self._nodes, self._parent, self._masks
+        """Set-union one event into the state (nothing, if the floor would evict all of it)."""
+        _, _, nodes, unions, tags, epoch = batch
+        if epoch < self._floor:
+            return
+        if epoch > self._epoch:
+            self._epoch = epoch
+        known, parent, masks, mention, epochs = self._nodes, self._parent, self._masks, self._mention, self._epochs
         for node, mask, op, kids in nodes:
             if node not in known:
                 self._insert(node, op, kids, mask)
+                if node not in epochs and self.max_nodes is None:
+                    epochs[node] = _raised(None, mask, epoch)  # (mention's common case, inline: joins spend their time here)
+                    continue
             elif mask & ~masks[node]:
                 self._tag(node, mask)
+            mention(node, mask, epoch)
         for a, b in unions:
             pair = (a, b) if a < b else (b, a)
-            if pair not in self._unions:
-                self._unions.add(pair)
+            old = self._unions.get(pair)
+            if old is None:
+                self._unions[pair] = epoch
                 for node in pair:
                     if node not in parent:
                         self._new_id(node)
                 self._merge(a, b)
+            elif old < epoch:
+                self._unions[pair] = epoch
         for node, mask in tags:
             self._tag(node, mask)
+            mention(node, mask, epoch)
+        self.version += 1
+
+    def _absorb_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Set-union a checkpoint's elements (with their epochs) into the state."""
+        floor, parent, known = self._floor, self._parent, self._nodes
+        for node, epochs, op, kids in checkpoint.nodes:
+            self._absorb_epochs(node, epochs)
+            if epochs[0] >= floor and node not in known:
+                self._insert(node, op, kids, self._masks.get(node, 0))
+        for node, epochs in checkpoint.tags:
+            self._absorb_epochs(node, epochs)
+        for a, b, epoch in checkpoint.unions:
+            pair = (a, b) if a < b else (b, a)
+            old = self._unions.get(pair)
+            if epoch < floor or (old is not None and old >= epoch):
+                continue
+            self._unions[pair] = epoch
+            if old is None:
+                for end in pair:
+                    if end not in parent:
+                        self._new_id(end)
+                self._merge(a, b)
+        self.version += 1
+
+    def _absorb_epochs(self, node: NodeId, epochs: Epochs) -> None:
+        floor = self._floor
+        if epochs[0] < floor:
+            return
+        if epochs[0] > self._epoch:
+            self._epoch = epochs[0]
+        for bit in range(_BITS):
+            epoch = epochs[1 + bit]
+            if epoch >= floor and epoch:
+                self._mention(node, 1 << bit, epoch)
+                self._tag(node, 1 << bit)
+        self._mention(node, 0, epochs[0])
+
+    # --- retention (the policy is in retention.py) --------------------------------------
+
+    def _retain(self, floor: int) -> None:
+        """Raise the floor to `floor` and to what the budget allows; evict what falls below."""
+        if floor < self._floor:
+            floor = self._floor
+        if self.max_nodes is not None:
+            floor = max(floor, cutoff(self._per_epoch, self.max_nodes))
+        if floor > self._floor:
+            self._floor = floor
+            if self._epoch < floor:
+                self._epoch = floor
+            self._evict()
+
+    def _evict(self) -> None:
+        """Keep exactly the elements at or above the floor, and rebuild the closure from them."""
+        floor = self._floor
+        kept: dict[NodeId, Epochs] = {}
+        for node, epochs in self._epochs.items():
+            if epochs[0] >= floor:
+                slots = [epochs[0]] + [epoch if epoch >= floor else 0 for epoch in epochs[1:]]
+                kept[node] = _interned(tuple(slots))
+        unions = {pair: epoch for pair, epoch in self._unions.items() if epoch >= floor}
+        if len(unions) == len(self._unions) and kept == self._epochs:
+            return
+        nodes = [(node, op, kids) for node, (op, kids) in self._nodes.items() if node in kept]
+        indexed = self._classes is not None
+        self._nodes, self._masks, self._unions, self._epochs = {}, {}, unions, kept
+        self._parent, self._least, self._uses, self._hashcons, self._shape = {}, {}, {}, {}, {}
+        self._classes = {} if indexed else None
+        self._pending, self._numbers = [], {}
+        self._digest, self._canonical = None, (-1, [])
+        self._per_epoch = {}
+        if self.max_nodes is not None:
+            for epochs in kept.values():
+                self._per_epoch[epochs[0]] = self._per_epoch.get(epochs[0], 0) + 1
+        for node, epochs in kept.items():
+            self._masks[node] = mask_of_epochs(epochs)
+        for node, op, kids in nodes:
+            self._insert(node, op, kids, self._masks[node])
+        for a, b in unions:
+            for end in (a, b):
+                if end not in self._parent:
+                    self._new_id(end)
+            self._merge(a, b)
+        self.rebuild()
+        for changes in self._watchers:  # a Saturation starts over (see evictions)
+            changes.shapes, changes.merges = {}, {}
+        self.evictions += 1
         self.version += 1
 
     # --- wire -------------------------------------------------------------------------
 
     def to_wire(self) -> dict:
-        """The full state as a plain JSON-ready dict."""
+        """The full state as a plain JSON-ready dict (a checkpoint, once compacted, and the events above it)."""
         wire = self.delta_since({}).to_wire()
         wire["kind"] = STATE_KIND
         wire["replica"] = self.replica
         return wire
 
     @classmethod
-    def from_wire(cls, wire: dict, replica: str | None = None) -> "EGraph":
+    def from_wire(cls, wire: dict, replica: str | None = None, max_nodes: int | None = None) -> "EGraph":
         """Restore a state (as `replica`, default the one that sent it); checks every node id."""
         delta = Delta.from_wire(wire)
-        return cls(replica or wire.get("replica") or "local").join(delta)
+        return cls(replica or wire.get("replica") or "local", max_nodes).join(delta)
 
     def fork(self, replica: str) -> "EGraph":
         """A new replica with this one's state (no wire round trip)."""
-        return EGraph(replica).join(self.delta_since({}))
+        return EGraph(replica, self.max_nodes, self._wall).join(self.delta_since({}))

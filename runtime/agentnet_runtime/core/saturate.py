@@ -1,4 +1,4 @@
-"""Equality saturation under budgets, extraction, and a memoised front end.
+"""Equality saturation under budgets, and a memoised front end (extraction is in extract.py).
 
 Each iteration searches every rule against one snapshot of the e-graph, then
 applies all matches and rebuilds (egg's schedule), so the result does not
@@ -12,7 +12,6 @@ optional goal holds, or when a budget runs out.
 """
 
 import enum
-import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from mypy_extensions import mypyc_attr
 from .colour import Colour
 from .counterexample import Counterexample, refute
 from .egraph import EGraph, NodeId
+from .extract import extract
 from .rewrites import ALL_RULES, Match, Rule, Top, can_fire
 from .terms import Term, operators, parse
 
@@ -99,6 +99,7 @@ class Saturation:
         self.budget = budget
         self._changes = egraph.watch()
         self._searched = False  # has a full search run yet?
+        self._evictions = egraph.evictions  # an eviction rebuilt the e-graph: search everywhere again
         self._present: set[str] = set()  # operators of the e-graph's e-nodes (known from its changes)
         self._conditioned = [bool(rule.conditions) for rule in self.rules]
         self._complete = [True] * len(self.rules)  # did the rule's last search find all its matches?
@@ -142,6 +143,10 @@ class Saturation:
         """One iteration (search, apply, rebuild): why to stop (None to go on), and the matches applied."""
         egraph = self.egraph
         version = egraph.version
+        if egraph.evictions != self._evictions:  # its roots and matches name what may be gone
+            self._evictions = egraph.evictions
+            self._searched, self._unapplied = False, []
+            self._applied, self._applied_count = [set() for _ in self.rules], 0
         found = self._unapplied + self._new_matches(budget.matches)
         self._unapplied = []
         matches = 0
@@ -316,65 +321,6 @@ class Frontier:
             else:
                 grouped[shape[0]] = {shape: cls}
         return grouped
-
-
-# --- extraction ----------------------------------------------------------------------------
-
-Cost = Callable[[str, list[float]], float]
-
-
-def ast_size(op: str, kid_costs: list[float]) -> float:
-    return 1.0 + sum(kid_costs, 0.0)  # (a float start: compiled, sum([]) would be the int 0)
-
-
-def extract(egraph: EGraph, class_id: NodeId, cost: Cost = ast_size) -> Term:
-    """The cheapest term in a class (AST size by default).
-
-    Among equally cheap choices the smallest shape written with class ids wins (not
-    replica-local roots), so converged replicas extract the same term.
-    """
-    classes = egraph.class_index()  # class root -> its shapes
-    best: dict[NodeId, float] = {}  # class root -> cheapest cost found
-    tied: dict[NodeId, list[tuple]] = {}  # class root -> its shapes of that cost
-    size = cost is ast_size  # (a binary e-node's size inline: this loop is hot)
-    get = best.get
-    changed = True
-    while changed:  # costs only fall, over finitely many choices: a fixpoint is reached
-        changed = False
-        for cls, shapes in classes.items():
-            cheapest = get(cls, math.inf)
-            cheapest_shapes = []
-            for shape in shapes:
-                if size and len(shape) == 3:  # a binary operator, by far the most common e-node
-                    left, right = get(shape[1]), get(shape[2])
-                    if left is None or right is None:
-                        continue
-                    total = 1 + left + right
-                else:
-                    if not all(kid in best for kid in shape[1:]):
-                        continue
-                    total = cost(shape[0], [best[kid] for kid in shape[1:]])
-                if total < cheapest:
-                    cheapest, cheapest_shapes, changed = total, [shape], True
-                elif total == cheapest:
-                    cheapest_shapes.append(shape)
-            if cheapest_shapes:  # (the last pass changes nothing, so its ties are final)
-                best[cls], tied[cls] = cheapest, cheapest_shapes
-    root = egraph.root(class_id)
-    if root not in best:
-        raise ValueError(f"class {class_id} has no finite term (its e-nodes have not all arrived)")
-    return _build(root, tied, egraph.find, set())
-
-
-def _build(cls: NodeId, tied: dict[NodeId, list[tuple]], find: Callable, path: set) -> Term:
-    if cls in path:
-        raise ValueError("cost function is not increasing: the cheapest choice is cyclic")
-    cheapest = tied[cls]
-    shape = cheapest[0] if len(cheapest) == 1 else min(cheapest, key=lambda shape: (shape[0], *map(find, shape[1:])))
-    path.add(cls)
-    term = Term(shape[0], tuple([_build(kid, tied, find, path) for kid in shape[1:]]))
-    path.discard(cls)
-    return term
 
 
 # --- memoised front end ---------------------------------------------------------------------

@@ -1,0 +1,63 @@
+"""Extraction: the cheapest term of an e-class (egg's Extractor), the same on converged replicas."""
+
+import math
+from typing import Callable
+
+from .egraph import EGraph, NodeId
+from .terms import Term
+
+Cost = Callable[[str, list[float]], float]
+
+
+def ast_size(op: str, kid_costs: list[float]) -> float:
+    return 1.0 + sum(kid_costs, 0.0)  # (a float start: compiled, sum([]) would be the int 0)
+
+
+def extract(egraph: EGraph, class_id: NodeId, cost: Cost = ast_size) -> Term:
+    """The cheapest term in a class (AST size by default).
+
+    Among equally cheap choices the smallest shape written with class ids wins (not
+    replica-local roots), so converged replicas extract the same term.
+    """
+    classes = egraph.class_index()  # class root -> its shapes
+    best: dict[NodeId, float] = {}  # class root -> cheapest cost found
+    tied: dict[NodeId, list[tuple]] = {}  # class root -> its shapes of that cost
+    size = cost is ast_size  # (a binary e-node's size inline: this loop is hot)
+    get = best.get
+    changed = True
+    while changed:  # costs only fall, over finitely many choices: a fixpoint is reached
+        changed = False
+        for cls, shapes in classes.items():
+            cheapest = get(cls, math.inf)
+            cheapest_shapes = []
+            for shape in shapes:
+                if size and len(shape) == 3:  # a binary operator, by far the most common e-node
+                    left, right = get(shape[1]), get(shape[2])
+                    if left is None or right is None:
+                        continue
+                    total = 1 + left + right
+                else:
+                    if not all(kid in best for kid in shape[1:]):
+                        continue
+                    total = cost(shape[0], [best[kid] for kid in shape[1:]])
+                if total < cheapest:
+                    cheapest, cheapest_shapes, changed = total, [shape], True
+                elif total == cheapest:
+                    cheapest_shapes.append(shape)
+            if cheapest_shapes:  # (the last pass changes nothing, so its ties are final)
+                best[cls], tied[cls] = cheapest, cheapest_shapes
+    root = egraph.root(class_id)
+    if root not in best:
+        raise ValueError(f"class {class_id} has no finite term (its e-nodes have not all arrived)")
+    return _build(root, tied, egraph.find, set())
+
+
+def _build(cls: NodeId, tied: dict[NodeId, list[tuple]], find: Callable, path: set) -> Term:
+    if cls in path:
+        raise ValueError("cost function is not increasing: the cheapest choice is cyclic")
+    cheapest = tied[cls]
+    shape = cheapest[0] if len(cheapest) == 1 else min(cheapest, key=lambda shape: (shape[0], *map(find, shape[1:])))
+    path.add(cls)
+    term = Term(shape[0], tuple([_build(kid, tied, find, path) for kid in shape[1:]]))
+    path.discard(cls)
+    return term
