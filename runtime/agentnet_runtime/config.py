@@ -203,7 +203,7 @@ class AgentSettings:
     rewrite_seconds: float = 0.25  # time slice of one rewrite pass (a slice restarts its search: not too short)
     rewrite_iterations: int = 30  # iterations of one rewrite pass
     node_cap: int = 50_000  # an agent stops rewriting once its e-graph holds this many e-nodes
-    snapshot_interval: float = 0.0  # seconds between local snapshots (0 = no snapshots)
+    snapshot_interval: float = 30.0  # seconds between snapshots, taken whenever there is a data dir (0 = none)
     timeline_flush: float = 0.2  # seconds between timeline batch flushes
 
 

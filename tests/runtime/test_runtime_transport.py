@@ -1,16 +1,11 @@
-"""The NATS adapter on a real nats-server: large messages in fragments; local snapshots."""
+"""The NATS adapter on a real nats-server: large messages in fragments."""
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import replace
-
 import pytest
-from runtime_support import FAST, eventually, network, runtime_config
+from runtime_support import eventually
 
-from agentnet_runtime.agent.host import AgentHost
 from agentnet_runtime.agent.transport import Transport
-from agentnet_runtime.core.terms import parse
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -38,21 +33,3 @@ async def test_messages_larger_than_max_payload_arrive_whole(nats_server):
     finally:
         await sender.close()
         await receiver.close()
-
-
-async def test_snapshot_restores_state_without_neighbours(tmp_path):
-    settings = replace(FAST, snapshot_interval=60)
-    config = runtime_config(network(9), "nats://127.0.0.1:1", agent_ids=[4], settings=settings, data_dir=str(tmp_path))
-    first = AgentHost(config)
-    await first.start()
-    first.agents[4].submit(parse("x*(y+z)"))
-    digest = first.agents[4].egraph.digest()
-    await first.stop()  # NATS never answered; the snapshot is written on the way out
-    assert (tmp_path / "snapshots" / "agent-4.json").exists()
-    second = AgentHost(config)
-    await second.start()
-    try:
-        assert second.agents[4].egraph.digest() == digest
-        assert second.agents[4].replica != first.agents[4].replica  # a new life, a new replica id
-    finally:
-        await asyncio.wait_for(second.stop(), 10)

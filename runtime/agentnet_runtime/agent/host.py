@@ -4,22 +4,20 @@ Each agent has a worker that wakes when something changed: it pushes deltas to i
 neighbours (agent.{n}.state) and acknowledges what it received (agent.{n}.ack) at once,
 and runs a time-sliced rewrite pass of its colour's family once its inbox is quiet.
 Timers run anti-entropy rounds (agent.{n}.sync request/reply with digests), heartbeats
-(agent.{id}.heartbeat, network.status), timeline flushes and optional snapshots.
+(agent.{id}.heartbeat, network.status), timeline flushes and, with a data directory,
+snapshots (snapshots.py; only of agents that changed since their last one).
 
 A restarted agent gets a fresh replica id (agent id + start time), so it never reuses a
-sequence number of its previous life; it catches up from its neighbours' replies (and
-from its snapshot, if one was kept).
+sequence number of its previous life; it restores its snapshot before it connects (so it
+is ready with that state), then catches up from its neighbours' replies.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
 import random
 import time
-from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from agentnet_runtime.config import RuntimeConfig
@@ -27,7 +25,7 @@ from agentnet_runtime.core.egraph import Delta
 from agentnet_runtime.timeline.events import Event
 from agentnet_runtime.web import METRICS
 
-from . import subjects
+from . import snapshots, subjects
 from .agent import Agent, Relay, replica_name
 from .transport import Transport, Unreachable
 
@@ -61,18 +59,20 @@ class AgentHost:
         self._wake = {i: asyncio.Event() for i in self.agents}
         self._busy: set[int] = set()
         self._tasks: list[asyncio.Task] = []
+        self._snapshotted: dict[int, int] = {}  # agent id -> e-graph version of its last snapshot
 
     # --- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Start in the background (connecting may wait for NATS); `ready` is set once subscribed."""
         for agent in self.agents.values():
-            self._load_snapshot(agent)
+            if self.snapshotting:
+                await self._load_snapshot(agent)
             agent.recorder.record("start", payload={"pod": self.config.pod_name, "size": len(agent.egraph)})
         self._spawn(self._connect_and_run(), "agents")
         self._spawn(self._every(self.settings.timeline_flush, self.flush_events), "timeline")
-        if self.settings.snapshot_interval > 0 and self.config.data_dir is not None:
-            self._spawn(self._every(self.settings.snapshot_interval, self._save_snapshots), "snapshots")
+        if self.snapshotting:
+            self._spawn(self._every(self.settings.snapshot_interval, self.save_snapshots), "snapshots")
 
     async def stop(self) -> None:
         for agent in self.agents.values():
@@ -82,8 +82,8 @@ class AgentHost:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         await self.flush_events()
-        if self.config.data_dir is not None and self.settings.snapshot_interval > 0:
-            await self._save_snapshots()
+        if self.snapshotting:
+            await self.save_snapshots()
         await self.transport.close()
 
     def not_ready(self) -> list[str]:
@@ -315,32 +315,23 @@ class AgentHost:
 
     # --- snapshots -------------------------------------------------------------------------------
 
-    def _snapshot_path(self, agent: Agent) -> Path | None:
-        if self.config.data_dir is None or self.settings.snapshot_interval <= 0:
-            return None
-        return self.config.data_dir / "snapshots" / f"agent-{agent.id}.json"
+    @property
+    def snapshotting(self) -> bool:
+        return self.config.data_dir is not None and self.settings.snapshot_interval > 0
 
-    def _load_snapshot(self, agent: Agent) -> None:
-        path = self._snapshot_path(agent)
-        if path is None or not path.is_file():
+    async def _load_snapshot(self, agent: Agent) -> None:
+        restored = await asyncio.to_thread(snapshots.read, self.config.data_dir, agent.id)
+        if restored.state is None:
             return
-        try:
-            agent.egraph.join(json.loads(path.read_text()))
-            agent.dirty = True
-            log.info("agent %s: restored %d e-nodes from %s", agent.id, len(agent.egraph), path)
-        except (OSError, ValueError) as error:
-            log.warning("agent %s: ignoring unreadable snapshot %s: %s", agent.id, path, error)
+        agent.egraph.join(restored.state)
+        agent.dirty = True  # its rewrite family has not seen this state yet
+        self._snapshotted[agent.id] = agent.egraph.version
+        log.info("agent %s: restored %d e-nodes from the %s snapshot %s", agent.id, len(agent.egraph), restored.source, restored.path)
 
-    async def _save_snapshots(self) -> None:
+    async def save_snapshots(self) -> None:
+        """Snapshot every agent whose e-graph changed since its last snapshot."""
         for agent in self.agents.values():
-            path = self._snapshot_path(agent)
-            if path is not None:
-                text = json.dumps(agent.egraph.to_wire(), separators=(",", ":"))
-                await asyncio.to_thread(_write_atomically, path, text)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+            version = agent.egraph.version
+            if self._snapshotted.get(agent.id) != version:
+                await asyncio.to_thread(snapshots.write, self.config.data_dir, agent.id, agent.egraph.to_wire())
+                self._snapshotted[agent.id] = version

@@ -84,7 +84,7 @@ def _ids(text: str | None) -> tuple[int, ...] | None:
 @click.option("--data-dir", help="timeline DuckDB file and snapshots (default: $AGENTNET_DATA_DIR; none = no local files)")
 @click.option("--sync-interval", type=float, default=AgentSettings.sync_interval, show_default=True, help="seconds between anti-entropy rounds")
 @click.option("--heartbeat-interval", type=float, default=AgentSettings.heartbeat_interval, show_default=True)
-@click.option("--snapshot-interval", type=float, default=AgentSettings.snapshot_interval, show_default=True, help="seconds; 0 = no snapshots")
+@click.option("--snapshot-interval", type=float, default=AgentSettings.snapshot_interval, show_default=True, help="seconds between snapshots to the data dir; 0 = none")
 @click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
 def agent_command(agent_ids, sync_interval, heartbeat_interval, snapshot_interval, log_level, **flags) -> None:
     """Run agents: sync their CRDT e-graphs with their neighbours over NATS and serve HTTP."""
