@@ -20,6 +20,9 @@ import random
 import time
 from typing import Any, Awaitable, Callable
 
+import orjson
+
+from agentnet_runtime import natsclient
 from agentnet_runtime.config import RuntimeConfig
 from agentnet_runtime.core.egraph import Delta
 from agentnet_runtime.timeline.events import Event
@@ -32,7 +35,6 @@ from .transport import Transport, Unreachable
 log = logging.getLogger("agentnet.agent")
 
 MAX_BUFFERED_EVENTS = 200_000  # events kept while no sink can take them; older ones are dropped
-EVENTS_PER_MESSAGE = 1_000  # timeline events per NATS message when there is no local DuckDB file
 
 
 class AgentHost:
@@ -295,7 +297,8 @@ class AgentHost:
     # --- timeline ------------------------------------------------------------------------------
 
     async def flush_events(self) -> None:
-        """Hand recorded events to the timeline (DuckDB, in a worker thread) or publish them on NATS."""
+        """Hand recorded events to the timeline (DuckDB, in a worker thread), or store them in the
+        timeline's JetStream stream, which keeps them until the timeline component has them."""
         if not self.events:
             return
         batch = self.events.copy()
@@ -306,12 +309,18 @@ class AgentHost:
             METRICS.timeline_flush.observe(time.perf_counter() - start)
             METRICS.timeline_events.labels("duckdb").inc(len(batch))
             return
-        for offset in range(0, len(batch), EVENTS_PER_MESSAGE):
-            chunk = [event.to_dict() for event in batch[offset : offset + EVENTS_PER_MESSAGE]]
-            if not await self.transport.send(subjects.TIMELINE_EVENTS, chunk[0]["origin"], None, chunk):
-                self.events[:0] = batch[offset:][-MAX_BUFFERED_EVENTS:]  # keep them for the next flush
-                return
-        METRICS.timeline_events.labels("nats").inc(len(batch))
+        sent = 0
+        if self.transport.connected:
+            items = [orjson.dumps(event.to_dict()) for event in batch]
+            for count, data in self.transport.packed(batch[0].origin, items, self.transport.max_payload):
+                first = batch[sent]  # the batch's first event names it, so a resend is recognised
+                if not await self.transport.store(subjects.TIMELINE_EVENTS, data, f"{first.replica}#{first.seq}+{count}",
+                                                  natsclient.timeline_stream):  # fmt: skip
+                    break
+                sent += count
+        if sent < len(batch):
+            self.events[:0] = batch[sent:][-MAX_BUFFERED_EVENTS:]  # kept for the next flush
+        METRICS.timeline_events.labels("nats").inc(sent)
 
     # --- snapshots -------------------------------------------------------------------------------
 
