@@ -43,7 +43,7 @@ from starlette.routing import Route
 
 from agentnet_runtime import natsclient
 from agentnet_runtime.agent import subjects
-from agentnet_runtime.agent.main import TIMELINE_FILE
+from agentnet_runtime.agent.main import TIMELINE_FILE, timeline_at
 from agentnet_runtime.components import Service
 from agentnet_runtime.config import COLOURS
 from agentnet_runtime.timeline.events import KINDS, Event
@@ -151,12 +151,7 @@ class InteractionTimeline(Service):
         return [natsclient.timeline_stream(), natsclient.timeline_consumer(self.durable, 4 * FETCH_BATCH)]
 
     async def on_start(self) -> None:
-        from agentnet_runtime.timeline.store import Timeline
-
-        retention = self.config.network.retention
-        self.timeline = await asyncio.to_thread(
-            Timeline, self.path, max_age=retention.timeline_max_age_seconds, max_events=retention.timeline_max_events
-        )
+        self.timeline = await asyncio.to_thread(timeline_at, self.path, self.config.network)
         # Bound by name: the keeper (components.Service) creates the consumer, again whenever the server lost it.
         subscription = await self.nc.jetstream().pull_subscribe_bind(self.durable, natsclient.TIMELINE_STREAM)
         self._tasks = [asyncio.create_task(self._consume(subscription), name="timeline-consume"),
