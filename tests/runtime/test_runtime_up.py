@@ -96,7 +96,7 @@ def start_up(tmp_path, data_dir, log_name: str) -> tuple[subprocess.Popen, str, 
     port, log = free_port(), tmp_path / log_name
     process = subprocess.Popen(
         [AGENTNET, "up", "-f", str(REPO / "examples" / "network.yaml"), "--port", str(port), "--data-dir", str(data_dir)],
-        stdout=subprocess.DEVNULL, stderr=open(log, "w"), cwd=tmp_path, env={**os.environ},
+        stdout=subprocess.DEVNULL, stderr=open(log, "w"), cwd=tmp_path, env={**os.environ, "PYTHONFAULTHANDLER": "1"},
     )  # fmt: skip
     base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60
     while time.monotonic() < deadline and process.poll() is None:
@@ -116,7 +116,12 @@ def agents_now(base: str) -> dict[str, tuple[str, int]]:
 
 def stop(process: subprocess.Popen, log: Path) -> None:
     process.send_signal(signal.SIGINT)
-    process.wait(60)
+    try:
+        process.wait(60)
+    except subprocess.TimeoutExpired:  # show where it is stuck: faulthandler writes every thread's stack
+        process.send_signal(signal.SIGABRT)
+        process.wait(10)
+        raise AssertionError(f"agentnet up did not stop:\n{log.read_text()}") from None
     assert process.returncode == 0, log.read_text()
 
 

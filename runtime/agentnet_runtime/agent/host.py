@@ -62,6 +62,7 @@ class AgentHost:
         self._busy: set[int] = set()
         self._tasks: list[asyncio.Task] = []
         self._snapshotted: dict[int, int] = {}  # agent id -> e-graph version of its last snapshot
+        self._stopping = False
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -77,6 +78,7 @@ class AgentHost:
             self._spawn(self._every(self.settings.snapshot_interval, self.save_snapshots), "snapshots")
 
     async def stop(self) -> None:
+        self._stopping = True
         for agent in self.agents.values():
             agent.recorder.record("stop", payload={"size": len(agent.egraph), "digest": agent.egraph.digest()})
         for task in self._tasks:
@@ -93,6 +95,9 @@ class AgentHost:
         return self.transport.state.not_ready() or ([] if self.ready.is_set() else ["agents not subscribed to NATS yet"])
 
     def _spawn(self, coroutine: Awaitable, name: str) -> None:
+        if self._stopping:  # (a swallowed cancel let _connect_and_run go on)
+            coroutine.close()
+            return
         self._tasks.append(asyncio.create_task(coroutine, name=name))
 
     async def _connect_and_run(self) -> None:
@@ -112,8 +117,10 @@ class AgentHost:
         await self.heartbeat()
 
     async def _every(self, interval: float, action: Callable[[], Awaitable]) -> None:
-        """Run `action` every `interval` seconds (jittered, so processes do not beat in step)."""
-        while True:
+        """Run `action` every `interval` seconds (jittered, so processes do not beat in step). The flag, not
+        only the cancel, ends it: a cancel that meets a NATS request (JetStream publish, sync) can be
+        swallowed by nats-py, and the loop would then go on while stop() waits for it."""
+        while not self._stopping:
             await asyncio.sleep(interval * random.uniform(0.8, 1.2))
             try:
                 await action()
@@ -130,7 +137,7 @@ class AgentHost:
         """Push and acknowledge at once; rewrite once the agent's inbox has been quiet for a
         moment (a rewrite pass costs the whole e-graph, so one pass per burst, not per message)."""
         wake, settings = self._wake[agent.id], self.settings
-        while True:
+        while not self._stopping:
             await wake.wait()
             self._busy.add(agent.id)
             try:

@@ -15,7 +15,9 @@ Retention (`max_age`, `max_events`): `prune()` drops events older than max_age s
 then the oldest (by wall clock, then causal order) beyond max_events; `append` prunes by
 count itself when it takes the log over max_events. What was dropped is kept in the table
 `retention` (events dropped so far, and the horizon: the newest time dropped), so it survives
-restarts; an event at or before the horizon arriving late (a replay) is not stored again.
+restarts. An event at or before the horizon arriving late is not stored: it may be a replay
+of one already dropped (a new durable consumer reads the stream from its start), so it is not
+counted again either. Events of one instant go together.
 """
 
 from __future__ import annotations
