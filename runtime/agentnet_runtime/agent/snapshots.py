@@ -24,7 +24,7 @@ from agentnet_runtime.core.egraph import Delta
 log = logging.getLogger("agentnet.agent")
 
 DIRECTORY = "snapshots"
-COMPRESSION = 6  # gzip level: a tenth of the JSON's size, at a fraction of a second for 100,000 e-nodes
+COMPRESSION = 6  # gzip level: a third of the JSON (node ids are hashes, which do not compress); 0.15 s for 70,000 e-nodes
 
 
 def paths(data_dir: Path, agent: int) -> tuple[Path, Path]:
