@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from runtime_support import eventually
 
 from agentnet_runtime.agent.transport import Transport
@@ -33,3 +36,21 @@ async def test_messages_larger_than_max_payload_arrive_whole(nats_server):
     finally:
         await sender.close()
         await receiver.close()
+
+
+@settings(max_examples=200, deadline=None)
+@given(sizes=st.lists(st.integers(0, 300), max_size=40), limit=st.integers(60, 400))
+def test_packed_envelopes_fit_the_limit_and_account_for_every_item_in_order(sizes, limit):
+    """Timeline batches for JetStream: each envelope fits, the items come out in order, and one too
+    large for any envelope is left out yet accounted for (so a resend resumes at the right place)."""
+    items = [orjson.dumps({"n": i, "pad": "x" * size}) for i, size in enumerate(sizes)]
+    room = limit - len(b'{"from":3,"stamp":null,"body":[]}')
+    envelopes = Transport.packed(3, items, limit)
+    position = 0
+    for count, data in envelopes:  # each accounts for the next `count` items: it carries those that fit
+        assert len(data) <= limit
+        body = orjson.loads(data)
+        assert body["from"] == 3 and body["body"]
+        assert body["body"] == [orjson.loads(item) for item in items[position : position + count] if len(item) <= room]
+        position += count
+    assert all(len(item) > room for item in items[position:])  # only what fits nowhere is left unaccounted

@@ -161,10 +161,11 @@ class Transport:
                 return True
             except NoStreamResponseError:  # the server lost its store, or nobody made the stream yet
                 if attempt == 0:
-                    log.warning("%s missing; creating it", stream().what)
+                    need = stream()
                     try:
-                        await stream().create(js)
-                    except Exception as error:
+                        await need.create(js)
+                        log.warning("%s was missing; created it", need.what)
+                    except Exception as error:  # e.g. a server without JetStream: the caller retries later
                         METRICS.errors.labels("nats", type(error).__name__).inc()
                         return False
             except Exception as error:  # timed out or disconnected: the caller keeps the message for later
