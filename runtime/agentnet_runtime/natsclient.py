@@ -181,7 +181,8 @@ def work_queue_consumer(component: str, max_ack_pending: int) -> JetStreamNeed:
 
 
 def timeline_stream() -> JetStreamNeed:
-    """The stream that keeps timeline event batches until every timeline replica has stored them."""
+    """The stream that keeps timeline event batches (a day, 256 MiB at most), so a timeline replica that was
+    away finds what was published meanwhile."""
     from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 
     config = StreamConfig(name=TIMELINE_STREAM, subjects=[TIMELINE_EVENTS], retention=RetentionPolicy.LIMITS,

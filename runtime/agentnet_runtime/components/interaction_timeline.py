@@ -35,7 +35,6 @@ import math
 from typing import Any
 
 import orjson
-
 from prometheus_client import Counter, Gauge
 from starlette.requests import Request
 from starlette.responses import JSONResponse
