@@ -85,6 +85,7 @@ class AgentHost:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        await self.transport.unsubscribe()  # no more messages, so no more events after the last flush
         await self.flush_events()
         if self.snapshotting:
             await self.save_snapshots()

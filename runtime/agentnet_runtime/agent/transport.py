@@ -48,6 +48,7 @@ class Transport:
         self._closing = False
         self._groups: dict[int, int] | None = None  # agent -> group while partitioned
         self._fragments: dict[str, tuple[float, list[bytes | None]]] = {}  # message id -> (first seen, parts)
+        self._subscriptions: list = []  # what subscribe() made, for unsubscribe()
 
     # --- connection ------------------------------------------------------------------
 
@@ -232,4 +233,13 @@ class Transport:
                 METRICS.errors.labels("agent", "handler").inc()
                 log.exception("error handling a message on %s", message.subject)
 
-        await self.nc.subscribe(subject, cb=deliver)
+        self._subscriptions.append(await self.nc.subscribe(subject, cb=deliver))
+
+    async def unsubscribe(self) -> None:
+        """Stop handing messages to the handlers (on the way out, before the last timeline flush)."""
+        subscriptions, self._subscriptions = self._subscriptions, []
+        for subscription in subscriptions:
+            try:
+                await subscription.unsubscribe()
+            except Exception:  # the connection is gone already: nothing is delivered anyway
+                pass

@@ -58,6 +58,7 @@ DEFAULT_LIMIT, MAX_LIMIT = 1_000, 100_000
 _TIME_RULE = "epoch seconds or an ISO 8601 date-time"
 
 FETCH_BATCH = 256  # stream messages (event batches) pulled at once
+STOP_WAIT = 10.0  # seconds stop() lets the consumer store what it fetched
 
 # Metrics of this module (to move into web.METRICS).
 STORED = Counter("agentnet_timeline_stored_events", "Events the timeline component added from timeline.events")
@@ -158,9 +159,17 @@ class InteractionTimeline(Service):
         await self.prune()
 
     async def on_stop(self) -> None:
-        self._stopping = True  # nats-py can swallow a cancellation (a fetch then times out instead)
-        for task in self._tasks:
+        # The consumer is let finish (within a fetch's wait) rather than cancelled: what it fetched is then
+        # stored and acknowledged, not left for the server to redeliver only after its ack wait (30 s).
+        self._stopping = True
+        consume, *others = self._tasks or [None]
+        for task in others:
             task.cancel()
+        if consume is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(consume), STOP_WAIT)
+            except TimeoutError:
+                consume.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.timeline is not None:
             self.timeline.close()
