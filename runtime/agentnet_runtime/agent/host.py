@@ -48,7 +48,8 @@ class AgentHost:
         self.events: list[Event] = []
         relay = Relay({node.id: node.neighbours for node in config.network.nodes})
         self.agents: dict[int, Agent] = {
-            i: Agent(config.network.nodes[i], replica_name(i, boot), self.settings, self.events.append, relay)
+            i: Agent(config.network.nodes[i], replica_name(i, boot), self.settings, self.events.append, relay,
+                     max_nodes=config.network.retention.max_nodes)
             for i in config.agent_ids
         }
         self.transport = Transport(config.nats_url, config.nats_auth, name=f"agentnet-{config.network.name}-{config.pod_name}")
