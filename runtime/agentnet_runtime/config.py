@@ -39,6 +39,46 @@ class ConfigError(ValueError):
     """Configuration that cannot be used; the message names the setting and what is wrong."""
 
 
+# Defaults of spec.retention (the operator's model has the same; network.json always carries them).
+MIN_MAX_NODES = 1_000
+DEFAULT_TIMELINE_MAX_AGE_SECONDS = 604_800  # a week
+DEFAULT_TIMELINE_MAX_EVENTS = 1_000_000
+
+
+@dataclass(frozen=True)
+class Retention:
+    """What a network keeps (network.json "retention"): an e-node budget per replica, and the timeline's."""
+
+    max_nodes: int | None = None  # the most e-nodes one replica keeps; None = no budget
+    timeline_max_age_seconds: int = DEFAULT_TIMELINE_MAX_AGE_SECONDS
+    timeline_max_events: int = DEFAULT_TIMELINE_MAX_EVENTS
+
+    @classmethod
+    def from_json(cls, document: Any, source: str = "network.json") -> "Retention":
+        """From the "retention" key; a missing key or member takes its default, a bad one names itself."""
+        if document is None:
+            return cls()
+        if not isinstance(document, dict):
+            raise ConfigError(f"{source}: retention must be an object (got {type(document).__name__})")
+        timeline = document.get("timeline") or {}
+        if not isinstance(timeline, dict):
+            raise ConfigError(f"{source}: retention.timeline must be an object (got {type(timeline).__name__})")
+
+        def integer(value: Any, field: str, low: int, default: int | None) -> int | None:
+            if value is None:
+                return default
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"{source}: {field} must be an integer >= {low} (got {value!r})")
+            return value
+
+        return cls(
+            max_nodes=integer(document.get("maxNodes"), "retention.maxNodes", MIN_MAX_NODES, None),
+            timeline_max_age_seconds=integer(timeline.get("maxAgeSeconds"), "retention.timeline.maxAgeSeconds", 1,
+                                             DEFAULT_TIMELINE_MAX_AGE_SECONDS),
+            timeline_max_events=integer(timeline.get("maxEvents"), "retention.timeline.maxEvents", 1, DEFAULT_TIMELINE_MAX_EVENTS),
+        )  # fmt: skip
+
+
 @dataclass(frozen=True)
 class NodeConfig:
     """One agent of the topology, as network.json lists it."""
@@ -59,6 +99,7 @@ class NetworkConfig:
     nodes: tuple[NodeConfig, ...]
     components: Mapping[str, Any]
     raw: Mapping[str, Any] = field(repr=False)
+    retention: Retention = Retention()
 
     @classmethod
     def from_json(cls, document: Mapping[str, Any], source: str = "network.json") -> "NetworkConfig":
@@ -82,6 +123,7 @@ class NetworkConfig:
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ConfigError(f"{source}: malformed network config ({type(error).__name__}: {error})") from None
+        network = replace(network, retention=Retention.from_json(document.get("retention"), source))
         for position, node in enumerate(nodes):
             if node.id != position:
                 raise ConfigError(f"{source}: nodes[{position}].id must be {position} (got {node.id})")
@@ -161,7 +203,7 @@ class AgentSettings:
     rewrite_seconds: float = 0.25  # time slice of one rewrite pass (a slice restarts its search: not too short)
     rewrite_iterations: int = 30  # iterations of one rewrite pass
     node_cap: int = 50_000  # an agent stops rewriting once its e-graph holds this many e-nodes
-    snapshot_interval: float = 0.0  # seconds between local snapshots (0 = no snapshots)
+    snapshot_interval: float = 30.0  # seconds between snapshots, taken whenever there is a data dir (0 = none)
     timeline_flush: float = 0.2  # seconds between timeline batch flushes
 
 

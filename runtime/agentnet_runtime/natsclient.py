@@ -9,6 +9,10 @@ away, or refusing our credentials).
 The work queue is one JetStream stream with work-queue retention; each stream-{colour}
 component pulls from its own durable consumer, whose pending count is the lag the
 operator's autoscaler reads (agentnet_operator reads the same names from here).
+Timeline events go to a second stream (limits retention, file storage, bounded in age and
+bytes): the interaction-timeline component reads it with a durable consumer of its own, so
+what is published while it is down waits for it there.
+
 JetStream objects live in the server's store, which a restarted server may have lost:
 a `JetStreamKeeper` looks for each object a process needs every second and right after
 a reconnect, and creates the ones that are missing.
@@ -20,15 +24,24 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
+from agentnet_runtime.agent.subjects import TIMELINE_EVENTS
 from agentnet_runtime.config import NatsAuth
 
 log = logging.getLogger("agentnet.nats")
 
 WORK_STREAM = "AGENTNET_WORK"
 WORK_SUBJECTS = "work.*"
+TIMELINE_STREAM = "AGENTNET_TIMELINE"
+# The stream is a buffer for a timeline that is away, not the archive (DuckDB is): a day, 256 MiB at most,
+# oldest dropped first, so the NATS volume stays bounded whatever happens.
+TIMELINE_STREAM_MAX_AGE = 86_400.0
+TIMELINE_STREAM_MAX_BYTES = 256 * 2**20
+TIMELINE_DUPLICATE_WINDOW = 120.0  # seconds the server drops a batch republished with the same Nats-Msg-Id
+TIMELINE_CONSUMER_INACTIVE = 7 * 86_400.0  # a timeline replica gone this long loses its durable consumer
 CHECK_INTERVAL = 1.0  # seconds between two looks at a process's JetStream objects
 
 # Readiness reasons of a connection that is not up.
@@ -165,6 +178,34 @@ def work_queue_consumer(component: str, max_ack_pending: int) -> JetStreamNeed:
                             ack_policy=AckPolicy.EXPLICIT, max_ack_pending=max_ack_pending)  # fmt: skip
     return JetStreamNeed(f"JetStream consumer {durable}", lambda js: js.consumer_info(WORK_STREAM, durable),
                          lambda js: js.add_consumer(WORK_STREAM, config))  # fmt: skip
+
+
+def timeline_stream() -> JetStreamNeed:
+    """The stream that keeps timeline event batches (a day, 256 MiB at most), so a timeline replica that was
+    away finds what was published meanwhile."""
+    from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+
+    config = StreamConfig(name=TIMELINE_STREAM, subjects=[TIMELINE_EVENTS], retention=RetentionPolicy.LIMITS,
+                          storage=StorageType.FILE, discard=DiscardPolicy.OLD, max_age=TIMELINE_STREAM_MAX_AGE,
+                          max_bytes=TIMELINE_STREAM_MAX_BYTES, duplicate_window=TIMELINE_DUPLICATE_WINDOW)  # fmt: skip
+    return JetStreamNeed(f"JetStream stream {TIMELINE_STREAM}", lambda js: js.stream_info(TIMELINE_STREAM),
+                         lambda js: js.add_stream(config))  # fmt: skip
+
+
+def timeline_durable(pod_name: str) -> str:
+    """The durable consumer of one timeline replica: each replica keeps the whole log, so each has its own."""
+    return "timeline-" + re.sub(r"[^A-Za-z0-9_-]", "_", pod_name)
+
+
+def timeline_consumer(durable: str, max_ack_pending: int) -> JetStreamNeed:
+    """A timeline replica's durable pull consumer: every batch in the stream, from the first one it holds."""
+    from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+    config = ConsumerConfig(durable_name=durable, filter_subject=TIMELINE_EVENTS, ack_policy=AckPolicy.EXPLICIT,
+                            deliver_policy=DeliverPolicy.ALL, max_ack_pending=max_ack_pending,
+                            inactive_threshold=TIMELINE_CONSUMER_INACTIVE)  # fmt: skip
+    return JetStreamNeed(f"JetStream consumer {durable}", lambda js: js.consumer_info(TIMELINE_STREAM, durable),
+                         lambda js: js.add_consumer(TIMELINE_STREAM, config))  # fmt: skip
 
 
 async def ensure_work_stream(js) -> None:

@@ -7,8 +7,12 @@ import json
 import pytest
 from component_support import component_config, serving
 from engine_support import metric
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from agentnet_runtime import natsclient
+from agentnet_runtime import components, natsclient
+from agentnet_runtime.components.cache import ByteLRU
+from agentnet_runtime.config import ConfigError
 from agentnet_runtime.core.egraph import EGraph
 from agentnet_runtime.core.terms import parse
 
@@ -54,12 +58,57 @@ async def test_merge_joins_states_and_caches_by_their_events(served):
     assert (await client.post("/merge", json={"states": [a.to_wire(), b.to_wire()]})).json()["cached"] is False
 
 
-async def test_the_cache_holds_cache_size_merges(nats_server):
-    config = component_config("crdt-service", nats_server.url, settings={"CACHE_SIZE": "1"})
-    async with serving("crdt-service", config) as (_, client):
-        first, second = {"states": [replica("a", "x + 1").to_wire()]}, {"states": [replica("b", "y + 2").to_wire()]}
-        answers = [(await client.post("/merge", json=body)).json()["cached"] for body in (first, first, second, first)]
-        assert answers == [False, True, False, False]  # the second merge pushed the first one out
+async def test_the_cache_is_bounded_in_bytes_by_cache_size_mb(nats_server):
+    """CACHE_SIZE_MB (a setting here; the environment as the guides set it wins): merges of distinct
+    events fill it; it never holds more bytes than the bound, the oldest go first, the gauge follows."""
+    bound_mb = 0.01  # 10 KiB: a few of these merges
+    config = component_config("crdt-service", nats_server.url, settings={"CACHE_SIZE_MB": str(bound_mb)})
+    async with serving("crdt-service", config) as (service, client):
+        bodies = [{"states": [replica(f"r{i}", f"x{i}*(y+{i})").to_wire()]} for i in range(40)]
+        for body in bodies:
+            assert (await client.post("/merge", json=body)).json()["cached"] is False
+            assert 0 < service.cache.bytes <= bound_mb * 2**20
+            assert metric("agentnet_crdt_cache_bytes") == service.cache.bytes
+        assert service.cache.evictions > 0 and 1 < len(service.cache) < len(bodies)
+        answers = [(await client.post("/merge", json=body)).json()["cached"] for body in (bodies[-1], bodies[0])]
+        assert answers == [True, False]  # the newest is held, the oldest was pushed out
+        stats = (await client.get("/health")).json()["cache"]
+        assert stats["maxBytes"] == int(bound_mb * 2**20) and stats["bytes"] <= stats["maxBytes"]
+
+
+def test_a_bad_cache_size_is_refused_by_name(monkeypatch):
+    monkeypatch.setenv("CACHE_SIZE_MB", "lots")
+    with pytest.raises(ConfigError, match="CACHE_SIZE_MB must be a number"):
+        components.create("crdt-service", component_config("crdt-service"))
+    monkeypatch.setenv("CACHE_SIZE_MB", "0")
+    with pytest.raises(ConfigError, match="CACHE_SIZE_MB must be more than 0"):
+        components.create("crdt-service", component_config("crdt-service"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    bound=st.integers(1, 500),
+    operations=st.lists(st.tuples(st.sampled_from("gp"), st.integers(0, 15), st.integers(0, 200)), max_size=80),
+)
+def test_byte_lru_never_holds_more_than_its_bound_and_evicts_the_least_recently_used(bound, operations):
+    cache, model = ByteLRU(bound), []  # model: [key, size] from least to most recently used
+    for kind, key, size in operations:
+        entry = next((e for e in model if e[0] == key), None)
+        if kind == "g":
+            assert (cache.get(key) is not None) == (entry is not None)
+            if entry is not None:
+                model.remove(entry)
+                model.append(entry)
+        else:
+            cache.put(key, f"v{key}", size)
+            if entry is not None:
+                model.remove(entry)
+            if size <= bound:
+                model.append([key, size])
+                while sum(s for _, s in model) > bound:
+                    model.pop(0)
+        assert cache.bytes == sum(s for _, s in model) <= bound
+        assert [k for k, _ in model] == list(cache)
 
 
 async def test_a_delta_brings_a_base_up_to_date(served):

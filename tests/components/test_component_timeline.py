@@ -1,8 +1,11 @@
-"""interaction-timeline: real agents' events over NATS (and, as under `agentnet up`, straight into
-the same DuckDB file), queried with filters in causal order; bad filters are refused by name."""
+"""interaction-timeline: real agents' events through a JetStream stream on a real nats-server (and, as
+under `agentnet up`, straight into the same DuckDB file), queried with filters in causal order; events
+published while it is down are stored once it is back, exactly once; retention says what it dropped;
+bad filters are refused by name."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 
@@ -13,6 +16,7 @@ from component_support import component_config, serving
 from runtime_support import FAST, eventually, running, runtime_config
 
 from agentnet_runtime.agent.main import open_timeline
+from agentnet_runtime.config import Retention
 from agentnet_runtime.core.clock import compare
 from agentnet_runtime.core.terms import parse
 
@@ -61,7 +65,8 @@ async def test_agents_events_over_nats_are_stored_once_and_queried_in_causal_ord
         assert len(await query(client, limit=5)) == 5
 
         # The same batch again (NATS may deliver twice, an agent may resend): nothing is added.
-        # A malformed batch after it is refused, and counted: then the replay has been handled.
+        # A malformed batch after it is refused, and counted: then the replay has been handled
+        # (the stream delivers in order, and both are stored in one append at most).
         refused = errors_counted()
         publisher = await nats.connect(nats_server.url)
         await publisher.publish("timeline.events", json.dumps({"from": 0, "stamp": None, "body": events[:50]}).encode())
@@ -69,8 +74,91 @@ async def test_agents_events_over_nats_are_stored_once_and_queried_in_causal_ord
         await publisher.flush()
         await publisher.close()
         await eventually(lambda: errors_counted() == refused + 1, 5, "the malformed batch to be refused")
-        await service.flush()  # (the replay arrived before the malformed batch)
         assert service.timeline.count() == len(events) == len(await query(client, limit=100_000))
+
+
+def recorded(host) -> int:
+    """Events the host's agents have recorded so far (each agent numbers its own 1, 2, ...)."""
+    return sum(agent.recorder.seq for agent in host.agents.values())
+
+
+def handed_over(host) -> int:
+    """Events a stopped host stored in the stream: all it recorded but any still in its buffer
+    (a handler still running during the last flush can record one after it)."""
+    return recorded(host) - len(host.events)
+
+
+async def test_events_published_while_the_timeline_is_down_are_stored_once_it_is_back(nats_server, tmp_path):
+    config = component_config(NAME, nats_server.url, data_dir=str(tmp_path / "data"))
+    agents = runtime_config(config.network, nats_server.url, settings=FAST)
+    async with serving(NAME, config) as (service, _):
+        async with running(agents) as first:
+            first.agents[0].submit(parse("x*(y+z)"))
+            first.wake(first.agents[0])
+            await eventually(lambda: first.settle(0), 10, "the agents to settle")
+            await first.flush_events()
+            await eventually(lambda: service.timeline.count() == recorded(first), 10, "the first events to be stored")
+    # The timeline is down (its durable consumer stays on the server); the agents go on and then stop.
+    async with running(agents) as second:
+        second.agents[4].submit(parse("a*b+a*c"))
+        second.wake(second.agents[4])
+        await eventually(lambda: second.settle(0), 10, "the agents to settle")
+    published = handed_over(first) + handed_over(second)  # (the second run's agents are new replicas)
+    async with serving(NAME, config) as (service, client):
+        await eventually(lambda: service.timeline.count() == published, 15, "the events published while it was down")
+        events = await query(client, limit=100_000)
+        assert len(events) == published == len({(e["replica"], e["seq"]) for e in events})  # no duplicates
+        assert {e["payload"].get("term") for e in events if e["kind"] == "submit"} == {"x * (y + z)", "a * b + a * c"}
+        # A redelivery of everything (a new consumer reading the stream from its start) adds nothing.
+        js = service.nc.jetstream()
+        await js.delete_consumer("AGENTNET_TIMELINE", service.durable)
+        service.keeper.wake()
+        last = (await js.stream_info("AGENTNET_TIMELINE")).state.last_seq
+        await eventually(lambda: _acknowledged(js, service.durable, last), 15, "the redelivery of the whole stream")
+        assert service.timeline.count() == published
+
+
+async def _acknowledged(js, durable: str, last: int) -> bool:
+    """Has the (re-made) consumer had every message of the stream up to `last` acknowledged?"""
+    from nats.js.errors import NotFoundError
+
+    try:
+        info = await js.consumer_info("AGENTNET_TIMELINE", durable)
+    except NotFoundError:
+        return False
+    return info.ack_floor.stream_seq >= last
+
+
+async def test_retention_drops_the_oldest_and_the_query_says_so(nats_server, tmp_path):
+    """maxEvents 40: once every batch in the stream is stored, 40 events are kept and the query, /retention,
+    the gauge and the dashboard say how many were dropped and the oldest time kept. (Batches of different
+    agent processes arrive in no particular time order; one older than what was already dropped is not
+    stored nor counted, so the count is at most, not exactly, what the agents recorded beyond 40.)"""
+    document_config = component_config(NAME, nats_server.url, data_dir=str(tmp_path / "data"))
+    network = dataclasses.replace(document_config.network, retention=Retention(None, 3600, 40))
+    config = document_config.with_(network=network)
+    async with serving(NAME, config) as (service, client), serving("dashboard", config) as (_, dashboard):
+        async with running(runtime_config(network, nats_server.url, settings=FAST)) as host:
+            host.agents[0].submit(parse("x*(y+z)"))
+            host.wake(host.agents[0])
+            await eventually(lambda: host.settle(0), 10, "the agents to settle")
+        total = recorded(host)
+        js = service.nc.jetstream()
+        last = (await js.stream_info("AGENTNET_TIMELINE")).state.last_seq  # the host has stored all it recorded
+        await eventually(lambda: _acknowledged(js, service.durable, last), 15, "every batch to be stored")
+        body = (await client.get("/query", params={"limit": 100_000})).json()
+        kept, retention = body["events"], body["retention"]
+        assert len(kept) == 40 and 0 < retention["dropped"] <= total - 40
+        assert retention["oldestKept"] == min(e["time"] for e in kept)
+        assert retention["maxEvents"] == 40 and retention["maxAgeSeconds"] == 3600
+        assert (await client.get("/retention")).json() == retention
+        assert REGISTRY.get_sample_value("agentnet_timeline_dropped_events") == retention["dropped"]
+
+        async def dashboard_says():  # the dashboard hears it on timeline.retention and shows it
+            shown = (await dashboard.get("/state")).json()["timeline"]["retention"]
+            return shown == {"dropped": retention["dropped"], "oldestKept": retention["oldestKept"]}
+
+        await eventually(dashboard_says, 10, "the dashboard to show what retention dropped")
 
 
 async def test_agents_writing_the_file_in_the_same_process_are_seen(nats_server, tmp_path):

@@ -9,7 +9,7 @@ from runtime_support import network_document
 
 from agentnet_operator import names
 from agentnet_runtime import config as runtime_config
-from agentnet_runtime.config import ConfigError, NatsAuth, NetworkConfig, load_config
+from agentnet_runtime.config import ConfigError, NatsAuth, NetworkConfig, Retention, load_config
 
 
 def test_environment_names_match_the_operator():
@@ -59,6 +59,12 @@ def test_token_and_creds_files(tmp_path):
         (lambda d: d["nodes"][3].update(colour="PURPLE"), "nodes[3].colour must be one of RED, BLUE, GREEN"),
         (lambda d: d["nodes"][1].update(neighbours=[1]), "nodes[1].neighbours must be other agent ids"),
         (lambda d: d.pop("nodes"), "malformed network config"),
+        (lambda d: d.update(retention=[]), "retention must be an object"),
+        (lambda d: d.update(retention={"maxNodes": 999}), "retention.maxNodes must be an integer >= 1000"),
+        (lambda d: d.update(retention={"maxNodes": 5000.5}), "retention.maxNodes must be an integer >= 1000"),
+        (lambda d: d.update(retention={"timeline": 7}), "retention.timeline must be an object"),
+        (lambda d: d.update(retention={"timeline": {"maxAgeSeconds": 0}}), "retention.timeline.maxAgeSeconds must be an integer >= 1"),
+        (lambda d: d.update(retention={"timeline": {"maxEvents": True}}), "retention.timeline.maxEvents must be an integer >= 1"),
     ],
 )
 def test_bad_network_config_is_refused_by_name(change, message):
@@ -77,3 +83,13 @@ def test_bad_environment_is_refused_by_name(tmp_path):
         load_config({names.ENV_CONFIG: str(path), names.ENV_POD_INDEX: "9"})
     with pytest.raises(ConfigError, match="cannot read the network config"):
         load_config({names.ENV_CONFIG: str(tmp_path / "missing.json")})
+
+
+def test_retention_is_read_from_network_json_and_missing_parts_take_the_defaults():
+    document = network_document(9)
+    document.pop("retention", None)
+    assert NetworkConfig.from_json(document).retention == Retention(None, 604_800, 1_000_000)
+    document["retention"] = {"maxNodes": 5000, "timeline": {"maxAgeSeconds": 3600, "maxEvents": 100}}
+    assert NetworkConfig.from_json(document).retention == Retention(5000, 3600, 100)
+    document["retention"] = {"maxNodes": None, "timeline": {"maxEvents": 100}}
+    assert NetworkConfig.from_json(document).retention == Retention(None, 604_800, 100)

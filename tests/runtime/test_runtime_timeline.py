@@ -5,9 +5,11 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from agentnet_runtime.core.clock import compare
-from agentnet_runtime.timeline import Recorder, Timeline
+from agentnet_runtime.timeline import Event, Recorder, Timeline
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -56,3 +58,45 @@ def test_replay_does_not_duplicate_and_filters_work(tmp_path):
         assert {e.origin for e in reopened.query(agent=2)} == {2}
         assert reopened.query(colour="BLUE") == []
         assert len(reopened.query(limit=5)) == 5
+
+
+def stamped(times: list[float]) -> list[Event]:
+    return [Event(i % 3, f"{i % 3}.r", i + 1, i + 1, {}, "rewrite", "RED", time=t) for i, t in enumerate(times)]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    times=st.lists(st.floats(0, 1_000, allow_nan=False), min_size=1, max_size=60, unique=True),  # wall clocks of distinct events
+    in_order=st.booleans(),
+    batch=st.integers(1, 20),
+    max_events=st.integers(1, 40),
+    max_age=st.floats(1, 1_000),
+)
+def test_retention_keeps_the_newest_within_age_and_count_and_says_what_it_dropped(
+    tmp_path_factory, times, in_order, batch, max_events, max_age
+):
+    """A real DuckDB file; events arrive in batches, in time order or not. After pruning: nothing older
+    than max_age, at most max_events, every event kept newer than every event not kept; what was
+    dropped is counted (all of it when events arrive in time order; one arriving later than newer ones
+    that were dropped is not stored, nor counted: it may be a replay), and a replay adds nothing."""
+    path = tmp_path_factory.mktemp("retention") / "t.duckdb"
+    events, now = stamped(sorted(times) if in_order else times), 1_000.0
+    with Timeline(path, max_age=max_age, max_events=max_events) as timeline:
+        for offset in range(0, len(events), batch):
+            timeline.append(events[offset : offset + batch])
+            assert timeline.count() <= max_events  # pruned by count after every insert
+        timeline.prune(now)
+        kept = timeline.query()
+        report = timeline.retention()
+        assert len(kept) <= max_events and all(e.time > now - max_age for e in kept)
+        kept_keys = {e.key for e in kept}
+        assert all(k.time > other.time for k in kept for other in events if other.key not in kept_keys)
+        if in_order:
+            assert report["dropped"] + len(kept) == len(events)
+        else:
+            assert report["dropped"] + len(kept) <= len(events)
+        assert report["oldestKept"] == (min(e.time for e in kept) if kept else None)
+        timeline.append(events)  # a replay (a new durable consumer reading the stream from its start)
+        assert timeline.count() == len(kept) and timeline.retention()["dropped"] == report["dropped"]
+    with Timeline(path) as reopened:  # what was dropped is remembered in the file
+        assert reopened.retention()["dropped"] == report["dropped"]

@@ -1,16 +1,14 @@
-"""The NATS adapter on a real nats-server: large messages in fragments; local snapshots."""
+"""The NATS adapter on a real nats-server: large messages in fragments."""
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import replace
-
+import orjson
 import pytest
-from runtime_support import FAST, eventually, network, runtime_config
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from runtime_support import eventually
 
-from agentnet_runtime.agent.host import AgentHost
 from agentnet_runtime.agent.transport import Transport
-from agentnet_runtime.core.terms import parse
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -40,19 +38,19 @@ async def test_messages_larger_than_max_payload_arrive_whole(nats_server):
         await receiver.close()
 
 
-async def test_snapshot_restores_state_without_neighbours(tmp_path):
-    settings = replace(FAST, snapshot_interval=60)
-    config = runtime_config(network(9), "nats://127.0.0.1:1", agent_ids=[4], settings=settings, data_dir=str(tmp_path))
-    first = AgentHost(config)
-    await first.start()
-    first.agents[4].submit(parse("x*(y+z)"))
-    digest = first.agents[4].egraph.digest()
-    await first.stop()  # NATS never answered; the snapshot is written on the way out
-    assert (tmp_path / "snapshots" / "agent-4.json").exists()
-    second = AgentHost(config)
-    await second.start()
-    try:
-        assert second.agents[4].egraph.digest() == digest
-        assert second.agents[4].replica != first.agents[4].replica  # a new life, a new replica id
-    finally:
-        await asyncio.wait_for(second.stop(), 10)
+@settings(max_examples=200, deadline=None)
+@given(sizes=st.lists(st.integers(0, 300), max_size=40), limit=st.integers(60, 400))
+def test_packed_envelopes_fit_the_limit_and_account_for_every_item_in_order(sizes, limit):
+    """Timeline batches for JetStream: each envelope fits, the items come out in order, and one too
+    large for any envelope is left out yet accounted for (so a resend resumes at the right place)."""
+    items = [orjson.dumps({"n": i, "pad": "x" * size}) for i, size in enumerate(sizes)]
+    room = limit - len(b'{"from":3,"stamp":null,"body":[]}')
+    envelopes = Transport.packed(3, items, limit)
+    position = 0
+    for count, data in envelopes:  # each accounts for the next `count` items: it carries those that fit
+        assert len(data) <= limit
+        body = orjson.loads(data)
+        assert body["from"] == 3 and body["body"]
+        assert body["body"] == [orjson.loads(item) for item in items[position : position + count] if len(item) <= room]
+        position += count
+    assert all(len(item) > room for item in items[position:])  # only what fits nowhere is left unaccounted

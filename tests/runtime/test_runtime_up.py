@@ -12,9 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from agentnet_runtime.agent import snapshots
 from agentnet_runtime.natsbin import free_port
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = pytest.mark.timeout(180)
 
 REPO = Path(__file__).resolve().parents[2]
 AGENTNET = str(Path(sys.executable).with_name("agentnet"))
@@ -81,6 +82,97 @@ def test_up_serves_the_example_network_and_stops_on_sigint(tmp_path):
         assert "ready in" in stderr and "stopped" in stderr
         assert not [pid for pid in helpers if alive(pid)], "something `agentnet up` started is still running"
         assert (tmp_path / "data" / "timeline.duckdb").exists()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+LOOK = 30  # seconds one request may take: nine agents and eleven components share one busy process
+
+
+def start_up(tmp_path, data_dir, log_name: str) -> tuple[subprocess.Popen, str, Path]:
+    """`agentnet up` on the example network with `data_dir`, once it answers /ready; (process, base URL, its stderr file)."""
+    port, log = free_port(), tmp_path / log_name
+    process = subprocess.Popen(
+        [AGENTNET, "up", "-f", str(REPO / "examples" / "network.yaml"), "--port", str(port), "--data-dir", str(data_dir)],
+        stdout=subprocess.DEVNULL, stderr=open(log, "w"), cwd=tmp_path, env={**os.environ, "PYTHONFAULTHANDLER": "1"},
+    )  # fmt: skip
+    base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
+                return process, base, log
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise AssertionError(f"agentnet up did not become ready: {log.read_text()}")
+
+
+def agents_now(base: str) -> dict[str, tuple[str, int]]:
+    return {i: (a["digest"], a["size"]) for i, a in httpx.get(f"{base}/status", timeout=LOOK).json()["agents"].items()}
+
+
+def stop(process: subprocess.Popen, log: Path) -> None:
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(60)
+    except subprocess.TimeoutExpired:  # show where it is stuck: faulthandler writes every thread's stack
+        process.send_signal(signal.SIGABRT)
+        process.wait(10)
+        raise AssertionError(f"agentnet up did not stop:\n{log.read_text()}") from None
+    assert process.returncode == 0, log.read_text()
+
+
+def jetstream_created(log: Path, stream: str) -> str:
+    """When the nats-server that `agentnet up` started (its URL is in the log) created `stream`."""
+    import asyncio
+
+    import nats
+
+    url = next(line.split()[2].rstrip(",") for line in log.read_text().splitlines() if "nats-server (JetStream)" in line)
+
+    async def created() -> str:
+        client = await nats.connect(url)
+        try:
+            return (await client.jetstream().stream_info(stream)).created
+        finally:
+            await client.close()
+
+    return asyncio.run(created())
+
+
+def test_up_with_a_data_dir_starts_again_with_every_agents_state(tmp_path):
+    """Stop `agentnet up` and start it again on the same --data-dir: before any new traffic, every agent
+    has the digest and size it had (restored from its snapshot), the timeline still holds the first
+    run's events, and JetStream kept its store (the same streams, not new ones)."""
+    data = tmp_path / "data"
+    process, base, log = start_up(tmp_path, data, "first.log")
+    try:
+        for agent, term in ((0, "a + b"), (4, "c * d"), (8, "g(e)")):  # small: they saturate at once
+            assert httpx.post(f"{base}/agent/{agent}/message", json={"term": term}, timeout=LOOK).status_code == 202
+        deadline, before = time.monotonic() + 60, None
+        while time.monotonic() < deadline:  # converged, and the same on two looks in a row (nothing left to rewrite)
+            status = httpx.get(f"{base}/status", timeout=LOOK).json()
+            now = agents_now(base)
+            if status["converged"] and now == before and all(size > 0 for _, size in now.values()):
+                break
+            before = now
+            time.sleep(1)
+        else:
+            raise AssertionError(f"the network did not settle: {before}")
+        events = httpx.get(f"{base}/timeline/query", params={"kind": "submit"}, timeout=LOOK).json()["events"]
+        assert len(events) == 3
+        stream_created = jetstream_created(log, "AGENTNET_WORK")
+        stop(process, log)
+        assert all(snapshots.paths(data, i)[0].exists() for i in range(9))
+
+        process, base, log = start_up(tmp_path, data, "second.log")
+        assert agents_now(base) == before  # ready with the restored state
+        assert httpx.get(f"{base}/timeline/query", params={"kind": "submit"}, timeout=LOOK).json()["events"] == events
+        assert jetstream_created(log, "AGENTNET_WORK") == stream_created
+        stop(process, log)
     finally:
         if process.poll() is None:
             process.kill()

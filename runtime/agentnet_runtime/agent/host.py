@@ -4,37 +4,37 @@ Each agent has a worker that wakes when something changed: it pushes deltas to i
 neighbours (agent.{n}.state) and acknowledges what it received (agent.{n}.ack) at once,
 and runs a time-sliced rewrite pass of its colour's family once its inbox is quiet.
 Timers run anti-entropy rounds (agent.{n}.sync request/reply with digests), heartbeats
-(agent.{id}.heartbeat, network.status), timeline flushes and optional snapshots.
+(agent.{id}.heartbeat, network.status), timeline flushes and, with a data directory,
+snapshots (snapshots.py; only of agents that changed since their last one).
 
 A restarted agent gets a fresh replica id (agent id + start time), so it never reuses a
-sequence number of its previous life; it catches up from its neighbours' replies (and
-from its snapshot, if one was kept).
+sequence number of its previous life; it restores its snapshot before it connects (so it
+is ready with that state), then catches up from its neighbours' replies.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
 import random
 import time
-from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+import orjson
+
+from agentnet_runtime import natsclient
 from agentnet_runtime.config import RuntimeConfig
 from agentnet_runtime.core.egraph import Delta
 from agentnet_runtime.timeline.events import Event
 from agentnet_runtime.web import METRICS
 
-from . import subjects
+from . import snapshots, subjects
 from .agent import Agent, Relay, replica_name
 from .transport import Transport, Unreachable
 
 log = logging.getLogger("agentnet.agent")
 
 MAX_BUFFERED_EVENTS = 200_000  # events kept while no sink can take them; older ones are dropped
-EVENTS_PER_MESSAGE = 1_000  # timeline events per NATS message when there is no local DuckDB file
 
 
 class AgentHost:
@@ -48,7 +48,8 @@ class AgentHost:
         self.events: list[Event] = []
         relay = Relay({node.id: node.neighbours for node in config.network.nodes})
         self.agents: dict[int, Agent] = {
-            i: Agent(config.network.nodes[i], replica_name(i, boot), self.settings, self.events.append, relay)
+            i: Agent(config.network.nodes[i], replica_name(i, boot), self.settings, self.events.append, relay,
+                     max_nodes=config.network.retention.max_nodes)
             for i in config.agent_ids
         }
         self.transport = Transport(config.nats_url, config.nats_auth, name=f"agentnet-{config.network.name}-{config.pod_name}")
@@ -61,29 +62,34 @@ class AgentHost:
         self._wake = {i: asyncio.Event() for i in self.agents}
         self._busy: set[int] = set()
         self._tasks: list[asyncio.Task] = []
+        self._snapshotted: dict[int, int] = {}  # agent id -> e-graph version of its last snapshot
+        self._stopping = False
 
     # --- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Start in the background (connecting may wait for NATS); `ready` is set once subscribed."""
         for agent in self.agents.values():
-            self._load_snapshot(agent)
+            if self.snapshotting:
+                await self._load_snapshot(agent)
             agent.recorder.record("start", payload={"pod": self.config.pod_name, "size": len(agent.egraph)})
         self._spawn(self._connect_and_run(), "agents")
         self._spawn(self._every(self.settings.timeline_flush, self.flush_events), "timeline")
-        if self.settings.snapshot_interval > 0 and self.config.data_dir is not None:
-            self._spawn(self._every(self.settings.snapshot_interval, self._save_snapshots), "snapshots")
+        if self.snapshotting:
+            self._spawn(self._every(self.settings.snapshot_interval, self.save_snapshots), "snapshots")
 
     async def stop(self) -> None:
+        self._stopping = True
         for agent in self.agents.values():
             agent.recorder.record("stop", payload={"size": len(agent.egraph), "digest": agent.egraph.digest()})
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        await self.transport.unsubscribe()  # no more messages, so no more events after the last flush
         await self.flush_events()
-        if self.config.data_dir is not None and self.settings.snapshot_interval > 0:
-            await self._save_snapshots()
+        if self.snapshotting:
+            await self.save_snapshots()
         await self.transport.close()
 
     def not_ready(self) -> list[str]:
@@ -91,6 +97,9 @@ class AgentHost:
         return self.transport.state.not_ready() or ([] if self.ready.is_set() else ["agents not subscribed to NATS yet"])
 
     def _spawn(self, coroutine: Awaitable, name: str) -> None:
+        if self._stopping:  # (a swallowed cancel let _connect_and_run go on)
+            coroutine.close()
+            return
         self._tasks.append(asyncio.create_task(coroutine, name=name))
 
     async def _connect_and_run(self) -> None:
@@ -110,8 +119,10 @@ class AgentHost:
         await self.heartbeat()
 
     async def _every(self, interval: float, action: Callable[[], Awaitable]) -> None:
-        """Run `action` every `interval` seconds (jittered, so processes do not beat in step)."""
-        while True:
+        """Run `action` every `interval` seconds (jittered, so processes do not beat in step). The flag, not
+        only the cancel, ends it: a cancel that meets a NATS request (JetStream publish, sync) can be
+        swallowed by nats-py, and the loop would then go on while stop() waits for it."""
+        while not self._stopping:
             await asyncio.sleep(interval * random.uniform(0.8, 1.2))
             try:
                 await action()
@@ -128,7 +139,7 @@ class AgentHost:
         """Push and acknowledge at once; rewrite once the agent's inbox has been quiet for a
         moment (a rewrite pass costs the whole e-graph, so one pass per burst, not per message)."""
         wake, settings = self._wake[agent.id], self.settings
-        while True:
+        while not self._stopping:
             await wake.wait()
             self._busy.add(agent.id)
             try:
@@ -295,7 +306,8 @@ class AgentHost:
     # --- timeline ------------------------------------------------------------------------------
 
     async def flush_events(self) -> None:
-        """Hand recorded events to the timeline (DuckDB, in a worker thread) or publish them on NATS."""
+        """Hand recorded events to the timeline (DuckDB, in a worker thread), or store them in the
+        timeline's JetStream stream, which keeps them until the timeline component has them."""
         if not self.events:
             return
         batch = self.events.copy()
@@ -306,41 +318,38 @@ class AgentHost:
             METRICS.timeline_flush.observe(time.perf_counter() - start)
             METRICS.timeline_events.labels("duckdb").inc(len(batch))
             return
-        for offset in range(0, len(batch), EVENTS_PER_MESSAGE):
-            chunk = [event.to_dict() for event in batch[offset : offset + EVENTS_PER_MESSAGE]]
-            if not await self.transport.send(subjects.TIMELINE_EVENTS, chunk[0]["origin"], None, chunk):
-                self.events[:0] = batch[offset:][-MAX_BUFFERED_EVENTS:]  # keep them for the next flush
-                return
-        METRICS.timeline_events.labels("nats").inc(len(batch))
+        sent = 0
+        if self.transport.connected:
+            items = [orjson.dumps(event.to_dict()) for event in batch]
+            for count, data in self.transport.packed(batch[0].origin, items, self.transport.max_payload):
+                first = batch[sent]  # the batch's first event names it, so a resend is recognised
+                if not await self.transport.store(subjects.TIMELINE_EVENTS, data, f"{first.replica}#{first.seq}+{count}",
+                                                  natsclient.timeline_stream):  # fmt: skip
+                    break
+                sent += count
+        if sent < len(batch):
+            self.events[:0] = batch[sent:][-MAX_BUFFERED_EVENTS:]  # kept for the next flush
+        METRICS.timeline_events.labels("nats").inc(sent)
 
     # --- snapshots -------------------------------------------------------------------------------
 
-    def _snapshot_path(self, agent: Agent) -> Path | None:
-        if self.config.data_dir is None or self.settings.snapshot_interval <= 0:
-            return None
-        return self.config.data_dir / "snapshots" / f"agent-{agent.id}.json"
+    @property
+    def snapshotting(self) -> bool:
+        return self.config.data_dir is not None and self.settings.snapshot_interval > 0
 
-    def _load_snapshot(self, agent: Agent) -> None:
-        path = self._snapshot_path(agent)
-        if path is None or not path.is_file():
+    async def _load_snapshot(self, agent: Agent) -> None:
+        restored = await asyncio.to_thread(snapshots.read, self.config.data_dir, agent.id)
+        if restored.state is None:
             return
-        try:
-            agent.egraph.join(json.loads(path.read_text()))
-            agent.dirty = True
-            log.info("agent %s: restored %d e-nodes from %s", agent.id, len(agent.egraph), path)
-        except (OSError, ValueError) as error:
-            log.warning("agent %s: ignoring unreadable snapshot %s: %s", agent.id, path, error)
+        agent.egraph.join(restored.state)
+        agent.dirty = True  # its rewrite family has not seen this state yet
+        self._snapshotted[agent.id] = agent.egraph.version
+        log.info("agent %s: restored %d e-nodes from the %s snapshot %s", agent.id, len(agent.egraph), restored.source, restored.path)
 
-    async def _save_snapshots(self) -> None:
+    async def save_snapshots(self) -> None:
+        """Snapshot every agent whose e-graph changed since its last snapshot."""
         for agent in self.agents.values():
-            path = self._snapshot_path(agent)
-            if path is not None:
-                text = json.dumps(agent.egraph.to_wire(), separators=(",", ":"))
-                await asyncio.to_thread(_write_atomically, path, text)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+            version = agent.egraph.version
+            if self._snapshotted.get(agent.id) != version:
+                await asyncio.to_thread(snapshots.write, self.config.data_dir, agent.id, agent.egraph.to_wire())
+                self._snapshotted[agent.id] = version

@@ -13,7 +13,7 @@ from typing import Callable
 
 import click
 
-from agentnet_runtime.config import AgentSettings, ConfigError, RuntimeConfig, load_config
+from agentnet_runtime.config import AgentSettings, ConfigError, NetworkConfig, RuntimeConfig, load_config
 from agentnet_runtime.web import HttpServer, create_app, run_until_signal
 
 from .host import AgentHost
@@ -33,13 +33,17 @@ def agent_app(host: AgentHost, name: str = "agent", extra_routes=(), ready: Call
     )
 
 
-def open_timeline(config: RuntimeConfig):
-    """The DuckDB timeline in the data directory, or None without one (events then go to NATS)."""
-    if config.data_dir is None:
-        return None
-    from agentnet_runtime.timeline.store import Timeline  # loads duckdb only when there is a file to write
+def timeline_at(path, network: NetworkConfig):
+    """The DuckDB timeline at `path` (":memory:": kept nowhere) with the network's retention."""
+    from agentnet_runtime.timeline.store import Timeline  # loads duckdb only when there is a timeline to keep
 
-    return Timeline(config.data_dir / TIMELINE_FILE)
+    retention = network.retention
+    return Timeline(path, max_age=retention.timeline_max_age_seconds, max_events=retention.timeline_max_events)
+
+
+def open_timeline(config: RuntimeConfig):
+    """The DuckDB timeline in the data directory, or None without one (events then go to the timeline's stream)."""
+    return None if config.data_dir is None else timeline_at(config.data_dir / TIMELINE_FILE, config.network)
 
 
 async def run_agents(config: RuntimeConfig, stop: asyncio.Event) -> None:
@@ -84,7 +88,7 @@ def _ids(text: str | None) -> tuple[int, ...] | None:
 @click.option("--data-dir", help="timeline DuckDB file and snapshots (default: $AGENTNET_DATA_DIR; none = no local files)")
 @click.option("--sync-interval", type=float, default=AgentSettings.sync_interval, show_default=True, help="seconds between anti-entropy rounds")
 @click.option("--heartbeat-interval", type=float, default=AgentSettings.heartbeat_interval, show_default=True)
-@click.option("--snapshot-interval", type=float, default=AgentSettings.snapshot_interval, show_default=True, help="seconds; 0 = no snapshots")
+@click.option("--snapshot-interval", type=float, default=AgentSettings.snapshot_interval, show_default=True, help="seconds between snapshots to the data dir; 0 = none")
 @click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
 def agent_command(agent_ids, sync_interval, heartbeat_interval, snapshot_interval, log_level, **flags) -> None:
     """Run agents: sync their CRDT e-graphs with their neighbours over NATS and serve HTTP."""

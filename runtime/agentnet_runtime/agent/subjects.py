@@ -13,7 +13,8 @@ HEARTBEAT = "agent.{id}.heartbeat"  # digest, size and clock summary, every hear
 # Network-wide:
 BROADCAST_HEARTBEAT = "broadcast.heartbeat"  # roll call: every agent answers with a heartbeat at once
 NETWORK_STATUS = "network.status"  # each agent process publishes a summary of its agents
-TIMELINE_EVENTS = "timeline.events"  # timeline event batches, from processes with no local DuckDB file
+TIMELINE_EVENTS = "timeline.events"  # timeline event batches, from processes with no local DuckDB file (JetStream-stored)
+TIMELINE_RETENTION = "timeline.retention"  # what the timeline's retention dropped (plain JSON), after it drops some
 # Published by the service components:
 DERIVED = "stream.derived.{colour}"  # what a stream component derived (colour lower-case), as a delta
 CRDT_MERGE = "crdt.merge"  # batched merges, request/reply, served by crdt-service

@@ -48,6 +48,7 @@ class Transport:
         self._closing = False
         self._groups: dict[int, int] | None = None  # agent -> group while partitioned
         self._fragments: dict[str, tuple[float, list[bytes | None]]] = {}  # message id -> (first seen, parts)
+        self._subscriptions: list = []  # what subscribe() made, for unsubscribe()
 
     # --- connection ------------------------------------------------------------------
 
@@ -102,6 +103,29 @@ class Transport:
         # than joining did. Non-string keys become strings, as with json.
         return orjson.dumps({"from": sender, "stamp": stamp, "body": body}, option=orjson.OPT_NON_STR_KEYS)
 
+    @staticmethod
+    def packed(sender: int, items: list[bytes], limit: int) -> list[tuple[int, bytes]]:
+        """Envelopes whose body is a JSON list of the already-encoded `items`, in order, each at most `limit`
+        bytes: (items it accounts for, envelope). An item too large for any envelope is left out (and
+        counted as an error); the next envelope accounts for it, so resuming after a failure skips it."""
+        head, tail = b'{"from":%d,"stamp":null,"body":[' % sender, b"]}"
+        room = limit - len(head) - len(tail)
+        envelopes, chunk, size, consumed = [], [], 0, 0
+        for item in items:
+            if len(item) > room:
+                METRICS.errors.labels("nats", "too-large").inc()
+                consumed += 1
+                continue
+            if chunk and size + len(item) > room:
+                envelopes.append((consumed, head + b",".join(chunk) + tail))
+                chunk, size, consumed = [], 0, 0
+            chunk.append(item)
+            size += len(item) + 1  # and its comma
+            consumed += 1
+        if chunk:
+            envelopes.append((consumed, head + b",".join(chunk) + tail))
+        return envelopes
+
     @property
     def max_payload(self) -> int:
         return self.nc.max_payload - _HEADER_ROOM
@@ -123,6 +147,32 @@ class Transport:
         except Exception as error:  # reconnecting: anti-entropy repairs what is lost
             METRICS.errors.labels("nats", type(error).__name__).inc()
             return False
+
+    async def store(self, subject: str, data: bytes, msg_id: str, stream: Callable[[], natsclient.JetStreamNeed]) -> bool:
+        """Publish to a JetStream stream and wait until the server has stored it; False when it has not.
+        `msg_id` lets the server drop a resend of the same message; a missing stream is created (`stream()`)."""
+        if not self.connected:
+            return False
+        from nats.js.errors import NoStreamResponseError
+
+        js = self.nc.jetstream()
+        for attempt in range(2):
+            try:
+                await js.publish(subject, data, headers={"Nats-Msg-Id": msg_id})
+                return True
+            except NoStreamResponseError:  # the server lost its store, or nobody made the stream yet
+                if attempt == 0:
+                    need = stream()
+                    try:
+                        await need.create(js)
+                        log.warning("%s was missing; created it", need.what)
+                    except Exception as error:  # e.g. a server without JetStream: the caller retries later
+                        METRICS.errors.labels("nats", type(error).__name__).inc()
+                        return False
+            except Exception as error:  # timed out or disconnected: the caller keeps the message for later
+                METRICS.errors.labels("nats", type(error).__name__).inc()
+                return False
+        return False
 
     def _reassemble(self, header: str, data: bytes) -> bytes | None:
         """Store one fragment; the whole message once its last fragment is in."""
@@ -183,4 +233,13 @@ class Transport:
                 METRICS.errors.labels("agent", "handler").inc()
                 log.exception("error handling a message on %s", message.subject)
 
-        await self.nc.subscribe(subject, cb=deliver)
+        self._subscriptions.append(await self.nc.subscribe(subject, cb=deliver))
+
+    async def unsubscribe(self) -> None:
+        """Stop handing messages to the handlers (on the way out, before the last timeline flush)."""
+        subscriptions, self._subscriptions = self._subscriptions, []
+        for subscription in subscriptions:
+            try:
+                await subscription.unsubscribe()
+            except Exception:  # the connection is gone already: nothing is delivered anyway
+                pass

@@ -9,8 +9,9 @@ NATS crdt.merge (request/reply, queue group crdt-service, so replicas share the 
 The merge cache is keyed by the events (dots: origin replica, sequence number) the inputs carry. In this CRDT an
 event's dot fixes its contents (egraph.py: every replica keeps each event exactly as it was made, and join skips
 a dot it has seen), so inputs carrying the same dots have the same join, whatever their order or grouping; a
-hit costs no parsing of nodes at all. It is an LRU of CACHE_SIZE entries (the environment variable, else the
-component setting, else 10,000); its hit rate is exported. Long NATS batches yield to the event loop every few merges, so HTTP keeps being served.
+hit costs no parsing of nodes at all. It is bounded in bytes, CACHE_SIZE_MB (MiB; the environment variable as the
+deployment guides set it, else the component setting, else 50), an entry costing the length of its JSON; the least
+recently used go first. Its hit rate and its bytes are exported. Long NATS batches yield to the event loop every few merges, so HTTP keeps being served.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from starlette.routing import Route
 from agentnet_runtime.components import Service
 from agentnet_runtime.agent import subjects
 from agentnet_runtime.core.egraph import DELTA_KIND, STATE_KIND, Delta, EGraph
-from agentnet_runtime.core.saturate import LRU
+from .cache import ByteLRU
 from agentnet_runtime.web import RequestError, json_body
 
 log = logging.getLogger("agentnet.crdt")
@@ -37,6 +38,7 @@ log = logging.getLogger("agentnet.crdt")
 QUEUE_GROUP = "crdt-service"
 MERGED_REPLICA = "crdt-service"  # replica id a merged state carries (it makes no events of its own)
 MAX_INPUTS = 1_000  # states one merge may join
+DEFAULT_CACHE_SIZE_MB = 50  # the deployment guides' CACHE_SIZE_MB
 SLICE = 32  # merges of a NATS batch between two yields to the event loop
 MERGE_RULE = 'give {"states": [wire, ...]} or {"base": wire, "delta": wire}'
 WIRE_RULE = "an e-graph state or delta in wire form (EGraph.to_wire / Delta.to_wire)"
@@ -58,6 +60,7 @@ class CRDT_METRICS:
     merges = Counter("agentnet_crdt_merges", "Merges asked of crdt-service, by path (http | nats) and result (hit | miss | refused)",
                      ["path", "result"])  # fmt: skip
     cache_hit_ratio = Gauge("agentnet_crdt_cache_hit_ratio", "Share of crdt-service merges answered from the merge cache")
+    cache_bytes = Gauge("agentnet_crdt_cache_bytes", "Bytes held by crdt-service's merge cache (the JSON of its entries)")
     replica_nodes = Gauge("agentnet_crdt_replica_nodes", "E-nodes in crdt-service's replica (the join of everything merged)")
 
 
@@ -111,7 +114,8 @@ class CrdtService(Service):
 
     def __init__(self, config):
         super().__init__(config)
-        self.cache = LRU(self.number("CACHE_SIZE", 10_000, low=1, integer=True, env=True))  # events -> (b'"digest":..,"nodes":..,"clock":..', state JSON)
+        megabytes = self.number("CACHE_SIZE_MB", DEFAULT_CACHE_SIZE_MB, low=0, above=True, env=True)
+        self.cache = ByteLRU(int(megabytes * 2**20))  # events -> (b'"digest":..,"nodes":..,"clock":..', state JSON)
         self.replica = EGraph(f"{self.name}.{config.pod_name}")
         self._state_json: tuple[int, bytes] = (-1, b"")  # GET /state body, for one replica version
         # Counters by (path, result), looked up once: labels() costs as much as a cache hit.
@@ -125,7 +129,8 @@ class CrdtService(Service):
         return {"cache": self.cache_stats()}
 
     def cache_stats(self) -> dict[str, Any]:
-        return {"entries": len(self.cache), "size": self.cache.size, "hits": self.cache.hits, "misses": self.cache.misses,
+        return {"entries": len(self.cache), "bytes": self.cache.bytes, "maxBytes": self.cache.max_bytes,
+                "evictions": self.cache.evictions, "hits": self.cache.hits, "misses": self.cache.misses,
                 "hitRate": round(self.cache.hit_rate, 4)}  # fmt: skip
 
     async def on_start(self) -> None:
@@ -159,7 +164,8 @@ class CrdtService(Service):
         summary = dumps({"digest": merged.digest(), "nodes": len(merged), "clock": merged.clock})
         result = (summary[1:-1], dumps(merged.to_wire()))
         if key is not None:
-            self.cache.put(key, result)
+            self.cache.put(key, result, len(result[0]) + len(result[1]))
+            CRDT_METRICS.cache_bytes.set(self.cache.bytes)
         self._counted[path, "miss"].inc()
         CRDT_METRICS.replica_nodes.set(len(self.replica))
         return (*result, False)

@@ -23,6 +23,7 @@ What it collects, on its own, so it works alone in a pod:
 - timeline: batches on `timeline.events` (agents with no DuckDB file of their own publish there), and,
   when `<data dir>/timeline.duckdb` exists and can be opened (under `agentnet up` the agents write it
   in this very process), the rows appended to it. Messages per agent are the send/receive events seen.
+  What the timeline's retention dropped (count, oldest time kept) comes on `timeline.retention`.
 - asks: while an agent lacks the newest ask, the dashboard pulls from it as the agents' anti-entropy does
   (an observer replica, as skill-verification keeps); the reply's vector clock says which asks it holds.
   The asked agent is sent the asks again while its clock lacks them (a lost push is repaired).
@@ -358,6 +359,7 @@ class Dashboard(Service):
         self.samples = 0
         self.duck: DuckTimeline | None = None
         self.timeline_source = "nats"
+        self.timeline_retention: dict[str, Any] | None = None  # the timeline's last word on what it dropped
         self.transport: Transport | None = None
         self.http: httpx.AsyncClient | None = None
         self._page: str | None = None
@@ -402,6 +404,7 @@ class Dashboard(Service):
         await self.transport.subscribe(subjects.HEARTBEAT.format(id="*"), self._on_heartbeat)
         await self.transport.subscribe(subjects.NETWORK_STATUS, self._on_status)
         await self.transport.subscribe(subjects.TIMELINE_EVENTS, self._on_timeline)
+        await self.nc.subscribe(subjects.TIMELINE_RETENTION, cb=self._on_retention)
         self.observer = NetworkReplica(self.transport, subjects.DASHBOARD_ID, self.name)
         await self.observer.listen(streams=False)  # a sync reply too large to answer comes as a state message
         self._tasks = [
@@ -476,6 +479,13 @@ class Dashboard(Service):
         if isinstance(envelope["body"], list):
             self.timeline.add(event for event in envelope["body"] if isinstance(event, dict))
 
+    async def _on_retention(self, message: Any) -> None:
+        try:
+            report = json.loads(message.data)
+            self.timeline_retention = {"dropped": int(report["dropped"]), "oldestKept": report["oldestKept"]}
+        except (ValueError, TypeError, KeyError):
+            METRICS.errors.labels(self.name, "bad-retention").inc()
+
     # --- periodic work ---------------------------------------------------------------------------------------
 
     def sweep(self) -> None:
@@ -526,7 +536,8 @@ class Dashboard(Service):
             "counts": {state: counts[state] for state in ("alive", "gone", "unseen")},
             "agents": [agent.view(now) for agent in agents],
             "reports": fresh,
-            "timeline": {"source": self.timeline_source, "seen": self.timeline.seen, "events": events},
+            "timeline": {"source": self.timeline_source, "seen": self.timeline.seen, "events": events,
+                         "retention": self.timeline_retention},
             "metrics": (
                 {name: series.view(full) for name, series in self.components.items()}
                 if full or self.samples > self._sent_samples

@@ -2,15 +2,25 @@
 
 GET /query?agent=&kind=&colour=&since=&until=&limit=
     events in causal order (lamport, origin, seq: consistent with happens-before), filtered by
-    origin agent, kind, colour and wall-clock range [since, until) (epoch seconds or ISO 8601)
+    origin agent, kind, colour and wall-clock range [since, until) (epoch seconds or ISO 8601),
+    and what retention dropped ("retention": events dropped so far, the oldest time kept)
+GET /retention
+    what retention dropped, alone
 
 The log is timeline.Timeline in `<data dir>/timeline.duckdb` (in-memory DuckDB without a data
 directory: nothing is kept across restarts then). Agents with no DuckDB file of their own
-(a cluster's agent pods) publish event batches on timeline.events; every replica of this
-component subscribes (not a queue group), so each holds the whole log. What arrives is
-appended every `flush_interval` seconds (setting, default 0.25): one DuckDB commit for the
-batches of every agent process. Appends are idempotent by (replica, seq), so a batch
-delivered twice adds nothing; a malformed batch is refused whole and counted.
+(a cluster's agent pods) store event batches in the JetStream stream on timeline.events
+(natsclient.timeline_stream). Every replica of this component reads it with a durable
+consumer of its own (named after its pod), so each holds the whole log, and what was
+published while it was down is waiting for it when it comes back. It pulls batches every
+`flush_interval` seconds (setting, default 0.25), appends them in one DuckDB commit, and
+acknowledges them only then. Appends are idempotent by (replica, seq), so a batch delivered
+twice adds nothing: exactly once in the log. A malformed batch is refused whole and counted.
+
+Retention is the network's `retention.timeline` (maxAgeSeconds, maxEvents): the oldest events
+go first, after each append past maxEvents and every `prune_interval` seconds (setting,
+default 60) for age. What was dropped is published on timeline.retention (for the dashboard)
+at start and whenever it changes.
 
 Under `agentnet up` the agents append to the same file directly, in the same process:
 DuckDB keeps one database instance per file per process, so both connections see one log.
@@ -24,14 +34,15 @@ import logging
 import math
 from typing import Any
 
-from prometheus_client import Counter
+import orjson
+from prometheus_client import Counter, Gauge
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from agentnet_runtime import natsclient
 from agentnet_runtime.agent import subjects
-from agentnet_runtime.agent.main import TIMELINE_FILE
-from agentnet_runtime.agent.transport import Transport
+from agentnet_runtime.agent.main import TIMELINE_FILE, timeline_at
 from agentnet_runtime.components import Service
 from agentnet_runtime.config import COLOURS
 from agentnet_runtime.timeline.events import KINDS, Event
@@ -46,8 +57,12 @@ QUERY_PARAMETERS = ("agent", "kind", "colour", "since", "until", "limit")
 DEFAULT_LIMIT, MAX_LIMIT = 1_000, 100_000
 _TIME_RULE = "epoch seconds or an ISO 8601 date-time"
 
+FETCH_BATCH = 256  # stream messages (event batches) pulled at once
+STOP_WAIT = 10.0  # seconds stop() lets the consumer store what it fetched
+
 # Metrics of this module (to move into web.METRICS).
 STORED = Counter("agentnet_timeline_stored_events", "Events the timeline component added from timeline.events")
+DROPPED = Gauge("agentnet_timeline_dropped_events", "Events the timeline's retention has dropped (age and count limits)")
 
 
 def _time(value: str, field: str) -> float:
@@ -114,58 +129,110 @@ class InteractionTimeline(Service):
     def __init__(self, config):
         super().__init__(config)
         self.flush_interval = self.number("flush_interval", 0.25, low=0, above=True)
+        self.prune_interval = self.number("prune_interval", 60.0, low=0, above=True)
+        self.durable = natsclient.timeline_durable(config.pod_name)
         self.timeline = None  # timeline.Timeline, opened by on_start
-        self.pending: list[Event] = []  # arrived on NATS, not yet appended
-        self._flusher: asyncio.Task | None = None
+        self._dropped = -1  # what retention had dropped when it was last published
+        self._tasks: list[asyncio.Task] = []
+        self._stopping = False
 
     @property
     def path(self) -> str:
         return str(self.config.data_dir / TIMELINE_FILE) if self.config.data_dir is not None else ":memory:"
 
     def routes(self) -> list[Route]:
-        return [Route("/query", self.query_route)]
+        return [Route("/query", self.query_route), Route("/retention", self.retention_route)]
 
     def health(self) -> dict[str, Any]:
-        return {"timeline": self.path, "nats": "connected" if self.nc is not None and self.nc.is_connected else "connecting"}
+        return {"timeline": self.path, "consumer": self.durable,
+                "nats": "connected" if self.nc is not None and self.nc.is_connected else "connecting"}  # fmt: skip
+
+    def jetstream(self) -> list[natsclient.JetStreamNeed]:
+        return [natsclient.timeline_stream(), natsclient.timeline_consumer(self.durable, 4 * FETCH_BATCH)]
 
     async def on_start(self) -> None:
-        from agentnet_runtime.timeline.store import Timeline
-
-        self.timeline = await asyncio.to_thread(Timeline, self.path)
-        transport = Transport(self.config.nats_url, self.config.nats_auth)
-        transport.nc = self.nc  # the Service's connection; Transport adds envelopes and fragments
-        await transport.subscribe(subjects.TIMELINE_EVENTS, self._on_events)
-        self._flusher = asyncio.create_task(every(self.flush_interval, self.flush, self.name), name="timeline-flush")
+        self.timeline = await asyncio.to_thread(timeline_at, self.path, self.config.network)
+        # Bound by name: the keeper (components.Service) creates the consumer, again whenever the server lost it.
+        subscription = await self.nc.jetstream().pull_subscribe_bind(self.durable, natsclient.TIMELINE_STREAM)
+        self._tasks = [asyncio.create_task(self._consume(subscription), name="timeline-consume"),
+                       asyncio.create_task(every(self.prune_interval, self.prune, self.name), name="timeline-prune")]  # fmt: skip
+        await self.prune()
 
     async def on_stop(self) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
-            await asyncio.gather(self._flusher, return_exceptions=True)
+        # The consumer is let finish (within a fetch's wait) rather than cancelled: what it fetched is then
+        # stored and acknowledged, not left for the server to redeliver only after its ack wait (30 s).
+        self._stopping = True
+        consume, *others = self._tasks or [None]
+        for task in others:
+            task.cancel()
+        if consume is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(consume), STOP_WAIT)
+            except TimeoutError:
+                consume.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.timeline is not None:
-            await self.flush()
             self.timeline.close()
 
-    async def _on_events(self, subject: str, envelope: dict, message: Any) -> None:
-        try:
-            self.pending.extend(decode(item) for item in envelope["body"])
-        except (TypeError, ValueError, KeyError) as error:
-            METRICS.errors.labels(self.name, "bad-events").inc()
-            log.warning("ignoring a malformed event batch from %s: %s", envelope.get("from"), error)
+    async def _consume(self, subscription) -> None:
+        """Pull what the stream holds for this replica, append it, then acknowledge it."""
+        import nats.errors
 
-    async def flush(self) -> None:
-        """Append what arrived since the last flush (a commit costs milliseconds, and queries wait for it)."""
-        if not self.pending:
-            return
-        batch, self.pending = self.pending, []
+        while not self._stopping:
+            if self.nats_readiness():  # NATS away, or the stream or consumer not there (yet, or again)
+                await asyncio.sleep(self.flush_interval)
+                continue
+            try:
+                messages = await subscription.fetch(FETCH_BATCH, timeout=self.flush_interval)
+            except nats.errors.TimeoutError:
+                continue
+            except Exception as error:  # reconnecting: the stream keeps the events
+                log.info("timeline: fetching events failed (%r); retrying", error)
+                await asyncio.sleep(self.flush_interval)
+                continue
+            await self.store(messages)
+
+    async def store(self, messages: list) -> None:
+        """Append the events of these stream messages in one commit; acknowledge them once stored."""
+        batch = []
+        for message in messages:
+            try:
+                batch.extend(decode(item) for item in orjson.loads(message.data)["body"])
+            except (TypeError, ValueError, KeyError) as error:
+                METRICS.errors.labels(self.name, "bad-events").inc()
+                log.warning("ignoring a malformed event batch: %s", error)
         STORED.inc(await asyncio.to_thread(self.timeline.append, batch))
+        for message in messages:  # a malformed one too: it will not get better
+            await message.ack()
+        await self.report_retention()
+
+    async def prune(self) -> None:
+        await asyncio.to_thread(self.timeline.prune)
+        await self.report_retention()
+
+    async def report_retention(self) -> None:
+        """Export and publish what retention dropped, when that changed."""
+        retention = await asyncio.to_thread(self.timeline.retention)
+        if retention["dropped"] != self._dropped:
+            DROPPED.set(retention["dropped"])
+            await self.nc.publish(subjects.TIMELINE_RETENTION, orjson.dumps(retention))
+            self._dropped = retention["dropped"]
+
+    def _open(self) -> None:
+        if self.timeline is None:
+            raise RequestError("the timeline is not open yet", field="timeline", rule="wait for the component to start", status=503)
 
     async def query_route(self, request: Request) -> JSONResponse:
         filters = query_filters(request.query_params, self.config.network.size)
-        if self.timeline is None:
-            raise RequestError("the timeline is not open yet", field="timeline", rule="wait for the component to start", status=503)
+        self._open()
         events = await asyncio.to_thread(self.timeline.query, **filters)
+        retention = await asyncio.to_thread(self.timeline.retention)
         return JSONResponse({"order": "causal (lamport, origin, seq)", "filters": filters, "count": len(events),
-                             "events": [event.to_dict() for event in events]})  # fmt: skip
+                             "retention": retention, "events": [event.to_dict() for event in events]})  # fmt: skip
+
+    async def retention_route(self, request: Request) -> JSONResponse:
+        self._open()
+        return JSONResponse(await asyncio.to_thread(self.timeline.retention))
 
 
 def create(config) -> InteractionTimeline:

@@ -9,6 +9,12 @@ its route prefix (catalogue.py). Ctrl-C or SIGTERM stops everything it started.
 
 Each component is a components.Service, started here with its own NATS connection and
 mounted under its prefix; a component whose module is not built is listed as skipped.
+
+With `--data-dir DIR` the run is kept in DIR: the agents' snapshots (DIR/snapshots, written
+every snapshot interval and on the way out), the nats-server's JetStream store (DIR/nats) and
+the timeline (DIR/timeline.duckdb). Started again on the same DIR, every agent restores its
+snapshot before it connects, so it is ready with the state it had. Without it all of that
+lives in a temp dir, removed on exit.
 """
 
 from __future__ import annotations
@@ -119,10 +125,14 @@ async def run_network(
 @click.option("-f", "--file", "path", required=True, type=click.Path(exists=True, dir_okay=False), help="AgentNetwork YAML")
 @click.option("--port", default=DEFAULT_PORT, show_default=True, help="HTTP port for agents and components")
 @click.option("--host", "http_host", default="127.0.0.1", show_default=True, help="HTTP listen address")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="keep the timeline DuckDB file here (default: a temp dir, removed on exit)")
+@click.option("--data-dir", type=click.Path(file_okay=False),
+              help="keep agents' snapshots, JetStream and the timeline here, to start again where it stopped (default: a temp dir, removed on exit)")
 @click.option("--sync-interval", type=float, default=LOCAL_SETTINGS.sync_interval, show_default=True, help="seconds between anti-entropy rounds")
+@click.option("--snapshot-interval", type=float, default=AgentSettings.snapshot_interval, show_default=True,
+              help="seconds between the agents' snapshots to the data dir (and one on the way out); 0 = none")
 @click.option("--log-level", default="warning", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
-def up_command(path: str, port: int, http_host: str, data_dir: str | None, sync_interval: float, log_level: str) -> None:
+def up_command(path: str, port: int, http_host: str, data_dir: str | None, sync_interval: float, snapshot_interval: float,
+               log_level: str) -> None:
     """Run a whole AgentNetwork locally: embedded NATS, every agent, all routes on one port."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     began = time.perf_counter()
@@ -134,17 +144,21 @@ def up_command(path: str, port: int, http_host: str, data_dir: str | None, sync_
     network = NetworkConfig.from_json(document, source=path)
     say(f"agentnet up: network {network.name}, {network.size} agents, {document['topology']['kind']} topology")
     scratch = Path(tempfile.mkdtemp(prefix="agentnet-up-"))
-    nats = EmbeddedNats(scratch / "nats")
+    directory = Path(data_dir) if data_dir else scratch / "data"
+    nats = EmbeddedNats(directory / "nats")
     try:
         nats.start()
-        say(f"  nats-server (JetStream) {nats.url}")
-        directory = Path(data_dir) if data_dir else scratch / "data"
+        say(f"  nats-server (JetStream) {nats.url}, store {nats.store_dir}")
         config = load_config(
             env={}, network=network, agent_ids=tuple(range(network.size)), nats_url=nats.url,
             http_host=http_host, http_port=port, data_dir=str(directory),
-            agent=AgentSettings(sync_interval=sync_interval, heartbeat_interval=LOCAL_SETTINGS.heartbeat_interval),
+            agent=AgentSettings(sync_interval=sync_interval, heartbeat_interval=LOCAL_SETTINGS.heartbeat_interval,
+                                snapshot_interval=snapshot_interval),
         )  # fmt: skip
-        say(f"  timeline {directory / 'timeline.duckdb'}")
+        from agentnet_runtime.agent import snapshots
+        from agentnet_runtime.agent.main import TIMELINE_FILE
+
+        say(f"  timeline {directory / TIMELINE_FILE}, snapshots {directory / snapshots.DIRECTORY}")
 
         async def main(stop: asyncio.Event) -> None:
             started = asyncio.Event()

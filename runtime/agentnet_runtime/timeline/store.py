@@ -10,11 +10,21 @@ ordered by (lamport, origin, seq), which is consistent with happens-before (see 
 
 One Timeline object may be shared by threads (the agent host appends from a worker
 thread while HTTP handlers query); a lock serialises use of the connection.
+
+Retention (`max_age`, `max_events`): `prune()` drops events older than max_age seconds and
+then the oldest (by wall clock, then causal order) beyond max_events; `append` prunes by
+count itself when it takes the log over max_events. What was dropped is kept in the table
+`retention` (events dropped so far, and the horizon: the newest time dropped), so it survives
+restarts. An event at or before the horizon arriving late is not stored: it may be a replay
+of one already dropped (a new durable consumer reads the stream from its start), so it is not
+counted again either. Events of one instant go together.
 """
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from pathlib import Path
 from typing import Iterable
 
@@ -25,6 +35,7 @@ import orjson
 from .events import Event, event_key
 
 TABLE = "events"
+RETENTION_TABLE = "retention"  # one row (id 0): dropped (events pruned so far), horizon (newest time pruned)
 _COLUMNS = (
     ("key", "BIGINT"),
     ("origin", "INTEGER"),
@@ -69,25 +80,66 @@ def _columns(events: Iterable[Event]) -> dict[str, np.ndarray]:
 class Timeline:
     """An append-only, causally ordered event log in one DuckDB file."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, max_age: float | None = None, max_events: int | None = None):
+        """`path` ":memory:" keeps nothing; `max_age` (seconds) and `max_events` bound what is kept (None: no bound)."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.max_age, self.max_events = max_age, max_events
         self._lock = threading.Lock()
-        self._con = duckdb.connect(str(self.path))
+        self._con = duckdb.connect(str(path))
         self._con.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} ({_COLUMN_LIST.replace('key BIGINT', 'key BIGINT PRIMARY KEY', 1)})")
+        self._con.execute(f"CREATE TABLE IF NOT EXISTS {RETENTION_TABLE} (id INTEGER PRIMARY KEY, dropped BIGINT, horizon DOUBLE)")
+        self._con.execute(f"INSERT OR IGNORE INTO {RETENTION_TABLE} VALUES (0, 0, '-infinity')")
 
     def append(self, events: Iterable[Event]) -> int:
-        """Append a batch; events already stored (same replica and seq) are skipped. Returns rows added."""
+        """Append a batch; events already stored (same replica and seq) or older than what retention
+        dropped are skipped. Returns rows added. Prunes down to max_events when the log grew past it."""
         batch = _columns(events)
         if not len(batch["key"]):
             return 0
         with self._lock:
             self._con.register("batch", batch)
             try:
-                ((added,),) = self._con.execute(f"INSERT OR IGNORE INTO {TABLE} SELECT {_COLUMN_NAMES} FROM batch").fetchall()
+                ((added,),) = self._con.execute(
+                    f"INSERT OR IGNORE INTO {TABLE} SELECT {_COLUMN_NAMES} FROM batch"
+                    f" WHERE time > (SELECT horizon FROM {RETENTION_TABLE})"
+                ).fetchall()
             finally:
                 self._con.unregister("batch")
+            if added and self.max_events is not None:
+                self._prune_locked(None)
         return int(added)
+
+    def prune(self, now: float | None = None) -> int:
+        """Drop what retention does not keep (age relative to `now`, default the wall clock); returns events dropped."""
+        with self._lock:
+            return self._prune_locked(time.time() if now is None else now)
+
+    def _prune_locked(self, now: float | None) -> int:
+        horizon = -math.inf  # the newest time to drop
+        if self.max_age is not None and now is not None:
+            horizon = now - self.max_age
+        if self.max_events is not None:
+            ((kept,),) = self._con.execute(f"SELECT count(*) FROM {TABLE} WHERE time > ?", [horizon]).fetchall()
+            if kept > self.max_events:  # the (kept - max_events)th oldest of those is dropped too
+                ((newest,),) = self._con.execute(
+                    f"SELECT time FROM {TABLE} WHERE time > ? ORDER BY time LIMIT 1 OFFSET ?", [horizon, kept - self.max_events - 1]
+                ).fetchall()
+                horizon = newest
+        if horizon == -math.inf:
+            return 0
+        ((dropped,),) = self._con.execute(f"DELETE FROM {TABLE} WHERE time <= ?", [horizon]).fetchall()
+        if dropped:
+            self._con.execute(f"UPDATE {RETENTION_TABLE} SET dropped = dropped + ?, horizon = greatest(horizon, ?)", [dropped, horizon])
+        return int(dropped)
+
+    def retention(self) -> dict:
+        """What retention dropped: {"dropped": events so far, "oldestKept": time of the oldest event kept (None: empty)}."""
+        with self._lock:
+            ((dropped,),) = self._con.execute(f"SELECT dropped FROM {RETENTION_TABLE}").fetchall()
+            ((oldest,),) = self._con.execute(f"SELECT min(time) FROM {TABLE}").fetchall()
+        return {"dropped": int(dropped), "oldestKept": oldest, "maxAgeSeconds": self.max_age, "maxEvents": self.max_events}
 
     def query(
         self,

@@ -217,7 +217,11 @@
   }
 
   function applyTimeline(timeline) {
-    $("#timeline-source").textContent = `from ${timeline.source} · ${timeline.seen} events seen`;
+    const kept = timeline.retention;
+    const dropped = kept && kept.dropped
+      ? ` · ${kept.dropped} dropped by retention, oldest kept ${kept.oldestKept === null ? "none" : new Date(kept.oldestKept * 1000).toLocaleString()}`
+      : "";
+    $("#timeline-source").textContent = `from ${timeline.source} · ${timeline.seen} events seen${dropped}`;
     const list = $("#timeline");
     const fragment = document.createDocumentFragment();
     for (const event of timeline.events) {

@@ -1,0 +1,85 @@
+"""Crash-safe snapshots of an agent's e-graph in its data directory.
+
+`<data dir>/snapshots/agent-{id}.json.gz` is the newest snapshot (EGraph.to_wire(), JSON,
+gzip), `agent-{id}.previous.json.gz` the one before it. A snapshot is written to a temp
+file, fsynced, and renamed into place after the newest has become the previous one (the
+directory is fsynced too), so a crash at any point leaves at least one whole snapshot and
+at most a stray temp file. At start the newest that reads is restored; if neither reads,
+the agent starts empty and re-syncs from its neighbours. The log says which happened.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from agentnet_runtime.core.egraph import Delta
+
+log = logging.getLogger("agentnet.agent")
+
+DIRECTORY = "snapshots"
+COMPRESSION = 6  # gzip level: a third of the JSON (node ids are hashes, which do not compress); 0.15 s for 70,000 e-nodes
+
+
+def paths(data_dir: Path, agent: int) -> tuple[Path, Path]:
+    """(newest, previous) snapshot files of an agent."""
+    directory = Path(data_dir) / DIRECTORY
+    return directory / f"agent-{agent}.json.gz", directory / f"agent-{agent}.previous.json.gz"
+
+
+def write(data_dir: Path, agent: int, wire: dict) -> Path:
+    """Write a snapshot crash-safely, keeping the one before it; returns the newest file."""
+    newest, previous = paths(data_dir, agent)
+    newest.parent.mkdir(parents=True, exist_ok=True)
+    temporary = newest.with_name(newest.name + ".tmp")
+    data = gzip.compress(orjson.dumps(wire), compresslevel=COMPRESSION, mtime=0)
+    with open(temporary, "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    if newest.exists():
+        os.replace(newest, previous)
+    os.replace(temporary, newest)
+    directory = os.open(newest.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the renames themselves survive a power cut
+    finally:
+        os.close(directory)
+    return newest
+
+
+def _read(path: Path) -> Delta:
+    return Delta.from_wire(orjson.loads(gzip.decompress(path.read_bytes())))
+
+
+@dataclass(frozen=True)
+class Restored:
+    state: Delta | None  # None: nothing readable, re-sync from neighbours
+    source: str  # "newest" | "previous" | "none"
+    path: Path | None
+
+
+def read(data_dir: Path, agent: int) -> Restored:
+    """The newest snapshot that reads (whole gzip, JSON, valid e-graph state); says in the log which."""
+    problems = []
+    for source, path in zip(("newest", "previous"), paths(data_dir, agent)):
+        if not path.exists():
+            continue
+        try:
+            state = _read(path)
+        except (OSError, EOFError, zlib.error, ValueError, TypeError, KeyError) as error:  # truncated, corrupt, or not a state
+            problems.append(f"{path.name}: {type(error).__name__}: {error}")
+            log.warning("agent %s: snapshot %s is unreadable (%s)", agent, path, error)
+            continue
+        if problems:
+            log.warning("agent %s: restoring from the previous snapshot %s", agent, path)
+        return Restored(state, source, path)
+    if problems:
+        log.warning("agent %s: no readable snapshot (%s); re-syncing from neighbours", agent, "; ".join(problems))
+    return Restored(None, "none", None)
