@@ -72,6 +72,19 @@ def needs_apply(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> b
     return not covers({k: v for k, v in desired.items() if k != "status"}, live)
 
 
+def claims_changed(desired: Mapping[str, Any], live: Mapping[str, Any]) -> bool:
+    """Whether a StatefulSet's volumeClaimTemplates, which the API server never lets change, differ
+    from the live one's (its claims were made by an operator before spec.persistence): then it is
+    replaced. Fields the API server defaulted in the live templates do not count."""
+    if desired["kind"] != "StatefulSet":
+        return False
+    def claims(sts: Mapping[str, Any]) -> list[dict[str, Any]]:
+        templates = (sts.get("spec") or {}).get("volumeClaimTemplates") or []
+        return [{"name": t["metadata"]["name"], "spec": t.get("spec", {})} for t in templates]
+
+    return not covers(claims(desired), claims(live))
+
+
 def stamp_digest(obj: dict[str, Any], digest: str) -> dict[str, Any]:
     obj["metadata"].setdefault("annotations", {})[ANNOTATION_APPLIED] = digest
     return obj
@@ -144,11 +157,12 @@ class Cluster:
         self.observe(live)
         return live
 
-    def delete(self, obj: Mapping[str, Any]) -> None:
+    def delete(self, obj: Mapping[str, Any], *, propagation: str = "Background") -> None:
+        """propagation: Background (dependents go too) or Orphan (they stay, e.g. a StatefulSet's pods)."""
         kind, namespace, name, api_version = key_of(obj)
         try:
             self._call("delete", kind, "DELETE", _path(api_version, kind, namespace, name),
-                       body={"propagationPolicy": "Background"})
+                       body={"propagationPolicy": propagation})
         except ApiException as error:
             if error.status != 404:
                 raise

@@ -23,7 +23,7 @@ from agentnet_operator import names
 from agentnet_operator.autoscale import step as autoscale_step
 from agentnet_operator.children import (
     CHILD_KINDS, child_key, desired_children, digest, new_nats_password, obsolete_children)
-from agentnet_operator.cluster import Cluster, api_error_message, needs_apply, stamp_digest
+from agentnet_operator.cluster import Cluster, api_error_message, claims_changed, needs_apply, stamp_digest
 from agentnet_operator.metric_sources import Reading, current_replicas
 from agentnet_operator.model import AgentNetwork, AgentNetworkStatus, ComponentStatus, HistoryEntry
 from agentnet_operator.revisions import (
@@ -155,7 +155,16 @@ def reconcile(cluster: Cluster, body: Mapping[str, Any], *, now: datetime,
 
     for obj in desired or ():
         stamp_digest(obj, digest(obj))
-        if not needs_apply(obj, cluster.cached(obj)):
+        live = cluster.cached(obj)
+        if not needs_apply(obj, live):
+            continue
+        if live is not None and claims_changed(obj, live):
+            # Its pods stay (orphaned) and keep serving; the StatefulSet made again once this one is
+            # gone (its deletion brings the next reconcile) adopts them and rolls them onto claims.
+            cluster.delete(live, propagation="Orphan")
+            outcome.deleted.append(_describe(obj))
+            outcome.notices.append(Notice("Normal", "StatefulSetReplaced", f"{_describe(obj)}: its volumeClaimTemplates "
+                                          "cannot change; deleted (pods kept) to be made again with spec.persistence's"))
             continue
         try:
             cluster.apply(obj)

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from agentnet_operator import children, names
+from agentnet_operator.cluster import claims_changed
 from agentnet_operator.model import AgentNetwork
 
 TIMELINE = names.TIMELINE_COMPONENT
@@ -183,3 +184,21 @@ def test_a_budget_below_the_minimum_is_refused(max_nodes: int) -> None:
     with pytest.raises(ValidationError) as error:
         AgentNetwork.model_validate(body)
     assert [e["loc"] for e in error.value.errors()] == [("spec", "retention", "maxNodes")]
+
+
+def test_a_statefulset_is_replaced_only_when_its_claims_differ() -> None:
+    desired = build()[("StatefulSet", "ramanujan-agents")]
+    live = copy.deepcopy(desired)
+    # What the API server adds to a template it stores does not count.
+    live["spec"]["volumeClaimTemplates"][0]["spec"]["volumeMode"] = "Filesystem"
+    live["spec"]["volumeClaimTemplates"][0]["status"] = {"phase": "Pending"}
+    assert not claims_changed(desired, live)
+    before_persistence = copy.deepcopy(live)
+    del before_persistence["spec"]["volumeClaimTemplates"]
+    assert claims_changed(desired, before_persistence)
+    resized = copy.deepcopy(live)
+    resized["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] = "5Gi"
+    assert claims_changed(desired, resized)
+    throwaway = build(persistence={"enabled": False})[("StatefulSet", "ramanujan-agents")]
+    assert not claims_changed(throwaway, copy.deepcopy(throwaway))
+    assert not claims_changed(build()[("Deployment", "ramanujan-stream-red")], {"spec": {}})
