@@ -178,3 +178,23 @@ def test_invalid_spec_is_refused_naming_the_field(agentnet_crd, k8s, case: Inval
     message = json.loads(refused.value.body)["message"]
     assert case.field in message, message
     assert case.message in message, message
+
+
+def test_persistence_cannot_change_once_the_network_exists(agentnet_crd, k8s, namespace):
+    """The API server's transition rule: a StatefulSet's volumeClaimTemplates are immutable, so the
+    persistence they are made from is refused on update (naming the field), and the rest is not."""
+    api = client.CustomObjectsApi(k8s)
+    manifest = {"apiVersion": names.API_VERSION, "kind": names.KIND, "metadata": {"name": "fixed"},
+                "spec": {"agents": 3, "topology": {"kind": "ring"}, "persistence": {"agents": {"size": "1Gi"}}}}
+    api.create_namespaced_custom_object(names.GROUP, names.VERSION, namespace, names.PLURAL, manifest)
+    for change in ({"agents": {"size": "2Gi"}}, {"enabled": False}, {"storageClassName": "fast"}):
+        with pytest.raises(ApiException) as refused:
+            api.patch_namespaced_custom_object(names.GROUP, names.VERSION, namespace, names.PLURAL, "fixed",
+                                               {"spec": {"persistence": change}})
+        assert refused.value.status == 422
+        message = json.loads(refused.value.body)["message"]
+        assert "spec.persistence" in message and "persistence cannot change once the network exists" in message
+    api.patch_namespaced_custom_object(names.GROUP, names.VERSION, namespace, names.PLURAL, "fixed",
+                                       {"spec": {"agents": 4, "retention": {"maxNodes": 5000}}})
+    stored = api.get_namespaced_custom_object(names.GROUP, names.VERSION, namespace, names.PLURAL, "fixed")
+    assert stored["spec"]["agents"] == 4 and stored["spec"]["persistence"]["agents"]["size"] == "1Gi"
