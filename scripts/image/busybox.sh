@@ -19,10 +19,7 @@ key=$( { cat "$here/busybox.sh"; echo "$version"; } | key_of)
 tag=${version#*:}   # no epoch: a tag has no colon
 ref=localhost/agentnet/busybox:${tag//+/_}
 archive=$images_dir/busybox-$key.oci.tar
-if [ -f "$archive" ]; then
-  result "$ref" "$archive"
-  exit 0
-fi
+cached "$ref" "$archive"
 
 need_root
 log "busybox image $ref"

@@ -14,10 +14,7 @@ module=github.com/rancher/local-path-provisioner
 key=$( { cat "$here/local-path.sh"; go env GOVERSION; } | key_of)
 ref=localhost/agentnet/local-path-provisioner:$LOCAL_PATH_VERSION
 archive=$images_dir/local-path-provisioner-$LOCAL_PATH_VERSION-$key.oci.tar
-if [ -f "$archive" ]; then
-  result "$ref" "$archive"
-  exit 0
-fi
+cached "$ref" "$archive"
 
 need_root
 command -v go >/dev/null || die "Go is needed to build the local-path provisioner (https://go.dev/dl)"
