@@ -1,5 +1,5 @@
-"""The operator against a real API server: a network comes up and is garbage
-collected, drift is repaired, spec changes and `kubectl scale` roll out, a
+"""The operator against a real API server: a network comes up (its claims bound)
+and is garbage collected with its claims, persistence is fixed once created, drift is repaired, spec changes and `kubectl scale` roll out, a
 no-op resync writes nothing, SpinApp works with (and reports the lack of)
 SpinKube, and invalid specs are refused by the API server itself."""
 
@@ -27,11 +27,18 @@ def test_example_network_comes_up_ready_and_is_garbage_collected(operator, kubec
     wait_ready(kubectl, namespace, "ramanujan")
 
     body = network(k8s, namespace, "ramanujan")
-    owned = children(kubectl, namespace, "ramanujan")
+    labelled = children(kubectl, namespace, "ramanujan")
+    # The StatefulSets' claims belong to them (deleted with them: persistentVolumeClaimRetentionPolicy).
+    claims = [o for o in labelled if o["kind"] == "PersistentVolumeClaim"
+              and o["metadata"]["ownerReferences"][0]["kind"] == "StatefulSet"]
+    assert kinds_and_names(claims) == {("PersistentVolumeClaim", f"data-ramanujan-agents-{i}") for i in range(9)} | {
+        ("PersistentVolumeClaim", "data-ramanujan-nats-0")}
+    assert all(c["status"]["phase"] == "Bound" for c in claims)
+    owned = [o for o in labelled if o not in claims]
     expected = {("ConfigMap", "ramanujan-config"), ("Secret", "ramanujan-nats"),
                 ("Service", "ramanujan-nats"), ("Service", "ramanujan-nats-headless"),
                 ("StatefulSet", "ramanujan-nats"), ("Service", "ramanujan-agents"),
-                ("StatefulSet", "ramanujan-agents"),
+                ("StatefulSet", "ramanujan-agents"), ("PersistentVolumeClaim", "ramanujan-interaction-timeline"),
                 *{(kind, f"ramanujan-{c}") for c in COMPONENT_NAMES for kind in ("Deployment", "Service")}}
     assert kinds_and_names(owned) == expected
     for obj in owned:
@@ -53,7 +60,7 @@ def test_example_network_comes_up_ready_and_is_garbage_collected(operator, kubec
     assert events.strip(), "the operator posted no Applied event"
 
     kubectl("-n", namespace, "delete", "anet", "ramanujan", "--wait=true")
-    wait_for(lambda: not children(kubectl, namespace, "ramanujan"), 60, "garbage collection of every child")
+    wait_for(lambda: not children(kubectl, namespace, "ramanujan"), 120, "garbage collection of every child and claim")
 
 
 def test_drift_repair_spec_change_scale_and_quiet_resync(operator, kubectl, k8s, namespace, audit_log):
