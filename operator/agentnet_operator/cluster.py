@@ -72,17 +72,27 @@ def needs_apply(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> b
     return not covers({k: v for k, v in desired.items() if k != "status"}, live)
 
 
-def claims_changed(desired: Mapping[str, Any], live: Mapping[str, Any]) -> bool:
-    """Whether a StatefulSet's volumeClaimTemplates, which the API server never lets change, differ
-    from the live one's (its claims were made by an operator before spec.persistence): then it is
-    replaced. Fields the API server defaulted in the live templates do not count."""
-    if desired["kind"] != "StatefulSet":
-        return False
-    def claims(sts: Mapping[str, Any]) -> list[dict[str, Any]]:
-        templates = (sts.get("spec") or {}).get("volumeClaimTemplates") or []
-        return [{"name": t["metadata"]["name"], "spec": t.get("spec", {})} for t in templates]
+def replacement(desired: Mapping[str, Any], live: Mapping[str, Any]) -> str | None:
+    """How a live child that no update can turn into `desired` is replaced: deleted with this
+    propagation policy, then made again. None when an apply will do. Fields the API server
+    defaulted in the live child do not count.
 
-    return not covers(claims(desired), claims(live))
+    - a StatefulSet whose volumeClaimTemplates (immutable) differ, e.g. made before
+      spec.persistence: "Orphan", so its pods keep serving until the new one adopts them;
+    - a Deployment whose strategy type changes (the timeline's Recreate): server-side apply cannot
+      remove the rollingUpdate the API server defaulted, which Recreate forbids: "Background"."""
+    spec, live_spec = desired["spec"], live.get("spec") or {}
+    if desired["kind"] == "StatefulSet":
+        def claims(sts_spec: Mapping[str, Any]) -> list[dict[str, Any]]:
+            templates = sts_spec.get("volumeClaimTemplates") or []
+            return [{"name": t["metadata"]["name"], "spec": t.get("spec", {})} for t in templates]
+
+        return None if covers(claims(spec), claims(live_spec)) else "Orphan"
+    if desired["kind"] == "Deployment":
+        wanted = (spec.get("strategy") or {}).get("type", "RollingUpdate")
+        have = (live_spec.get("strategy") or {}).get("type", "RollingUpdate")
+        return None if wanted == have else "Background"
+    return None
 
 
 def stamp_digest(obj: dict[str, Any], digest: str) -> dict[str, Any]:

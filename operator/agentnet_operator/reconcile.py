@@ -23,7 +23,7 @@ from agentnet_operator import names
 from agentnet_operator.autoscale import step as autoscale_step
 from agentnet_operator.children import (
     CHILD_KINDS, child_key, desired_children, digest, new_nats_password, obsolete_children)
-from agentnet_operator.cluster import Cluster, api_error_message, claims_changed, needs_apply, stamp_digest
+from agentnet_operator.cluster import Cluster, api_error_message, needs_apply, replacement, stamp_digest
 from agentnet_operator.metric_sources import Reading, current_replicas
 from agentnet_operator.model import AgentNetwork, AgentNetworkStatus, ComponentStatus, HistoryEntry
 from agentnet_operator.revisions import (
@@ -158,13 +158,14 @@ def reconcile(cluster: Cluster, body: Mapping[str, Any], *, now: datetime,
         live = cluster.cached(obj)
         if not needs_apply(obj, live):
             continue
-        if live is not None and claims_changed(obj, live):
-            # Its pods stay (orphaned) and keep serving; the StatefulSet made again once this one is
-            # gone (its deletion brings the next reconcile) adopts them and rolls them onto claims.
-            cluster.delete(live, propagation="Orphan")
-            outcome.deleted.append(_describe(obj))
-            outcome.notices.append(Notice("Normal", "StatefulSetReplaced", f"{_describe(obj)}: its volumeClaimTemplates "
-                                          "cannot change; deleted (pods kept) to be made again with spec.persistence's"))
+        propagation = replacement(obj, live) if live is not None else None
+        if propagation is not None:
+            # Made again once it is gone (its deletion brings the next reconcile).
+            if not live["metadata"].get("deletionTimestamp"):
+                cluster.delete(obj, propagation=propagation)
+                outcome.deleted.append(_describe(obj))
+                outcome.notices.append(Notice("Normal", "Replaced", f"{_describe(obj)}: a field that cannot change "
+                                              f"does; deleted ({propagation}) to be made again"))
             continue
         try:
             cluster.apply(obj)

@@ -205,3 +205,29 @@ def test_persistence_cannot_change_once_the_network_exists(agentnet_crd, k8s, na
                                        {"spec": {"agents": 4, "retention": {"maxNodes": 5000}}})
     stored = api.get_namespaced_custom_object(names.GROUP, names.VERSION, namespace, names.PLURAL, "fixed")
     assert stored["spec"]["agents"] == 4 and stored["spec"]["persistence"]["agents"]["size"] == "1Gi"
+
+
+def test_a_child_that_cannot_be_updated_is_made_again(operator, kubectl, k8s, namespace):
+    """The timeline's Deployment as an operator before spec.persistence made it (RollingUpdate, which
+    the API server fills in): server-side apply cannot turn it into Recreate, so it is made again."""
+    apply(kubectl, namespace, small_network("timeline", components=[{"name": names.TIMELINE_COMPONENT}]))
+    wait_ready(kubectl, namespace, "timeline")
+    apps, name = client.AppsV1Api(k8s), names.component_name("timeline", names.TIMELINE_COMPONENT)
+    old_uid = apps.read_namespaced_deployment(name, namespace).metadata.uid
+    kubectl("-n", namespace, "patch", "deployment", name, "--type=merge",
+            "-p", json.dumps({"spec": {"strategy": {"type": "RollingUpdate"}}}))
+
+    def made_again():
+        try:
+            deployment = apps.read_namespaced_deployment(name, namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return deployment if deployment.metadata.uid != old_uid else None
+
+    deployment = wait_for(made_again, 60, "the timeline's Deployment to be made again")
+    assert deployment.spec.strategy.type == "Recreate" and deployment.spec.strategy.rolling_update is None
+    (volume,) = [v for v in deployment.spec.template.spec.volumes if v.name == names.VOLUME_DATA]
+    assert volume.persistent_volume_claim.claim_name == names.timeline_claim_name("timeline")
+    wait_ready(kubectl, namespace, "timeline")

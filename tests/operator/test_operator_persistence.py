@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from agentnet_operator import children, names
-from agentnet_operator.cluster import claims_changed
+from agentnet_operator.cluster import replacement
 from agentnet_operator.model import AgentNetwork
 
 TIMELINE = names.TIMELINE_COMPONENT
@@ -192,13 +192,27 @@ def test_a_statefulset_is_replaced_only_when_its_claims_differ() -> None:
     # What the API server adds to a template it stores does not count.
     live["spec"]["volumeClaimTemplates"][0]["spec"]["volumeMode"] = "Filesystem"
     live["spec"]["volumeClaimTemplates"][0]["status"] = {"phase": "Pending"}
-    assert not claims_changed(desired, live)
+    assert replacement(desired, live) is None
     before_persistence = copy.deepcopy(live)
     del before_persistence["spec"]["volumeClaimTemplates"]
-    assert claims_changed(desired, before_persistence)
+    assert replacement(desired, before_persistence) == "Orphan"  # its pods keep serving meanwhile
     resized = copy.deepcopy(live)
     resized["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] = "5Gi"
-    assert claims_changed(desired, resized)
+    assert replacement(desired, resized) == "Orphan"
     throwaway = build(persistence={"enabled": False})[("StatefulSet", "ramanujan-agents")]
-    assert not claims_changed(throwaway, copy.deepcopy(throwaway))
-    assert not claims_changed(build()[("Deployment", "ramanujan-stream-red")], {"spec": {}})
+    assert replacement(throwaway, copy.deepcopy(throwaway)) is None
+
+
+def test_a_deployment_is_replaced_only_when_its_strategy_type_changes() -> None:
+    objects = build()
+    timeline = objects[("Deployment", f"ramanujan-{TIMELINE}")]
+    rolling = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}
+    made_before = copy.deepcopy(timeline)
+    made_before["spec"]["strategy"] = rolling  # as the API server defaulted it
+    assert replacement(timeline, made_before) == "Background"
+    assert replacement(timeline, copy.deepcopy(timeline)) is None
+    other = objects[("Deployment", "ramanujan-stream-red")]
+    defaulted = copy.deepcopy(other)
+    defaulted["spec"]["strategy"] = rolling
+    assert replacement(other, defaulted) is None
+    assert replacement(objects[("Service", "ramanujan-agents")], {"spec": {}}) is None
