@@ -67,7 +67,8 @@ async def main():
         print(json.dumps([ack.seq for ack in acks]))
     else:
         state = (await js.stream_info("E2E_DURABLE")).state
-        held = [(await js.get_msg("E2E_DURABLE", seq)).data.decode() for seq in range(state.first_seq, state.last_seq + 1)]
+        seqs = range(state.first_seq, state.last_seq + 1)
+        held = [(await js.get_msg("E2E_DURABLE", seq)).data.decode() for seq in seqs]
         print(json.dumps(held))
     await client.close()
 
@@ -87,8 +88,8 @@ def test_agent_nats_and_operator_pods_deleted(k8s, kubectl, installed_operator, 
 
     # A claim per agent pod and one for NATS, each bound to a volume the rig's provisioner made on the real node.
     bound = claims(core, ns)
-    assert sorted(c.metadata.name for c in bound) == sorted(
-        [f"{names.VOLUME_DATA}-{agent_pod(NETWORK, i)}" for i in range(AGENTS)] + [f"{names.VOLUME_DATA}-{NETWORK}-nats-0"])
+    pods = [agent_pod(NETWORK, i) for i in range(AGENTS)] + [f"{names.nats_name(NETWORK)}-0"]
+    assert sorted(c.metadata.name for c in bound) == sorted(f"{names.VOLUME_DATA}-{pod}" for pod in pods)
     for claim in bound:
         assert claim.status.phase == "Bound", claim.metadata.name
         volume = core.read_persistent_volume(claim.spec.volume_name)

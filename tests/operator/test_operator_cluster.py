@@ -1,7 +1,9 @@
 """The operator against a real API server: a network comes up (its claims bound)
-and is garbage collected with its claims, persistence is fixed once created, drift is repaired, spec changes and `kubectl scale` roll out, a
-no-op resync writes nothing, SpinApp works with (and reports the lack of)
-SpinKube, and invalid specs are refused by the API server itself."""
+and is garbage collected with its claims, drift is repaired, spec changes and
+`kubectl scale` roll out, a no-op resync writes nothing, a child no update can
+reach is made again, SpinApp works with (and reports the lack of) SpinKube,
+invalid specs are refused by the API server itself, and so is a change of
+persistence."""
 
 import copy
 import json

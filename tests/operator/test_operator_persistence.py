@@ -84,7 +84,8 @@ def test_the_timeline_keeps_its_duckdb_on_a_claim_and_is_recreated_not_rolled() 
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     spec, container = pod(deployment)
     (volume,) = [v for v in spec["volumes"] if v["name"] == names.VOLUME_DATA]
-    assert volume == {"name": names.VOLUME_DATA, "persistentVolumeClaim": {"claimName": "ramanujan-interaction-timeline"}}
+    assert volume == {"name": names.VOLUME_DATA,
+                      "persistentVolumeClaim": {"claimName": "ramanujan-interaction-timeline"}}
     assert data_mounts(container) == [{"name": names.VOLUME_DATA, "mountPath": names.DATA_DIR}]
     # The other components keep a scratch emptyDir and roll as before.
     other = objects[("Deployment", "ramanujan-stream-red")]
