@@ -81,7 +81,7 @@ def replacement(desired: Mapping[str, Any], live: Mapping[str, Any]) -> str | No
       spec.persistence: "Orphan", so its pods keep serving until the new one adopts them;
     - a Deployment whose strategy type changes (the timeline's Recreate): server-side apply cannot
       remove the rollingUpdate the API server defaulted, which Recreate forbids: "Background"."""
-    spec, live_spec = desired["spec"], live.get("spec") or {}
+    spec, live_spec = desired.get("spec") or {}, live.get("spec") or {}  # a ConfigMap or a Secret has none
     if desired["kind"] == "StatefulSet":
         def claims(sts_spec: Mapping[str, Any]) -> list[dict[str, Any]]:
             templates = sts_spec.get("volumeClaimTemplates") or []

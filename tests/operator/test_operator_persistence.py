@@ -216,4 +216,5 @@ def test_a_deployment_is_replaced_only_when_its_strategy_type_changes() -> None:
     defaulted = copy.deepcopy(other)
     defaulted["spec"]["strategy"] = rolling
     assert replacement(other, defaulted) is None
-    assert replacement(objects[("Service", "ramanujan-agents")], {"spec": {}}) is None
+    for key in (("Service", "ramanujan-agents"), ("ConfigMap", "ramanujan-config"), ("Secret", "ramanujan-nats")):
+        assert replacement(objects[key], copy.deepcopy(objects[key])) is None, key
