@@ -58,7 +58,8 @@ WRITE = ("get", "list", "watch", "create", "patch", "delete")
 NAMESPACED_GRANTS = {
     *(("agentnet.dev", "agentnetworks", verb) for verb in ("get", "list", "watch")),
     ("agentnet.dev", "agentnetworks/status", "patch"),
-    *(("", resource, verb) for resource in ("configmaps", "secrets", "services") for verb in WRITE),
+    *(("", resource, verb) for resource in ("configmaps", "secrets", "services", "persistentvolumeclaims")
+      for verb in WRITE),
     *(("apps", resource, verb) for resource in ("statefulsets", "deployments", "controllerrevisions")
       for verb in WRITE),
     *(("core.spinkube.dev", "spinapps", verb) for verb in WRITE),

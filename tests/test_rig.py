@@ -1,6 +1,6 @@
 """The rig is real: a scheduler, controllers and kwok make pods Ready, the
-garbage collector works, kubectl and helm talk to it, NATS serves JetStream, and
-nothing is left running after teardown."""
+garbage collector works, claims bind to directories of the real node, kubectl and
+helm talk to it, NATS serves JetStream, and nothing is left running after teardown."""
 
 import json
 import os
@@ -13,7 +13,7 @@ import pytest
 from kubernetes import client
 
 from agentnet_runtime.natsbin import EmbeddedNats
-from rig import EXISTING_KUBECONFIG, controlplane, node, wait_for
+from rig import EXISTING_KUBECONFIG, controlplane, images, node, storage, wait_for
 
 VERSIONS = dict(line.split("=", 1) for line in
                 (Path(__file__).parent / "controlplane" / "versions.env").read_text().splitlines()
@@ -56,6 +56,67 @@ def test_deleting_an_owner_garbage_collects_its_dependent(k8s, namespace):
         return "dependent" not in {cm.metadata.name for cm in core.list_namespaced_config_map(namespace).items}
 
     wait_for(dependent_gone, 60, "the garbage collector to delete the dependent")
+
+
+def claim_and_writer(namespace: str, image: str) -> tuple[client.V1PersistentVolumeClaim, client.V1Pod]:
+    """A claim of the default class and a pod that writes a file into it as an unprivileged user."""
+    claim = client.V1PersistentVolumeClaim(
+        metadata=client.V1ObjectMeta(name="claim"),
+        spec=client.V1PersistentVolumeClaimSpec(access_modes=["ReadWriteOnce"],
+                                                resources=client.V1VolumeResourceRequirements(requests={"storage": "8Mi"})))
+    pod = client.V1Pod(metadata=client.V1ObjectMeta(name="writer"), spec=client.V1PodSpec(
+        security_context=client.V1PodSecurityContext(run_as_user=65532, run_as_group=65532, run_as_non_root=True),
+        containers=[client.V1Container(
+            name="writer", image=image, image_pull_policy="Never",
+            command=["sh", "-c", "mkdir /data/sub && echo written > /data/sub/file && sleep 3600"],
+            volume_mounts=[client.V1VolumeMount(name="data", mount_path="/data")])],
+        volumes=[client.V1Volume(name="data", persistent_volume_claim=client.V1PersistentVolumeClaimVolumeSource(
+            claim_name="claim"))]))
+    return claim, pod
+
+
+@pytest.mark.cluster
+@pytest.mark.skipif(bool(EXISTING_KUBECONFIG), reason="the local-path provisioner is the local rig's")
+def test_a_claim_binds_to_a_directory_of_the_real_node_and_goes_with_it(k8s, kubeconfig):
+    core = client.CoreV1Api(k8s)
+    namespace = f"rig-storage-{os.getpid()}"  # no node selector: the rig's default, the real node
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    try:
+        wait_for(lambda: core.list_namespaced_service_account(namespace).items, 30, "the default ServiceAccount")
+        claim, pod = claim_and_writer(namespace, images.busybox().reference)
+        core.create_namespaced_persistent_volume_claim(namespace, claim)
+        core.create_namespaced_pod(namespace, pod)
+        wait_for(lambda: core.read_namespaced_pod("writer", namespace).status.phase == "Running", 120, "the writer")
+        bound = core.read_namespaced_persistent_volume_claim("claim", namespace)
+        assert bound.status.phase == "Bound" and bound.spec.storage_class_name == storage.STORAGE_CLASS
+        volume = core.read_persistent_volume(bound.spec.volume_name)
+        assert volume.metadata.annotations["pv.kubernetes.io/provisioned-by"] == storage.PROVISIONER
+        terms = volume.spec.node_affinity.required.node_selector_terms
+        assert terms[0].match_expressions[0].values == [node.NODE_NAME]
+        # The node's /var/lib is <state dir>/node/var-lib on the host: the volume is there, nowhere else.
+        on_host = kubeconfig.parent / "node" / "var-lib" / Path(volume.spec.host_path.path).relative_to("/var/lib")
+        assert volume.spec.host_path.path.startswith(storage.VOLUMES_DIR + "/")
+        wait_for(lambda: (on_host / "sub" / "file").exists(), 30, "the pod's file on the node")
+        assert (on_host / "sub" / "file").read_text() == "written\n"
+
+        core.delete_namespaced_pod("writer", namespace, grace_period_seconds=0)
+        core.delete_namespaced_persistent_volume_claim("claim", namespace)
+        wait_for(lambda: not core.list_persistent_volume(field_selector=f"metadata.name={volume.metadata.name}").items,
+                 120, "the released volume to be deleted")
+        wait_for(lambda: not on_host.exists(), 30, "the volume's directory to be removed from the node")
+    finally:
+        core.delete_namespace(namespace)
+
+
+@pytest.mark.cluster
+def test_a_claim_of_a_pod_on_the_fake_node_binds_too(k8s, namespace):
+    core = client.CoreV1Api(k8s)
+    claim, pod = claim_and_writer(namespace, "busybox")
+    core.create_namespaced_persistent_volume_claim(namespace, claim)
+    core.create_namespaced_pod(namespace, pod)
+    wait_for(lambda: core.read_namespaced_pod("writer", namespace).status.phase == "Running", 120, "the writer")
+    assert core.read_namespaced_persistent_volume_claim("claim", namespace).status.phase == "Bound"
+    assert core.read_namespaced_pod("writer", namespace).spec.node_name == controlplane.FAKE_NODE_NAME
 
 
 @pytest.mark.cluster

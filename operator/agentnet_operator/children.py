@@ -7,9 +7,11 @@ lists in a fixed order), so applying an unchanged spec writes nothing.
 | for | objects |
 |---|---|
 | topology & config | ConfigMap `<net>-config` (network.json: neighbours, colour and display colour of every agent, component URLs and settings) |
-| agents | StatefulSet + headless Service `<net>-agents` (pod k runs agent ids k*agentsPerPod ...) |
-| each component | Deployment + Service `<net>-<component>`, or SpinApp `<net>-<component>` |
-| NATS (managed) | StatefulSet `<net>-nats`, Services `<net>-nats` and `<net>-nats-headless`, Secret `<net>-nats` |
+| agents | StatefulSet + headless Service `<net>-agents` (pod k runs agent ids k*agentsPerPod ...), a claim `data-<net>-agents-<k>` per pod |
+| each component | Deployment + Service `<net>-<component>`, or SpinApp `<net>-<component>`; the interaction-timeline's DuckDB on a PersistentVolumeClaim `<net>-interaction-timeline` |
+| NATS (managed) | StatefulSet `<net>-nats` (JetStream on a claim `data-<net>-nats-0`), Services `<net>-nats` and `<net>-nats-headless`, Secret `<net>-nats` |
+
+With `persistence.enabled: false` every data directory is an emptyDir instead of a claim.
 
 External NATS adds nothing: pods get its URL and mount its credentials Secret.
 """
@@ -27,7 +29,7 @@ from functools import lru_cache
 from typing import Any
 
 from agentnet_operator import names
-from agentnet_operator.model import AgentNetwork, AgentNetworkSpec, ComponentSpec, Resources
+from agentnet_operator.model import AgentNetwork, AgentNetworkSpec, ComponentSpec, Resources, Volume
 from agentnet_runtime.catalogue import BY_NAME, HEALTH_PATH, HTTP_PORT, READY_PATH
 
 # Pods run as this non-root user (the distroless "nonroot" id) under the
@@ -37,6 +39,12 @@ NATS_HEALTH_PATH = "/healthz?js-enabled-only=true"
 TMP_SIZE_LIMIT = "64Mi"
 DATA_SIZE_LIMIT = "1Gi"
 NATS_DATA_SIZE_LIMIT = "2Gi"
+# Claims of a StatefulSet go with the network (its owner) and stay when it scales down, so that
+# scaling up again gives the same agents their data back.
+CLAIM_RETENTION = {"whenDeleted": "Delete", "whenScaled": "Retain"}
+# Seconds between the agents' snapshots to their volume. Until the runtime snapshots by default
+# whenever it has a data directory (issue #16), the operator asks for it.
+AGENT_SNAPSHOT_SECONDS = 5
 
 _PASSWORD = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 
@@ -240,6 +248,10 @@ def network_config(network: AgentNetwork) -> dict[str, Any]:
         "httpPort": HTTP_PORT,
         "topology": spec.topology.dump(),
         "colouring": {"proper": plan.proper, "conflicts": plan.conflicts, "counts": plan.colour_counts()},
+        "retention": {
+            "maxNodes": spec.retention.max_nodes,
+            "timeline": spec.retention.timeline.dump(),
+        },
         "nodes": [
             {
                 "id": i,
@@ -264,8 +276,20 @@ def network_config(network: AgentNetwork) -> dict[str, Any]:
 
 
 def _agents_config_digest(config: dict[str, Any]) -> str:
-    # Agents restart when what they read changes, not when a component's settings do.
-    return digest({k: v for k, v in config.items() if k != "components"})
+    # Agents restart when what they read changes, not when a component's settings or the timeline's
+    # retention do.
+    read = {k: v for k, v in config.items() if k != "components"}
+    read["retention"] = {"maxNodes": config["retention"]["maxNodes"]}
+    return digest(read)
+
+
+def _component_config_digest(network: AgentNetwork, component: ComponentSpec) -> str:
+    """What a component's pods read at start besides the image: its settings (and the timeline its
+    retention), so that they restart when it changes."""
+    settings = component.settings or {}
+    if component.name == names.TIMELINE_COMPONENT:
+        return digest({"settings": settings, "retention": network.spec.retention.timeline.dump()})
+    return digest(settings)
 
 
 def config_map(network: AgentNetwork, config: dict[str, Any]) -> dict[str, Any]:
@@ -282,7 +306,12 @@ def config_map(network: AgentNetwork, config: dict[str, Any]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------
 
 
-def _runtime_volumes(network: AgentNetwork, *, data: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _runtime_volumes(
+    network: AgentNetwork, *, data: dict[str, Any] | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Volumes and mounts of an agent or component pod. data: the source of the data volume
+    (mounted at names.DATA_DIR), or None for no data volume in the pod spec (none at all, or a
+    StatefulSet's claim template of that name)."""
     volumes: list[dict[str, Any]] = [
         {
             "name": names.VOLUME_CONFIG,
@@ -309,10 +338,55 @@ def _runtime_volumes(network: AgentNetwork, *, data: bool) -> tuple[list[dict[st
         mounts.append(
             {"name": names.VOLUME_NATS_CREDENTIALS, "mountPath": names.NATS_CREDENTIALS_DIR, "readOnly": True}
         )
-    if data:
-        volumes.append(_empty_dir(names.VOLUME_DATA, DATA_SIZE_LIMIT))
-        mounts.append({"name": names.VOLUME_DATA, "mountPath": names.DATA_DIR})
+    if data is not None:
+        volumes.append({"name": names.VOLUME_DATA, **data})
     return volumes, mounts
+
+
+def _data_mount() -> dict[str, Any]:
+    return {"name": names.VOLUME_DATA, "mountPath": names.DATA_DIR}
+
+
+def _data_env() -> dict[str, Any]:
+    return {"name": names.ENV_DATA_DIR, "value": names.DATA_DIR}
+
+
+def _claim_spec(network: AgentNetwork, volume: Volume) -> dict[str, Any]:
+    """A PersistentVolumeClaim's spec: one node's volume (ReadWriteOnce) of the persistence's class."""
+    persistence = network.spec.persistence
+    spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": volume.size}}}
+    if persistence.storage_class_name is not None:
+        spec["storageClassName"] = persistence.storage_class_name
+    return spec
+
+
+def _claim_templates(network: AgentNetwork, role: str, volume: Volume, *, app: str = names.APP_NAME) -> dict[str, Any]:
+    """The StatefulSet fields of one data claim per pod, named names.VOLUME_DATA (none when
+    persistence is off)."""
+    if not network.spec.persistence.enabled:
+        return {}
+    template = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": names.VOLUME_DATA, "labels": names.labels(network.name, role, app=app)},
+        "spec": _claim_spec(network, volume),
+    }
+    return {"volumeClaimTemplates": [template], "persistentVolumeClaimRetentionPolicy": CLAIM_RETENTION}
+
+
+def timeline_claim(network: AgentNetwork) -> dict[str, Any]:
+    """The interaction-timeline's claim: one DuckDB file, one writer, owned by the network (so it
+    goes with it)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": child_metadata(network, names.timeline_claim_name(network.name), names.TIMELINE_COMPONENT),
+        "spec": _claim_spec(network, network.spec.persistence.timeline),
+    }
+
+
+def _timeline_on_claim(network: AgentNetwork, component: ComponentSpec) -> bool:
+    return network.spec.persistence.enabled and component.name == names.TIMELINE_COMPONENT
 
 
 def _runtime_env(network: AgentNetwork) -> list[dict[str, Any]]:
@@ -380,13 +454,18 @@ def agents_service(network: AgentNetwork) -> dict[str, Any]:
 def agents_statefulset(network: AgentNetwork, config: dict[str, Any]) -> dict[str, Any]:
     spec = network.spec
     role = names.ROLE_AGENT
-    volumes, mounts = _runtime_volumes(network, data=False)
+    volumes, mounts = _runtime_volumes(network, data=None)
     env = [
         *_runtime_env(network),
         _field_env(names.ENV_POD_INDEX, f"metadata.labels['{names.LABEL_POD_INDEX}']"),
         {"name": names.ENV_AGENTS_PER_POD, "value": str(spec.agents_per_pod)},
     ]
-    container = _runtime_container(network, "agent", ["agent"], env, mounts, spec.agent_resources)
+    args = ["agent"]
+    if spec.persistence.enabled:  # snapshots to the pod's claim, restored at start
+        mounts.append(_data_mount())
+        env.append(_data_env())
+        args += ["--snapshot-interval", str(AGENT_SNAPSHOT_SECONDS)]
+    container = _runtime_container(network, "agent", args, env, mounts, spec.agent_resources)
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
@@ -404,28 +483,38 @@ def agents_statefulset(network: AgentNetwork, config: dict[str, Any]) -> dict[st
                 },
                 "spec": _pod_spec(network, container, volumes),
             },
+            **_claim_templates(network, role, spec.persistence.agents),
         },
     }
 
 
 def component_deployment(network: AgentNetwork, component: ComponentSpec, replicas: int) -> dict[str, Any]:
-    volumes, mounts = _runtime_volumes(network, data=True)
-    env = [*_runtime_env(network), {"name": names.ENV_DATA_DIR, "value": names.DATA_DIR}]
+    on_claim = _timeline_on_claim(network, component)
+    if on_claim:
+        data = {"persistentVolumeClaim": {"claimName": names.timeline_claim_name(network.name)}}
+    else:
+        data = _empty_dir(names.VOLUME_DATA, DATA_SIZE_LIMIT)
+    volumes, mounts = _runtime_volumes(network, data=data)
+    mounts.append(_data_mount())
+    env = [*_runtime_env(network), _data_env()]
     container = _runtime_container(
         network, component.name, ["component", component.name], env, mounts, component.resources
     )
+    # One DuckDB file has one writer: the old pod lets go of it before the new one opens it.
+    strategy = {"strategy": {"type": "Recreate"}} if on_claim else {}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": child_metadata(network, names.component_name(network.name, component.name), component.name),
         "spec": {
             "replicas": replicas,
+            **strategy,
             "progressDeadlineSeconds": network.spec.rollout.progress_deadline_seconds,
             "selector": {"matchLabels": names.selector_labels(network.name, component.name)},
             "template": {
                 "metadata": {
                     "labels": names.labels(network.name, component.name),
-                    "annotations": {names.ANNOTATION_CONFIG_DIGEST: digest(component.settings or {})},
+                    "annotations": {names.ANNOTATION_CONFIG_DIGEST: _component_config_digest(network, component)},
                 },
                 "spec": _pod_spec(network, container, volumes),
             },
@@ -484,7 +573,7 @@ def component_spinapp(network: AgentNetwork, component: ComponentSpec, replicas:
         "replicas": replicas,
         "checks": {"readiness": probe, "liveness": probe},
         "podLabels": names.labels(network.name, component.name),
-        "podAnnotations": {names.ANNOTATION_CONFIG_DIGEST: digest(component.settings or {})},
+        "podAnnotations": {names.ANNOTATION_CONFIG_DIGEST: _component_config_digest(network, component)},
         "variables": variables,
     }
     if component.resources is not None:
@@ -613,8 +702,9 @@ def nats_statefulset(network: AgentNetwork) -> dict[str, Any]:
                 "items": [{"key": names.NATS_SECRET_CONFIG, "path": names.NATS_SECRET_CONFIG}],
             },
         },
-        _empty_dir(names.VOLUME_DATA, NATS_DATA_SIZE_LIMIT),
     ]
+    if not spec.persistence.enabled:
+        volumes.append(_empty_dir(names.VOLUME_DATA, NATS_DATA_SIZE_LIMIT))
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
@@ -633,6 +723,7 @@ def nats_statefulset(network: AgentNetwork) -> dict[str, Any]:
                     "volumes": volumes,
                 },
             },
+            **_claim_templates(network, role, spec.persistence.nats, app=app),
         },
     }
 
@@ -668,6 +759,8 @@ def desired_children(
     out += [agents_service(network), agents_statefulset(network, config)]
     for component in spec.effective_components:
         replicas = component_replicas(component, scale)
+        if _timeline_on_claim(network, component) and spec.workload != "SpinApp":
+            out.append(timeline_claim(network))
         if spec.workload == "SpinApp":
             out.append(component_spinapp(network, component, replicas))
         else:
@@ -684,6 +777,7 @@ CHILD_KINDS: tuple[tuple[str, str], ...] = (
     ("v1", "Service"),
     ("apps/v1", "StatefulSet"),
     ("apps/v1", "Deployment"),
+    ("v1", "PersistentVolumeClaim"),
     (names.SPINAPP_API_VERSION, names.SPINAPP_KIND),
 )
 

@@ -22,6 +22,7 @@ RESOURCES: dict[tuple[str, str], tuple[str, str]] = {
     ("v1", "ConfigMap"): ("/api/v1", "configmaps"),
     ("v1", "Secret"): ("/api/v1", "secrets"),
     ("v1", "Service"): ("/api/v1", "services"),
+    ("v1", "PersistentVolumeClaim"): ("/api/v1", "persistentvolumeclaims"),
     ("apps/v1", "StatefulSet"): ("/apis/apps/v1", "statefulsets"),
     ("apps/v1", "Deployment"): ("/apis/apps/v1", "deployments"),
     ("apps/v1", "ControllerRevision"): ("/apis/apps/v1", "controllerrevisions"),
@@ -69,6 +70,29 @@ def needs_apply(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> b
     if applied != desired["metadata"]["annotations"][ANNOTATION_APPLIED]:
         return True
     return not covers({k: v for k, v in desired.items() if k != "status"}, live)
+
+
+def replacement(desired: Mapping[str, Any], live: Mapping[str, Any]) -> str | None:
+    """How a live child that no update can turn into `desired` is replaced: deleted with this
+    propagation policy, then made again. None when an apply will do. Fields the API server
+    defaulted in the live child do not count.
+
+    - a StatefulSet whose volumeClaimTemplates (immutable) differ, e.g. made before
+      spec.persistence: "Orphan", so its pods keep serving until the new one adopts them;
+    - a Deployment whose strategy type changes (the timeline's Recreate): server-side apply cannot
+      remove the rollingUpdate the API server defaulted, which Recreate forbids: "Background"."""
+    spec, live_spec = desired.get("spec") or {}, live.get("spec") or {}  # a ConfigMap or a Secret has none
+    if desired["kind"] == "StatefulSet":
+        def claims(sts_spec: Mapping[str, Any]) -> list[dict[str, Any]]:
+            templates = sts_spec.get("volumeClaimTemplates") or []
+            return [{"name": t["metadata"]["name"], "spec": t.get("spec", {})} for t in templates]
+
+        return None if covers(claims(spec), claims(live_spec)) else "Orphan"
+    if desired["kind"] == "Deployment":
+        wanted = (spec.get("strategy") or {}).get("type", "RollingUpdate")
+        have = (live_spec.get("strategy") or {}).get("type", "RollingUpdate")
+        return None if wanted == have else "Background"
+    return None
 
 
 def stamp_digest(obj: dict[str, Any], digest: str) -> dict[str, Any]:
@@ -143,11 +167,12 @@ class Cluster:
         self.observe(live)
         return live
 
-    def delete(self, obj: Mapping[str, Any]) -> None:
+    def delete(self, obj: Mapping[str, Any], *, propagation: str = "Background") -> None:
+        """propagation: Background (dependents go too) or Orphan (they stay, e.g. a StatefulSet's pods)."""
         kind, namespace, name, api_version = key_of(obj)
         try:
             self._call("delete", kind, "DELETE", _path(api_version, kind, namespace, name),
-                       body={"propagationPolicy": "Background"})
+                       body={"propagationPolicy": propagation})
         except ApiException as error:
             if error.status != 404:
                 raise

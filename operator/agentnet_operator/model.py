@@ -66,6 +66,13 @@ QUANTITY_PATTERN = (
     r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 )
 NO_WHITESPACE = r"^\S+$"
+# A storage request: a positive Quantity of bytes (binary or decimal suffix; no fractions of a byte).
+STORAGE_SIZE_PATTERN = r"^([1-9][0-9]*(\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*)([KMGTPE]i|[kMGTPE])?$"
+DEFAULT_VOLUME_SIZE = "1Gi"
+MIN_MAX_NODES = 1000  # a smaller budget would drop what a single term's saturation derives
+MAX_MAX_NODES = 10**9
+DEFAULT_TIMELINE_MAX_AGE_SECONDS = 7 * 24 * 3600
+DEFAULT_TIMELINE_MAX_EVENTS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,27 @@ class Rule:
         if self.field:
             out["fieldPath"] = self.field
         return out
+
+
+@dataclass(frozen=True)
+class TransitionRule:
+    """A rule on an update: a CEL expression over self and oldSelf (the stored value), which only
+    the API server can check (a parsed object has no old value); on a field's schema."""
+
+    cel: str
+    message: str
+
+    def to_openapi(self) -> dict[str, str]:
+        return {"rule": self.cel, "message": self.message}
+
+
+# volumeClaimTemplates of a StatefulSet are immutable, and so is what the network makes them from.
+PERSISTENCE_FIXED = TransitionRule(
+    "self == oldSelf",
+    "persistence cannot change once the network exists (a StatefulSet's volumeClaimTemplates are immutable):"
+    " delete and re-create the network to change it",
+)
+TRANSITION_RULES: tuple[TransitionRule, ...] = (PERSISTENCE_FIXED,)
 
 
 def _schema_extra(schema: dict[str, Any], cls: type[BaseModel]) -> None:
@@ -389,6 +417,49 @@ class Spin(_Object):
     """SpinAppExecutor that runs the apps."""
 
 
+class Volume(_Object):
+    """A PersistentVolumeClaim of the network."""
+
+    size: str = Field(DEFAULT_VOLUME_SIZE, max_length=64, pattern=STORAGE_SIZE_PATTERN)
+    """Storage requested, a positive quantity such as 1Gi or 500Mi."""
+
+
+class Persistence(_Object):
+    """PersistentVolumeClaims of the network's data."""
+
+    enabled: bool = True
+    """Keep data on PersistentVolumeClaims; false = a throwaway network on emptyDir volumes, whose data
+    is lost with each pod."""
+    storage_class_name: str | None = Field(None, max_length=253, pattern=DNS1123_SUBDOMAIN)
+    """StorageClass of the claims; omitted = the cluster's default class."""
+    agents: Volume = Volume()
+    """The claim of each agent pod (mounted at the agents' data directory)."""
+    nats: Volume = Volume()
+    """The claim of the managed NATS server (JetStream's store); unused with an external server."""
+    timeline: Volume = Volume()
+    """The claim of the interaction-timeline component (its DuckDB file); unused without that component."""
+
+
+class TimelineRetention(_Object):
+    """What the interaction-timeline keeps: events older than maxAgeSeconds, and the oldest beyond
+    maxEvents, are dropped (queries and the dashboard say how many)."""
+
+    max_age_seconds: int = Field(DEFAULT_TIMELINE_MAX_AGE_SECONDS, ge=1, le=10 * 365 * 24 * 3600)
+    """Age in seconds after which an event is dropped (default 7 days)."""
+    max_events: int = Field(DEFAULT_TIMELINE_MAX_EVENTS, ge=1, le=10**10)
+    """Most events kept; the oldest go first."""
+
+
+class Retention(_Object):
+    """How much the network remembers: memory follows what it knows, not its history."""
+
+    max_nodes: int | None = Field(None, ge=MIN_MAX_NODES, le=MAX_MAX_NODES)
+    """Most e-nodes one agent's replica keeps (at least 1000); every replica applies the same
+    deterministic policy, so replicas still converge. Omitted = no budget."""
+    timeline: TimelineRetention = TimelineRetention()
+    """Retention of the interaction-timeline's events."""
+
+
 class AgentNetworkSpec(_Object):
     """Desired state of an agent network."""
 
@@ -422,6 +493,18 @@ class AgentNetworkSpec(_Object):
     """Revision history, progress deadline and automatic rollback."""
     rollback_to: RollbackTo | None = None
     """Deploy a stored revision instead of this spec (declarative rollback)."""
+    persistence: Persistence = Field(
+        Persistence(),
+        json_schema_extra={"x-kubernetes-validations": [PERSISTENCE_FIXED.to_openapi()]},
+    )
+    """Where the network keeps what must outlive its pods (on by default): a PersistentVolumeClaim per
+    agent pod (the agents' snapshots), one for the managed NATS server (JetStream's store) and one for
+    the interaction-timeline (its DuckDB file). Deleting the AgentNetwork deletes these claims and their
+    data; scaling the agents down keeps the claims of the removed pods, so that scaling up again gives
+    the same agents their data back. Fixed once the network exists (a StatefulSet's
+    volumeClaimTemplates cannot change): to change it, delete and re-create the network."""
+    retention: Retention = Retention()
+    """E-node budget of each replica and the timeline's retention."""
 
     rules = (
         Rule(

@@ -98,6 +98,11 @@ def nats_host(network: str, namespace: str | None) -> str:
     return f"{nats_name(network)}.{namespace}.svc" if namespace else nats_name(network)
 
 
+def timeline_claim_name(network: str) -> str:
+    """PersistentVolumeClaim of the interaction-timeline's DuckDB (named as its Deployment)."""
+    return component_name(network, TIMELINE_COMPONENT)
+
+
 def nats_headless_name(network: str) -> str:
     return child_name(network, SUFFIX_NATS_HEADLESS)
 
@@ -106,6 +111,9 @@ def revision_name(network: str, digest: str) -> str:
     """ControllerRevision of one distinct spec: named by its digest, so it is made once."""
     return child_name(network, f"rev-{digest[:10]}")
 
+
+# The component whose data (its DuckDB file) lives on a PersistentVolumeClaim of the network.
+TIMELINE_COMPONENT = "interaction-timeline"
 
 # --- ports -------------------------------------------------------------------------
 PORT_NAME_HTTP = "http"
@@ -157,7 +165,7 @@ SPIN_VAR_NATS_TOKEN = "nats_token"
 VOLUME_CONFIG = "config"
 VOLUME_NATS_CREDENTIALS = "nats-credentials"
 VOLUME_TMP = "tmp"
-VOLUME_DATA = "data"
+VOLUME_DATA = "data"  # also the volumeClaimTemplates' name: claims are data-<statefulset>-<ordinal>
 VOLUME_NATS_CONFIG = "nats-config"
 
 

@@ -23,7 +23,7 @@ from agentnet_operator import names
 from agentnet_operator.autoscale import step as autoscale_step
 from agentnet_operator.children import (
     CHILD_KINDS, child_key, desired_children, digest, new_nats_password, obsolete_children)
-from agentnet_operator.cluster import Cluster, api_error_message, needs_apply, stamp_digest
+from agentnet_operator.cluster import Cluster, api_error_message, needs_apply, replacement, stamp_digest
 from agentnet_operator.metric_sources import Reading, current_replicas
 from agentnet_operator.model import AgentNetwork, AgentNetworkStatus, ComponentStatus, HistoryEntry
 from agentnet_operator.revisions import (
@@ -155,7 +155,17 @@ def reconcile(cluster: Cluster, body: Mapping[str, Any], *, now: datetime,
 
     for obj in desired or ():
         stamp_digest(obj, digest(obj))
-        if not needs_apply(obj, cluster.cached(obj)):
+        live = cluster.cached(obj)
+        if not needs_apply(obj, live):
+            continue
+        propagation = replacement(obj, live) if live is not None else None
+        if propagation is not None:
+            # Made again once it is gone (its deletion brings the next reconcile).
+            if not live["metadata"].get("deletionTimestamp"):
+                cluster.delete(obj, propagation=propagation)
+                outcome.deleted.append(_describe(obj))
+                outcome.notices.append(Notice("Normal", "Replaced", f"{_describe(obj)}: a field that cannot change "
+                                              f"does; deleted ({propagation}) to be made again"))
             continue
         try:
             cluster.apply(obj)

@@ -9,6 +9,8 @@
 #   build.sh base              that base: Debian bookworm, python3.11, a venv at /opt/venv
 #   build.sh pause             Kubernetes' pause image, compiled from its pause.c
 #   build.sh coredns BINARY    a CoreDNS image around a static coredns binary
+#   build.sh local-path        the local-path provisioner, built from its Go module
+#   build.sh busybox           a shell, mkdir and rm (Debian's busybox-static): its helper pods
 #   build.sh buildah ARGS...   buildah itself on that storage (to look around: images, inspect)
 #
 # The last line of stdout is the image reference (progress goes to stderr). With
@@ -25,9 +27,9 @@ what=${1:-runtime}
 [ $# -eq 0 ] || shift
 case "$what" in
   buildah) ;;
-  runtime | base | pause) [ $# -eq 0 ] || die "build.sh $what takes no arguments" ;;
+  runtime | base | pause | local-path | busybox) [ $# -eq 0 ] || die "build.sh $what takes no arguments" ;;
   coredns) [ $# -eq 1 ] || die "usage: build.sh [--archive] coredns BINARY" ;;
-  *) die "usage: build.sh [--archive] [runtime|base|pause|coredns BINARY]  or  build.sh buildah ARGS..." ;;
+  *) die "usage: build.sh [--archive] [runtime|base|pause|local-path|busybox|coredns BINARY]  or  build.sh buildah ARGS..." ;;
 esac
 
 # One build at a time per cache: parallel test workers may all ask for the same image,

@@ -1,8 +1,11 @@
-"""Faults on real pods end in convergence: an agent pod deleted comes back and
-catches up from its neighbours; the NATS pod deleted (its store is gone with it)
-leaves every component to re-create what it needs, and the network is Ready
-again without a component pod restarting; the operator pod deleted in the middle
-of a rollout is replaced and finishes it with no duplicate revision."""
+"""Faults on real pods lose nothing: the network's claims are bound by the rig's
+local-path provisioner on the real node; an agent pod deleted comes back and
+catches up from its neighbours; every agent pod deleted at once comes back with
+the digest and size it had (its snapshot, on its claim); the NATS pod deleted
+keeps every acknowledged JetStream message (its store is on a claim), and the
+network is Ready again without a component pod restarting; the operator pod
+deleted in the middle of a rollout is replaced and finishes it with no duplicate
+revision; deleting the network deletes its claims."""
 
 from __future__ import annotations
 
@@ -12,9 +15,9 @@ import yaml
 from kubernetes import client
 
 from agentnet_operator import names
-from e2e_support import (E2E, OPERATOR_NAMESPACE, RELEASE, agent_pod, converged, get_network, is_ready, pod_get,
-                         post_from_pod, pods_ready, ready_pod)
-from rig import wait_for
+from e2e_support import (E2E, OPERATOR_NAMESPACE, RELEASE, agent_pod, agent_states, converged, get_network, in_pod,
+                         is_ready, pod_get, post_from_pod, pods_ready, ready_pod)
+from rig import storage, wait_for
 
 pytestmark = E2E
 NETWORK, AGENTS = "faults", 5
@@ -47,11 +50,51 @@ def replaced(core: client.CoreV1Api, ns: str, name: str, old_uid: str) -> bool:
     return pod.metadata.uid != old_uid and ready_pod(pod)
 
 
+# Run in a pod of the network: a stream of the test's own on the network's NATS server.
+# `write` stores three messages (each acknowledged by the server); `read` prints what it holds.
+DURABLE_STREAM = r"""
+import asyncio, json, os, sys
+import nats
+
+async def main():
+    folder = os.environ["AGENTNET_NATS_CREDENTIALS_DIR"]
+    user, password = (open(f"{folder}/{key}").read().strip() for key in ("user", "password"))
+    client = await nats.connect(os.environ["AGENTNET_NATS_URL"], user=user, password=password)
+    js = client.jetstream()
+    if sys.argv[1] == "write":
+        await js.add_stream(name="E2E_DURABLE", subjects=["e2e.durable"])
+        acks = [await js.publish("e2e.durable", f"message {i}".encode()) for i in range(3)]
+        print(json.dumps([ack.seq for ack in acks]))
+    else:
+        state = (await js.stream_info("E2E_DURABLE")).state
+        seqs = range(state.first_seq, state.last_seq + 1)
+        held = [(await js.get_msg("E2E_DURABLE", seq)).data.decode() for seq in seqs]
+        print(json.dumps(held))
+    await client.close()
+
+asyncio.run(main())
+"""
+
+
+def claims(core: client.CoreV1Api, ns: str) -> list[client.V1PersistentVolumeClaim]:
+    return core.list_namespaced_persistent_volume_claim(ns, label_selector=f"{names.LABEL_INSTANCE}={NETWORK}").items
+
+
 def test_agent_nats_and_operator_pods_deleted(k8s, kubectl, installed_operator, real_namespace, runtime_image):
     ns, core = real_namespace, client.CoreV1Api(k8s)
     stream_red = f"deploy/{names.component_name(NETWORK, 'stream-red')}"
     kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump(faults_network(runtime_image)))
     wait_for(lambda: is_ready(get_network(k8s, ns, NETWORK)), 300, "the network to be Ready")
+
+    # A claim per agent pod and one for NATS, each bound to a volume the rig's provisioner made on the real node.
+    bound = claims(core, ns)
+    pods = [agent_pod(NETWORK, i) for i in range(AGENTS)] + [f"{names.nats_name(NETWORK)}-0"]
+    assert sorted(c.metadata.name for c in bound) == sorted(f"{names.VOLUME_DATA}-{pod}" for pod in pods)
+    for claim in bound:
+        assert claim.status.phase == "Bound", claim.metadata.name
+        volume = core.read_persistent_volume(claim.spec.volume_name)
+        assert volume.metadata.annotations["pv.kubernetes.io/provisioned-by"] == storage.PROVISIONER
+        assert volume.spec.host_path.path.startswith(storage.VOLUMES_DIR)
     for agent, term in enumerate(["x*(y+z)", "a+(b+c)", "p*(q*r)"]):
         url = f"http://{agent_pod(NETWORK, agent)}.{names.agents_name(NETWORK)}:8080/agent/{agent}/message"
         assert post_from_pod(kubectl, ns, stream_red, url, {"term": term})["status"] == 202
@@ -65,7 +108,20 @@ def test_agent_nats_and_operator_pods_deleted(k8s, kubectl, installed_operator, 
     after = wait_for(lambda: converged(k8s, ns, NETWORK, AGENTS), 120, "agent 2 to catch up")
     assert after[2]["digest"] == before[0]["digest"] and after[2]["size"] == before[2]["size"]
 
-    # The NATS pod deleted: its JetStream store goes with it (emptyDir).
+    # Every agent pod deleted at once: no neighbour is left to catch up from, so what each agent
+    # holds when its new pod is Ready comes from its snapshot, on its claim.
+    agents_selector = f"{names.LABEL_INSTANCE}={NETWORK},{names.LABEL_COMPONENT}={names.ROLE_AGENT}"
+    old_uids = {name: p.metadata.uid for name, p in pods_by_name(core, ns, names.ROLE_AGENT).items()}
+    core.delete_collection_namespaced_pod(ns, label_selector=agents_selector)
+    wait_for(lambda: all(replaced(core, ns, name, uid) for name, uid in old_uids.items()), 180,
+             "every agent pod back and Ready")
+    restored = agent_states(k8s, ns, NETWORK, AGENTS)
+    assert {i: (s["digest"], s["size"]) for i, s in restored.items()} == \
+        {i: (s["digest"], s["size"]) for i, s in before.items()}
+
+    # The NATS pod deleted: JetStream's store is on its claim, so what it acknowledged is there after.
+    acknowledged = json.loads(in_pod(kubectl, ns, stream_red, DURABLE_STREAM, "write").strip().splitlines()[-1])
+    assert acknowledged == [1, 2, 3]
     workers = {**pods_by_name(core, ns, "stream-red"), **pods_by_name(core, ns, names.ROLE_AGENT)}
     unchanged = identities(workers)
     nats_pod = f"{names.nats_name(NETWORK)}-0"
@@ -74,6 +130,8 @@ def test_agent_nats_and_operator_pods_deleted(k8s, kubectl, installed_operator, 
     wait_for(lambda: not is_ready(get_network(k8s, ns, NETWORK)), 60, "the network to notice NATS is gone")
     wait_for(lambda: replaced(core, ns, nats_pod, old_uid), 120, "a new NATS pod")
     wait_for(lambda: is_ready(get_network(k8s, ns, NETWORK)), 120, "the network Ready again")
+    held = json.loads(in_pod(kubectl, ns, stream_red, DURABLE_STREAM, "read").strip().splitlines()[-1])
+    assert held == ["message 0", "message 1", "message 2"]
     (worker,) = pods_by_name(core, ns, "stream-red")
     processed = pod_get(k8s, ns, worker, "/status")["processed"]
 
@@ -119,3 +177,7 @@ def test_agent_nats_and_operator_pods_deleted(k8s, kubectl, installed_operator, 
     stored = client.AppsV1Api(k8s).list_namespaced_controller_revision(ns, label_selector=selector).items
     assert sorted(r.revision for r in stored) == [1, 2] and len({r.metadata.name for r in stored}) == 2
     assert ready_pod(next(iter(pods_by_name(core, ns, "duck-colors").values())))
+
+    # Deleting the network deletes its claims (and so the volumes: the class reclaims them).
+    kubectl("-n", ns, "delete", "anet", NETWORK, "--wait=false")
+    wait_for(lambda: not claims(core, ns), 180, "the network's claims to be deleted with it")

@@ -247,6 +247,19 @@ INVALID_SPECS: tuple[InvalidSpec, ...] = (
         model_message="Input should be 'Deployment' or 'SpinApp'",
     ),
     InvalidSpec(
+        "persistence-size-zero",
+        _with(VALID_SPEC, persistence={"agents": {"size": "0"}}),
+        "spec.persistence.agents.size",
+        "should match",
+        model_message="String should match pattern",
+    ),
+    InvalidSpec(
+        "retention-budget-below-minimum",
+        _with(VALID_SPEC, retention={"maxNodes": 999}),
+        "spec.retention.maxNodes",
+        "greater than or equal to 1000",
+    ),
+    InvalidSpec(
         "name-too-long",
         VALID_SPEC,
         "",

@@ -1,7 +1,9 @@
-"""The operator against a real API server: a network comes up and is garbage
-collected, drift is repaired, spec changes and `kubectl scale` roll out, a
-no-op resync writes nothing, SpinApp works with (and reports the lack of)
-SpinKube, and invalid specs are refused by the API server itself."""
+"""The operator against a real API server: a network comes up (its claims bound)
+and is garbage collected with its claims, drift is repaired, spec changes and
+`kubectl scale` roll out, a no-op resync writes nothing, a child no update can
+reach is made again, SpinApp works with (and reports the lack of) SpinKube,
+invalid specs are refused by the API server itself, and so is a change of
+persistence."""
 
 import copy
 import json
@@ -27,11 +29,18 @@ def test_example_network_comes_up_ready_and_is_garbage_collected(operator, kubec
     wait_ready(kubectl, namespace, "ramanujan")
 
     body = network(k8s, namespace, "ramanujan")
-    owned = children(kubectl, namespace, "ramanujan")
+    labelled = children(kubectl, namespace, "ramanujan")
+    # The StatefulSets' claims belong to them (deleted with them: persistentVolumeClaimRetentionPolicy).
+    claims = [o for o in labelled if o["kind"] == "PersistentVolumeClaim"
+              and o["metadata"]["ownerReferences"][0]["kind"] == "StatefulSet"]
+    assert kinds_and_names(claims) == {("PersistentVolumeClaim", f"data-ramanujan-agents-{i}") for i in range(9)} | {
+        ("PersistentVolumeClaim", "data-ramanujan-nats-0")}
+    assert all(c["status"]["phase"] == "Bound" for c in claims)
+    owned = [o for o in labelled if o not in claims]
     expected = {("ConfigMap", "ramanujan-config"), ("Secret", "ramanujan-nats"),
                 ("Service", "ramanujan-nats"), ("Service", "ramanujan-nats-headless"),
                 ("StatefulSet", "ramanujan-nats"), ("Service", "ramanujan-agents"),
-                ("StatefulSet", "ramanujan-agents"),
+                ("StatefulSet", "ramanujan-agents"), ("PersistentVolumeClaim", "ramanujan-interaction-timeline"),
                 *{(kind, f"ramanujan-{c}") for c in COMPONENT_NAMES for kind in ("Deployment", "Service")}}
     assert kinds_and_names(owned) == expected
     for obj in owned:
@@ -53,7 +62,7 @@ def test_example_network_comes_up_ready_and_is_garbage_collected(operator, kubec
     assert events.strip(), "the operator posted no Applied event"
 
     kubectl("-n", namespace, "delete", "anet", "ramanujan", "--wait=true")
-    wait_for(lambda: not children(kubectl, namespace, "ramanujan"), 60, "garbage collection of every child")
+    wait_for(lambda: not children(kubectl, namespace, "ramanujan"), 120, "garbage collection of every child and claim")
 
 
 def test_drift_repair_spec_change_scale_and_quiet_resync(operator, kubectl, k8s, namespace, audit_log):
@@ -178,3 +187,49 @@ def test_invalid_spec_is_refused_naming_the_field(agentnet_crd, k8s, case: Inval
     message = json.loads(refused.value.body)["message"]
     assert case.field in message, message
     assert case.message in message, message
+
+
+def test_persistence_cannot_change_once_the_network_exists(agentnet_crd, k8s, namespace):
+    """The API server's transition rule: a StatefulSet's volumeClaimTemplates are immutable, so the
+    persistence they are made from is refused on update (naming the field), and the rest is not."""
+    api = client.CustomObjectsApi(k8s)
+    manifest = {"apiVersion": names.API_VERSION, "kind": names.KIND, "metadata": {"name": "fixed"},
+                "spec": {"agents": 3, "topology": {"kind": "ring"}, "persistence": {"agents": {"size": "1Gi"}}}}
+    api.create_namespaced_custom_object(names.GROUP, names.VERSION, namespace, names.PLURAL, manifest)
+    for change in ({"agents": {"size": "2Gi"}}, {"enabled": False}, {"storageClassName": "fast"}):
+        with pytest.raises(ApiException) as refused:
+            api.patch_namespaced_custom_object(names.GROUP, names.VERSION, namespace, names.PLURAL, "fixed",
+                                               {"spec": {"persistence": change}})
+        assert refused.value.status == 422
+        message = json.loads(refused.value.body)["message"]
+        assert "spec.persistence" in message and "persistence cannot change once the network exists" in message
+    api.patch_namespaced_custom_object(names.GROUP, names.VERSION, namespace, names.PLURAL, "fixed",
+                                       {"spec": {"agents": 4, "retention": {"maxNodes": 5000}}})
+    stored = api.get_namespaced_custom_object(names.GROUP, names.VERSION, namespace, names.PLURAL, "fixed")
+    assert stored["spec"]["agents"] == 4 and stored["spec"]["persistence"]["agents"]["size"] == "1Gi"
+
+
+def test_a_child_that_cannot_be_updated_is_made_again(operator, kubectl, k8s, namespace):
+    """The timeline's Deployment as an operator before spec.persistence made it (RollingUpdate, which
+    the API server fills in): server-side apply cannot turn it into Recreate, so it is made again."""
+    apply(kubectl, namespace, small_network("timeline", components=[{"name": names.TIMELINE_COMPONENT}]))
+    wait_ready(kubectl, namespace, "timeline")
+    apps, name = client.AppsV1Api(k8s), names.component_name("timeline", names.TIMELINE_COMPONENT)
+    old_uid = apps.read_namespaced_deployment(name, namespace).metadata.uid
+    kubectl("-n", namespace, "patch", "deployment", name, "--type=merge",
+            "-p", json.dumps({"spec": {"strategy": {"type": "RollingUpdate"}}}))
+
+    def made_again():
+        try:
+            deployment = apps.read_namespaced_deployment(name, namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return deployment if deployment.metadata.uid != old_uid else None
+
+    deployment = wait_for(made_again, 60, "the timeline's Deployment to be made again")
+    assert deployment.spec.strategy.type == "Recreate" and deployment.spec.strategy.rolling_update is None
+    (volume,) = [v for v in deployment.spec.template.spec.volumes if v.name == names.VOLUME_DATA]
+    assert volume.persistent_volume_claim.claim_name == names.timeline_claim_name("timeline")
+    wait_ready(kubectl, namespace, "timeline")

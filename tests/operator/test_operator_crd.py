@@ -182,6 +182,7 @@ def test_every_model_rule_is_in_the_schema(schema: dict[str, Any]) -> None:
     classes = [c for c in vars(model).values() if isinstance(c, type) and issubclass(c, model._Object)]
     expected = {(r.cel, r.message) for c in classes for r in c.rules}
     assert len(expected) >= 10
+    expected |= {(r.cel, r.message) for r in model.TRANSITION_RULES}
     assert expected == set(_rules(schema))
 
 

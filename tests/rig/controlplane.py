@@ -2,7 +2,8 @@
 
 Real etcd, kube-apiserver, kube-controller-manager and kube-scheduler; one real
 node (node.py: containerd, runc, CNI, kubelet, kube-proxy, CoreDNS) where pods
-run real containers; and kwok, whose fake node takes the pods of namespaces
+run real containers, with a default StorageClass whose claims the local-path
+provisioner binds to directories of that node (storage.py); and kwok, whose fake node takes the pods of namespaces
 that ask for it (node.fake_node_namespace) so that scale tests can schedule
 thousands — all built from Go modules by ../controlplane/build.sh and cached
 under ~/.cache/agentnet.
@@ -31,7 +32,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from rig import images, pki
+from rig import images, pki, storage
 from rig.node import (APISERVER_KUBELET_BINDING, APISERVER_KUBELET_CLIENT, FAKE_NODE, NODE_KIND_LABEL, NODE_NAME,
                       REAL_NODE_SELECTOR, Node, containerd_socket, coredns_manifests, import_image)
 
@@ -169,6 +170,7 @@ class ControlPlane:
         # The node's images are built (or found in the cache) while etcd and the API server start.
         image_builds = ThreadPoolExecutor(max_workers=1)
         node_images = image_builds.submit(lambda: [images.pause(), images.coredns(self.bin / "coredns"),
+                                                   images.local_path_provisioner(), images.busybox(),
                                                    images.runtime()])
 
         etcd_url = f"http://127.0.0.1:{etcd_port}"
@@ -217,27 +219,32 @@ class ControlPlane:
             f"--kubeconfig={p.root / 'scheduler.kubeconfig'}", "--secure-port=0", "--leader-elect=false",
             *CLIENT_RATE,
         ])
+        (p.root / "kwok-storage-stage.yaml").write_text(json.dumps(storage.FAKE_NODE_HELPER_STAGE))
         self._spawn("kwok", [
             str(self.bin / "kwok"),
             f"--kubeconfig={p.root / 'kwok.kubeconfig'}", f"--config={self.bin.parent / 'kwok-stages.yaml'}",
+            f"--config={p.root / 'kwok-storage-stage.yaml'}",
             "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             "--node-lease-duration-seconds=40", f"--server-address=127.0.0.1:{kwok_port}",
             f"--cidr={POD_CIDR}", "--node-ip=127.0.0.1",
         ])
         self.kubectl("apply", "-f", "-", input=json.dumps(fake_node(FAKE_NODE_NAME)))
 
-        pause, coredns, runtime = node_images.result()
+        pause, coredns, provisioner, helper, runtime = node_images.result()
         image_builds.shutdown()
         self.node.start({"kubelet": p.root / "kubelet.kubeconfig", "kube-proxy": p.root / "kube-proxy.kubeconfig"},
-                        p.pki, [pause, coredns, runtime], sandbox_image=pause.reference)
+                        p.pki, [pause, coredns, provisioner, helper, runtime], sandbox_image=pause.reference)
         self.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(
-            {"apiVersion": "v1", "kind": "List", "items": [APISERVER_KUBELET_BINDING, *coredns_manifests(coredns.reference)]}))
+            {"apiVersion": "v1", "kind": "List", "items": [
+                APISERVER_KUBELET_BINDING, *coredns_manifests(coredns.reference),
+                *storage.manifests(provisioner.reference, helper.reference)]}))
         for node in (FAKE_NODE_NAME, NODE_NAME):
             self._wait(deadline, f"node {node} Ready", lambda: self._node_ready(node))
         # Pods need the namespace's default ServiceAccount, which a controller creates.
         self._wait(deadline, "default ServiceAccount",
                    lambda: self._api_ok("/api/v1/namespaces/default/serviceaccounts/default"))
         self._wait(deadline, "CoreDNS", lambda: self._available("kube-system", "coredns"))
+        self._wait(deadline, "the local-path provisioner", lambda: self._available(storage.NAMESPACE, storage.NAME))
         p.kubeconfig.write_text((p.root / "admin.kubeconfig").read_text())
         p.pids.write_text(json.dumps({name: proc.pid for name, proc in self.processes.items()}))
 

@@ -7,6 +7,8 @@ carries that reference, so `ctr -n k8s.io images import ARCHIVE` keeps the name.
     runtime()         ghcr.io/agentnet/agentnet-runtime:<version>, the chart's default image
     pause()           localhost/agentnet/pause:<KUBERNETES_VERSION>, the pod sandbox
     coredns(binary)   localhost/agentnet/coredns:v<version> around a static coredns binary
+    local_path_provisioner()  localhost/agentnet/local-path-provisioner:<version>, from its Go module
+    busybox()         localhost/agentnet/busybox:<version>, a shell for the provisioner's helper pods
     base()            the runtime image's base: Debian bookworm, python3.11, a venv
 
 A cold runtime image takes minutes (debootstrap, pip, mypyc); a cached one well under a
@@ -48,6 +50,14 @@ def base() -> Image:
 
 def pause() -> Image:
     return _build("pause")
+
+
+def local_path_provisioner() -> Image:
+    return _build("local-path")
+
+
+def busybox() -> Image:
+    return _build("busybox")
 
 
 def coredns(binary: Path) -> Image:

@@ -82,9 +82,10 @@ and fails when one is missing here, or when anything is granted beyond its state
   verbs: ["patch"]
 # The children of every network, written by server-side apply (create on first
 # apply, patch after), pruned by delete; watched to repair drift. ControllerRevisions
-# hold the revision history (declarative rollback).
+# hold the revision history (declarative rollback); a PersistentVolumeClaim holds the
+# interaction-timeline's DuckDB (the StatefulSets' claims are made by their controller).
 - apiGroups: [""]
-  resources: ["configmaps", "secrets", "services"]
+  resources: ["configmaps", "secrets", "services", "persistentvolumeclaims"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["apps"]
   resources: ["statefulsets", "deployments", "controllerrevisions"]
