@@ -42,9 +42,6 @@ NATS_DATA_SIZE_LIMIT = "2Gi"
 # Claims of a StatefulSet go with the network (its owner) and stay when it scales down, so that
 # scaling up again gives the same agents their data back.
 CLAIM_RETENTION = {"whenDeleted": "Delete", "whenScaled": "Retain"}
-# Seconds between the agents' snapshots to their volume. Until the runtime snapshots by default
-# whenever it has a data directory (issue #16), the operator asks for it.
-AGENT_SNAPSHOT_SECONDS = 5
 
 _PASSWORD = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 
@@ -460,12 +457,10 @@ def agents_statefulset(network: AgentNetwork, config: dict[str, Any]) -> dict[st
         _field_env(names.ENV_POD_INDEX, f"metadata.labels['{names.LABEL_POD_INDEX}']"),
         {"name": names.ENV_AGENTS_PER_POD, "value": str(spec.agents_per_pod)},
     ]
-    args = ["agent"]
-    if spec.persistence.enabled:  # snapshots to the pod's claim, restored at start
+    if spec.persistence.enabled:  # snapshots to the pod's claim (the runtime's default interval), restored at start
         mounts.append(_data_mount())
         env.append(_data_env())
-        args += ["--snapshot-interval", str(AGENT_SNAPSHOT_SECONDS)]
-    container = _runtime_container(network, "agent", args, env, mounts, spec.agent_resources)
+    container = _runtime_container(network, "agent", ["agent"], env, mounts, spec.agent_resources)
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",

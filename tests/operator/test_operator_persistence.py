@@ -50,7 +50,7 @@ def test_agents_get_a_claim_each_mounted_at_the_data_dir_and_snapshot_to_it() ->
     assert data_mounts(container) == [{"name": names.VOLUME_DATA, "mountPath": names.DATA_DIR}]
     assert names.VOLUME_DATA not in {v["name"] for v in spec["volumes"]}  # the template supplies it
     assert {"name": names.ENV_DATA_DIR, "value": names.DATA_DIR} in container["env"]
-    assert container["command"] == ["agentnet", "agent", "--snapshot-interval", str(children.AGENT_SNAPSHOT_SECONDS)]
+    assert container["command"] == ["agentnet", "agent"]
 
 
 def test_deleting_the_network_deletes_the_claims_and_scaling_down_keeps_them() -> None:

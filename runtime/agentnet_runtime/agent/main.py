@@ -20,6 +20,7 @@ from .host import AgentHost
 from .http import agent_routes
 
 TIMELINE_FILE = "timeline.duckdb"
+TIMELINE_COMPONENT = "interaction-timeline"
 
 
 def agent_app(host: AgentHost, name: str = "agent", extra_routes=(), ready: Callable[[], list[str]] | None = None):
@@ -52,7 +53,10 @@ async def run_agents(config: RuntimeConfig, stop: asyncio.Event) -> None:
     logging.getLogger("agentnet").info(
         "agents %s of network %s serving on port %d", list(config.agent_ids), config.network.name, http.port
     )
-    host.timeline = await asyncio.to_thread(open_timeline, config)
+    if TIMELINE_COMPONENT not in config.network.components:
+        # With the component (every pod of a cluster network), events go to its JetStream stream:
+        # a DuckDB file beside the snapshots would keep them from it.
+        host.timeline = await asyncio.to_thread(open_timeline, config)
     await host.start()
     try:
         await stop.wait()

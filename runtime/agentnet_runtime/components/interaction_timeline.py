@@ -42,7 +42,7 @@ from starlette.routing import Route
 
 from agentnet_runtime import natsclient
 from agentnet_runtime.agent import subjects
-from agentnet_runtime.agent.main import TIMELINE_FILE, timeline_at
+from agentnet_runtime.agent.main import TIMELINE_COMPONENT, TIMELINE_FILE, timeline_at
 from agentnet_runtime.components import Service
 from agentnet_runtime.config import COLOURS
 from agentnet_runtime.timeline.events import KINDS, Event
@@ -123,7 +123,7 @@ def query_filters(params, agents: int) -> dict[str, Any]:
 
 
 class InteractionTimeline(Service):
-    name = "interaction-timeline"
+    name = TIMELINE_COMPONENT
     uses_nats = True
 
     def __init__(self, config):
