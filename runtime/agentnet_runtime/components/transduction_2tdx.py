@@ -101,7 +101,9 @@ def bounded(delta: Delta, max_rows: int) -> tuple[Delta, bool]:
     """A prefix of `delta` with at most `max_rows` rows (but at least one event), and whether it is all of it.
 
     delta_since lists each replica's events in order, so a prefix leaves no gap a receiver
-    must wait on; its clock says how far each replica's events go."""
+    must wait on; its clock says how far each replica's events go. A checkpoint (the asker is
+    behind what this replica compacted) goes whole: its parts carry no clock an asker could
+    resume from."""
     taken, rows = [], 0
     for batch in delta.batches:
         size = delta_rows([batch])

@@ -445,6 +445,8 @@ def can_fire(rules: Iterable[Rule], present: set[str]) -> bool:
 # Together they prove polynomial identities over the rationals: expand (BLUE, GREEN),
 # regroup (RED), collect (BLUE) with numbers folded (GREEN). A division becomes a product
 # only by a known non-zero number: x / y * y = x fails at y = 0, so x / x stays unknown.
+# A power splits over a sum in its exponent only on a known non-zero base: 0 ^ (-1 + 1) is 1, but
+# 0 ^ -1 * 0 ^ 1 has no value, and mul-zero would then make it 0.
 # Exponents are expanded when they are known integers from 1 to numbers.MAX_EXPONENT.
 # Each law holds wherever both its sides have a value (the oracle test checks answers so).
 
@@ -465,7 +467,7 @@ BLUE_RULES = parse_rules(
     collect-twice:  ?x + ?x => 2 * ?x
     collect-once:   ?a * ?x + ?x => (?a + 1) * ?x if number(?a)
     div-distribute: (?a + ?b) / ?c => ?a / ?c + ?b / ?c
-    pow-add:        ?x ^ (?a + ?b) => ?x ^ ?a * ?x ^ ?b
+    pow-add:        ?x ^ (?a + ?b) => ?x ^ ?a * ?x ^ ?b if nonzero(?x)
     """,
     Colour.BLUE,
 )
