@@ -98,13 +98,17 @@ async def test_events_published_while_the_timeline_is_down_are_stored_once_it_is
             await eventually(lambda: first.settle(0), 10, "the agents to settle")
             await first.flush_events()
             await eventually(lambda: service.timeline.count() == recorded(first), 10, "the first events to be stored")
+        first_consumer = service.durable
     # The timeline is down (its durable consumer stays on the server); the agents go on and then stop.
     async with running(agents) as second:
         second.agents[4].submit(parse("a*b+a*c"))
         second.wake(second.agents[4])
         await eventually(lambda: second.settle(0), 10, "the agents to settle")
     published = handed_over(first) + handed_over(second)  # (the second run's agents are new replicas)
+    # It comes back as a new pod on the same claim (a Deployment names pods anew): the same consumer goes on.
+    config = dataclasses.replace(config, pod_name="timeline-pod-after-a-restart")
     async with serving(NAME, config) as (service, client):
+        assert service.durable == first_consumer
         await eventually(lambda: service.timeline.count() == published, 15, "the events published while it was down")
         events = await query(client, limit=100_000)
         assert len(events) == published == len({(e["replica"], e["seq"]) for e in events})  # no duplicates

@@ -11,7 +11,7 @@ The log is timeline.Timeline in `<data dir>/timeline.duckdb` (in-memory DuckDB w
 directory: nothing is kept across restarts then). Agents with no DuckDB file of their own
 (a cluster's agent pods) store event batches in the JetStream stream on timeline.events
 (natsclient.timeline_stream). Every replica of this component reads it with a durable
-consumer of its own (named after its pod), so each holds the whole log, and what was
+consumer of its own (named after the pod that made its DuckDB file), so each holds the whole log, and what was
 published while it was down is waiting for it when it comes back. It pulls batches every
 `flush_interval` seconds (setting, default 0.25), appends them in one DuckDB commit, and
 acknowledges them only then. Appends are idempotent by (replica, seq), so a batch delivered
@@ -58,6 +58,7 @@ DEFAULT_LIMIT, MAX_LIMIT = 1_000, 100_000
 _TIME_RULE = "epoch seconds or an ISO 8601 date-time"
 
 FETCH_BATCH = 256  # stream messages (event batches) pulled at once
+CONSUMER_FILE = "timeline.consumer"  # beside the DuckDB file: the durable consumer that feeds it
 STOP_WAIT = 10.0  # seconds stop() lets the consumer store what it fetched
 
 # Metrics of this module (to move into web.METRICS).
@@ -130,11 +131,25 @@ class InteractionTimeline(Service):
         super().__init__(config)
         self.flush_interval = self.number("flush_interval", 0.25, low=0, above=True)
         self.prune_interval = self.number("prune_interval", 60.0, low=0, above=True)
-        self.durable = natsclient.timeline_durable(config.pod_name)
+        self.durable = self._consumer_of_the_log()
         self.timeline = None  # timeline.Timeline, opened by on_start
         self._dropped = -1  # what retention had dropped when it was last published
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
+
+    def _consumer_of_the_log(self) -> str:
+        """The durable consumer that feeds this replica's DuckDB file: named after the pod that made the
+        file and kept beside it, so a new pod on the same claim (a Deployment names pods anew) goes on
+        from the last batch the file acknowledged instead of reading the whole stream again."""
+        name = natsclient.timeline_durable(self.config.pod_name)
+        if self.config.data_dir is None:
+            return name
+        kept = self.config.data_dir / CONSUMER_FILE
+        if kept.is_file() and kept.read_text().strip():
+            return kept.read_text().strip()
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        kept.write_text(name + "\n")
+        return name
 
     @property
     def path(self) -> str:
