@@ -68,6 +68,8 @@ class Soak:
     budget: int | None
     samples: list[tuple[float, dict[str, int], int]] = field(default_factory=list)
     submitted: int = 0
+    failures: list[str] = field(default_factory=list)  # requests that failed, and why
+    slowest: float = 0.0  # seconds, the slowest POST
 
     def total(self, index: int) -> int:
         return sum(self.samples[index][1].values())
@@ -116,7 +118,13 @@ def soak(seconds: float, budget: int | None) -> Soak:
                     began = time.monotonic()
                     while not stop.is_set():
                         for term in workload(RATE, result.submitted):
-                            client.post(f"{base}/agent/{result.submitted % agents}/message", json={"term": str(term)}, timeout=10)
+                            start = time.perf_counter()
+                            try:
+                                client.post(f"{base}/agent/{result.submitted % agents}/message", json={"term": str(term)},
+                                            timeout=30).raise_for_status()  # fmt: skip
+                            except httpx.HTTPError as error:  # counted and reported; the soak goes on
+                                result.failures.append(f"{type(error).__name__}: {error}")
+                            result.slowest = max(result.slowest, time.perf_counter() - start)
                             result.submitted += 1
                         stop.wait(max(0.0, began + result.submitted / RATE - time.monotonic()))
 
@@ -149,14 +157,16 @@ def soak_entries(bounded: Soak, unbounded: Soak) -> list[dict]:
             f"soak with maxNodes {BUDGET:,}: resident memory growth after warm-up", growth, "%", 10, higher_is_better=False,
             minutes=minutes, warm_up_ends_s=round(bounded.samples[warm][0]), terms=bounded.submitted,
             resident_mb_at_warm=round(bounded.total(warm) / 2**20, 1), resident_mb_at_end=round(bounded.total(end) / 2**20, 1),
-            largest_replica_nodes=bounded.samples[end][2],
+            largest_replica_nodes=bounded.samples[end][2], failed_posts=len(bounded.failures),
+            slowest_post_s=round(bounded.slowest, 2), first_failures=bounded.failures[:3],
             how=f"`agentnet up -f examples/network.yaml` + spec.retention.maxNodes, {RATE} terms/s (half repeated, half "
                 f"distinct), RSS of every process of its tree (nats-server included) every {SAMPLE_EVERY:g} s",
         ),
         entry(
             "soak without a budget: bytes per e-node, end of run", per_node(u_end), "B", None, higher_is_better=False,
             baseline={"name": "the same at the end of warm-up", "value": per_node(u_warm)}, minutes=minutes,
-            largest_replica_nodes=unbounded.samples[u_end][2], terms=unbounded.submitted,
+            largest_replica_nodes=unbounded.samples[u_end][2], terms=unbounded.submitted, failed_posts=len(unbounded.failures),
+            slowest_post_s=round(unbounded.slowest, 2), first_failures=unbounded.failures[:3],
             resident_mb_idle=round(idle / 2**20, 1), resident_mb_at_end=round(unbounded.total(u_end) / 2**20, 1),
             how="(RSS of the whole tree - RSS before the load) / (e-nodes of the largest replica x 9 replicas)",
         ),

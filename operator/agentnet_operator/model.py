@@ -523,6 +523,17 @@ class AgentNetworkSpec(_Object):
             ".topology.degree",
         ),
         Rule(
+            "!self.persistence.enabled || !has(self.components) || self.components.all(c, c.name != "
+            f"'{names.TIMELINE_COMPONENT}' || (c.replicas <= 1 && (!has(c.autoscaling) || c.autoscaling.maxReplicas <= 1)))",
+            f"{names.TIMELINE_COMPONENT} keeps one DuckDB file on one claim: at most 1 replica while persistence is enabled",
+            lambda s: not s.persistence.enabled
+            or all(
+                c.name != names.TIMELINE_COMPONENT or (c.replicas <= 1 and (c.autoscaling is None or c.autoscaling.max_replicas <= 1))
+                for c in s.components or ()
+            ),
+            ".components",
+        ),
+        Rule(
             f"self.topology.kind != 'complete' || self.agents <= {MAX_COMPLETE_AGENTS}",
             f"complete topology supports at most {MAX_COMPLETE_AGENTS} agents",
             lambda s: s.topology.kind != "complete" or s.agents <= MAX_COMPLETE_AGENTS,

@@ -260,6 +260,12 @@ INVALID_SPECS: tuple[InvalidSpec, ...] = (
         "greater than or equal to 1000",
     ),
     InvalidSpec(
+        "timeline-replicas-on-one-claim",
+        _with(VALID_SPEC, components=[{"name": "interaction-timeline", "replicas": 2}]),
+        "spec.components",
+        "at most 1 replica while persistence is enabled",
+    ),
+    InvalidSpec(
         "name-too-long",
         VALID_SPEC,
         "",

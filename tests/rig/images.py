@@ -17,6 +17,7 @@ second. Builds are serialised by a lock in the script, so parallel workers may a
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from typing import NamedTuple
@@ -28,6 +29,12 @@ BUILD_TIMEOUT = 3600  # a cold base plus runtime image on a busy 2-core machine,
 class Image(NamedTuple):
     reference: str
     archive: Path
+
+
+def compiled_engine_modules() -> list[str]:
+    """The engine modules setup.py compiles with mypyc, sorted: what an install must load compiled."""
+    setup = (Path(__file__).resolve().parents[2] / "setup.py").read_text()
+    return sorted(re.findall(r"agentnet_runtime/core/(\w+)\.py", setup))
 
 
 def _build(*args: str) -> Image:
