@@ -75,14 +75,12 @@ class Soak:
         return sum(self.samples[index][1].values())
 
     def warm_index(self) -> int:
-        """The end of warm-up: a minute after the e-nodes first reach the budget (with one), else the first fifth."""
+        """The end of warm-up: a minute after the largest replica first holds 90 % of the budget (it keeps whole
+        epochs, so it stays a little under it), else after the first fifth of the run."""
         elapsed = self.samples[-1][0]
-        if self.budget is not None:
-            reached = next((t for t, _, nodes in self.samples if nodes >= self.budget), elapsed * 0.2)
-            warm = min(reached + 60, elapsed * 0.5)
-        else:
-            warm = elapsed * 0.2
-        return next(i for i, sample in enumerate(self.samples) if sample[0] >= warm)
+        full = None if self.budget is None else next((t for t, _, nodes in self.samples if nodes >= 0.9 * self.budget), None)
+        warm = elapsed * 0.2 if full is None else full + 60
+        return next(i for i, sample in enumerate(self.samples) if sample[0] >= min(warm, elapsed))
 
 
 def _resident(root: psutil.Process) -> dict[str, int]:
