@@ -421,13 +421,18 @@ SMALL_TOPOLOGIES = st.sampled_from(
     workload=st.sampled_from(["Deployment", "SpinApp"]),
     components=st.one_of(st.none(), st.lists(st.sampled_from(COMPONENT_NAMES), unique=True, max_size=4)),
     replicas=st.integers(0, 5),
+    persistent=st.booleans(),
 )
-def test_any_valid_spec_renders_deterministically(topology, per_pod, workload, components, replicas) -> None:
+def test_any_valid_spec_renders_deterministically(topology, per_pod, workload, components, replicas, persistent) -> None:
     t = dict(topology)
     agents = t.pop("agents")
-    spec: dict[str, Any] = {"agents": agents, "agentsPerPod": per_pod, "topology": t, "workload": workload}
-    if components is not None:
-        spec["components"] = [{"name": c, "replicas": replicas} for c in components]
+    spec: dict[str, Any] = {"agents": agents, "agentsPerPod": per_pod, "topology": t, "workload": workload,
+                            "persistence": {"enabled": persistent}}  # fmt: skip
+    if components is not None:  # (with persistence, the timeline's one claim allows it one replica)
+        spec["components"] = [
+            {"name": c, "replicas": min(replicas, 1) if persistent and c == names.TIMELINE_COMPONENT else replicas}
+            for c in components
+        ]
     body = {"apiVersion": "agentnet.dev/v1alpha1", "kind": "AgentNetwork", "metadata": {"name": "prop"}, "spec": spec}
     objects = desired_children(network_from(body), nats_password=PASSWORD)
     assert to_json(objects) == to_json(desired_children(network_from(body), nats_password=PASSWORD))
