@@ -6,6 +6,8 @@ import click
 
 from agentnet_runtime.catalogue import HTTP_PORT
 
+from agentnet_operator import names
+
 
 @click.command("operator")
 @click.option("--namespace", "-n", "namespaces", multiple=True,
@@ -37,7 +39,7 @@ def operator_command(namespaces: tuple[str, ...], liveness_port: int, metrics_po
     except config.ConfigException:
         config.load_kube_config()
     api = client.ApiClient()
-    api.user_agent = "agentnet-operator"
+    api.user_agent = names.USER_AGENT
     registry = build_registry(Cluster(api), resync_seconds, autoscale_seconds)
     kopf.on.login(registry=registry)(kopf.login_via_client)
 

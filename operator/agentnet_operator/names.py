@@ -20,6 +20,7 @@ CRD_FILE = f"{CRD_NAME}.yaml"  # under crds/
 
 # Server-side apply: every child is written by this one field manager.
 FIELD_MANAGER = "agentnet-operator"
+USER_AGENT = FIELD_MANAGER  # of the operator's own API client; kopf's says "kopf/<version>"
 
 SPINAPP_API_VERSION = "core.spinkube.dev/v1alpha1"
 SPINAPP_KIND = "SpinApp"
