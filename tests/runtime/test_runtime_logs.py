@@ -149,3 +149,53 @@ def test_every_command_refuses_a_bad_log_level_naming_it(command, tmp_path):
     assert "Traceback" not in result.stderr
     flag = subprocess.run([AGENTNET, *command, "--log-format", "yaml"], capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert flag.returncode == 2 and "'yaml' is not one of 'json', 'text'" in flag.stderr
+
+
+def run_until_logged(command: list[str], env: dict, says: str, timeout: float = 60) -> list[str]:
+    """Run an agentnet process until its stdout has a line containing `says`; its stdout lines (it is stopped)."""
+    import signal
+    import time
+
+    process = subprocess.Popen([AGENTNET, *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, **env})  # fmt: skip
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()  # the process logs at info: it says when it serves
+            if not line:
+                break
+            lines.append(line.rstrip("\n"))
+            if says in line:
+                break
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    lines += out.splitlines()
+    assert any(says in line for line in lines), (lines, err)
+    assert "Traceback" not in err, err
+    return lines
+
+
+def test_agent_and_component_processes_write_json_lines_that_say_what_they_are(tmp_path, nats_server):
+    from agentnet_runtime.natsbin import free_port
+    from runtime_support import network_document
+
+    config = tmp_path / "network.json"
+    config.write_text(json.dumps(network_document(3, "ring", name="demo")))
+    common = ["--config", str(config), "--nats-url", nats_server.url, "--host", "127.0.0.1"]
+    agent = run_until_logged(["agent", "--agents", "0-2", *common, "--port", str(free_port())], {"LOG_LEVEL": "info"},
+                             "serving on port")  # fmt: skip
+    component = run_until_logged(["component", "agent-orchestrator", *common, "--port", str(free_port())],
+                                 {"LOG_LEVEL": "INFO", "LOG_FORMAT": "json"}, "serving on port")  # fmt: skip
+    for lines, what in ((agent, {"agents": "0-2"}), (component, {"component": "agent-orchestrator"})):
+        parsed = [json.loads(line) for line in lines]  # every line of stdout is one JSON object
+        assert all(line["network"] == "demo" and {"time", "level", "logger", "message"} <= set(line) for line in parsed)
+        assert all(line[key] == value for line in parsed for key, value in what.items())
+        assert any(line["level"] == "info" and "serving on port" in line["message"] for line in parsed)
+    text = run_until_logged(["component", "duck-colors", "--config", str(config), "--host", "127.0.0.1", "--port", str(free_port())],
+                            {"LOG_LEVEL": "info", "LOG_FORMAT": "text"}, "serving on port")  # fmt: skip
+    assert any(" INFO agentnet.component [network=demo component=duck-colors]: component duck-colors" in line for line in text)
