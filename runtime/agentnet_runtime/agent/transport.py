@@ -91,11 +91,6 @@ def _is_stamp(stamp: Any) -> bool:
     return isinstance(stamp, dict) and _is_count(stamp.get("lamport", 0)) and _is_clock(stamp.get("clock", {}))
 
 
-def _said(error: Exception) -> str:
-    """What a handler's error says, short enough for a log line."""
-    return f"{type(error).__name__}: {error}"[:200]
-
-
 class Unreachable(Exception):
     """The peer cannot be reached: partitioned off, no responder, timed out or not connected."""
 
@@ -303,7 +298,7 @@ class Transport:
             except Refused as refused:
                 refuse(subject, message.subject, refused.reason, refused.detail)
             except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:  # a body of the wrong shape
-                refuse(subject, message.subject, WRONG_SHAPE, _said(error))
+                refuse(subject, message.subject, WRONG_SHAPE, f"{type(error).__name__}: {error}")
             except Exception:  # one bad message must not stop the subscription
                 METRICS.errors.labels("agent", "handler").inc()
                 log.exception("error handling a message on %s", message.subject)
