@@ -199,3 +199,21 @@ def test_agent_and_component_processes_write_json_lines_that_say_what_they_are(t
     text = run_until_logged(["component", "duck-colors", "--config", str(config), "--host", "127.0.0.1", "--port", str(free_port())],
                             {"LOG_LEVEL": "info", "LOG_FORMAT": "text"}, "serving on port")  # fmt: skip
     assert any(" INFO agentnet.component [network=demo component=duck-colors]: component duck-colors" in line for line in text)
+
+
+def test_the_operator_writes_kopfs_records_as_json_lines_too(tmp_path):
+    """kopf.run configures no logging of its own: its records go through logs.py's handler. No cluster is needed
+    to see it: kopf logs its start and its failing requests to an API server that is not there."""
+    from agentnet_runtime.natsbin import free_port
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "x",
+        "clusters": [{"name": "c", "cluster": {"server": f"https://127.0.0.1:{free_port()}", "insecure-skip-tls-verify": True}}],
+        "users": [{"name": "u", "user": {"token": "t"}}], "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+    }))  # fmt: skip
+    command = ["operator", "--kubeconfig", str(kubeconfig), "--liveness-port", str(free_port()), "--metrics-port", str(free_port())]
+    lines = [json.loads(line) for line in run_until_logged(command, {"LOG_LEVEL": "info"}, "Request attempt #1")]
+    assert all(line["component"] == "operator" and {"time", "level", "logger", "message"} <= set(line) for line in lines)
+    assert {"kopf.activities.startup", "kopf._core.reactor.observation"} <= {line["logger"] for line in lines}
+    assert any(line["level"] == "error" and line["message"].startswith("Request attempt #1") for line in lines)
