@@ -8,13 +8,14 @@ through, found from what the e-graph says changed since the last search (new
 shapes and merged classes). A `Saturation` keeps that place across runs, so an
 agent's rewrite pass after a delta costs what the delta changed, not the whole
 e-graph. It stops when an iteration changes nothing (saturated), when an
-optional goal holds, or when a budget runs out.
+optional goal holds, or when a budget runs out. A `record` hook sees every rule's
+matches before they are applied (explain.py turns them into proof paths).
 """
 
 import enum
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Collection, Iterable
 
 from mypy_extensions import mypyc_attr
@@ -22,6 +23,7 @@ from mypy_extensions import mypyc_attr
 from .colour import Colour
 from .counterexample import Counterexample, refute
 from .egraph import EGraph, NodeId
+from .explain import Explanation, Recorder
 from .extract import extract
 from .rewrites import ALL_RULES, Match, Rule, Top, can_fire
 from .terms import Term, operators, parse
@@ -64,15 +66,20 @@ class SaturationReport:
         return self.stop_reason is StopReason.SATURATED
 
 
+# Called with each rule's matches just before they are applied (explain.Recorder keeps them as proof).
+Record = Callable[[EGraph, Rule, list[Match]], None]
+
+
 def saturate(
     egraph: EGraph,
     rules: Iterable[Rule] = ALL_RULES,
     budget: Budget = Budget(),
     *,
     goal: Callable[[], bool] | None = None,
+    record: Record | None = None,
 ) -> SaturationReport:
     """Apply rules until nothing changes, `goal()` holds, or the budget runs out (searching everywhere first)."""
-    saturation = Saturation(egraph, rules, budget)
+    saturation = Saturation(egraph, rules, budget, record)
     try:
         return saturation.run(goal=goal)
     finally:
@@ -93,8 +100,11 @@ class Saturation:
     recording the e-graph's changes).
     """
 
-    def __init__(self, egraph: EGraph, rules: Iterable[Rule] = ALL_RULES, budget: Budget = Budget()):
+    def __init__(
+        self, egraph: EGraph, rules: Iterable[Rule] = ALL_RULES, budget: Budget = Budget(), record: Record | None = None
+    ):
         self.egraph = egraph
+        self._record = record
         self.rules = tuple(rules)
         self.budget = budget
         self._changes = egraph.watch()
@@ -152,6 +162,8 @@ class Saturation:
         matches = 0
         for number, (rule, rule_matches) in enumerate(found):
             before = egraph.version
+            if self._record is not None:
+                self._record(egraph, rule, rule_matches)
             applied = rule.apply(egraph, rule_matches, budget.nodes)
             matches += applied
             if egraph.version != before:
@@ -333,6 +345,9 @@ class Simplified:
     report: SaturationReport
 
 
+EXPLAIN_TIME_FACTOR = 10  # explain's time limit against verify's (see Saturator.explain)
+NOT_DERIVED = "not derived"  # the memo's entry for an explanation that does not exist
+
 VERDICTS: dict[bool | None, str] = {True: "equal", False: "unequal", None: "unknown"}  # Verdict.equal in words
 
 
@@ -435,12 +450,33 @@ class Saturator:
             self.memo.put(key, cached)
         return cached
 
+    def explain(self, a: Term | str, b: Term | str) -> Explanation | None:
+        """The proof path from `a` to `b` (explain.py) if saturating them together derives them equal,
+        else None. Runs the saturation again, keeping every rule instance applied, with the same limits
+        but EXPLAIN_TIME_FACTOR times the time (keeping them costs time), so what verify derived is
+        derived again; memoised. Raises explain.ProofTooLong for a path over explain.MAX_STEPS."""
+        a, b = _as_term(a), _as_term(b)
+        key = ("explain", a, b)
+        cached = self.memo.get(key)
+        if cached is None:
+            recorder = Recorder()
+            ends = recorder.proofs.add_term(a), recorder.proofs.add_term(b)
+            budget = replace(self.budget, seconds=self.budget.seconds * EXPLAIN_TIME_FACTOR)
+            self._run((a, b), until_equal=True, record=recorder, budget=budget)
+            cached = recorder.proofs.explain(*ends) or NOT_DERIVED
+            self.memo.put(key, cached)
+        return cached if isinstance(cached, Explanation) else None
+
     def prove_equal(self, a: Term | str, b: Term | str) -> bool:
         """Derived equal (not: not refuted)."""
         return self.verify(a, b).equal is True
 
     def _run(
-        self, terms: tuple[Term, ...], until_equal: bool = False
+        self,
+        terms: tuple[Term, ...],
+        until_equal: bool = False,
+        record: Record | None = None,
+        budget: Budget | None = None,
     ) -> tuple[EGraph, list[NodeId], list[SaturationReport]]:
         """Run the schedule; each phase starts a fresh e-graph from the cheapest terms of the last.
 
@@ -459,7 +495,7 @@ class Saturator:
             def met(egraph=egraph, roots=roots) -> bool:
                 return len({egraph.find(root) for root in roots}) == 1
 
-            reports.append(saturate(egraph, rules, self.budget, goal=met if until_equal else None))
+            reports.append(saturate(egraph, rules, budget or self.budget, goal=met if until_equal else None, record=record))
         return egraph, roots, reports
 
     def _schedule(self, present: set[str]) -> tuple[tuple[Rule, ...], ...]:
