@@ -23,7 +23,7 @@ from mypy_extensions import mypyc_attr
 from .colour import Colour
 from .counterexample import Counterexample, refute
 from .egraph import EGraph, NodeId
-from .explain import Explanation, Recorder
+from .explain import Explanation, ProofTooLong, Recorder
 from .extract import extract
 from .rewrites import ALL_RULES, Match, Rule, Top, can_fire
 from .terms import Term, operators, parse
@@ -484,7 +484,7 @@ class Saturator:
         """The proof path from `a` to `b` (explain.py) if saturating them together derives them equal,
         else None. Runs the saturation again, keeping every rule instance applied, with the same limits
         but EXPLAIN_TIME_FACTOR times the time (keeping them costs time), so what verify derived is
-        derived again; memoised. Raises explain.ProofTooLong for a path over explain.MAX_STEPS."""
+        derived again; memoised. None too when the path would be longer than explain.MAX_STEPS."""
         a, b = _as_term(a), _as_term(b)
         key = ("explain", a, b)
         cached = self.memo.get(key)
@@ -493,7 +493,10 @@ class Saturator:
             ends = recorder.proofs.add_term(a), recorder.proofs.add_term(b)
             budget = replace(self.budget, seconds=self.budget.seconds * EXPLAIN_TIME_FACTOR)
             self._run((a, b), until_equal=True, record=recorder, budget=budget)
-            cached = recorder.proofs.explain(*ends) or NOT_DERIVED
+            try:
+                cached = recorder.proofs.explain(*ends) or NOT_DERIVED
+            except ProofTooLong:
+                cached = NOT_DERIVED
             self.memo.put(key, cached)
         return cached if isinstance(cached, Explanation) else None
 
