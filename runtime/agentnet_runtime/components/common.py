@@ -17,6 +17,7 @@ from agentnet_runtime.agent.transport import Transport, Unreachable
 from agentnet_runtime.core.clock import VectorClock
 from agentnet_runtime.core.clock import validate as validate_clock
 from agentnet_runtime.core.egraph import Delta, EGraph
+from agentnet_runtime.core.explain import Explanation
 from agentnet_runtime.core.saturate import Verdict
 from agentnet_runtime.core.terms import Term
 from agentnet_runtime.refusals import BAD_DELTA, Refused
@@ -48,14 +49,15 @@ def requested_terms(body: dict[str, Any], limit: int) -> list[Term]:
     return [term_field(value, f"terms[{index}]") for index, value in enumerate(values)]
 
 
-def verdict_fields(verdict: Verdict, explain: bool) -> dict[str, Any]:
+def verdict_fields(verdict: Verdict, explain: bool, path: Explanation | None = None) -> dict[str, Any]:
     """A verdict as JSON: equal (true / false / null) and in words, the counterexample of an unequal,
-    the rules used for an equal on request (egraph-service's /verify and the dashboard's /ask)."""
+    for an equal on request its proof path (Saturator.explain: start, steps, the rules they use), or
+    the rules used when there is none (egraph-service's /verify and the dashboard's /ask)."""
     fields: dict[str, Any] = {"equal": verdict.equal, "verdict": verdict.verdict}
     if verdict.counterexample is not None:
         fields["counterexample"] = verdict.counterexample.to_json()
     if explain and verdict.equal:
-        fields["explanation"] = {"rules": list(verdict.report.rules)}
+        fields["explanation"] = {"rules": list(verdict.report.rules)} if path is None else path.to_json()
     return fields
 
 

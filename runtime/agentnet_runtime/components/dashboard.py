@@ -76,6 +76,7 @@ from agentnet_runtime.components.egraph_service import DEFAULT_TIMEOUT_MS
 from agentnet_runtime.config import ConfigError, NetworkConfig
 from agentnet_runtime.core.colour import COLOURS, Colour
 from agentnet_runtime.core.egraph import EGraph
+from agentnet_runtime.core.explain import Explanation
 from agentnet_runtime.core.rewrites import rules_for
 from agentnet_runtime.core.saturate import Budget, Saturator, Verdict
 from agentnet_runtime.core.terms import Term
@@ -626,12 +627,14 @@ class Dashboard(Service):
         if delta:
             await self.transport.send(subjects.for_agent(subjects.STATE, agent), subjects.DASHBOARD_ID, agent, delta.to_wire())
 
-    def _verify(self, lhs: Term, rhs: Term) -> Verdict:
-        """The engine's verdict with every family and egraph-service's default budget (worker thread)."""
+    def _verify(self, lhs: Term, rhs: Term) -> tuple[Verdict, Explanation | None]:
+        """The engine's verdict with every family and egraph-service's default budget, and an equal's
+        proof path (worker thread)."""
         if self._saturator is None:
             rules = tuple(rule for colour in COLOURS for rule in rules_for(colour))
             self._saturator = Saturator(rules, Budget(seconds=DEFAULT_TIMEOUT_MS / 1000))
-        return self._saturator.verify(lhs, rhs)
+        verdict = self._saturator.verify(lhs, rhs)
+        return verdict, self._saturator.explain(lhs, rhs) if verdict.equal else None
 
     # --- routes ------------------------------------------------------------------------------------------------
 
@@ -668,11 +671,11 @@ class Dashboard(Service):
             answer.update({"term": str(terms[0]), "class": self.asked.add_term(terms[0], colour)})
         else:
             lhs, rhs = terms
-            verdict = await asyncio.get_running_loop().run_in_executor(self._thread, self._verify, lhs, rhs)
+            verdict, path = await asyncio.get_running_loop().run_in_executor(self._thread, self._verify, lhs, rhs)
             sides = self.asked.add_term(lhs, colour), self.asked.add_term(rhs, colour)
             if verdict.equal:  # derived by the engine: the network learns the equality, not only the terms
                 self.asked.union(*sides)
-            answer.update(lhs=str(lhs), rhs=str(rhs), **verdict_fields(verdict, explain=True))
+            answer.update(lhs=str(lhs), rhs=str(rhs), **verdict_fields(verdict, True, path))
         answer["event"] = self.asked.clock.get(self.asked.replica, 0)
         self.ask_targets[target] = answer["event"]
         await self._push_asks(target)

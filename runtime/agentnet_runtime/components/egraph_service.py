@@ -5,7 +5,7 @@ POST /saturate  {"term": "x*(y+z)"} or {"terms": [...]}, optional "families" (["
                 -> per term: canonical (cheapest equivalent found), cost (AST size), saturated, stop, iterations,
                 nodes, matches, elapsedMs, memoised; "terms" answers {"results": [...]}
 POST /verify    {"lhs", "rhs", "families"?, "timeoutMs"?, "explain"?}: are two terms equal? Three honest
-                answers: "verdict" equal (derived; "explain": true adds the rules used), unequal (refuted: the
+                answers: "verdict" equal (derived; "explain": true adds the proof path), unequal (refuted: the
                 values differ at the point shown as "counterexample") or unknown (neither within the budget,
                 or saturated without deriving it); "equal" says the same as true / false / null
 POST /extract   {"term", "families"?}: the cheapest equivalent of a term (saturating it first, memoised)
@@ -40,6 +40,7 @@ from agentnet_runtime.components import Service
 from agentnet_runtime.components.common import only_fields, requested_terms, verdict_fields
 from agentnet_runtime.core.colour import COLOURS, Colour
 from agentnet_runtime.core.egraph import Delta, EGraph
+from agentnet_runtime.core.explain import Explanation
 from agentnet_runtime.core.rewrites import rules_for
 from agentnet_runtime.core.saturate import LRU, Budget, Saturator, Verdict, extract
 from agentnet_runtime.core.terms import Term
@@ -183,15 +184,17 @@ class EgraphService(Service):
             raise RequestError("explain must be true or false", field="explain", rule="a boolean")
         families, timeout_ms = self._options(body)
 
-        def work() -> tuple[Verdict, bool]:
+        def work() -> tuple[Verdict, bool, Explanation | None]:
             saturator = self._saturator(families, timeout_ms)
             hits = saturator.memo.hits
-            return saturator.verify(lhs, rhs), saturator.memo.hits > hits
+            verdict = saturator.verify(lhs, rhs)
+            memoised = saturator.memo.hits > hits
+            return verdict, memoised, saturator.explain(lhs, rhs) if explain and verdict.equal else None
 
-        verdict, memoised = await self._in_thread(work)
+        verdict, memoised, path = await self._in_thread(work)
         report = verdict.report
         return JSONResponse({
-            "lhs": str(lhs), "rhs": str(rhs), **verdict_fields(verdict, explain),
+            "lhs": str(lhs), "rhs": str(rhs), **verdict_fields(verdict, explain, path),
             "saturated": report.saturated, "stop": report.stop_reason.value, "iterations": report.iterations,
             "nodes": report.nodes, "elapsedMs": round(report.elapsed * 1000, 3), "memoised": memoised,
             "families": [colour.value for colour in families], "timeoutMs": timeout_ms,

@@ -12,6 +12,7 @@ No I/O lives here; adapters (NATS, HTTP, DuckDB, metrics) wrap it.
 - `rewrites`: rules as data (with conditions on values), the RED / BLUE / GREEN families, folding
 - `saturate`: equality saturation under a `Budget`, the memoised `Saturator`
   (whose `verify` answers equal / unequal / unknown)
+- `explain`: proof paths of derived equalities (`Saturator.explain`), each step one rule at one place
 - `extract`: the cheapest term of a class
 - `counterexample`: refutation by exact evaluation at random points
 - `topology`: ring / torus / complete / ramanujan graphs (`build_topology`, `check_topology`)

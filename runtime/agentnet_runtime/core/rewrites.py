@@ -125,6 +125,13 @@ class Rule:
         return matches
 
     @cached_property
+    def matcher(self) -> tuple[Callable, tuple[tuple[str], ...]]:
+        """(search, leaves): what search() runs, for a caller that does its checks itself (saturate.py):
+        `search(classes, numbers, tops, limit)` over the class index and number analysis, once every
+        constant leaf shape in `leaves` is in the e-graph; it does not check conditions."""
+        return self._compiled[0], self._leaves
+
+    @cached_property
     def _leaves(self) -> tuple[tuple[str], ...]:
         """Shapes of the constant leaves of the left side (such as 0)."""
         return tuple((leaf,) for leaf in _constant_leaves(self.lhs))

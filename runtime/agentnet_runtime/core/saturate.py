@@ -8,13 +8,14 @@ through, found from what the e-graph says changed since the last search (new
 shapes and merged classes). A `Saturation` keeps that place across runs, so an
 agent's rewrite pass after a delta costs what the delta changed, not the whole
 e-graph. It stops when an iteration changes nothing (saturated), when an
-optional goal holds, or when a budget runs out.
+optional goal holds, or when a budget runs out. A `record` hook sees every rule's
+matches before they are applied (explain.py turns them into proof paths).
 """
 
 import enum
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Collection, Iterable
 
 from mypy_extensions import mypyc_attr
@@ -22,6 +23,7 @@ from mypy_extensions import mypyc_attr
 from .colour import Colour
 from .counterexample import Counterexample, refute
 from .egraph import EGraph, NodeId
+from .explain import Explanation, ProofTooLong, Recorder
 from .extract import extract
 from .rewrites import ALL_RULES, Match, Rule, Top, can_fire
 from .terms import Term, operators, parse
@@ -64,21 +66,27 @@ class SaturationReport:
         return self.stop_reason is StopReason.SATURATED
 
 
+# Called with each rule's matches just before they are applied (explain.Recorder keeps them as proof).
+Record = Callable[[EGraph, Rule, list[Match]], None]
+
+
 def saturate(
     egraph: EGraph,
     rules: Iterable[Rule] = ALL_RULES,
     budget: Budget = Budget(),
     *,
     goal: Callable[[], bool] | None = None,
+    record: Record | None = None,
 ) -> SaturationReport:
     """Apply rules until nothing changes, `goal()` holds, or the budget runs out (searching everywhere first)."""
-    saturation = Saturation(egraph, rules, budget)
+    saturation = Saturation(egraph, rules, budget, record)
     try:
         return saturation.run(goal=goal)
     finally:
         saturation.close()
 
 
+SCHEDULES = 4_096  # schedules a Saturator remembers (by the operators of a question)
 APPLIED_CACHE = 200_000  # matches a Saturation remembers as applied before it forgets them all
 
 
@@ -93,20 +101,19 @@ class Saturation:
     recording the e-graph's changes).
     """
 
-    def __init__(self, egraph: EGraph, rules: Iterable[Rule] = ALL_RULES, budget: Budget = Budget()):
+    def __init__(
+        self, egraph: EGraph, rules: Iterable[Rule] = ALL_RULES, budget: Budget = Budget(), record: Record | None = None
+    ):
         self.egraph = egraph
+        self._record = record
         self.rules = tuple(rules)
         self.budget = budget
         self._changes = egraph.watch()
         self._searched = False  # has a full search run yet?
         self._evictions = egraph.evictions  # an eviction rebuilt the e-graph: search everywhere again
         self._present: set[str] = set()  # operators of the e-graph's e-nodes (known from its changes)
-        self._conditioned = [bool(rule.conditions) for rule in self.rules]
+        self._groups, self._conditioned, self._matchers = _plan(self.rules)
         self._complete = [True] * len(self.rules)  # did the rule's last search find all its matches?
-        groups: dict[tuple[str, int, int], list[int]] = {}
-        for number, rule in enumerate(self.rules):
-            groups.setdefault((rule.lhs.op, rule.shape_depth, rule.depth), []).append(number)
-        self._groups = list(groups.items())
         self._unapplied: list[tuple[Rule, list[Match]]] = []
         # Matches applied already, per rule. Semi-naive search still finds some again (an e-node
         # re-keyed by a merge is searched anew); skipping them saves re-building what exists.
@@ -152,6 +159,8 @@ class Saturation:
         matches = 0
         for number, (rule, rule_matches) in enumerate(found):
             before = egraph.version
+            if self._record is not None:
+                self._record(egraph, rule, rule_matches)
             applied = rule.apply(egraph, rule_matches, budget.nodes)
             matches += applied
             if egraph.version != before:
@@ -192,6 +201,7 @@ class Saturation:
         self._searched = True
         self._valued = dict(values)
         present, any_value = self._present, bool(values)
+        classes, hashcons = egraph.class_index(), egraph._hashcons
         found: list[tuple[Rule, list[Match]] | None] = [None] * len(self.rules)
         for (op, shape_depth, depth), numbers in self._groups:  # rules with the same top and depths share candidates
             if op not in present:
@@ -205,14 +215,22 @@ class Saturation:
                 if by_value is not None:
                     tops = _union(tops, by_value.tops(op, depth))
             for number in numbers:
-                if self._conditioned[number] and not any_value:
+                conditioned = self._conditioned[number]
+                if conditioned and not any_value:
                     continue  # a condition needs a class with a value, and none has one
                 if not self._complete[number]:  # its last search stopped at the limit: look everywhere
-                    results = self.rules[number].search(egraph, everywhere.tops(op, depth), limit)
+                    rule_tops = everywhere.tops(op, depth)
                 elif tops:
-                    results = self.rules[number].search(egraph, tops, limit)
+                    rule_tops = tops
                 else:
                     continue
+                search, leaves = self._matchers[number]
+                if conditioned:
+                    results = self.rules[number].search(egraph, rule_tops, limit)
+                elif all(leaf in hashcons for leaf in leaves):  # (Rule.search, inline: a call per rule was 5 %)
+                    results = search(classes, values, rule_tops, limit)
+                else:
+                    results = []  # a constant it needs (say 0) is nowhere in the e-graph
                 self._complete[number] = len(results) < limit
                 if results:
                     seen = self._applied[number]
@@ -225,6 +243,29 @@ class Saturation:
             self._applied = [set() for _ in self.rules]
             self._applied_count = 0
         return [rule_matches for rule_matches in found if rule_matches is not None]  # in rule order
+
+
+Groups = list[tuple[tuple[str, int, int], list[int]]]
+Plan = tuple[Groups, list[bool], list[tuple[Callable, tuple[tuple[str], ...]]]]
+_PLANS: dict[int, tuple[tuple[Rule, ...], Plan]] = {}  # id of a rules tuple -> (it, its plan)
+
+
+def _plan(rules: tuple[Rule, ...]) -> Plan:
+    """Rule numbers grouped by (top operator, shape depth, depth), which share search candidates;
+    whether each rule has conditions; its compiled search and the constant leaves it needs. Made
+    once per tuple of rules: a Saturator makes a Saturation per phase of every term, and reading
+    the rules' properties again was 3 % of saturating one."""
+    known = _PLANS.get(id(rules))
+    if known is not None and known[0] is rules:
+        return known[1]
+    groups: dict[tuple[str, int, int], list[int]] = {}
+    for number, rule in enumerate(rules):
+        groups.setdefault((rule.lhs.op, rule.shape_depth, rule.depth), []).append(number)
+    plan = (list(groups.items()), [bool(rule.conditions) for rule in rules], [rule.matcher for rule in rules])
+    if len(_PLANS) >= 64:  # rule sets are few (the families, a Saturator's phases); a bound all the same
+        _PLANS.clear()
+    _PLANS[id(rules)] = (rules, plan)
+    return plan
 
 
 def _union(first: Collection[Top], second: Collection[Top]) -> Collection[Top]:
@@ -333,6 +374,9 @@ class Simplified:
     report: SaturationReport
 
 
+EXPLAIN_TIME_FACTOR = 10  # explain's time limit against verify's (see Saturator.explain)
+NOT_DERIVED = "not derived"  # the memo's entry for an explanation that does not exist
+
 VERDICTS: dict[bool | None, str] = {True: "equal", False: "unequal", None: "unknown"}  # Verdict.equal in words
 
 
@@ -403,6 +447,7 @@ class Saturator:
         self.memo = LRU(memo_size)
         identities = tuple(rule for rule in self.rules if rule.colour is Colour.GREEN)
         self._first = identities if identities and len(identities) < len(self.rules) else ()
+        self._schedules: dict[frozenset[str], tuple[tuple[Rule, ...], ...]] = {}
 
     def simplify(self, term: Term | str) -> Simplified:
         """The cheapest term found equal to `term`, with how the search went."""
@@ -435,12 +480,36 @@ class Saturator:
             self.memo.put(key, cached)
         return cached
 
+    def explain(self, a: Term | str, b: Term | str) -> Explanation | None:
+        """The proof path from `a` to `b` (explain.py) if saturating them together derives them equal,
+        else None. Runs the saturation again, keeping every rule instance applied, with the same limits
+        but EXPLAIN_TIME_FACTOR times the time (keeping them costs time), so what verify derived is
+        derived again; memoised. None too when the path would be longer than explain.MAX_STEPS."""
+        a, b = _as_term(a), _as_term(b)
+        key = ("explain", a, b)
+        cached = self.memo.get(key)
+        if cached is None:
+            recorder = Recorder()
+            ends = recorder.proofs.add_term(a), recorder.proofs.add_term(b)
+            budget = replace(self.budget, seconds=self.budget.seconds * EXPLAIN_TIME_FACTOR)
+            self._run((a, b), until_equal=True, record=recorder, budget=budget)
+            try:
+                cached = recorder.proofs.explain(*ends) or NOT_DERIVED
+            except ProofTooLong:
+                cached = NOT_DERIVED
+            self.memo.put(key, cached)
+        return cached if isinstance(cached, Explanation) else None
+
     def prove_equal(self, a: Term | str, b: Term | str) -> bool:
         """Derived equal (not: not refuted)."""
         return self.verify(a, b).equal is True
 
     def _run(
-        self, terms: tuple[Term, ...], until_equal: bool = False
+        self,
+        terms: tuple[Term, ...],
+        until_equal: bool = False,
+        record: Record | None = None,
+        budget: Budget | None = None,
     ) -> tuple[EGraph, list[NodeId], list[SaturationReport]]:
         """Run the schedule; each phase starts a fresh e-graph from the cheapest terms of the last.
 
@@ -450,23 +519,34 @@ class Saturator:
         reports: list[SaturationReport] = []
         egraph: EGraph
         roots: list[NodeId] = []
+        version = -1
         for number, rules in enumerate(phases):
-            if number:
-                terms = tuple(extract(egraph, root) for root in roots)
-            egraph = EGraph("saturator")
-            roots = [egraph.add_term(term) for term in terms]
+            # A phase that changed nothing leaves the e-graph of the terms alone, which is what
+            # the next would start from (each class one e-node, extracted as it is): go on in it.
+            if not number or egraph.version != version:
+                if number:
+                    terms = tuple(extract(egraph, root) for root in roots)
+                egraph = EGraph("saturator")
+                roots = [egraph.add_term(term) for term in terms]
+                version = egraph.version
 
             def met(egraph=egraph, roots=roots) -> bool:
                 return len({egraph.find(root) for root in roots}) == 1
 
-            reports.append(saturate(egraph, rules, self.budget, goal=met if until_equal else None))
+            reports.append(saturate(egraph, rules, budget or self.budget, goal=met if until_equal else None, record=record))
         return egraph, roots, reports
 
     def _schedule(self, present: set[str]) -> tuple[tuple[Rule, ...], ...]:
-        """Rule sets to run in turn; the identity phase only if one of its rules can match at all."""
-        if self._first and can_fire(self._first, present):
-            return (self._first, self.rules)
-        return (self.rules,)
+        """Rule sets to run in turn; the identity phase only if one of its rules can match at all.
+        Memoised by the operators present (few sets recur; deciding was 4 % of saturating a small term)."""
+        key = frozenset(present)
+        phases = self._schedules.get(key)
+        if phases is None:
+            phases = (self._first, self.rules) if self._first and can_fire(self._first, present) else (self.rules,)
+            if len(self._schedules) >= SCHEDULES:
+                self._schedules.clear()
+            self._schedules[key] = phases
+        return phases
 
 
 def _combine(reports: list[SaturationReport]) -> SaturationReport:
