@@ -7,6 +7,7 @@ Where a component's setting comes from, first found wins:
   2. network.json components[NAME].settings (spec.components[].settings), under the same name in
      any case (SATURATION_TIMEOUT_MS or saturation_timeout_ms);
   3. a default taken from the network (e.g. the agents' heartbeat interval), else the field's default.
+For the agents, command-line flags come first, then the environment, then the defaults.
 
 A value that breaks its rule stops the process at start with a ConfigError naming where it came
 from and the bound, e.g. "SATURATION_TIMEOUT_MS must be > 0, got -5". Identity settings the guides
@@ -17,13 +18,14 @@ wired to the wrong component fails instead of serving as another.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any, Literal, Mapping, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from agentnet_runtime.config import ConfigError, RuntimeConfig
+from agentnet_runtime.config import AgentSettings, ConfigError, RuntimeConfig
 
 S = TypeVar("S", bound="ComponentSettings")
 
@@ -224,3 +226,29 @@ class DashboardSettings(ComponentSettings):
     def network_defaults(cls, config: RuntimeConfig) -> dict[str, Any]:
         return {"heartbeat_interval": config.agent.heartbeat_interval}
 
+
+# --- the agents -----------------------------------------------------------------------------------
+
+
+class AgentEnvironment(_Settings):
+    """Guide 001's agent variables, in its units. Unset is None: then the flag's or
+    config.AgentSettings' default holds, so each default has one place."""
+
+    agent_id: int | None = Field(None, ge=0, description="AGENT_ID: the one agent this process hosts (else the pod's block)")
+    sync_interval: int | None = Field(None, ge=0, description="SYNC_INTERVAL: ms between anti-entropy rounds (0: none)")
+    max_buffer_size: int | None = Field(None, gt=0, description="MAX_BUFFER_SIZE: events kept while no sink takes them")
+
+    @classmethod
+    def read(cls) -> "AgentEnvironment":
+        """From the environment; a ConfigError names the variable and its bound."""
+        try:
+            return cls()
+        except ValidationError as error:
+            raise ConfigError(_message(error, "agent", {})) from None
+
+    def agent_settings(self, defaults: AgentSettings, **flags: Any) -> AgentSettings:
+        """`defaults` with the flags given (not None), else these variables, else as they are."""
+        from_env = {"sync_interval": None if self.sync_interval is None else self.sync_interval / 1000,
+                    "max_buffered_events": self.max_buffer_size}  # fmt: skip
+        chosen = {**{k: v for k, v in from_env.items() if v is not None}, **{k: v for k, v in flags.items() if v is not None}}
+        return replace(defaults, **chosen)
