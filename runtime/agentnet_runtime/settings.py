@@ -1,5 +1,5 @@
-"""Every process's settings: one typed, frozen object per component (and one for the agents),
-built once at start, with the deployment guides' names, units and defaults.
+"""Every process's settings: one typed, frozen object per component, built once at start, and
+guide 001's variables for the agents, with the deployment guides' names, units and defaults.
 
 Where a component's setting comes from, first found wins:
   1. the environment variable of the setting's name in upper case (the guides' names, such as
@@ -118,8 +118,7 @@ def _rule(error: Mapping[str, Any]) -> str:
     context = error.get("ctx") or {}
     bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
     if error["type"] in bounds:
-        bound = next(iter(context.values()))
-        return f"must be {bounds[error['type']]} {bound:g}" if isinstance(bound, float) else f"must be {bounds[error['type']]} {bound}"
+        return f"must be {bounds[error['type']]} {next(iter(context.values())):g}"
     if error["type"] in ("int_parsing", "int_from_float", "int_type"):
         return "must be an integer"
     if error["type"] in ("float_parsing", "float_type"):
@@ -128,8 +127,6 @@ def _rule(error: Mapping[str, Any]) -> str:
         return "must be a finite number"
     if error["type"] == "literal_error":
         return f"must be {context.get('expected')}"
-    if error["type"] == "extra_forbidden":
-        return "is not a setting here"
     return f"is refused: {error['msg']}"
 
 
