@@ -4,6 +4,7 @@ import os
 
 import click
 
+from agentnet_runtime import logs
 from agentnet_runtime.catalogue import HTTP_PORT
 
 from agentnet_operator import names
@@ -22,9 +23,14 @@ from agentnet_operator import names
               help="Read the metrics of autoscaled components this often.")
 @click.option("--kubeconfig", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Kubeconfig to use. Default: in-cluster credentials, else $KUBECONFIG or ~/.kube/config.")
+@logs.options()
 def operator_command(namespaces: tuple[str, ...], liveness_port: int, metrics_port: int,
-                     resync_seconds: float, autoscale_seconds: float, kubeconfig: str | None) -> None:
+                     resync_seconds: float, autoscale_seconds: float, kubeconfig: str | None,
+                     log_level: str | None, log_format: str | None) -> None:
     """Reconcile AgentNetworks into Kubernetes objects."""
+    # kopf's loggers (kopf.objects carries the object each record is about) go through the same formatter;
+    # kopf.run, unlike `kopf run`, configures no logging of its own.
+    logs.setup(logs.from_flags(log_level, log_format), component="operator")
     if kubeconfig:  # before importing the client: it reads $KUBECONFIG at import; kopf's login uses it too
         os.environ["KUBECONFIG"] = kubeconfig
     import kopf

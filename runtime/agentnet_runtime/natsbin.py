@@ -65,6 +65,8 @@ class EmbeddedNats:
                 [str(nats_server_binary()), "-a", self.host, "-p", str(self.port), "-js", "-sd", str(self.store_dir), *self.args],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                process_group=0,  # Ctrl-C reaches the terminal's process group: we stop the server after our clients
+
             )  # fmt: skip
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

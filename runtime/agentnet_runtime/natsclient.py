@@ -239,8 +239,9 @@ class JetStreamKeeper:
                 try:
                     await need.find(js)
                 except NotFoundError:
-                    self.seen.pop(need.what, None)
-                    log.warning("%s missing; creating it", need.what)
+                    # gone since we saw it (the server lost its store) is news; missing at a first look, routine
+                    lost = self.seen.pop(need.what, None) is not None
+                    log.log(logging.WARNING if lost else logging.INFO, "%s missing; creating it", need.what)
                     await need.create(js)
                 self.seen[need.what] = connection
             except Exception as error:  # NATS away, or JetStream refusing: the next check tries again

@@ -219,7 +219,7 @@ class HttpServer:
     async def start(self) -> "HttpServer":
         config = uvicorn.Config(
             self.app, http="h11", ws="none", lifespan="off", log_level="warning", access_log=False,
-            timeout_graceful_shutdown=2,
+            timeout_graceful_shutdown=2, log_config=None,  # None: uvicorn's records go to the process's handler (logs.py)
         )  # fmt: skip
         self._server = _Server(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[self.socket]), name=f"http:{self.port}")

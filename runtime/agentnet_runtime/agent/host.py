@@ -24,6 +24,7 @@ import orjson
 
 from agentnet_runtime import natsclient
 from agentnet_runtime.config import RuntimeConfig
+from agentnet_runtime.refusals import BAD_DELTA, Refused
 from agentnet_runtime.core.egraph import Delta
 from agentnet_runtime.timeline.events import Event
 from agentnet_runtime.web import METRICS
@@ -199,10 +200,9 @@ class AgentHost:
         if kind == "state":
             try:
                 delta = Delta.from_wire(body)
-            except ValueError as error:
+            except ValueError as error:  # the transport warns (rate-limited) and counts it
                 METRICS.errors.labels("agent", "bad-delta").inc()
-                log.warning("agent %s: bad delta from %s: %s", agent.id, sender, error)
-                return
+                raise Refused(BAD_DELTA, f"agent {agent.id}, from {sender}: {error}") from None
             new = agent.receive(sender, delta)
             agent.recorder.record("receive", subject, {"from": sender, "nodes": delta.node_count, "new": new}, stamp)
             self.wake(agent)

@@ -14,6 +14,7 @@ from typing import Callable
 
 import click
 
+from agentnet_runtime import logs
 from agentnet_runtime.config import AgentSettings, ConfigError, NetworkConfig, RuntimeConfig, load_config
 from agentnet_runtime.settings import AgentEnvironment
 from agentnet_runtime.web import HttpServer, create_app, run_until_signal
@@ -69,6 +70,13 @@ async def run_agents(config: RuntimeConfig, stop: asyncio.Event) -> None:
             host.timeline.close()
 
 
+def _span(ids: tuple[int, ...]) -> str:
+    """The agents a process hosts, as `--agents` takes them: "4-7" for a block, else "1,5"."""
+    if ids and list(ids) == list(range(ids[0], ids[-1] + 1)):
+        return f"{ids[0]}-{ids[-1]}" if len(ids) > 1 else str(ids[0])
+    return ",".join(map(str, ids))
+
+
 def _ids(text: str | None) -> tuple[int, ...] | None:
     if text is None:
         return None
@@ -95,10 +103,10 @@ def _ids(text: str | None) -> tuple[int, ...] | None:
 @click.option("--sync-interval", type=float, help=f"seconds between anti-entropy rounds (default: $SYNC_INTERVAL ms, then {AgentSettings.sync_interval:g})")
 @click.option("--heartbeat-interval", type=float, default=AgentSettings.heartbeat_interval, show_default=True)
 @click.option("--snapshot-interval", type=float, default=AgentSettings.snapshot_interval, show_default=True, help="seconds between snapshots to the data dir; 0 = none")
-@click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
-def agent_command(agent_ids, sync_interval, heartbeat_interval, snapshot_interval, log_level, **flags) -> None:
+@logs.options()
+def agent_command(agent_ids, sync_interval, heartbeat_interval, snapshot_interval, log_level, log_format, **flags) -> None:
     """Run agents: sync their CRDT e-graphs with their neighbours over NATS and serve HTTP."""
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_settings = logs.from_flags(log_level, log_format)
     try:
         environment = AgentEnvironment.read()
         settings = environment.agent_settings(AgentSettings(), sync_interval=sync_interval, heartbeat_interval=heartbeat_interval,
@@ -107,4 +115,5 @@ def agent_command(agent_ids, sync_interval, heartbeat_interval, snapshot_interva
         config = load_config(agent_ids=ids, agent=settings, **flags)
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
+    logs.setup(log_settings, network=config.network.name, agents=_span(config.agent_ids))
     run_until_signal(lambda stop: run_agents(config, stop))

@@ -23,6 +23,8 @@ import orjson
 
 from agentnet_runtime import natsclient
 from agentnet_runtime.config import NatsAuth
+from agentnet_runtime.core.clock import validate as validate_clock
+from agentnet_runtime.refusals import BAD_FRAGMENT, EMPTY, NOT_JSON, WRONG_SHAPE, Refused, refuse
 from agentnet_runtime.web import METRICS
 
 from . import subjects
@@ -32,8 +34,61 @@ log = logging.getLogger("agentnet.transport")
 FRAGMENT = "Agentnet-Fragment"  # header: "<message id> <index> <count>"
 FRAGMENT_TTL = 60.0  # seconds an incomplete message waits for its missing fragments
 _HEADER_ROOM = 512  # bytes of max_payload left for headers
+MAX_FRAGMENTS = 1024  # a message of more fragments is refused (1 GB at the default max_payload): no list of a billion parts
 
 Handler = Callable[[str, dict[str, Any], Any], Awaitable[None]]  # (subject, envelope, raw nats message)
+
+
+def decode_envelope(data: bytes) -> dict[str, Any]:
+    """The envelope in `data`; Refused (empty, not JSON, wrong shape) when it is not one."""
+    if not data:
+        raise Refused(EMPTY)
+    try:
+        envelope = orjson.loads(data)
+    except orjson.JSONDecodeError as error:
+        raise Refused(NOT_JSON, str(error)) from None
+    if not isinstance(envelope, dict) or "body" not in envelope:
+        raise Refused(WRONG_SHAPE, 'not an envelope {"from", "stamp", "body"}')
+    sender, stamp = envelope.get("from"), envelope.get("stamp")
+    if type(sender) is not int:  # bool is an int, yet no agent id
+        raise Refused(WRONG_SHAPE, '"from" is not an agent id')
+    if stamp is not None and not _is_stamp(stamp):
+        raise Refused(WRONG_SHAPE, '"stamp" is not null nor {"lamport": count, "clock": {replica: count}}')
+    return envelope
+
+
+def check_body(subject: str, body: Any) -> None:
+    """Refused (wrong shape) unless `body` is what an agent's heartbeat, ack or sync carries: a digest, a clock
+    (and a digest), checked before a handler takes any of it in, so a bad one cannot leave a clock half-updated.
+    Deltas (state) check themselves."""
+    parsed = subjects.parse(subject)
+    kind = parsed[1] if parsed is not None else None
+    if kind == "heartbeat" and not (isinstance(body, dict) and isinstance(body.get("digest"), str)
+                                    and _is_count(body.get("nodes", 0)) and _is_count(body.get("events", 0))):  # fmt: skip
+        raise Refused(WRONG_SHAPE, 'a heartbeat body needs "digest": string ("nodes", "events": counts)')
+    if kind not in ("ack", "sync"):
+        return
+    if not (isinstance(body, dict) and _is_clock(body.get("clock"))):
+        raise Refused(WRONG_SHAPE, f'an {kind} body needs "clock": {{replica: count}}')
+    if kind == "sync" and not (isinstance(body.get("digest"), str) and _is_count(body.get("floor", 0))):
+        raise Refused(WRONG_SHAPE, 'a sync body needs "digest": string and "floor"?: count')
+
+
+def _is_count(value: Any) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _is_clock(value: Any) -> bool:
+    try:
+        validate_clock(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_stamp(stamp: Any) -> bool:
+    """A timeline stamp (timeline/events.py) that the receiver's clocks can take in."""
+    return isinstance(stamp, dict) and _is_count(stamp.get("lamport", 0)) and _is_clock(stamp.get("clock", {}))
 
 
 class Unreachable(Exception):
@@ -175,14 +230,22 @@ class Transport:
         return False
 
     def _reassemble(self, header: str, data: bytes) -> bytes | None:
-        """Store one fragment; the whole message once its last fragment is in."""
+        """Store one fragment; the whole message once its last fragment is in (Refused: not a fragment header)."""
         now = time.monotonic()
         for ident in [i for i, (seen, _) in self._fragments.items() if now - seen > FRAGMENT_TTL]:
             del self._fragments[ident]
             METRICS.errors.labels("nats", "fragment-expired").inc()
-        ident, index, count = header.split()
-        _, parts = self._fragments.setdefault(ident, (now, [None] * int(count)))
-        parts[int(index)] = data
+        try:
+            ident, index, count = header.split()
+            position, total = int(index), int(count)
+        except ValueError:
+            raise Refused(BAD_FRAGMENT, f"header {header[:80]!r}") from None
+        if not 0 <= position < total <= MAX_FRAGMENTS:
+            raise Refused(BAD_FRAGMENT, f"fragment {position} of {total}")
+        _, parts = self._fragments.setdefault(ident, (now, [None] * total))
+        if len(parts) != total:
+            raise Refused(BAD_FRAGMENT, f"fragment of {total} for a message of {len(parts)}")
+        parts[position] = data
         if any(part is None for part in parts):
             return None
         del self._fragments[ident]
@@ -210,25 +273,32 @@ class Transport:
         return True
 
     async def subscribe(self, subject: str, handler: Handler) -> None:
-        """Deliver envelopes on `subject` to `handler`, dropping undecodable ones and those across a cut."""
+        """Deliver envelopes on `subject` to `handler`, dropping those across a cut. A message that is not an
+        envelope, or that the handler refuses (`Refused`, or a body it cannot read), is one rate-limited
+        warning and a count (refusals.py), never a traceback: anyone may publish on our subjects."""
 
         async def deliver(message) -> None:
             data = message.data
-            if message.headers and FRAGMENT in message.headers:
-                data = self._reassemble(message.headers[FRAGMENT], data)
-                if data is None:
-                    return
             try:
-                envelope = orjson.loads(data)
-                sender = envelope["from"]
-            except (ValueError, TypeError, KeyError):
-                METRICS.errors.labels("nats", "undecodable").inc()
+                if message.headers and FRAGMENT in message.headers:
+                    data = self._reassemble(message.headers[FRAGMENT], data)
+                    if data is None:
+                        return
+                envelope = decode_envelope(data)
+            except Refused as refused:
+                refuse(subject, message.subject, refused.reason, refused.detail)
                 return
+            sender = envelope["from"]
             parsed = subjects.parse(message.subject)
-            if parsed is not None and isinstance(sender, int) and self.cut(sender, parsed[0]):
+            if parsed is not None and self.cut(sender, parsed[0]):
                 return
             try:
+                check_body(message.subject, envelope["body"])
                 await handler(message.subject, envelope, message)
+            except Refused as refused:
+                refuse(subject, message.subject, refused.reason, refused.detail)
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:  # a body of the wrong shape
+                refuse(subject, message.subject, WRONG_SHAPE, f"{type(error).__name__}: {error}")
             except Exception:  # one bad message must not stop the subscription
                 METRICS.errors.labels("agent", "handler").inc()
                 log.exception("error handling a message on %s", message.subject)

@@ -19,6 +19,7 @@ from agentnet_runtime.core.clock import validate as validate_clock
 from agentnet_runtime.core.egraph import Delta, EGraph
 from agentnet_runtime.core.saturate import Verdict
 from agentnet_runtime.core.terms import Term
+from agentnet_runtime.refusals import BAD_DELTA, Refused
 from agentnet_runtime.web import METRICS, RequestError
 
 log = logging.getLogger("agentnet.components")
@@ -112,14 +113,14 @@ class NetworkReplica:
             await self.transport.subscribe(subjects.DERIVED.format(colour="*"), self._on_derived)
 
     def join(self, wire: Any, source: str) -> int:
-        """Join a delta in wire form; returns the e-nodes that were new (0 for a malformed one, counted)."""
+        """Join a delta in wire form; returns the e-nodes that were new. A malformed one is counted and
+        Refused (a ValueError): the transport warns about it, rate-limited."""
         try:
             delta = Delta.from_wire(wire)
         except ValueError as error:
             self.rejected += 1
             METRICS.errors.labels(self.component, "bad-delta").inc()
-            log.warning("%s: ignoring a malformed delta from %s: %s", self.component, source, error)
-            return 0
+            raise Refused(BAD_DELTA, f"{self.component}, from {source}: {error}") from None
         before = len(self.egraph)
         self.egraph.join(delta)
         self.joined[source] += 1

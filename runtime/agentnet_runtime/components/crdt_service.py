@@ -30,6 +30,7 @@ from starlette.routing import Route
 from agentnet_runtime.components import Service
 from agentnet_runtime.agent import subjects
 from agentnet_runtime.core.egraph import DELTA_KIND, STATE_KIND, Delta, EGraph
+from agentnet_runtime.refusals import NOT_JSON, WRONG_SHAPE, refuse
 from .cache import ByteLRU
 from agentnet_runtime.settings import CrdtSettings
 from agentnet_runtime.web import RequestError, json_body
@@ -193,14 +194,16 @@ class CrdtService(Service):
 
     async def _on_merge_batch(self, message) -> None:
         if not message.reply:
+            refuse(subjects.CRDT_MERGE, message.subject, WRONG_SHAPE, "a merge request needs a reply subject")
             return
         try:
             body = orjson.loads(message.data)  # integers beyond 64 bits come out as floats, which no wire check lets by
             merges, with_state = body["merges"], body.get("withState", True)
             if not isinstance(merges, list) or not isinstance(with_state, bool):
                 raise TypeError
-        except (ValueError, TypeError, KeyError):  # orjson.JSONDecodeError is a ValueError
+        except (ValueError, TypeError, KeyError) as error:  # orjson.JSONDecodeError is a ValueError
             self._counted["nats", "refused"].inc()
+            refuse(subjects.CRDT_MERGE, message.subject, NOT_JSON if isinstance(error, ValueError) else WRONG_SHAPE)
             error = RequestError("the request must be {\"merges\": [merge, ...], \"withState\"?: bool}", field="merges",
                                  rule=f"a JSON object with a list of merges, each {MERGE_RULE}")  # fmt: skip
             await message.respond(dumps(error.body()))

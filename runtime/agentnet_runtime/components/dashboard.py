@@ -57,6 +57,7 @@ from typing import Any, AsyncIterator, Iterable
 
 import httpx
 import networkx as nx
+import orjson
 from prometheus_client import Counter, Gauge
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.requests import Request
@@ -78,6 +79,7 @@ from agentnet_runtime.core.egraph import EGraph
 from agentnet_runtime.core.rewrites import rules_for
 from agentnet_runtime.core.saturate import Budget, Saturator, Verdict
 from agentnet_runtime.core.terms import Term
+from agentnet_runtime.refusals import WRONG_SHAPE, refuse
 from agentnet_runtime.settings import DashboardSettings
 from agentnet_runtime.web import METRICS, RequestError, json_body
 
@@ -478,10 +480,11 @@ class Dashboard(Service):
 
     async def _on_retention(self, message: Any) -> None:
         try:
-            report = json.loads(message.data)
+            report = orjson.loads(message.data)  # not json: its recursion has no depth limit
             self.timeline_retention = {"dropped": int(report["dropped"]), "oldestKept": report["oldestKept"]}
-        except (ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError) as error:
             METRICS.errors.labels(self.name, "bad-retention").inc()
+            refuse(subjects.TIMELINE_RETENTION, message.subject, WRONG_SHAPE, f"a retention report: {error!r}")
 
     # --- periodic work ---------------------------------------------------------------------------------------
 

@@ -45,6 +45,7 @@ from agentnet_runtime.agent import subjects
 from agentnet_runtime.agent.main import TIMELINE_COMPONENT, TIMELINE_FILE, timeline_at
 from agentnet_runtime.components import Service
 from agentnet_runtime.config import COLOURS
+from agentnet_runtime.refusals import NOT_JSON, WRONG_SHAPE, refuse
 from agentnet_runtime.timeline.events import KINDS, Event
 from agentnet_runtime.settings import TimelineSettings
 from agentnet_runtime.web import METRICS, RequestError
@@ -217,7 +218,8 @@ class InteractionTimeline(Service):
                 batch.extend(decode(item) for item in orjson.loads(message.data)["body"])
             except (TypeError, ValueError, KeyError) as error:
                 METRICS.errors.labels(self.name, "bad-events").inc()
-                log.warning("ignoring a malformed event batch: %s", error)
+                reason = NOT_JSON if isinstance(error, orjson.JSONDecodeError) else WRONG_SHAPE
+                refuse(subjects.TIMELINE_EVENTS, message.subject, reason, f"an event batch: {error!r}")
         STORED.inc(await asyncio.to_thread(self.timeline.append, batch))
         for message in messages:  # a malformed one too: it will not get better
             await message.ack()

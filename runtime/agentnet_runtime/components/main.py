@@ -13,6 +13,7 @@ import logging
 
 import click
 
+from agentnet_runtime import logs
 from agentnet_runtime.catalogue import COMPONENT_NAMES
 from agentnet_runtime.components import Service, create
 from agentnet_runtime.config import ConfigError, load_config
@@ -49,12 +50,14 @@ async def run_component(service: Service, stop: asyncio.Event) -> None:
 @click.option("--host", "http_host", help="HTTP listen address (default 0.0.0.0)")
 @click.option("--port", "http_port", type=int, help="HTTP port (default: $AGENTNET_HTTP_PORT, then 8080)")
 @click.option("--data-dir", help="DuckDB files (default: $AGENTNET_DATA_DIR)")
-@click.option("--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
-def component_command(name: str, log_level: str, **flags) -> None:
+@logs.options()
+def component_command(name: str, log_level: str | None, log_format: str | None, **flags) -> None:
     """Run one service component: its routes, NATS work and /metrics."""
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_settings = logs.from_flags(log_level, log_format)
     try:
-        service = create(name, load_config(agent_ids=(), **flags))
+        config = load_config(agent_ids=(), **flags)
+        logs.setup(log_settings, network=config.network.name, component=name)
+        service = create(name, config)
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
     except ModuleNotFoundError as error:

@@ -34,6 +34,7 @@ import json
 import logging
 import pickle
 import secrets
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ from agentnet_runtime.core.egraph import Delta, EGraph, NodeId
 from agentnet_runtime.core.rewrites import rules_for
 from agentnet_runtime.core.saturate import Budget, SaturationReport, saturate
 from agentnet_runtime.core.terms import Term, TermSyntaxError, parse
+from agentnet_runtime.refusals import NOT_A_TERM, refuse
 from agentnet_runtime.settings import StreamSettings
 from agentnet_runtime.web import LATENCY_BUCKETS, RequestError, json_body
 
@@ -91,6 +93,9 @@ _WORKER_CALLS = ("rewrite_batch", "events_after")
 def worker_main() -> None:
     """The worker process: answer calls (length-prefixed pickles) on stdin until it closes."""
     global _replica
+    # Ctrl-C on `agentnet up` reaches its whole process group; the parent ends this worker (stop()), and a
+    # KeyboardInterrupt here would only print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _replica = EGraph(sys.argv[1])
     calls = {name: globals()[name] for name in _WORKER_CALLS}
     requests, answers = sys.stdin.buffer, sys.stdout.buffer
@@ -372,8 +377,8 @@ class StreamService(Service):
                 try:
                     terms.append(parse(message.data.decode()))
                     good.append(message)
-                except (UnicodeDecodeError, TermSyntaxError):
-                    log.warning("%s: dropped a work message that is not a term: %r", self.name, message.data[:200])
+                except (UnicodeDecodeError, TermSyntaxError) as error:
+                    refuse(natsclient.WORK_SUBJECTS, message.subject, NOT_A_TERM, f"{self.name}: {error}")
                     self.rejected += 1
                     STREAM_METRICS.terms.labels(self.name, "rejected").inc()
                     await message.term()  # never redeliver it

@@ -50,6 +50,7 @@ from agentnet_runtime.components import Service
 from agentnet_runtime.core.clock import merge
 from agentnet_runtime.core.clock import validate as validate_clock
 from agentnet_runtime.core.egraph import Delta, EGraph
+from agentnet_runtime.refusals import BAD_DELTA, Refused
 from agentnet_runtime.settings import URL_RULE, TransductionSettings, peer_url
 from agentnet_runtime.web import LATENCY_BUCKETS, METRICS, RequestError, json_body
 
@@ -260,8 +261,8 @@ class Transduction(Service):
         """A delta an agent pushed to us: its sync reply was too large for one message."""
         try:
             self._join(Delta.from_wire(envelope["body"]))
-        except ValueError as error:
-            self._error(f"bad delta from agent {envelope.get('from')}: {error}")
+        except ValueError as error:  # the transport warns (rate-limited) and counts it
+            raise Refused(BAD_DELTA, f"from agent {envelope['from']}: {error}") from None
 
     def _join(self, delta: Delta) -> bool:
         """Join a delta into the replica; True if it changed."""

@@ -160,7 +160,14 @@ def _numeral(text: str) -> str:
 
 def parse(text: str, *, patterns: bool = False) -> Term:
     """Parse a term; `patterns=True` also accepts `?name` pattern variables."""
-    return _Parser(text, patterns).parse()
+    try:
+        return _Parser(text, patterns).parse()
+    except TermSyntaxError:
+        raise
+    except RecursionError:  # e.g. 5,000 nested brackets off the work queue: bad input, not a crash
+        raise TermSyntaxError(text, 0, "nested too deeply") from None
+    except ValueError as error:  # a numeral past int()'s digit limit
+        raise TermSyntaxError(text, 0, str(error)) from None
 
 
 class _Parser:

@@ -20,7 +20,6 @@ lives in a temp dir, removed on exit.
 from __future__ import annotations
 
 import asyncio
-import logging
 import shutil
 import tempfile
 import time
@@ -30,7 +29,7 @@ from typing import Any
 import click
 from starlette.routing import Mount
 
-from agentnet_runtime import components
+from agentnet_runtime import components, logs
 from agentnet_runtime.catalogue import BY_NAME
 from agentnet_runtime.components import Service
 from agentnet_runtime.config import AgentSettings, ConfigError, NetworkConfig, RuntimeConfig, load_config
@@ -38,6 +37,7 @@ from agentnet_runtime.natsbin import EmbeddedNats
 from agentnet_runtime.web import HttpServer, run_until_signal
 
 DEFAULT_PORT = 3000
+UP_LOG_LEVEL = "warning"  # what it starts is said on stderr; info would repeat it
 # Local runs sync faster than a cluster's defaults: everything is on loopback.
 LOCAL_SETTINGS = AgentSettings(sync_interval=0.5, heartbeat_interval=1.0)
 
@@ -130,18 +130,19 @@ async def run_network(
 @click.option("--sync-interval", type=float, default=LOCAL_SETTINGS.sync_interval, show_default=True, help="seconds between anti-entropy rounds")
 @click.option("--snapshot-interval", type=float, default=AgentSettings.snapshot_interval, show_default=True,
               help="seconds between the agents' snapshots to the data dir (and one on the way out); 0 = none")
-@click.option("--log-level", default="warning", show_default=True, type=click.Choice(["debug", "info", "warning", "error"]))
+@logs.options(default_level=UP_LOG_LEVEL)
 def up_command(path: str, port: int, http_host: str, data_dir: str | None, sync_interval: float, snapshot_interval: float,
-               log_level: str) -> None:
+               log_level: str | None, log_format: str | None) -> None:
     """Run a whole AgentNetwork locally: embedded NATS, every agent, all routes on one port."""
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     began = time.perf_counter()
+    log_settings = logs.from_flags(log_level, log_format, UP_LOG_LEVEL)
 
     def say(text: str) -> None:
         click.echo(text, err=True)
 
     document = network_document(path)
     network = NetworkConfig.from_json(document, source=path)
+    logs.setup(log_settings, network=network.name, component="agentnet-up")
     say(f"agentnet up: network {network.name}, {network.size} agents, {document['topology']['kind']} topology")
     scratch = Path(tempfile.mkdtemp(prefix="agentnet-up-"))
     directory = Path(data_dir) if data_dir else scratch / "data"
