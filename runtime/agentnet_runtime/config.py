@@ -26,6 +26,7 @@ ENV_POD_INDEX = "AGENTNET_POD_INDEX"
 ENV_AGENTS_PER_POD = "AGENTNET_AGENTS_PER_POD"
 ENV_CONFIG = "AGENTNET_CONFIG"
 ENV_NATS_URL = "AGENTNET_NATS_URL"
+ENV_GUIDE_NATS_URL = "NATS_URL"  # the deployment guides' name: read when the operator's is not set
 ENV_NATS_CREDENTIALS_DIR = "AGENTNET_NATS_CREDENTIALS_DIR"
 ENV_HTTP_PORT = "AGENTNET_HTTP_PORT"
 ENV_DATA_DIR = "AGENTNET_DATA_DIR"
@@ -192,9 +193,10 @@ class NatsAuth:
 
 @dataclass(frozen=True)
 class AgentSettings:
-    """How agents behave; defaults suit a cluster, tests and `up` shorten the timers."""
+    """How agents behave; defaults suit a cluster, tests and `up` shorten the timers.
+    `agentnet agent` sets them from its flags, else guide 001's variables (settings.AgentEnvironment)."""
 
-    sync_interval: float = 1.0  # seconds between anti-entropy rounds (digest exchange with each neighbour)
+    sync_interval: float = 5.0  # seconds between anti-entropy rounds (digest exchange with each neighbour); guide 001's 5000 ms
     heartbeat_interval: float = 2.0  # seconds between heartbeats
     sync_timeout: float = 2.0  # seconds to wait for a neighbour's sync reply
     eager: bool = True  # push deltas to neighbours as soon as something changes (else only on sync rounds)
@@ -205,6 +207,7 @@ class AgentSettings:
     node_cap: int = 50_000  # an agent stops rewriting once its e-graph holds this many e-nodes
     snapshot_interval: float = 30.0  # seconds between snapshots, taken whenever there is a data dir (0 = none)
     timeline_flush: float = 0.2  # seconds between timeline batch flushes
+    max_buffered_events: int = 200_000  # events kept while no sink can take them; older ones are dropped
 
 
 @dataclass(frozen=True)
@@ -261,7 +264,7 @@ def load_config(
     return RuntimeConfig(
         network=network,
         agent_ids=tuple(agent_ids),
-        nats_url=nats_url or env.get(ENV_NATS_URL) or DEFAULT_NATS_URL,
+        nats_url=nats_url or env.get(ENV_NATS_URL) or env.get(ENV_GUIDE_NATS_URL) or DEFAULT_NATS_URL,
         nats_auth=NatsAuth.from_dir(nats_credentials_dir or env.get(ENV_NATS_CREDENTIALS_DIR)),
         http_host=http_host or "0.0.0.0",
         http_port=_int(http_port, env, ENV_HTTP_PORT, HTTP_PORT),

@@ -81,7 +81,7 @@ def test_a_bad_cache_size_is_refused_by_name(monkeypatch):
     with pytest.raises(ConfigError, match="CACHE_SIZE_MB must be a number"):
         components.create("crdt-service", component_config("crdt-service"))
     monkeypatch.setenv("CACHE_SIZE_MB", "0")
-    with pytest.raises(ConfigError, match="CACHE_SIZE_MB must be more than 0"):
+    with pytest.raises(ConfigError, match="CACHE_SIZE_MB must be > 0, got 0"):
         components.create("crdt-service", component_config("crdt-service"))
 
 

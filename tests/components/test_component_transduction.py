@@ -36,12 +36,12 @@ async def status(client: httpx.AsyncClient, network) -> dict:
 async def test_two_networks_converge_and_keep_converging_after_one_restarts(nats_server, second_nats):
     east_port, west_port = free_port(), free_port()
     east_url, west_url = f"http://127.0.0.1:{east_port}", f"http://127.0.0.1:{west_port}"
-    fast = {"intervalMs": "100", "latencyBudgetMs": "2000"}
+    fast = {"INTERVAL_MS": "100", "MAX_LATENCY_MS": "2000"}
     async with (
-        bridged_network("east", nats_server.url, east_port, peer=west_url, **fast) as east,
+        bridged_network("east", nats_server.url, east_port, VERS_ENDPOINT=west_url, **fast) as east,
         httpx.AsyncClient(timeout=5) as client,
     ):
-        async with bridged_network("west", second_nats.url, west_port, agents=6, kind="ring", peer=east_url, **fast) as west:
+        async with bridged_network("west", second_nats.url, west_port, agents=6, kind="ring", VERS_ENDPOINT=east_url, **fast) as west:
             east.submit(0, TERMS[0])
             west.submit(3, TERMS[1])
             digest = await eventually(lambda: one_digest(east.host, west.host), 40, "one digest over both networks")
@@ -59,7 +59,7 @@ async def test_two_networks_converge_and_keep_converging_after_one_restarts(nats
         assert "ConnectError" in failed["errors"][-1]["error"]
 
         # West comes back empty on the same NATS and port, and catches up over the bridge alone.
-        async with bridged_network("west", second_nats.url, west_port, agents=6, kind="ring", peer=east_url, **fast) as west:
+        async with bridged_network("west", second_nats.url, west_port, agents=6, kind="ring", VERS_ENDPOINT=east_url, **fast) as west:
             west.submit(1, TERMS[3])
             new_digest = await eventually(lambda: one_digest(east.host, west.host), 40, "one digest after west restarted")
             assert new_digest != digest
@@ -80,7 +80,7 @@ async def _failing(client, side) -> dict | None:
 
 async def test_exchange_feeds_the_network_and_answers_with_what_the_asker_lacks(nats_server):
     """One network, no peer: a client plays the other network through POST /exchange."""
-    async with bridged_network("solo", nats_server.url, free_port(), intervalMs="100") as solo, httpx.AsyncClient(
+    async with bridged_network("solo", nats_server.url, free_port(), INTERVAL_MS="100") as solo, httpx.AsyncClient(
         base_url=solo.url, timeout=5
     ) as client:
         elsewhere = EGraph("elsewhere.1")
@@ -130,7 +130,7 @@ async def test_a_late_exchange_is_a_miss_and_shrinks_the_next(nats_server):
         await reader.read()
 
     silent = await asyncio.start_server(hang, "127.0.0.1", 0)
-    settings = {"intervalMs": "50", "latencyBudgetMs": "100", "maxRowsPerExchange": "1000"}
+    settings = {"INTERVAL_MS": "50", "MAX_LATENCY_MS": "100", "MAX_ROWS_PER_EXCHANGE": "1000"}
     config = component_config(NAME, nats_server.url, settings=settings)
     try:
         async with serving(NAME, config) as (service, client):
@@ -153,7 +153,7 @@ async def test_a_late_exchange_is_a_miss_and_shrinks_the_next(nats_server):
 
 @pytest.mark.parametrize(
     "settings, named",
-    [({"intervalMs": "0"}, "intervalMs"), ({"latencyBudgetMs": "soon"}, "latencyBudgetMs"), ({"peer": "ftp://x"}, "peer")],
+    [({"INTERVAL_MS": "0"}, "INTERVAL_MS"), ({"MAX_LATENCY_MS": "soon"}, "MAX_LATENCY_MS"), ({"VERS_ENDPOINT": "ftp://x"}, "VERS_ENDPOINT")],
 )
 def test_a_bad_setting_names_itself(settings, named):
     with pytest.raises(ConfigError, match=f"settings.{named} must be"):

@@ -77,7 +77,7 @@ async def test_a_verifier_out_of_budget_says_unknown_until_the_network_knows(nat
 
 
 async def test_unequal_terms_are_refuted_and_provable_ones_proven(nats_server):
-    config = component_config(NAME, nats_server.url, settings={"pull_interval": "0", "verifiers": "5"})
+    config = component_config(NAME, nats_server.url, settings={"pull_interval": "0", "NUM_AGENTS": "5"})
     async with serving(NAME, config) as (_, client):
         unequal = await verify(client, "x*(y+z)", "x*y + z")
         assert unequal["verdict"] == "unequal" and unequal["agreement"] == 1.0 and unequal["variance"] == 0
@@ -94,7 +94,7 @@ async def test_unequal_terms_are_refuted_and_provable_ones_proven(nats_server):
 
 
 async def test_what_is_not_derivable_is_unknown_never_unequal(nats_server):
-    config = component_config(NAME, nats_server.url, settings={"pull_interval": "0", "verifiers": "3"})
+    config = component_config(NAME, nats_server.url, settings={"pull_interval": "0", "NUM_AGENTS": "3"})
     async with serving(NAME, config) as (_, client):
         answer = await verify(client, "x/x", "1")  # true except at x = 0, where x/x has no value
         assert answer["verdict"] == "unknown" and answer["equal"] is None and answer["decided_by"] == {"saturated": 3}

@@ -59,7 +59,7 @@ def test_a_revision_that_crashes_at_start_is_rolled_back(k8s, kubectl, installed
              "revision 2's container to crash-loop")
     (crashed,) = [p for p in core.list_namespaced_pod(ns, label_selector=selector).items if not ready_pod(p)]
     logs = core.read_namespaced_pod_log(crashed.metadata.name, ns, previous=True)
-    assert "SATURATION_TIMEOUT_MS must be at least 1" in logs, logs
+    assert "SATURATION_TIMEOUT_MS must be > 0, got 0" in logs, logs
 
     after = wait_for(lambda: rolled_back(k8s, ns, name), DEADLINE + 120, "the automatic rollback")
     entries = {h["revision"]: h["result"] for h in after["status"]["history"]}

@@ -243,7 +243,7 @@ def test_reference_network_is_properly_3_coloured() -> None:
 
 def test_component_settings_reach_the_config() -> None:
     config = config_of(build("autoscaling.yaml"))
-    assert config["components"]["skill-verification"]["settings"] == {"verifiers": "17"}
+    assert config["components"]["skill-verification"]["settings"] == {"NUM_AGENTS": "17"}
     assert config["components"]["stream-red"] == {
         "route": "/stream/red",
         "url": f"http://autoscaled-stream-red:{HTTP_PORT}",

@@ -35,8 +35,6 @@ from .transport import Transport, Unreachable
 
 log = logging.getLogger("agentnet.agent")
 
-MAX_BUFFERED_EVENTS = 200_000  # events kept while no sink can take them; older ones are dropped
-
 
 class AgentHost:
     """Runs `config.agent_ids`; `timeline` (a timeline.Timeline), if set before start(), stores events."""
@@ -328,7 +326,7 @@ class AgentHost:
                     break
                 sent += count
         if sent < len(batch):
-            self.events[:0] = batch[sent:][-MAX_BUFFERED_EVENTS:]  # kept for the next flush
+            self.events[:0] = batch[sent:][-self.settings.max_buffered_events:]  # kept for the next flush (MAX_BUFFER_SIZE)
         METRICS.timeline_events.labels("nats").inc(sent)
 
     # --- snapshots -------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """`agentnet agent`: run a block of agents (what one pod of the agents StatefulSet runs).
 
-Reads network.json and the pod's environment (see config.py); flags override. HTTP is
+Reads network.json and the pod's environment (see config.py, and settings.AgentEnvironment for
+guide 001's AGENT_ID, SYNC_INTERVAL and MAX_BUFFER_SIZE); flags override. HTTP is
 served first, so the process answers /health quickly; NATS is connected in the
 background and agents catch up from their neighbours once it is.
 """
@@ -15,6 +16,7 @@ import click
 
 from agentnet_runtime import logs
 from agentnet_runtime.config import AgentSettings, ConfigError, NetworkConfig, RuntimeConfig, load_config
+from agentnet_runtime.settings import AgentEnvironment
 from agentnet_runtime.web import HttpServer, create_app, run_until_signal
 
 from .host import AgentHost
@@ -90,24 +92,27 @@ def _ids(text: str | None) -> tuple[int, ...] | None:
 
 @click.command("agent")
 @click.option("--config", "config_path", help="network.json (default: $AGENTNET_CONFIG, then /etc/agentnet/network.json)")
-@click.option("--agents", "agent_ids", help="agent ids to host, e.g. 0-3 or 1,5 (default: the pod's block)")
+@click.option("--agents", "agent_ids", help="agent ids to host, e.g. 0-3 or 1,5 (default: $AGENT_ID, then the pod's block)")
 @click.option("--pod-index", type=int, help="StatefulSet ordinal (default: $AGENTNET_POD_INDEX)")
 @click.option("--agents-per-pod", type=int, help="default: $AGENTNET_AGENTS_PER_POD, then network.json")
-@click.option("--nats-url", help="default: $AGENTNET_NATS_URL")
+@click.option("--nats-url", help="default: $AGENTNET_NATS_URL, then $NATS_URL (the guides' name)")
 @click.option("--nats-credentials-dir", help="default: $AGENTNET_NATS_CREDENTIALS_DIR")
 @click.option("--host", "http_host", help="HTTP listen address (default 0.0.0.0)")
 @click.option("--port", "http_port", type=int, help="HTTP port (default: $AGENTNET_HTTP_PORT, then 8080)")
 @click.option("--data-dir", help="timeline DuckDB file and snapshots (default: $AGENTNET_DATA_DIR; none = no local files)")
-@click.option("--sync-interval", type=float, default=AgentSettings.sync_interval, show_default=True, help="seconds between anti-entropy rounds")
+@click.option("--sync-interval", type=float, help=f"seconds between anti-entropy rounds (default: $SYNC_INTERVAL ms, then {AgentSettings.sync_interval:g})")
 @click.option("--heartbeat-interval", type=float, default=AgentSettings.heartbeat_interval, show_default=True)
 @click.option("--snapshot-interval", type=float, default=AgentSettings.snapshot_interval, show_default=True, help="seconds between snapshots to the data dir; 0 = none")
 @logs.options()
 def agent_command(agent_ids, sync_interval, heartbeat_interval, snapshot_interval, log_level, log_format, **flags) -> None:
     """Run agents: sync their CRDT e-graphs with their neighbours over NATS and serve HTTP."""
     log_settings = logs.from_flags(log_level, log_format)
-    settings = AgentSettings(sync_interval=sync_interval, heartbeat_interval=heartbeat_interval, snapshot_interval=snapshot_interval)
     try:
-        config = load_config(agent_ids=_ids(agent_ids), agent=settings, **flags)
+        environment = AgentEnvironment.read()
+        settings = environment.agent_settings(AgentSettings(), sync_interval=sync_interval, heartbeat_interval=heartbeat_interval,
+                                              snapshot_interval=snapshot_interval)  # fmt: skip
+        ids = _ids(agent_ids) or ((environment.agent_id,) if environment.agent_id is not None else None)
+        config = load_config(agent_ids=ids, agent=settings, **flags)
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
     logs.setup(log_settings, network=config.network.name, agents=_span(config.agent_ids))

@@ -5,7 +5,8 @@ A component is module `agentnet_runtime.components.<name with underscores>` with
 catalogue prefix), optional NATS work started in `start()`, facts for /health, and its
 readiness for /ready: the base checks its NATS connection and the JetStream objects it
 declares (`jetstream()`, kept in existence while it runs), a subclass may add checks.
-Settings are read in the constructor, so a refused one stops the process before it serves.
+Settings (settings.py: the environment over network.json over the defaults) are read in the
+constructor into the frozen `service.settings`, so a refused one stops the process before it serves.
 The same Service runs alone (`agentnet component NAME`, main.py: its routes at the
 root of its own port) or inside `agentnet up` (mounted under its prefix next to the
 agents and the other components), so nothing in a component knows which.
@@ -15,9 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import math
-import os
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
@@ -25,9 +24,9 @@ from starlette.routing import BaseRoute
 from agentnet_runtime import natsclient
 from agentnet_runtime.catalogue import BY_NAME
 from agentnet_runtime.config import ConfigError, RuntimeConfig
+from agentnet_runtime.settings import ComponentSettings
+from agentnet_runtime.settings import load as load_settings
 from agentnet_runtime.web import create_app
-
-T = TypeVar("T")
 
 
 class Service:
@@ -37,6 +36,7 @@ class Service:
 
     def __init__(self, config: RuntimeConfig):
         self.config = config
+        self.settings: Any = load_settings(self.settings_model, self.name, config)  # first: a refused setting stops the process before anything starts
         self.nc = None  # nats-py client, connected by start() when `uses_nats`
         self.nats = natsclient.NatsState()
         self.keeper: natsclient.JetStreamKeeper | None = None  # made by start() when jetstream() names objects
@@ -78,49 +78,9 @@ class Service:
     async def on_stop(self) -> None:
         """Undo on_start; NATS is closed afterwards by stop()."""
 
-    # Settings from the network's ConfigMap (spec.components[].settings) ----------------
+    # Settings ------------------------------------------------------------------------------
 
-    @property
-    def settings(self) -> Mapping[str, str]:
-        return (self.config.network.components.get(self.name) or {}).get("settings") or {}
-
-    def setting(self, key: str, default: T, parse: Callable[[str], T] = int, rule: str = "must be a number") -> T:
-        """A setting parsed with `parse`, or `default`; a bad value names the setting and the rule."""
-        if key not in self.settings:
-            return default
-        try:
-            return parse(self.settings[key])
-        except (TypeError, ValueError):  # TypeError: a hand-written network.json with a list or an object
-            raise ConfigError(f"components[{self.name}].settings.{key} {rule} (got {self.settings[key]!r})") from None
-
-    def number(self, key: str, default: float, *, low: float = -math.inf, high: float = math.inf,
-               above: bool = False, integer: bool = False, env: bool = False) -> float:
-        """A numeric setting in [low, high] (`above`: more than low), or `default`.
-
-        With `env`, the environment variable `key` wins over the setting: it is the more
-        local of the two, as flags win over the environment. A bad value is refused
-        naming where it came from and the rule."""
-        text = os.environ.get(key) if env else None
-        if text:
-            source = key
-        elif key in self.settings:
-            text, source = self.settings[key], f"components[{self.name}].settings.{key}"
-        else:
-            return default
-        kind = "an integer" if integer else "a number"
-        try:
-            value = int(text) if integer else float(text)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{source} must be {kind} (got {text!r})") from None
-        if above:
-            bound, ok = f"more than {low:g}", value > low
-        elif math.isinf(high):
-            bound, ok = f"at least {low:g}", value >= low
-        else:
-            bound, ok = f"{low:g}..{high:g}", low <= value <= high
-        if not (ok and value <= high and math.isfinite(value)):
-            raise ConfigError(f"{source} must be {bound} (got {text!r})")
-        return value
+    settings_model: type[ComponentSettings] = ComponentSettings  # the model of `self.settings` (settings.py)
 
     # Lifecycle ---------------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ from agentnet_runtime.agent import subjects
 from agentnet_runtime.agent.transport import Transport
 from agentnet_runtime.components import Service
 from agentnet_runtime.components.common import NetworkReplica, every, number, only_fields
+from agentnet_runtime.settings import OrchestratorSettings
 from agentnet_runtime.web import RequestError, json_body
 
 log = logging.getLogger("agentnet.orchestrator")
@@ -79,13 +80,14 @@ class Member:
 class AgentOrchestrator(Service):
     name = "agent-orchestrator"
     uses_nats = True
+    settings_model = OrchestratorSettings
 
     def __init__(self, config):
         super().__init__(config)
-        self.interval = self.number("heartbeat_interval", config.agent.heartbeat_interval, low=0, above=True)
-        self.gone_after = self.number("gone_after", 2.5, low=0, above=True) * self.interval  # seconds
-        self.sync_timeout = self.number("sync_timeout", config.agent.sync_timeout, low=0, above=True)
-        self.sync_interval = self.number("sync_interval", 0.0, low=0)
+        self.interval = self.settings.heartbeat_interval
+        self.gone_after = self.settings.gone_after * self.interval  # seconds
+        self.sync_timeout = self.settings.sync_timeout
+        self.sync_interval = self.settings.sync_interval
         self.members = {node.id: Member(node.id, node.colour) for node in config.network.nodes}
         self.transport: Transport | None = None
         self.replica: NetworkReplica | None = None

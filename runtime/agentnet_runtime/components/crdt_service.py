@@ -9,8 +9,8 @@ NATS crdt.merge (request/reply, queue group crdt-service, so replicas share the 
 The merge cache is keyed by the events (dots: origin replica, sequence number) the inputs carry. In this CRDT an
 event's dot fixes its contents (egraph.py: every replica keeps each event exactly as it was made, and join skips
 a dot it has seen), so inputs carrying the same dots have the same join, whatever their order or grouping; a
-hit costs no parsing of nodes at all. It is bounded in bytes, CACHE_SIZE_MB (MiB; the environment variable as the
-deployment guides set it, else the component setting, else 50), an entry costing the length of its JSON; the least
+hit costs no parsing of nodes at all. It is bounded in bytes, CACHE_SIZE_MB (MiB; settings.CrdtSettings: the
+environment variable as the deployment guides set it, else the component setting, else 50), an entry costing the length of its JSON; the least
 recently used go first. Its hit rate and its bytes are exported. Long NATS batches yield to the event loop every few merges, so HTTP keeps being served.
 """
 
@@ -32,6 +32,7 @@ from agentnet_runtime.agent import subjects
 from agentnet_runtime.core.egraph import DELTA_KIND, STATE_KIND, Delta, EGraph
 from agentnet_runtime.refusals import NOT_JSON, WRONG_SHAPE, refuse
 from .cache import ByteLRU
+from agentnet_runtime.settings import CrdtSettings
 from agentnet_runtime.web import RequestError, json_body
 
 log = logging.getLogger("agentnet.crdt")
@@ -39,7 +40,6 @@ log = logging.getLogger("agentnet.crdt")
 QUEUE_GROUP = "crdt-service"
 MERGED_REPLICA = "crdt-service"  # replica id a merged state carries (it makes no events of its own)
 MAX_INPUTS = 1_000  # states one merge may join
-DEFAULT_CACHE_SIZE_MB = 50  # the deployment guides' CACHE_SIZE_MB
 SLICE = 32  # merges of a NATS batch between two yields to the event loop
 MERGE_RULE = 'give {"states": [wire, ...]} or {"base": wire, "delta": wire}'
 WIRE_RULE = "an e-graph state or delta in wire form (EGraph.to_wire / Delta.to_wire)"
@@ -112,11 +112,11 @@ def events_of(wires: list[Any]) -> frozenset | None:
 class CrdtService(Service):
     name = "crdt-service"
     uses_nats = True
+    settings_model = CrdtSettings
 
     def __init__(self, config):
         super().__init__(config)
-        megabytes = self.number("CACHE_SIZE_MB", DEFAULT_CACHE_SIZE_MB, low=0, above=True, env=True)
-        self.cache = ByteLRU(int(megabytes * 2**20))  # events -> (b'"digest":..,"nodes":..,"clock":..', state JSON)
+        self.cache = ByteLRU(int(self.settings.cache_size_mb * 2**20))  # events -> (b'"digest":..,"nodes":..,"clock":..', state JSON)
         self.replica = EGraph(f"{self.name}.{config.pod_name}")
         self._state_json: tuple[int, bytes] = (-1, b"")  # GET /state body, for one replica version
         # Counters by (path, result), looked up once: labels() costs as much as a cache hit.

@@ -35,8 +35,9 @@ What it collects, on its own, so it works alone in a pod:
   `urls` inside Kubernetes, else `registry`. Lag of work-queue components: JetStream consumer
   pending + unacknowledged, read from NATS in both cases.
 
-Settings (components[dashboard].settings): heartbeat_interval (seconds; default the agents' own),
-update_interval (seconds between pushes, 0.05..1, default 0.5), metrics_source (auto | registry | urls).
+Settings (settings.DashboardSettings: environment, else components[dashboard].settings): METRICS_REFRESH_MS
+(between samples of the component metrics, default 1000), HEARTBEAT_INTERVAL (seconds; default the agents' own),
+UPDATE_INTERVAL (seconds between pushes, 0.05..1, default 0.5), METRICS_SOURCE (auto | registry | urls).
 """
 
 from __future__ import annotations
@@ -72,8 +73,7 @@ from agentnet_runtime.agent.transport import Transport
 from agentnet_runtime.catalogue import BY_NAME
 from agentnet_runtime.components import Service
 from agentnet_runtime.components.common import NetworkReplica, number, verdict_fields
-from agentnet_runtime.components.egraph_service import DEFAULT_TIMEOUT_MS
-from agentnet_runtime.config import ConfigError, NetworkConfig
+from agentnet_runtime.config import NetworkConfig
 from agentnet_runtime.core.colour import COLOURS, Colour
 from agentnet_runtime.core.egraph import EGraph
 from agentnet_runtime.core.explain import Explanation
@@ -81,6 +81,7 @@ from agentnet_runtime.core.rewrites import rules_for
 from agentnet_runtime.core.saturate import Budget, Saturator, Verdict
 from agentnet_runtime.core.terms import Term
 from agentnet_runtime.refusals import WRONG_SHAPE, refuse
+from agentnet_runtime.settings import DashboardSettings
 from agentnet_runtime.web import METRICS, RequestError, json_body
 
 log = logging.getLogger("agentnet.dashboard")
@@ -90,14 +91,13 @@ STATIC_DIR = Path(__file__).with_name("dashboard_static")
 # A small network reads better with spring's; a larger one would wait seconds for the quadratic ForceAtlas2.
 FORCEATLAS_AGENTS = (64, 512)
 MISSED_HEARTBEATS = 3  # an agent silent this many heartbeat intervals is gone
-METRICS_INTERVAL = 1.0  # seconds between samples of the component metrics
-HISTORY = 120  # metric samples kept per component (two minutes), sent to a page when it connects
+ASK_BUDGET_MS = 100  # time budget of a person's question: a page waits for the answer
+HISTORY = 120  # metric samples kept per component (two minutes at METRICS_REFRESH_MS 1000), sent to a page when it connects
 RECENT_EVENTS = 200  # timeline events kept to fill a newly opened page: this many of CHATTER, as many others
 CHATTER = ("send", "receive", "sync")  # message traffic: hundreds a second, so an update carries only the newest
 CHATTER_PER_UPDATE = 50
 SCRAPE_TIMEOUT = 0.5  # seconds for one component's /metrics
 LATENCY_METRIC = "agentnet_http_request_duration_seconds"
-METRICS_SOURCES = ("auto", "registry", "urls")
 PULL_TIMEOUT = 2.0  # seconds for an agent's sync reply, while watching an ask spread
 PULLS_AT_ONCE = 16  # agents pulled concurrently (256 agents: a round in a few steps, not 256 requests at once)
 
@@ -340,17 +340,14 @@ class ComponentSeries:
 class Dashboard(Service):
     name = "dashboard"
     uses_nats = True
+    settings_model = DashboardSettings
 
     def __init__(self, config):
         super().__init__(config)
-        self.heartbeat_interval = self.number("heartbeat_interval", config.agent.heartbeat_interval, low=0.01, high=3600)
-        self.update_interval = self.number("update_interval", 0.5, low=0.05, high=1.0)
-        source = self.setting("metrics_source", "auto", str)
-        if source not in METRICS_SOURCES:
-            choices = ", ".join(METRICS_SOURCES)
-            raise ConfigError(
-                f"components[{self.name}].settings.metrics_source must be one of {choices} (got {source!r})"
-            )
+        self.heartbeat_interval = self.settings.heartbeat_interval
+        self.update_interval = self.settings.update_interval
+        self.metrics_interval = self.settings.metrics_refresh_ms / 1000
+        source = self.settings.metrics_source
         if source == "auto":  # every pod gets this variable from Kubernetes
             source = "urls" if os.environ.get("KUBERNETES_SERVICE_HOST") else "registry"
         self.metrics_source = source
@@ -412,7 +409,7 @@ class Dashboard(Service):
         await self.observer.listen(streams=False)  # a sync reply too large to answer comes as a state message
         self._tasks = [
             asyncio.create_task(self._every(self.update_interval, self.publish_update), name="dashboard-updates"),
-            asyncio.create_task(self._every(METRICS_INTERVAL, self.sample_metrics), name="dashboard-metrics"),
+            asyncio.create_task(self._every(self.metrics_interval, self.sample_metrics), name="dashboard-metrics"),
             # apart from the updates: a slow read (the file busy with appends) must not hold them back
             asyncio.create_task(self._every(self.update_interval, self.read_duckdb), name="dashboard-duckdb"),
             asyncio.create_task(self._every(self.update_interval, self.watch_asks), name="dashboard-asks"),
@@ -628,11 +625,11 @@ class Dashboard(Service):
             await self.transport.send(subjects.for_agent(subjects.STATE, agent), subjects.DASHBOARD_ID, agent, delta.to_wire())
 
     def _verify(self, lhs: Term, rhs: Term) -> tuple[Verdict, Explanation | None]:
-        """The engine's verdict with every family and egraph-service's default budget, and an equal's
-        proof path (worker thread)."""
+        """The engine's verdict with every family within ASK_BUDGET_MS, and an equal's proof path
+        (worker thread)."""
         if self._saturator is None:
             rules = tuple(rule for colour in COLOURS for rule in rules_for(colour))
-            self._saturator = Saturator(rules, Budget(seconds=DEFAULT_TIMEOUT_MS / 1000))
+            self._saturator = Saturator(rules, Budget(seconds=ASK_BUDGET_MS / 1000))
         verdict = self._saturator.verify(lhs, rhs)
         return verdict, self._saturator.explain(lhs, rhs) if verdict.equal else None
 

@@ -5,6 +5,8 @@ GET  /assignment               the network's assignment, as the operator compute
 POST /assignment               colour any topology: {"agents", "kind", "degree"?, "seed"?, "dimensions"?}
                                or an explicit {"edges": [[a, b], ...]}; conflicts are listed when no
                                proper 3-colouring exists
+
+Settings (settings.ColorsSettings): ALGORITHM, the palette's, gay-jl-golden-spiral (the only one).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from starlette.routing import Route
 from agentnet_runtime.components import Service
 from agentnet_runtime.core.colouring import colour_graph, display_palette
 from agentnet_runtime.core.topology import TOPOLOGY_KINDS, TopologyError, build_topology
+from agentnet_runtime.settings import ColorsSettings
 from agentnet_runtime.web import RequestError, json_body
 
 MAX_COUNT = 100_000  # palette entries one request may ask for
@@ -67,6 +70,7 @@ def _graph_from(body: dict[str, Any]) -> nx.Graph:
 
 class DuckColors(Service):
     name = "duck-colors"
+    settings_model = ColorsSettings
 
     def routes(self) -> list[Route]:
         return [

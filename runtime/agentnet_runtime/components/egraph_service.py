@@ -12,7 +12,8 @@ POST /extract   {"term", "families"?}: the cheapest equivalent of a term (satura
                 {"egraph": wire, "term" | "class"}: the cheapest term of a class in a given e-graph state or delta
                 (e.g. GET /agent/{id}/egraph), with no rewriting
 
-The time budget is SATURATION_TIMEOUT_MS (the environment variable, else the component setting, else 100 ms);
+The time budget is SATURATION_TIMEOUT_MS (settings.EgraphSettings: the environment variable, else the component
+setting, else the guides' 5000 ms);
 NODE_LIMIT (10,000 e-nodes) and MEMO_SIZE (10,000 answers per family set and budget) are read the same way.
 Answers come from the core's Saturator, whose memo returns a repeated question without saturating again; one
 Saturator (and memo) per family set and budget. The budget bounds each phase of the Saturator's schedule
@@ -44,9 +45,9 @@ from agentnet_runtime.core.explain import Explanation
 from agentnet_runtime.core.rewrites import rules_for
 from agentnet_runtime.core.saturate import LRU, Budget, Saturator, Verdict, extract
 from agentnet_runtime.core.terms import Term
+from agentnet_runtime.settings import EgraphSettings
 from agentnet_runtime.web import LATENCY_BUCKETS, RequestError, json_body
 
-DEFAULT_TIMEOUT_MS = 100
 MAX_TERMS = 1_000  # terms one /saturate request may carry
 SATURATORS = 16  # (families, budget) pairs kept with their memos
 FAMILIES_RULE = "a non-empty list of RED, BLUE, GREEN"
@@ -86,12 +87,13 @@ def families_field(value: Any) -> tuple[Colour, ...]:
 
 class EgraphService(Service):
     name = "egraph-service"
+    settings_model = EgraphSettings
 
     def __init__(self, config):
         super().__init__(config)
-        self.timeout_ms = self.number("SATURATION_TIMEOUT_MS", DEFAULT_TIMEOUT_MS, low=1, integer=True, env=True)
-        self.node_limit = self.number("NODE_LIMIT", Budget().nodes, low=1, integer=True, env=True)
-        self.memo_size = self.number("MEMO_SIZE", 10_000, low=1, integer=True, env=True)
+        self.timeout_ms = self.settings.saturation_timeout_ms
+        self.node_limit = self.settings.node_limit
+        self.memo_size = self.settings.memo_size
         self._saturators = LRU(SATURATORS)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="egraph-saturate")
         self.hits = self.misses = 0

@@ -13,12 +13,12 @@ directory: nothing is kept across restarts then). Agents with no DuckDB file of 
 (natsclient.timeline_stream). Every replica of this component reads it with a durable
 consumer of its own (named after the pod that made its DuckDB file), so each holds the whole log, and what was
 published while it was down is waiting for it when it comes back. It pulls batches every
-`flush_interval` seconds (setting, default 0.25), appends them in one DuckDB commit, and
+FLUSH_INTERVAL seconds (setting, default 0.25), appends them in one DuckDB commit, and
 acknowledges them only then. Appends are idempotent by (replica, seq), so a batch delivered
 twice adds nothing: exactly once in the log. A malformed batch is refused whole and counted.
 
 Retention is the network's `retention.timeline` (maxAgeSeconds, maxEvents): the oldest events
-go first, after each append past maxEvents and every `prune_interval` seconds (setting,
+go first, after each append past maxEvents and every PRUNE_INTERVAL seconds (setting,
 default 60) for age. What was dropped is published on timeline.retention (for the dashboard)
 at start and whenever it changes.
 
@@ -47,6 +47,7 @@ from agentnet_runtime.components import Service
 from agentnet_runtime.config import COLOURS
 from agentnet_runtime.refusals import NOT_JSON, WRONG_SHAPE, refuse
 from agentnet_runtime.timeline.events import KINDS, Event
+from agentnet_runtime.settings import TimelineSettings
 from agentnet_runtime.web import METRICS, RequestError
 
 from agentnet_runtime.components.common import every, number
@@ -127,11 +128,12 @@ def query_filters(params, agents: int) -> dict[str, Any]:
 class InteractionTimeline(Service):
     name = TIMELINE_COMPONENT
     uses_nats = True
+    settings_model = TimelineSettings
 
     def __init__(self, config):
         super().__init__(config)
-        self.flush_interval = self.number("flush_interval", 0.25, low=0, above=True)
-        self.prune_interval = self.number("prune_interval", 60.0, low=0, above=True)
+        self.flush_interval = self.settings.flush_interval
+        self.prune_interval = self.settings.prune_interval
         self.durable = self._consumer_of_the_log()
         self.timeline = None  # timeline.Timeline, opened by on_start
         self._dropped = -1  # what retention had dropped when it was last published

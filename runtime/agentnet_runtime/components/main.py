@@ -45,7 +45,7 @@ async def run_component(service: Service, stop: asyncio.Event) -> None:
 @click.command("component")
 @click.argument("name", type=click.Choice(COMPONENT_NAMES))
 @click.option("--config", "config_path", help="network.json (default: $AGENTNET_CONFIG, then /etc/agentnet/network.json)")
-@click.option("--nats-url", help="default: $AGENTNET_NATS_URL")
+@click.option("--nats-url", help="default: $AGENTNET_NATS_URL, then $NATS_URL (the guides' name)")
 @click.option("--nats-credentials-dir", help="default: $AGENTNET_NATS_CREDENTIALS_DIR")
 @click.option("--host", "http_host", help="HTTP listen address (default 0.0.0.0)")
 @click.option("--port", "http_port", type=int, help="HTTP port (default: $AGENTNET_HTTP_PORT, then 8080)")

@@ -1,4 +1,4 @@
-"""skill-verification (/verify): K verifiers (setting `verifiers`, default 17) vote on a claim.
+"""skill-verification (/verify): K verifiers (setting NUM_AGENTS, the guides' name, default 17) vote on a claim.
 
 POST /terms       {"lhs", "rhs"}                     are two terms equal?
 POST /skills      {"name", "vector"}                  store (or replace) a skill's embedding
@@ -62,6 +62,7 @@ from agentnet_runtime.core.counterexample import Counterexample, refute
 from agentnet_runtime.core.rewrites import ALL_RULES
 from agentnet_runtime.core.saturate import VERDICTS, Budget, Saturator
 from agentnet_runtime.core.terms import Term, size
+from agentnet_runtime.settings import VerificationSettings
 from agentnet_runtime.web import RequestError, json_body
 
 from agentnet_runtime.components.common import NetworkReplica, every, number
@@ -187,19 +188,14 @@ def _text(body: dict, field: str, rule: str) -> str:
 class SkillVerification(Service):
     name = "skill-verification"
     uses_nats = True
+    settings_model = VerificationSettings
 
     def __init__(self, config):
         super().__init__(config)
-        self.count = self.number("verifiers", 17, low=1, high=1001, integer=True)
-        self.quorum = self.number("quorum", 2 / 3, low=0, high=0.999, above=True)
-        self.threshold = self.number("threshold", 0.8, low=0, high=1, above=True)
-        self.share = self.number("subset", 0.5, low=0, high=1, above=True)
-        self.pull_interval = self.number("pull_interval", 1.0, low=0)
-        self.sync_timeout = self.number("sync_timeout", config.agent.sync_timeout, low=0, above=True)
-        iterations = self.number("iterations", 30, low=1, integer=True)
-        nodes = self.number("nodes", 10_000, low=1, integer=True)
-        seconds = self.number("budget_ms", 50.0, low=0, above=True) / 1000
-        self.verifiers = [self._verifier(k, iterations, nodes, seconds) for k in range(self.count)]
+        settings = self.settings
+        self.count, self.quorum, self.threshold = settings.num_agents, settings.quorum, settings.threshold
+        self.share, self.pull_interval, self.sync_timeout = settings.subset, settings.pull_interval, settings.sync_timeout
+        self.verifiers = [self._verifier(k, settings.iterations, settings.nodes, settings.budget_ms / 1000) for k in range(self.count)]
         # One worker thread runs the saturations: off the event loop, and one at a time (memos are not thread-safe).
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="verifiers")
         self.store: SkillStore | None = None

@@ -22,9 +22,9 @@ agent.{sender}.ack, which the component listens to. If no agent has acknowledged
 answers (up to a minute). The same delta is published for anyone else on stream.derived.{colour} (same
 envelope; large ones fragmented as transport.py does, so subscribe with Transport.subscribe).
 
-Settings (components[stream-*].settings, or environment variables of the same names, which win): BATCH_SIZE
+Settings (settings.StreamSettings: environment variables, else components[stream-*].settings): BATCH_SIZE
 (128 terms), SATURATION_TIMEOUT_MS (100, per batch), NODE_LIMIT (20,000 e-nodes per batch), REDELIVER_MS (2,000),
-LAG_INTERVAL_MS (1,000).
+LAG_INTERVAL_MS (1,000); COMPONENT_ID, COLOR and POLARITY, if set, must be the stream's own.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ from agentnet_runtime.core.rewrites import rules_for
 from agentnet_runtime.core.saturate import Budget, SaturationReport, saturate
 from agentnet_runtime.core.terms import Term, TermSyntaxError, parse
 from agentnet_runtime.refusals import NOT_A_TERM, refuse
+from agentnet_runtime.settings import StreamSettings
 from agentnet_runtime.web import LATENCY_BUCKETS, RequestError, json_body
 
 log = logging.getLogger("agentnet.stream")
@@ -263,16 +264,16 @@ class _EncodedTransport(Transport):
 
 class StreamService(Service):
     uses_nats = True
+    settings_model = StreamSettings
 
     def __init__(self, config, colour: str):
         self.colour = Colour(colour)
         self.name = f"stream-{self.colour.value.lower()}"
         super().__init__(config)
-        self.batch_size = self.number("BATCH_SIZE", 128, low=1, integer=True, env=True)
-        self.budget = Budget(seconds=self.number("SATURATION_TIMEOUT_MS", 100, low=1, integer=True, env=True) / 1000,
-                             nodes=self.number("NODE_LIMIT", 20_000, low=1, integer=True, env=True))  # fmt: skip
-        self.redeliver_after = self.number("REDELIVER_MS", 2_000, low=1, integer=True, env=True) / 1000
-        self.lag_interval = self.number("LAG_INTERVAL_MS", 1_000, low=1, integer=True, env=True) / 1000
+        self.batch_size = self.settings.batch_size
+        self.budget = Budget(seconds=self.settings.saturation_timeout_ms / 1000, nodes=self.settings.node_limit)
+        self.redeliver_after = self.settings.redeliver_ms / 1000
+        self.lag_interval = self.settings.lag_interval_ms / 1000
         self.sender = subjects.STREAM_IDS[self.colour.value]
         self.work_subject = natsclient.work_subject(self.colour.value)
         self.consumer = natsclient.work_consumer(self.name)

@@ -8,14 +8,14 @@ The service keeps a replica of its network's e-graph and bridges two sides:
     is: agents answer it but keep no neighbour bookkeeping for it (Agent.learn ignores
     non-neighbours; only peer_digests[-1] is noted). Their acks (agent.-1.ack) go unheard;
     a sync reply too large for one message comes as a state message on agent.-1.state;
-  - the peer network's transduction-2tdx, over HTTP: every `intervalMs` it POSTs
+  - the peer network's transduction-2tdx, over HTTP: every INTERVAL_MS it POSTs
     {peer}/exchange with its clock, digest and the delta the peer lacks (since the peer's
     last reported clock); the peer joins it and answers with the delta the asker lacks.
     Both sides run the loop, and either side's exchange alone carries both directions.
 
-An exchange is bounded by `latencyBudgetMs`: a late one counts as a miss and halves the
+An exchange is bounded by MAX_LATENCY_MS: a late one counts as a miss and halves the
 rows (e-nodes, unions, tags) the next exchange may carry, each way; on-time exchanges
-double it again up to `maxRowsPerExchange`. A delta cut short is a prefix of each
+double it again up to MAX_ROWS_PER_EXCHANGE. A delta cut short is a prefix of each
 replica's events, so the receiver's clock moves on and the next exchange sends the rest.
 
 POST /exchange  {"network", "clock", "digest", "delta"?, "limit"?}
@@ -23,9 +23,9 @@ POST /exchange  {"network", "clock", "digest", "delta"?, "limit"?}
 GET  /status    peer, last exchange, digests equal?, round-trip times, misses, errors
 POST /peer      {"url": "http://other:8080/sync" | null}: set (or clear) the peer at run time
 
-Settings (network.json components[transduction-2tdx].settings): peer (the peer's /sync
-base URL), intervalMs (500), latencyBudgetMs (1000), localAgents (agents synced per
-round, 2), maxRowsPerExchange (20000).
+Settings (settings.TransductionSettings: environment, else components[transduction-2tdx].settings):
+VERS_ENDPOINT (the peer's /sync base URL), INTERVAL_MS (500), MAX_LATENCY_MS (100), LOCAL_AGENTS
+(agents synced per round, 2), MAX_ROWS_PER_EXCHANGE (20000).
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ import statistics
 import time
 from collections import deque
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from prometheus_client import Counter, Gauge, Histogram
@@ -52,6 +51,7 @@ from agentnet_runtime.core.clock import merge
 from agentnet_runtime.core.clock import validate as validate_clock
 from agentnet_runtime.core.egraph import Delta, EGraph
 from agentnet_runtime.refusals import BAD_DELTA, Refused
+from agentnet_runtime.settings import URL_RULE, TransductionSettings, peer_url
 from agentnet_runtime.web import LATENCY_BUCKETS, METRICS, RequestError, json_body
 
 log = logging.getLogger("agentnet.transduction")
@@ -61,7 +61,6 @@ MAX_LIMIT = 10_000_000
 MIN_ROWS = 100  # a late exchange never shrinks the next one below this
 KEPT_ERRORS = 10
 KEPT_ROUND_TRIPS = 512
-_URL_RULE = "an http(s) URL of the peer's /sync routes, such as http://other:8080/sync"
 
 
 class TRANSDUCTION_METRICS:
@@ -77,20 +76,6 @@ class TRANSDUCTION_METRICS:
     rows = Counter("agentnet_transduction_rows", "E-graph rows carried to or from the peer network", ["direction"])
     local_syncs = Counter("agentnet_transduction_local_syncs", "Sync requests to the network's own agents, by result", ["result"])
     digests_equal = Gauge("agentnet_transduction_digests_equal", "1 when the replica's digest equals the peer's last reported one")
-
-
-def peer_url(value: Any) -> str:
-    """The peer's /sync base URL without a trailing slash; ValueError says what is wrong."""
-    if not isinstance(value, str):
-        raise ValueError(f"must be a string (got {value!r})")
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-        raise ValueError(f"must be {_URL_RULE} (got {value!r})")
-    try:
-        parts.port  # noqa: B018 - raises on a port out of range
-    except ValueError:
-        raise ValueError(f"has a bad port (got {value!r})") from None
-    return value.strip().rstrip("/")
 
 
 def delta_rows(batches) -> int:
@@ -148,15 +133,15 @@ def _exchange_request(body: dict[str, Any]) -> tuple[str, dict, str, Delta | Non
 
 class Transduction(Service):
     name = "transduction-2tdx"
+    settings_model = TransductionSettings
 
     def __init__(self, config):
         super().__init__(config)
-        # Parsed here so a bad setting stops the component before it serves anything.
-        self.peer: str | None = self.setting("peer", None, peer_url, f"must be {_URL_RULE}")
-        self.interval = self.number("intervalMs", 500, low=1, integer=True) / 1000
-        self.budget = self.number("latencyBudgetMs", 1000, low=1, integer=True) / 1000
-        self.local_agents = min(self.number("localAgents", 2, low=1, integer=True), config.network.size)
-        self.max_rows = max(MIN_ROWS, self.number("maxRowsPerExchange", 20_000, low=1, integer=True))
+        self.peer: str | None = self.settings.vers_endpoint  # POST /peer changes it at run time
+        self.interval = self.settings.interval_ms / 1000
+        self.budget = self.settings.max_latency_ms / 1000
+        self.local_agents = min(self.settings.local_agents, config.network.size)
+        self.max_rows = max(MIN_ROWS, self.settings.max_rows_per_exchange)
         self.limit = self.max_rows  # rows per exchange now: halved by a late exchange, doubled back by on-time ones
         self.replica = EGraph(f"transduction.{config.network.name}")
         # NATS through the agents' own Transport: the same envelopes, fragments and reconnects.
@@ -230,7 +215,7 @@ class Transduction(Service):
     # --- the local network, on NATS ------------------------------------------------------
 
     def _round_agents(self) -> list[int]:
-        """The next `localAgents` agents, round-robin, so every agent is visited in turn."""
+        """The next LOCAL_AGENTS agents, round-robin, so every agent is visited in turn."""
         size = self.config.network.size
         chosen = [(self._next_agent + i) % size for i in range(self.local_agents)]
         self._next_agent = (self._next_agent + self.local_agents) % size
@@ -393,8 +378,7 @@ class Transduction(Service):
             "rowsPerExchange": self.limit,
             "local": local,
             "errors": list(self.errors),
-            "settings": {"intervalMs": self.interval * 1000, "latencyBudgetMs": self.budget * 1000,
-                         "localAgents": self.local_agents, "maxRowsPerExchange": self.max_rows},
+            "settings": self.settings.model_dump(),
         })  # fmt: skip
 
     async def peer_route(self, request: Request) -> JSONResponse:
@@ -407,7 +391,7 @@ class Transduction(Service):
         try:
             url = None if body["url"] is None else peer_url(body["url"])
         except ValueError as error:
-            raise RequestError(f"url {error}", field="url", rule=_URL_RULE) from None
+            raise RequestError(f"url {error}", field="url", rule=URL_RULE) from None
         if url != self.peer:
             self.peer, self.peer_clock, self.peer_network, self.peer_digest = url, {}, None, None
             self.limit = self.max_rows
