@@ -106,7 +106,7 @@ def soak(seconds: float, budget: int | None) -> Soak:
         manifest.write_text(yaml.safe_dump(body))
         up = subprocess.Popen([AGENTNET, "up", "-f", str(manifest), "--port", str(port), "--data-dir", f"{directory}/data"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        base, stop = f"http://127.0.0.1:{port}", threading.Event()
+        base, stop, loader = f"http://127.0.0.1:{port}", threading.Event(), None
         try:
             wait_for_http(f"{base}/ready", 120)
             root, agents = psutil.Process(up.pid), body["spec"]["agents"]
@@ -116,6 +116,8 @@ def soak(seconds: float, budget: int | None) -> Soak:
                     began = time.monotonic()
                     while not stop.is_set():
                         for term in workload(RATE, result.submitted):
+                            if stop.is_set():
+                                break
                             start = time.perf_counter()
                             try:
                                 client.post(f"{base}/agent/{result.submitted % agents}/message", json={"term": str(term)},
@@ -135,6 +137,8 @@ def soak(seconds: float, budget: int | None) -> Soak:
                     time.sleep(SAMPLE_EVERY)
         finally:
             stop.set()
+            if loader is not None:
+                loader.join(60)  # no request left to meet a network that is stopping (refused, counted as failed)
             up.terminate()
             up.wait(60)
     return result
