@@ -8,7 +8,7 @@ process, snapshot files on disk):
     with a knowledge budget (spec.retention.maxNodes) and once without. With the budget, growth after warm-up
     must stay under 10 %; without it, memory per e-node must stay flat (bytes per e-node at the end of
     warm-up against the end);
-  - storage per agent (the compressed snapshot files) after 1,000 and 10,000 terms, against the guides' 1 MB;
+  - storage per agent (the snapshot files: columnar, lzma) after 1,000 and 10,000 terms, against the guides' 1 MB;
   - an agent holding 100,000 e-nodes: restart from its snapshot against re-sync from its neighbours.
 """
 
@@ -106,7 +106,7 @@ def soak(seconds: float, budget: int | None) -> Soak:
         manifest.write_text(yaml.safe_dump(body))
         up = subprocess.Popen([AGENTNET, "up", "-f", str(manifest), "--port", str(port), "--data-dir", f"{directory}/data"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        base, stop = f"http://127.0.0.1:{port}", threading.Event()
+        base, stop, loader = f"http://127.0.0.1:{port}", threading.Event(), None
         try:
             wait_for_http(f"{base}/ready", 120)
             root, agents = psutil.Process(up.pid), body["spec"]["agents"]
@@ -116,6 +116,8 @@ def soak(seconds: float, budget: int | None) -> Soak:
                     began = time.monotonic()
                     while not stop.is_set():
                         for term in workload(RATE, result.submitted):
+                            if stop.is_set():
+                                break
                             start = time.perf_counter()
                             try:
                                 client.post(f"{base}/agent/{result.submitted % agents}/message", json={"term": str(term)},
@@ -135,6 +137,8 @@ def soak(seconds: float, budget: int | None) -> Soak:
                     time.sleep(SAMPLE_EVERY)
         finally:
             stop.set()
+            if loader is not None:
+                loader.join(60)  # no request left to meet a network that is stopping (refused, counted as failed)
             up.terminate()
             up.wait(60)
     return result
@@ -277,8 +281,10 @@ def storage_entries(nats_url: str, quick: bool) -> list[dict]:
             entry(
                 f"storage per agent after {terms:,} terms (snapshot file, compressed)", result["bytes"], "B", GUIDE_STORAGE,
                 higher_is_better=False, median_bytes=result["median"], nodes_per_replica=result["nodes"], agents=result["files"],
+                bytes_per_node=round(result["bytes"] / result["nodes"], 2),
                 how="example network (9 agents) in one process on a real nats-server, terms half repeated half distinct, "
-                    "rewriting on; converged, then stopped (each agent writes its snapshot); the largest file",
+                    "rewriting on; converged, then stopped (each agent writes its snapshot, agent/snapshot_format.py); "
+                    "the largest file",
             )
         )
     restart = asyncio.run(restart_against_resync(nats_url, 20_000 if quick else 100_000))

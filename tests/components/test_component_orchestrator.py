@@ -73,7 +73,7 @@ async def test_a_sync_round_through_the_orchestrator_converges_agents_that_do_no
     # No pushes, no anti-entropy timer, no rewriting: only the orchestrator's round can spread the terms.
     quiet = replace(BEATING, eager=False, sync_interval=0, node_cap=0)
     config = component_config(NAME, nats_server.url, settings={"heartbeat_interval": str(BEAT)})
-    async with serving(NAME, config) as (_, client), running(runtime_config(config.network, nats_server.url, settings=quiet)) as host:
+    async with serving(NAME, config) as (service, client), running(runtime_config(config.network, nats_server.url, settings=quiet)) as host:
         for agent, term in ((0, "x*(y+z)"), (4, "a + b"), (8, "f(q, 2)")):
             host.agents[agent].submit(parse(term))
         await host.settle()
@@ -88,6 +88,10 @@ async def test_a_sync_round_through_the_orchestrator_converges_agents_that_do_no
             return (await client.get("/status")).json()["converged"]
 
         await eventually(converged, 10, "the orchestrator to see one digest")
+        # Every agent now has every event: a round leaves none in the orchestrator's log (its state keeps them).
+        await client.post("/sync-round", json={"timeout": 2})
+        replica = service.replica.egraph
+        assert replica.events_held() == 0 and replica.digest() == host.agents[1].egraph.digest()
 
 
 @pytest.mark.parametrize(

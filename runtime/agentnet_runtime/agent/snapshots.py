@@ -1,11 +1,16 @@
 """Crash-safe snapshots of an agent's e-graph in its data directory.
 
-`<data dir>/snapshots/agent-{id}.json.gz` is the newest snapshot (EGraph.to_wire(), JSON,
-gzip), `agent-{id}.previous.json.gz` the one before it. A snapshot is written to a temp
-file, fsynced, and renamed into place after the newest has become the previous one (the
-directory is fsynced too), so a crash at any point leaves at least one whole snapshot and
-at most a stray temp file. At start the newest that reads is restored; if neither reads,
-the agent starts empty and re-syncs from its neighbours. The log says which happened.
+`<data dir>/snapshots/agent-{id}.snapshot` is the newest snapshot (EGraph.to_wire() in the
+columnar format of snapshot_format.py), `agent-{id}.previous.snapshot` the one before it. A
+snapshot is written to a temp file, fsynced, and renamed into place after the newest has become
+the previous one (the directory is fsynced too), so a crash at any point leaves at least one
+whole snapshot and at most a stray temp file. At start the newest that reads is restored; if
+neither reads, the agent starts empty and re-syncs from its neighbours. The log says which happened.
+
+Snapshots of earlier versions (`agent-{id}.json.gz`, `agent-{id}.previous.json.gz`: the wire
+form as gzipped JSON) still restore: a file is read by its first bytes, the old names are tried
+after the new ones, and the first write moves the old newest into the previous slot (deleting
+the old previous), so nothing is lost and nothing old stays behind.
 """
 
 from __future__ import annotations
@@ -21,14 +26,22 @@ import orjson
 
 from agentnet_runtime.core.egraph import Delta
 
+from . import snapshot_format
+
 log = logging.getLogger("agentnet.agent")
 
 DIRECTORY = "snapshots"
-COMPRESSION = 6  # gzip level: a third of the JSON (node ids are hashes, which do not compress); 0.15 s for 70,000 e-nodes
+GZIP_MAGIC = b"\x1f\x8b"  # a snapshot of the earlier format
 
 
 def paths(data_dir: Path, agent: int) -> tuple[Path, Path]:
     """(newest, previous) snapshot files of an agent."""
+    directory = Path(data_dir) / DIRECTORY
+    return directory / f"agent-{agent}.snapshot", directory / f"agent-{agent}.previous.snapshot"
+
+
+def legacy_paths(data_dir: Path, agent: int) -> tuple[Path, Path]:
+    """(newest, previous) snapshot files of an agent as earlier versions named them."""
     directory = Path(data_dir) / DIRECTORY
     return directory / f"agent-{agent}.json.gz", directory / f"agent-{agent}.previous.json.gz"
 
@@ -36,9 +49,13 @@ def paths(data_dir: Path, agent: int) -> tuple[Path, Path]:
 def write(data_dir: Path, agent: int, wire: dict) -> Path:
     """Write a snapshot crash-safely, keeping the one before it; returns the newest file."""
     newest, previous = paths(data_dir, agent)
+    old_newest, old_previous = legacy_paths(data_dir, agent)
     newest.parent.mkdir(parents=True, exist_ok=True)
     temporary = newest.with_name(newest.name + ".tmp")
-    data = gzip.compress(orjson.dumps(wire), compresslevel=COMPRESSION, mtime=0)
+    data = snapshot_format.encode(wire)
+    if not newest.exists() and old_newest.exists():
+        os.replace(old_newest, newest)  # the earlier format's newest becomes the previous below
+    old_previous.unlink(missing_ok=True)
     with open(temporary, "wb") as file:
         file.write(data)
         file.flush()
@@ -55,7 +72,10 @@ def write(data_dir: Path, agent: int, wire: dict) -> Path:
 
 
 def _read(path: Path) -> Delta:
-    return Delta.from_wire(orjson.loads(gzip.decompress(path.read_bytes())))
+    data = path.read_bytes()
+    if data.startswith(GZIP_MAGIC):
+        return Delta.from_wire(orjson.loads(gzip.decompress(data)))
+    return Delta.from_wire(snapshot_format.decode(data))
 
 
 @dataclass(frozen=True)
@@ -66,9 +86,9 @@ class Restored:
 
 
 def read(data_dir: Path, agent: int) -> Restored:
-    """The newest snapshot that reads (whole gzip, JSON, valid e-graph state); says in the log which."""
+    """The newest snapshot that reads (whole file, valid e-graph state); says in the log which."""
     problems = []
-    for source, path in zip(("newest", "previous"), paths(data_dir, agent)):
+    for source, path in zip(("newest", "previous", "newest", "previous"), [*paths(data_dir, agent), *legacy_paths(data_dir, agent)]):
         if not path.exists():
             continue
         try:

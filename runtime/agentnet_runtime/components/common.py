@@ -17,6 +17,7 @@ from agentnet_runtime.agent.transport import Transport, Unreachable
 from agentnet_runtime.core.clock import VectorClock
 from agentnet_runtime.core.clock import validate as validate_clock
 from agentnet_runtime.core.egraph import Delta, EGraph
+from agentnet_runtime.core.events import stable_clock
 from agentnet_runtime.core.explain import Explanation
 from agentnet_runtime.core.saturate import Verdict
 from agentnet_runtime.core.terms import Term
@@ -101,6 +102,8 @@ class NetworkReplica:
       state message to agent.{observer}.state, which `listen` also joins);
     - `push(agent, clock)`: sends an agent what its clock says it lacks.
     Join is idempotent, so duplicates and overlaps cost nothing but the decoding.
+    After each pull it compacts, as an agent does, the events every agent it has heard from has
+    (their clocks in `heard`): its log then holds what is in flight, not the network's history.
     """
 
     def __init__(self, transport: Transport, observer: int, component: str):
@@ -108,6 +111,7 @@ class NetworkReplica:
         self.egraph = EGraph(f"observer.{component}")  # joins only: it never makes events of its own
         self.joined: Tally[str] = Tally()  # deltas joined, by source ("stream.blue", "agent.3", ...)
         self.rejected = 0
+        self.heard: dict[int, VectorClock] = {}  # agent -> the clock of its last sync reply
 
     async def listen(self, streams: bool) -> None:
         await self.transport.subscribe(subjects.for_agent(subjects.STATE, self.observer), self._on_state)
@@ -146,6 +150,8 @@ class NetworkReplica:
             answer = reply["body"]
             clock = validate_clock(answer["clock"])
             new = self.join(answer["delta"], f"agent.{agent}") if "delta" in answer else 0
+            self.heard[agent] = clock
+            self.egraph.compact(stable_clock(self.egraph.clock, list(self.heard.values())))
         except Unreachable:
             return "unreachable", 0, None
         except (KeyError, TypeError, ValueError) as error:

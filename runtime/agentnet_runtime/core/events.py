@@ -264,8 +264,10 @@ class _RecentBatches:
 
 
 # Wire entries are lists, and a list in memory costs the garbage collector time: keep a short
-# window of them, enough for an event's trip to a replica and on to its neighbours.
-_CHECKED = _RecentBatches(rows=50_000)  # (origin, seq) -> (the batch, the wire entry it was checked from)
+# window of them, enough for an event's trip to a replica and on to its neighbours. A checked row
+# costs some 420 bytes (its wire entry's lists and strings): 20,000 rows are 8 MB, minutes of a
+# steady load (a larger window only filled up long after the soak's warm-up, as growth).
+_CHECKED = _RecentBatches(rows=20_000)  # (origin, seq) -> (the batch, the wire entry it was checked from)
 _WRITTEN = _RecentBatches(rows=20_000)  # id(batch) -> (the batch, its wire entry as handed out)
 
 
