@@ -4,6 +4,7 @@ Timings are the best of several repeats (the least disturbed run), on CPU time f
 single-threaded work ("per core" targets) or wall time where threads or I/O count.
 """
 
+import argparse
 import asyncio
 import datetime
 import json
@@ -16,7 +17,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Awaitable, Callable
 
 import httpx
 
@@ -137,6 +138,20 @@ def percentile(samples: list[float], share: float) -> float:
     """The sample at `share` (0.99 = p99) of the sorted samples, nearest rank."""
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, max(0, math.ceil(len(ordered) * share) - 1))]
+
+
+def arguments_or_load(doc: str, loads: dict[str, Callable[[dict], Awaitable[dict]]]) -> argparse.Namespace | None:
+    """A benchmark's command line: `--quick`, and `--load SPEC` for its load-generator process, which runs
+    loads[spec["mode"]](spec), prints the JSON result and gets None back (nothing else to do)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="shorter runs")
+    parser.add_argument("--load", help=argparse.SUPPRESS)  # the load-generator process: a JSON spec
+    args = parser.parse_args()
+    if args.load is None:
+        return args
+    spec = json.loads(args.load)
+    print(json.dumps(asyncio.run(loads[spec["mode"]](spec))))
+    return None
 
 
 def load_from_second_process(module: str, spec: dict, timeout: float = 900, from_source: bool = False) -> dict:
