@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -236,6 +237,7 @@ def bench_messages(up: Up, quick: bool) -> list[dict]:
             terms_per_s=round(load["sent"] / (load["end"] - load["start"]), 1),
             messages_per_term=round(busy * span / max(load["sent"], 1), 2), connections=concurrency,
             up_cpu_seconds=round(cpu, 2), up_cpu_share_of_one_core=round(cpu / (load["end"] - load["start"]), 2),
+            messages_per_up_cpu_second=round(busy * (load["end"] - load["start"]) / cpu) if cpu else None,
             converged_s_after_load=round(converged_after, 2), received_by_kind=by_kind,
             received_while_converging=round(sum(after.values()) - sum(before.values())),
             how="`agentnet up -f examples/network.yaml`; a second process posts distinct terms (a{n} * (b + c)) to "
@@ -390,6 +392,7 @@ def main() -> None:
     args = arguments_or_load(__doc__, {"terms": term_load, "mixed": mixed_load, "routes": routes_load})
     if args is None:
         return  # this was the load generator
+    load_average_before = [round(load, 2) for load in os.getloadavg()]  # the machine is shared: say how busy it was
     entries = bench_cold_starts(args.quick)
     with tempfile.TemporaryDirectory() as directory:
         up = Up(Path(directory))
@@ -403,7 +406,7 @@ def main() -> None:
     plot = RESULTS_DIR / "guides_latency.png"
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     plot_latencies(latencies, plot)
-    report("guides", entries, quick=args.quick, plot=str(plot.relative_to(REPO)))
+    report("guides", entries, quick=args.quick, plot=str(plot.relative_to(REPO)), load_average_before=load_average_before)
 
 
 if __name__ == "__main__":
