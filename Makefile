@@ -26,7 +26,8 @@ $(VENV)/.installed: pyproject.toml setup.py $(wildcard runtime/agentnet_runtime/
 	touch $@
 
 # Debian packages of the rig's real node (containerd, runc, CNI plugins, iptables,
-# nftables, conntrack) and of the image build (buildah, debootstrap); needs root.
+# nftables, conntrack), of the image build (buildah, debootstrap) and of the tests'
+# shell lint (shellcheck); needs root.
 host-packages:
 	bash scripts/host-packages.sh
 

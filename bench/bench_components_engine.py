@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import functools
 import json
-import os
 import random
 import statistics
 import subprocess
@@ -36,8 +35,7 @@ from agentnet_runtime.local.up import network_document_from
 from agentnet_runtime.natsbin import EmbeddedNats, free_port
 
 from .bench_core import distinct_terms, random_term
-from .bench_runtime import wait_for_http
-from .common import entry, load_from_second_process, percentile, report
+from .common import entry, load_from_second_process, percentile, process_tree_cpu, report, wait_for_http
 
 REPO = Path(__file__).resolve().parents[1]
 AGENTNET = str(Path(sys.executable).with_name("agentnet"))
@@ -215,23 +213,6 @@ class Components:
             process.terminate()
         for process in self.processes:
             process.wait(30)
-
-
-def process_tree_cpu(root: int) -> float:
-    """User + system CPU seconds of a process and its live descendants (from /proc)."""
-    stats = {}
-    for entry_dir in Path("/proc").iterdir():
-        if entry_dir.name.isdigit():
-            try:
-                fields = (entry_dir / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            stats[int(entry_dir.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))  # ppid, utime + stime
-    tree, total = {root}, 0
-    for _ in range(3):  # the component, its worker, any grandchild
-        tree |= {pid for pid, (parent, _) in stats.items() if parent in tree}
-    total = sum(stats[pid][1] for pid in tree if pid in stats)
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 # --- figures -------------------------------------------------------------------------------------------------

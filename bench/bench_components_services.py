@@ -33,8 +33,7 @@ from agentnet_runtime.natsbin import EmbeddedNats, free_port
 from agentnet_runtime.timeline import Recorder, Timeline
 
 from .bench_components_engine import latency_entry, run_load
-from .bench_runtime import wait_for_http
-from .common import entry, load_from_second_process, percentile, report
+from .common import entry, load_from_second_process, percentile, report, wait_for_http
 
 REPO = Path(__file__).resolve().parents[1]
 AGENTNET = str(Path(sys.executable).with_name("agentnet"))

@@ -34,10 +34,8 @@ from agentnet_runtime.natsbin import EmbeddedNats, free_port
 from agentnet_runtime.timeline import Recorder, Timeline
 from agentnet_runtime.web import tune_collector
 
-from .common import entry, report
+from .common import AGENTNET, REPO, entry, get_latencies, report, wait_for_http
 
-REPO = Path(__file__).resolve().parents[1]
-AGENTNET = str(Path(sys.executable).with_name("agentnet"))
 FAST = AgentSettings(sync_interval=0.25, heartbeat_interval=0.5, batch_delay=0.005)
 
 
@@ -189,38 +187,6 @@ def bench_timeline(quick: bool) -> list[dict]:
 # --- HTTP latency under load from another process -------------------------------------------------------
 
 
-async def load(url: str, requests: int, concurrency: int, seconds: float) -> list[float]:
-    """Issue GETs against `url` from `concurrency` connections; latencies in seconds."""
-    latencies: list[float] = []
-    deadline = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=5) as client:
-
-        async def worker(count: int) -> None:
-            for _ in range(count):
-                if time.monotonic() > deadline:
-                    return
-                start = time.perf_counter()
-                response = await client.get(url)
-                latencies.append(time.perf_counter() - start)
-                response.raise_for_status()
-
-        await asyncio.gather(*(worker(requests // concurrency) for _ in range(concurrency)))
-    return latencies
-
-
-def wait_for_http(url: str, timeout: float) -> float:
-    """Seconds until `url` answers 200 (polling every 2 ms)."""
-    start = time.perf_counter()
-    while time.perf_counter() - start < timeout:
-        try:
-            if httpx.get(url, timeout=0.5).status_code == 200:
-                return time.perf_counter() - start
-        except httpx.HTTPError:
-            time.sleep(0.002)
-    raise TimeoutError(f"{url} did not answer within {timeout}s")
-
-
 def bench_state_latency(quick: bool) -> list[dict]:
     port, requests, concurrency = free_port(), (2_000 if quick else 5_000), 2
     up = subprocess.Popen([AGENTNET, "up", "-f", str(REPO / "examples" / "network.yaml"), "--port", str(port)],
@@ -286,7 +252,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.load:
         url, requests, concurrency = args.load
-        print(json.dumps(asyncio.run(load(url, int(requests), int(concurrency), seconds=60))))
+        print(json.dumps(asyncio.run(get_latencies(url, int(requests), int(concurrency), seconds=60))))
         return
     entries: list[dict] = []
     tune_collector()  # this process hosts agents and a timeline, as a runtime process does (web.run_until_signal)

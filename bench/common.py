@@ -4,6 +4,8 @@ Timings are the best of several repeats (the least disturbed run), on CPU time f
 single-threaded work ("per core" targets) or wall time where threads or I/O count.
 """
 
+import argparse
+import asyncio
 import datetime
 import json
 import math
@@ -15,11 +17,15 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Awaitable, Callable
+
+import httpx
 
 from agentnet_runtime.core import compiled_modules
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+REPO = Path(__file__).resolve().parents[1]
+RESULTS_DIR = REPO / "bench" / "results"
+AGENTNET = str(Path(sys.executable).with_name("agentnet"))  # the console script of this environment
 
 
 def machine_info() -> dict:
@@ -134,6 +140,20 @@ def percentile(samples: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(len(ordered) * share) - 1))]
 
 
+def arguments_or_load(doc: str, loads: dict[str, Callable[[dict], Awaitable[dict]]]) -> argparse.Namespace | None:
+    """A benchmark's command line: `--quick`, and `--load SPEC` for its load-generator process, which runs
+    loads[spec["mode"]](spec), prints the JSON result and gets None back (nothing else to do)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="shorter runs")
+    parser.add_argument("--load", help=argparse.SUPPRESS)  # the load-generator process: a JSON spec
+    args = parser.parse_args()
+    if args.load is None:
+        return args
+    spec = json.loads(args.load)
+    print(json.dumps(asyncio.run(loads[spec["mode"]](spec))))
+    return None
+
+
 def load_from_second_process(module: str, spec: dict, timeout: float = 900, from_source: bool = False) -> dict:
     """Run `python -m <module> --load <spec>` (a load generator in a process of its own) and return its JSON.
 
@@ -145,3 +165,53 @@ def load_from_second_process(module: str, spec: dict, timeout: float = 900, from
     if result.returncode != 0:
         raise RuntimeError(f"load generator {module} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout)
+
+
+def wait_for_http(url: str, timeout: float) -> float:
+    """Seconds until `url` answers 200 (polling every 2 ms)."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        try:
+            if httpx.get(url, timeout=0.5).status_code == 200:
+                return time.perf_counter() - start
+        except httpx.HTTPError:
+            time.sleep(0.002)
+    raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
+async def get_latencies(url: str, requests: int, concurrency: int, seconds: float) -> list[float]:
+    """Issue GETs against `url` from `concurrency` keep-alive connections, back to back, for at most
+    `seconds`; each request's latency in seconds (a non-2xx answer raises)."""
+    latencies: list[float] = []
+    deadline = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=5) as client:
+
+        async def worker(count: int) -> None:
+            for _ in range(count):
+                if time.monotonic() > deadline:
+                    return
+                start = time.perf_counter()
+                response = await client.get(url)
+                latencies.append(time.perf_counter() - start)
+                response.raise_for_status()
+
+        await asyncio.gather(*(worker(requests // concurrency) for _ in range(concurrency)))
+    return latencies
+
+
+def process_tree_cpu(root: int) -> float:
+    """User + system CPU seconds of a process and its live descendants (from /proc)."""
+    stats = {}
+    for entry_dir in Path("/proc").iterdir():
+        if entry_dir.name.isdigit():
+            try:
+                fields = (entry_dir / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(entry_dir.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))  # ppid, utime + stime
+    tree, total = {root}, 0
+    for _ in range(3):  # the component, its worker, any grandchild
+        tree |= {pid for pid, (parent, _) in stats.items() if parent in tree}
+    total = sum(stats[pid][1] for pid in tree if pid in stats)
+    return total / os.sysconf("SC_CLK_TCK")

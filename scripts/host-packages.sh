@@ -2,11 +2,12 @@
 # Installs the Debian packages the rig's real node and the image build need,
 # unless they are there already (`make host-packages`):
 #   containerd, runc, the CNI plugins, iptables, nftables and conntrack: the real node;
-#   buildah and debootstrap: the images, built with no Docker engine and no registry.
+#   buildah and debootstrap: the images, built with no Docker engine and no registry;
+#   shellcheck: the tests lint the shell scripts users run (scripts/e2e-kind.sh).
 # Needs root and Debian 12 (bookworm), or a distribution with the same package names.
 set -euo pipefail
 
-packages=(containerd runc containernetworking-plugins iptables nftables conntrack buildah debootstrap)
+packages=(containerd runc containernetworking-plugins iptables nftables conntrack buildah debootstrap shellcheck)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -655,11 +655,12 @@ def _stub_path(tmp_path: Path) -> tuple[dict[str, str], Path]:
 
 
 def test_e2e_kind_script_runs_its_steps_in_order(tmp_path):
-    """The script cannot run here (no Docker engine): bash -n, shellcheck when installed,
-    and a run against stub docker/kind/kubectl/helm that records every call."""
+    """The script cannot run here (no Docker engine): bash -n, shellcheck (`make host-packages`
+    installs it), and a run against stub docker/kind/kubectl/helm that records every call."""
     ok(run(Path("/bin/bash"), "-n", str(E2E_SCRIPT)))
-    if shutil.which("shellcheck"):
-        ok(run(Path(shutil.which("shellcheck")), str(E2E_SCRIPT)))
+    shellcheck = shutil.which("shellcheck")
+    assert shellcheck, "shellcheck is not installed: `make host-packages` installs it"
+    ok(run(Path(shellcheck), str(E2E_SCRIPT)))
 
     env, log = _stub_path(tmp_path)
     ok(run(Path("/bin/bash"), str(E2E_SCRIPT), env=env, cwd=tmp_path))

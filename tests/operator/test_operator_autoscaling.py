@@ -120,8 +120,15 @@ def test_stream_red_follows_its_queue_up_and_down(source, agentnet_crd, kubeconf
         # An operator restarted under load keeps the replicas it decided on.
         operator.stop()
         operator = RunningOperator(kubeconfig, tmp_path / "operator-2.log", namespace=namespace, resync_seconds=5.0)
-        time.sleep(3)
+        # Until the new operator has reconciled with a metric it read itself (the queue is still far
+        # behind): two reconciles after its first read, as one may have begun before the read.
+        wait_for(lambda: operator.metric("agentnet_operator_autoscale_metric", component="stream-red") > 0, 30,
+                 "the restarted operator's first read of the lag")
+        reconciles = operator.metric("agentnet_operator_reconciles_total")
+        wait_for(lambda: operator.metric("agentnet_operator_reconciles_total") >= reconciles + 2, 30,
+                 "two reconciles after that read")
         assert replicas(kubectl, namespace, "stream-red") == MAX_REPLICAS
+        assert operator.metric("agentnet_operator_scalings_total", component="stream-red") == 0  # nothing to redo
 
         stop.set()
         load.join(LOAD_SECONDS + 5)
@@ -159,9 +166,12 @@ def test_a_metric_that_cannot_be_read_keeps_the_replicas_and_says_why(agentnet_c
         found = wait_for(degraded, 30, "Degraded MetricUnavailable")
         assert "egraph-service: prometheus metric" in found["message"] and "keeping the current replicas" in found["message"]
         wait_ready(kubectl, namespace, "load")  # a metric problem does not make the network unready
-        time.sleep(2)
+        # Two more failed reads (each one enqueues a reconcile) and the replicas still stand.
+        errors = operator.metric("agentnet_operator_autoscale_metric_errors_total", component="egraph-service")
+        assert errors >= 1
+        wait_for(lambda: operator.metric("agentnet_operator_autoscale_metric_errors_total", component="egraph-service")
+                 >= errors + 2, 30, "two more failed reads")
         assert replicas(kubectl, namespace, "egraph-service") == 2
-        assert operator.metric("agentnet_operator_autoscale_metric_errors_total", component="egraph-service") >= 1
     finally:
         operator.stop()
 

@@ -37,6 +37,15 @@ def test_a_changed_or_missing_field_is_drift():
     assert needs_apply(desired(), relabelled)
 
 
+async def drained(queue: WorkQueue, timeout: float = 10) -> None:
+    """Poll until no key waits (a retry's backoff included) or runs: then no run can start any more
+    (the works here never ask to run again later), so what ran is all that will."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while queue.waiting or queue.running or queue.tasks:
+        assert asyncio.get_running_loop().time() < deadline, "the queue did not drain"
+        await asyncio.sleep(0.01)
+
+
 def test_a_missing_child_or_a_new_digest_needs_apply():
     assert needs_apply(desired(), None)
     assert needs_apply(stamp_digest(desired(), "d2"), live())
@@ -48,7 +57,7 @@ async def test_a_burst_of_events_is_one_reconcile():
     for _ in range(20):
         queue.enqueue("a")
     queue.enqueue("b")
-    await asyncio.sleep(0.2)
+    await drained(queue)
     assert sorted(runs) == ["a", "b"]
 
 
@@ -70,7 +79,7 @@ async def test_an_event_during_a_reconcile_runs_it_once_more_never_concurrently(
     for _ in range(5):
         queue.enqueue("a")
     release.set()
-    await asyncio.sleep(0.3)
+    await drained(queue)
     assert runs == ["a", "a"] and not any(overlaps)
 
 
@@ -84,7 +93,7 @@ async def test_a_failed_reconcile_is_retried():
 
     queue = WorkQueue(flaky, delay=0.01)
     queue.enqueue("a")
-    await asyncio.sleep(1.5)  # first retry waits 1 s
+    await drained(queue)
     assert len(attempts) == 2 and not queue.failures
 
 
