@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import functools
 import json
+import os
 import random
 import statistics
 import subprocess

@@ -36,7 +36,8 @@ from agentnet_runtime.local.up import LOCAL_SETTINGS, network_document_from
 from agentnet_runtime.natsbin import EmbeddedNats, free_port
 from agentnet_runtime.web import HttpServer, tune_collector
 
-from .bench_runtime import burst, burst_convergence, converged
+from .bench_runtime import burst_convergence
+from .common import burst, converged
 from .common import entry, percentile, report, wait_for_http
 
 AGENTNET = str(Path(sys.executable).with_name("agentnet"))

@@ -37,8 +37,7 @@ from agentnet_runtime.local.up import network_document_from
 from agentnet_runtime.natsbin import EmbeddedNats, free_port
 from agentnet_runtime.web import tune_collector
 
-from .bench_runtime import AGENTNET, FAST, burst, converged, wait_for_http
-from .common import RESULTS_DIR, entry, report
+from .common import AGENTNET, FAST, RESULTS_DIR, burst, converged, entry, report, wait_for_http
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402

@@ -34,31 +34,11 @@ from agentnet_runtime.natsbin import EmbeddedNats, free_port
 from agentnet_runtime.timeline import Recorder, Timeline
 from agentnet_runtime.web import tune_collector
 
-from .common import AGENTNET, REPO, entry, get_latencies, report, wait_for_http
-
-FAST = AgentSettings(sync_interval=0.25, heartbeat_interval=0.5, batch_delay=0.005)
-
+from .common import AGENTNET, FAST, REPO, burst, converged, entry, get_latencies, random_term, report, wait_for_http
 
 def network(agents: int, kind: str) -> NetworkConfig:
     topology = {"kind": kind, **({"degree": 4} if kind == "ramanujan" else {})}
     return NetworkConfig.from_json(network_document_from({"metadata": {"name": "bench"}, "spec": {"agents": agents, "topology": topology}}))
-
-
-def random_term(rng: random.Random, leaves: int, names: list[str]) -> Term:
-    if leaves == 1:
-        return Term(rng.choice(names))
-    left = rng.randint(1, leaves - 1)
-    return Term(rng.choice("+*"), (random_term(rng, left, names), random_term(rng, leaves - left, names)))
-
-
-def burst(count: int, seed: int) -> list[Term]:
-    """`count` random sums and products of 2 or 3 variables out of 30, e.g. v3 * (v17 + v4)."""
-    rng, names = random.Random(seed), [f"v{i}" for i in range(30)]
-    return [random_term(rng, rng.randint(2, 3), names) for _ in range(count)]
-
-
-def converged(host: AgentHost) -> bool:
-    return len(set(host.digests().values())) == 1 and not any(a.dirty for a in host.agents.values())
 
 
 async def started_host(net: NetworkConfig, nats_url: str, settings: AgentSettings) -> AgentHost:

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -21,7 +22,10 @@ from typing import Awaitable, Callable
 
 import httpx
 
+from agentnet_runtime.agent.host import AgentHost
+from agentnet_runtime.config import AgentSettings
 from agentnet_runtime.core import compiled_modules
+from agentnet_runtime.core.terms import Term
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "bench" / "results"
@@ -215,3 +219,25 @@ def process_tree_cpu(root: int) -> float:
         tree |= {pid for pid, (parent, _) in stats.items() if parent in tree}
     total = sum(stats[pid][1] for pid in tree if pid in stats)
     return total / os.sysconf("SC_CLK_TCK")
+
+
+# --- workloads shared by the runtime benchmarks ---------------------------------------------------------
+
+FAST = AgentSettings(sync_interval=0.25, heartbeat_interval=0.5, batch_delay=0.005)
+
+
+def random_term(rng: random.Random, leaves: int, names: list[str]) -> Term:
+    if leaves == 1:
+        return Term(rng.choice(names))
+    left = rng.randint(1, leaves - 1)
+    return Term(rng.choice("+*"), (random_term(rng, left, names), random_term(rng, leaves - left, names)))
+
+
+def burst(count: int, seed: int) -> list[Term]:
+    """`count` random sums and products of 2 or 3 variables out of 30, e.g. v3 * (v17 + v4)."""
+    rng, names = random.Random(seed), [f"v{i}" for i in range(30)]
+    return [random_term(rng, rng.randint(2, 3), names) for _ in range(count)]
+
+
+def converged(host: AgentHost) -> bool:
+    return len(set(host.digests().values())) == 1 and not any(a.dirty for a in host.agents.values())
