@@ -182,6 +182,7 @@ async def metrics_endpoint(request: Request) -> Response:
 
 # --- GET /: service metadata ------------------------------------------------------------------------
 
+_DESCRIBES = "agentnet-describes"  # the name of routes that answer the metadata (not listed among the routes)
 
 def route_table(routes: Iterable[BaseRoute], prefix: str = "") -> list[dict[str, Any]]:
     """Every route of a router as {"path", "methods"}, mounted apps' routes under their prefix
@@ -209,9 +210,6 @@ def settings_json(settings: Any) -> dict[str, Any]:
     if dataclasses.is_dataclass(settings) and not isinstance(settings, type):
         return json.loads(json.dumps(dataclasses.asdict(settings), default=str))
     return dict(settings or {})
-
-
-_DESCRIBES = "agentnet-describes"
 
 
 def _wants_json(request: Request) -> bool:
