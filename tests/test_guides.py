@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -23,14 +22,11 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).parent / "components"))  # component_support, as its tests import it
 
 from component_support import component_config  # noqa: E402
+from guides_support import verify_deployment_script  # noqa: E402
 
 from agentnet_runtime import __version__, components  # noqa: E402
 from agentnet_runtime.catalogue import BY_NAME, COMPONENT_NAMES  # noqa: E402
-from agentnet_runtime.natsbin import free_port  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-GUIDES = Path(os.environ.get("AGENTNET_GUIDES_DIR", REPO.parent / "shared" / "guides"))
-AGENTNET = str(Path(sys.executable).with_name("agentnet"))
 
 # One route of each component as the README documents it: the metadata lists the router's routes.
 DOCUMENTED = {
@@ -43,19 +39,8 @@ DOCUMENTED = {
 POLARITY = {"stream-red": ("RED", "positive"), "stream-blue": ("BLUE", "negative"), "stream-green": ("GREEN", "neutral")}
 
 
-def guide(number: str) -> str:
-    found = sorted(GUIDES.glob(f"{number}_*.txt"))
-    assert found, f"deployment guide {number} not found in {GUIDES} (set AGENTNET_GUIDES_DIR)"
-    return found[0].read_text()
-
-
 def client_of(app) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://component")
-
-
-@pytest.fixture
-def config(tmp_path):
-    return component_config("crdt-service", data_dir=str(tmp_path))
 
 
 @pytest.mark.parametrize("name", COMPONENT_NAMES)
@@ -129,14 +114,6 @@ async def test_a_streams_own_routes_are_still_its_own(tmp_path):
         assert (await client.put("/anything")).status_code == 405  # the guides name GET and POST only
 
 
-def verify_deployment_script(port: int) -> str:
-    """Guide 000's verify_deployment.sh, word for word but for the host of each component."""
-    text = guide("000")
-    script = re.search(r"Create health check script \(`verify_deployment.sh`\):\s*```bash\n(.*?)```", text, re.S).group(1)
-    assert script.count('URL="https://${component}.worm.sex/"') == 1, "the guide's script changed: read it again"
-    return script.replace('URL="https://${component}.worm.sex/"', f'URL="http://${{component}}.localhost:{port}/"')
-
-
 def test_the_guides_verify_deployment_script_passes_against_agentnet_up(tmp_path):
     from test_runtime_up import start_up, stop
 
@@ -144,7 +121,7 @@ def test_the_guides_verify_deployment_script_passes_against_agentnet_up(tmp_path
     try:
         port = int(base.rsplit(":", 1)[1])
         script = tmp_path / "verify_deployment.sh"
-        script.write_text(verify_deployment_script(port))
+        script.write_text(verify_deployment_script(f"${{component}}.localhost:{port}"))
         result = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "✓ All 11 components verified successfully!" in result.stdout
