@@ -61,7 +61,9 @@ async def test_state_and_submission_without_nats(client):
     assert state["messages_received"] == state["messages_sent"] == state["syncs_completed"] == 0  # no NATS: nothing moved
     assert set(state) >= {"node_id", "neighbors", "uptime_seconds", "clock", "digest", "polarity"}
     assert (await client.post("/agent/1/sync")).status_code == 503  # not connected yet, and it says so
-    assert (await client.get("/health")).json()["nats"] == "connecting"
+    health = (await client.get("/health")).json()
+    assert (health["status"], health["agent_id"], health["nats"]) == ("ok", 0, "connecting")  # guide 001's, and ours
+    assert health["timestamp"].endswith("Z") and health["agents"] == [0, 1, 2]
     egraph = (await client.get("/agent/1/egraph")).json()
     assert egraph["kind"] == "agentnet.egraph.state"
 

@@ -2,6 +2,7 @@
 and deployment guide 001's JSON API.
 
     GET  /                        service metadata (web.create_app), with the hosted agents and their colours
+    GET  /health                  liveness, with guide 001's agent_id (the first hosted) and timestamp
     GET  /status                  this process's agents, digests, NATS connection
     GET  /agent/{id}/state        guide 001's agent_id, node_id, egraph_nodes, neighbors, messages_received,
                                   messages_sent, syncs_completed, uptime_seconds; then replica, colour, polarity,
@@ -25,6 +26,7 @@ the values differ at the point shown as "counterexample") or null (not proven ye
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -119,10 +121,15 @@ def agent_routes(host: AgentHost) -> list[Route]:
 MESSAGE_KINDS = ("send", "receive")
 
 
+def utc_iso(seconds: float) -> str:
+    """Seconds since the epoch as the guides write a time: 2025-12-21T10:00:00.123456Z."""
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 def event_json(event: Event) -> dict[str, Any]:
     """An event as guide 001's API shows one: its time and type first."""
     return {
-        "timestamp": datetime.fromtimestamp(event.time, timezone.utc).isoformat().replace("+00:00", "Z"),
+        "timestamp": utc_iso(event.time),
         "type": event.kind, "agent_id": event.origin, "subject": event.subject, "lamport": event.lamport,
         "seq": event.seq, "payload": event.payload,
     }  # fmt: skip
@@ -143,6 +150,13 @@ def performance(host: AgentHost) -> dict[str, Any]:
                         "uptime_seconds": uptime},
         "agents": states,
     }  # fmt: skip
+
+
+def agents_health(host: AgentHost) -> dict[str, Any]:
+    """What GET /health adds for an agent process: guide 001's agent_id (the first agent hosted; the only one
+    with agentsPerPod 1) and timestamp, every agent hosted, and the NATS connection."""
+    return {"agent_id": min(host.agents), "timestamp": utc_iso(time.time()), "agents": sorted(host.agents),
+            "nats": "connected" if host.transport.connected else "connecting"}  # fmt: skip
 
 
 async def agents_metadata(host: AgentHost) -> dict[str, Any]:
