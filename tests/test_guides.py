@@ -45,8 +45,7 @@ def client_of(app) -> httpx.AsyncClient:
 
 @pytest.mark.parametrize("name", COMPONENT_NAMES)
 async def test_every_component_answers_get_root_with_its_metadata(name, tmp_path):
-    settings_given = {"someSetting": "7"}
-    service = components.create(name, component_config(name, settings=settings_given, data_dir=str(tmp_path)))
+    service = components.create(name, component_config(name, data_dir=str(tmp_path)))
     async with client_of(service.app()) as client:
         response = await client.get("/", headers={"accept": "application/json"})
         assert response.status_code == 200, response.text
@@ -55,7 +54,7 @@ async def test_every_component_answers_get_root_with_its_metadata(name, tmp_path
         routes = {(route["path"], method) for route in about["routes"] for method in route["methods"]}
         assert {("/", "GET"), ("/health", "GET"), ("/ready", "GET"), ("/metrics", "GET"), DOCUMENTED[name]} <= routes
         assert len(routes) == sum(len(route["methods"]) for route in about["routes"]), "a route is listed twice"
-        assert about["settings"] == settings_given
+        assert about["settings"] == service.settings.model_dump(mode="json") and about["settings"]["component_id"] == name
         if name in POLARITY:
             assert (about["color"], about["polarity"]) == POLARITY[name]
         # GET on a route that takes only POST describes the service (guide 000: `curl /crdt/merge` is 200)
@@ -63,6 +62,14 @@ async def test_every_component_answers_get_root_with_its_metadata(name, tmp_path
             if method == "POST" and (path, "GET") not in routes:
                 described = await client.get(path)
                 assert described.status_code == 200 and described.json()["name"] == name, (path, described.text)
+
+
+async def test_the_settings_in_force_are_shown_given_or_default(tmp_path):
+    service = components.create("stream-green", component_config("stream-green", settings={"BATCH_SIZE": "7"},
+                                                                 data_dir=str(tmp_path)))  # fmt: skip
+    async with client_of(service.app()) as client:
+        shown = (await client.get("/")).json()["settings"]
+    assert shown["batch_size"] == 7 and shown["saturation_timeout_ms"] > 0 and shown["polarity"] == "neutral"
 
 
 async def test_the_dashboard_keeps_its_page_at_root_and_describes_itself_to_json_clients(tmp_path):

@@ -305,8 +305,8 @@ class StreamService(Service):
     async def describe(self, request: Request) -> dict[str, Any]:
         """The guides' stream answer: what was received, where, and how many bytes."""
         body = await request.body()
-        return {"message": f"{self.colour.value} stream received", "color": self.colour.value,
-                "polarity": self.colour.polarity, "path": request.url.path, "request_size": len(body)}  # fmt: skip
+        return {"message": f"{self.colour.value} stream received", "color": self.settings.color,
+                "polarity": self.settings.polarity, "path": request.url.path, "request_size": len(body)}  # fmt: skip
 
     def health(self) -> dict[str, Any]:
         return {"colour": self.colour.value, "consumer": self.consumer, "processed": self.processed,

@@ -18,16 +18,10 @@ class Colour(str, enum.Enum):
         """This colour's bit in a tag mask."""
         return _BITS[self]
 
-    @property
-    def polarity(self) -> str:
-        """The deployment guides' word for the colour: RED positive, BLUE negative, GREEN neutral."""
-        return _POLARITIES[self]
-
 
 # The fixed order: declaration order. Masks, sorting and "dominant colour" use it.
 COLOURS: tuple[Colour, ...] = tuple(Colour)
 _BITS = {colour: 1 << index for index, colour in enumerate(COLOURS)}
-_POLARITIES = {Colour.RED: "positive", Colour.BLUE: "negative", Colour.GREEN: "neutral"}
 ALL_COLOURS_MASK = (1 << len(COLOURS)) - 1
 
 
