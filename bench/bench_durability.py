@@ -94,7 +94,7 @@ def _resident(root: psutil.Process) -> dict[str, int]:
 
 
 def _largest_replica(client: httpx.Client, base: str, agents: int) -> int:
-    return max(client.get(f"{base}/agent/{i}/state", timeout=10).json()["size"] for i in range(agents))
+    return max(client.get(f"{base}/agent/{i}/state", timeout=10).json()["egraph_nodes"] for i in range(agents))
 
 
 def soak(seconds: float, budget: int | None) -> Soak:

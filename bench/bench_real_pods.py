@@ -511,7 +511,7 @@ def network_run(cluster: Cluster, events: ContainerdEvents, memory: OperatorMemo
                     term_sent = time.time()
             if term_sent is not None and converged is None:
                 states = list(pool.map(state, range(AGENTS)))
-                if all(states) and len({s["digest"] for s in states}) == 1 and all(s["size"] > 0 for s in states):
+                if all(states) and len({s["digest"] for s in states}) == 1 and all(s["egraph_nodes"] > 0 for s in states):
                     converged = time.time()
             if network_ready is None and condition_true(cluster.network(namespace), "Ready"):
                 network_ready = time.time()

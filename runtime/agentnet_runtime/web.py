@@ -2,9 +2,10 @@
 
 - `METRICS`: the metrics every process shares (HTTP, errors, agents, timeline); a service
   component defines its own, named `agentnet_<component>_...`, in its module.
-- `create_app(name, routes)`: a Starlette app with `/health` (liveness), `/ready` (readiness,
-  503 listing the reasons), `/metrics`, JSON errors that name the field and the rule, and
-  request count/latency metrics per route template.
+- `create_app(name, routes)`: a Starlette app with `/` (its service metadata, as the deployment
+  guides' `curl <component>/` checks expect), `/health` (liveness), `/ready` (readiness, 503
+  listing the reasons), `/metrics`, JSON errors that name the field and the rule, and request
+  count/latency metrics per route template.
 - `RequestError`, `json_body`: how a handler refuses bad input.
 - `HttpServer`: uvicorn run inside an existing event loop, stopped on request (the
   caller owns the signals), and `run_until_signal` for a process's main coroutine (which
@@ -19,9 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import json
 import logging
+import math
 import signal
 import socket
 import time
@@ -33,8 +36,9 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Host, Mount, Route
 
+from agentnet_runtime import __version__
 from agentnet_runtime.catalogue import HEALTH_PATH, READY_PATH
 
 log = logging.getLogger("agentnet")
@@ -93,6 +97,23 @@ async def json_body(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise RequestError("the body must be a JSON object", field="body", rule="must be a JSON object", status=400)
     return body
+
+
+def number(value: Any, field: str, low: float, high: float, *, integer: bool = False) -> float | int:
+    """`value` (a JSON number or a query string) as a number in [low, high], or a 422 naming `field`."""
+    kind = "an integer" if integer else "a number"
+    rule = f"{kind} {low:g}..{high:g}"
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        parsed = float(value)
+        if integer and parsed != int(parsed):
+            raise ValueError
+    except (TypeError, ValueError, OverflowError):
+        raise RequestError(f"{field} must be {kind} (got {value!r})", field=field, rule=rule) from None
+    if not (math.isfinite(parsed) and low <= parsed <= high):
+        raise RequestError(f"{field} must be {kind} {low:g}..{high:g} (got {value!r})", field=field, rule=rule)
+    return int(parsed) if integer else parsed
 
 
 async def _request_error(request: Request, error: Exception) -> Response:
@@ -159,15 +180,62 @@ async def metrics_endpoint(request: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
+# --- GET /: service metadata ------------------------------------------------------------------------
+
+_DESCRIBES = "agentnet-describes"  # the name of routes that answer the metadata (not listed among the routes)
+
+def route_table(routes: Iterable[BaseRoute], prefix: str = "") -> list[dict[str, Any]]:
+    """Every route of a router as {"path", "methods"}, mounted apps' routes under their prefix
+    (static files as one `prefix/...` entry), read from the router so the list cannot drift."""
+    table: list[dict[str, Any]] = []
+    for route in routes:
+        if isinstance(route, Route) and route.name == _DESCRIBES:
+            continue  # GET on a POST route: the metadata again, not a route of its own
+        if isinstance(route, Route):
+            table.append({"path": prefix + route.path, "methods": sorted((route.methods or set()) - {"HEAD"})})
+        elif isinstance(route, Mount):
+            inner = getattr(route.app, "routes", None)
+            if inner is None:
+                table.append({"path": prefix + route.path + "/...", "methods": ["GET"]})
+            else:
+                table.extend(route_table(inner, prefix + route.path))
+        # Host routes repeat what a Mount already lists (agentnet up serves a component both ways).
+    return table
+
+
+def settings_json(settings: Any) -> dict[str, Any]:
+    """A settings object as JSON: a pydantic model (model_dump), a dataclass, or a mapping."""
+    if hasattr(settings, "model_dump"):
+        return settings.model_dump(mode="json")
+    if dataclasses.is_dataclass(settings) and not isinstance(settings, type):
+        return json.loads(json.dumps(dataclasses.asdict(settings), default=str))
+    return dict(settings or {})
+
+
+def _wants_json(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
 def create_app(
     name: str,
     routes: Iterable[BaseRoute] = (),
     *,
     health: Callable[[], dict[str, Any]] | None = None,
     ready: Callable[[], list[str]] | None = None,
+    about: Callable[[Request], Awaitable[dict[str, Any]]] | None = None,
+    settings: Callable[[], Any] | None = None,
+    catch_all: bool = False,
 ) -> Starlette:
     """A Starlette app with the runtime's conventions.
 
+    `GET /` is the service's metadata: status, name, version, what `await about(request)` adds (a
+    stream's colour and polarity, ...), its routes (from the router, under the prefix it is mounted
+    at) and `settings()` in force. `GET` on a route that only takes POST answers the same (the guides
+    expect `curl /crdt/merge` to describe the service, not a 405). An app with a page of its own at
+    `/` (the dashboard) keeps it, and answers the metadata to a request that accepts JSON, not HTML.
+    With `catch_all`, any GET or POST to a path of no route answers the metadata too (the streams:
+    the guides' `curl /stream/red/test`).
     `GET /health` is liveness: 200 while the process serves, `health()` adds facts to its body.
     `GET /ready` is readiness: `ready()` lists why the process cannot do its work now (NATS
     away, a JetStream object missing, ...); 200 when the list is empty, else 503 with it."""
@@ -181,9 +249,32 @@ def create_app(
             return JSONResponse({"status": "not ready", "app": name, "reasons": reasons}, status_code=503)
         return JSONResponse({"status": "ready", "app": name})
 
+    async def metadata(request: Request) -> Response:
+        return JSONResponse({
+            "status": "ok", "name": name, "version": __version__, **(await about(request) if about else {}),
+            "routes": route_table(app.routes, request.scope.get("root_path", "")),
+            "settings": settings_json(settings() if settings else {}),
+        })  # fmt: skip
+
+    routes = list(routes)
+    page = next((r for r in routes if isinstance(r, Route) and r.path == "/"), None)
+
+    async def root_endpoint(request: Request) -> Response:
+        if page is not None and not _wants_json(request):
+            return await page.endpoint(request)
+        return await metadata(request)
+
+    hosts = [r for r in routes if isinstance(r, Host)]  # first: a request for that host is its app's, any path
+    own = [r for r in routes if r is not page and not isinstance(r, Host)]
+    # Paths no route answers GET for; described before the app's own routes, so that `GET /sync-round`
+    # is described rather than taken by a `/{id}` after it.
+    answered = {r.path for r in own if isinstance(r, Route) and (not r.methods or "GET" in r.methods)}
+    post_only = sorted({r.path for r in own if isinstance(r, Route)} - answered)
     app = Starlette(
-        routes=[Route(HEALTH_PATH, health_endpoint), Route(READY_PATH, ready_endpoint), Route("/metrics", metrics_endpoint),
-                *routes],
+        routes=[*hosts, Route("/", root_endpoint), Route(HEALTH_PATH, health_endpoint), Route(READY_PATH, ready_endpoint),
+                Route("/metrics", metrics_endpoint),
+                *(Route(path, metadata, methods=["GET"], name=_DESCRIBES) for path in post_only), *own,
+                *([Route("/{path:path}", metadata, methods=["GET", "POST"], name=_DESCRIBES)] if catch_all else [])],
         exception_handlers={RequestError: _request_error, HTTPException: _http_error, Exception: _server_error},
     )
     app.add_middleware(_Metrics, name=name)

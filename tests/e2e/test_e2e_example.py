@@ -55,7 +55,7 @@ def test_the_example_network_runs_converges_and_shows_in_the_dashboard(
     reply = post_from_pod(kubectl, ns, orchestrator, f"{agents_url(ns, 0)}/agent/0/message", {"term": PROVE[0]})
     assert reply["status"] == 202, reply
     states = wait_for(lambda: converged(k8s, ns, NETWORK, AGENTS), 180, "the nine agents to hold one digest")
-    assert all(state["size"] > 0 for state in states.values()), states
+    assert all(state["egraph_nodes"] > 0 for state in states.values()), states
 
     def proved_on_agent_5() -> bool:
         answer = post_from_pod(kubectl, ns, orchestrator, f"{agents_url(ns, 5)}/agent/5/message", {"prove": PROVE})

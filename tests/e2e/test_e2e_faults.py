@@ -106,7 +106,7 @@ def test_agent_nats_and_operator_pods_deleted(k8s, kubectl, installed_operator, 
     core.delete_namespaced_pod(victim, ns)
     wait_for(lambda: replaced(core, ns, victim, old_uid), 120, "agent 2's pod back and Ready")
     after = wait_for(lambda: converged(k8s, ns, NETWORK, AGENTS), 120, "agent 2 to catch up")
-    assert after[2]["digest"] == before[0]["digest"] and after[2]["size"] == before[2]["size"]
+    assert after[2]["digest"] == before[0]["digest"] and after[2]["egraph_nodes"] == before[2]["egraph_nodes"]
 
     # Every agent pod deleted at once: no neighbour is left to catch up from, so what each agent
     # holds when its new pod is Ready comes from its snapshot, on its claim.
@@ -116,8 +116,8 @@ def test_agent_nats_and_operator_pods_deleted(k8s, kubectl, installed_operator, 
     wait_for(lambda: all(replaced(core, ns, name, uid) for name, uid in old_uids.items()), 180,
              "every agent pod back and Ready")
     restored = agent_states(k8s, ns, NETWORK, AGENTS)
-    assert {i: (s["digest"], s["size"]) for i, s in restored.items()} == \
-        {i: (s["digest"], s["size"]) for i, s in before.items()}
+    assert {i: (s["digest"], s["egraph_nodes"]) for i, s in restored.items()} == \
+        {i: (s["digest"], s["egraph_nodes"]) for i, s in before.items()}
 
     # The NATS pod deleted: JetStream's store is on its claim, so what it acknowledged is there after.
     acknowledged = json.loads(in_pod(kubectl, ns, stream_red, DURABLE_STREAM, "write").strip().splitlines()[-1])

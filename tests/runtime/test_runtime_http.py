@@ -49,19 +49,46 @@ async def test_invalid_json_and_unknown_routes(client):
     assert response.status_code == 400 and response.json()["field"] == "body"
     response = await client.get("/nowhere")
     assert response.status_code == 404 and "no route for GET /nowhere" in response.json()["error"]
-    response = await client.get("/agent/0/message")
-    assert response.status_code == 405
+    response = await client.get("/agent/0/message")  # a POST route: GET describes the service, as GET / does
+    assert response.status_code == 200 and response.json()["name"] == "agent"
+    assert (await client.put("/agent/0/message")).status_code == 405
 
 
 async def test_state_and_submission_without_nats(client):
     assert (await client.post("/agent/1/message", json={"term": "x*(y+z)"})).status_code == 202
     state = (await client.get("/agent/1/state")).json()
-    assert state["agent"] == 1 and state["size"] == 5 and state["colour"] in ("RED", "BLUE", "GREEN")
-    assert set(state) >= {"node", "neighbours", "messages", "syncs", "clock", "digest", "uptime"}
+    assert state["agent_id"] == 1 and state["egraph_nodes"] == 5 and state["colour"] in ("RED", "BLUE", "GREEN")
+    assert state["messages_received"] == state["messages_sent"] == state["syncs_completed"] == 0  # no NATS: nothing moved
+    assert set(state) >= {"node_id", "neighbors", "uptime_seconds", "clock", "digest", "polarity"}
     assert (await client.post("/agent/1/sync")).status_code == 503  # not connected yet, and it says so
-    assert (await client.get("/health")).json()["nats"] == "connecting"
+    health = (await client.get("/health")).json()
+    assert (health["status"], health["agent_id"], health["nats"]) == ("ok", 0, "connecting")  # guide 001's, and ours
+    assert health["timestamp"].endswith("Z") and health["agents"] == [0, 1, 2]
     egraph = (await client.get("/agent/1/egraph")).json()
     assert egraph["kind"] == "agentnet.egraph.state"
+
+
+async def test_guide_001s_timeline_metrics_and_root_without_nats(client):
+    for term in ("x*(y+z)", "a+b"):
+        assert (await client.post("/agent/1/message", json={"term": term})).status_code == 202
+    assert (await client.post("/agent/2/message", json={"prove": ["x", "x"]})).status_code == 200
+    events = (await client.get("/api/timeline")).json()
+    # causal order (lamport, agent, seq): agent 2's first event is concurrent with agent 1's first two
+    assert [(e["type"], e["agent_id"], e["lamport"]) for e in events] == [("submit", 1, 1), ("prove", 2, 1), ("submit", 1, 2)]
+    assert events[0]["payload"]["term"] == "x * (y + z)" and events[0]["timestamp"].endswith("Z")
+    assert [e["payload"]["term"] for e in (await client.get("/api/timeline", params={"limit": 1})).json()] == ["a + b"]
+    refused = await client.get("/api/timeline", params={"limit": 0})
+    assert refused.status_code == 422 and refused.json()["field"] == "limit"
+    assert (await client.get("/agent/1/messages")).json() == {"agent_id": 1, "messages_received": 0, "messages_sent": 0,
+                                                              "messages": []}  # submits are not messages
+    metrics = (await client.get("/api/metrics")).json()
+    assert [a["agent_id"] for a in metrics["agents"]] == [0, 1, 2]
+    assert metrics["performance"]["egraph_nodes"] == sum(a["egraph_nodes"] for a in metrics["agents"]) > 0
+    root = (await client.get("/")).json()
+    assert root["name"] == "agent" and [a["agent_id"] for a in root["agents"]] == [0, 1, 2]
+    assert {a["polarity"] for a in root["agents"]} <= {"positive", "negative", "neutral"}
+    assert root["settings"]["sync_interval"] > 0  # the agents' settings in force
+    assert {"/agent/{id}/messages", "/api/metrics", "/api/timeline"} <= {r["path"] for r in root["routes"]}
 
 
 async def test_a_proof_answers_equal_unequal_or_unknown(client):

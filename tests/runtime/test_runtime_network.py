@@ -44,8 +44,13 @@ async def test_nine_agents_converge_and_share_derived_equalities(nats_server):
 
                 await eventually(same_digest_over_http, 20, "one digest on all nine agents")
                 state = (await client.get("/agent/3/state")).json()
-                assert state["size"] > 0 and state["neighbours"] == list(config.network.nodes[3].neighbours)
-                assert state["messages"]["received"] > 0 and state["syncs"] > 0 and state["clock"]
+                assert state["egraph_nodes"] > 0 and state["neighbors"] == list(config.network.nodes[3].neighbours)
+                assert state["messages_received"] > 0 and state["syncs_completed"] > 0 and state["clock"]
+                messages = (await client.get("/agent/3/messages")).json()
+                assert messages["messages"] and {m["type"] for m in messages["messages"]} <= {"send", "receive"}
+                assert all(m["agent_id"] == 3 and m["subject"] for m in messages["messages"])
+                performance = (await client.get("/api/metrics")).json()["performance"]
+                assert performance["agents"] == 9 and performance["messages_received"] >= state["messages_received"]
                 # x*(y+z) = x*y + x*z needs the BLUE family (distribute); agent 0 is RED.
                 assert config.network.nodes[0].colour == "RED"
                 for agent in host.agents.values():

@@ -67,7 +67,7 @@ def test_up_serves_the_example_network_and_stops_on_sigint(tmp_path):
         assert httpx.get(f"{base}/ready", timeout=5).json() == {"status": "ready", "app": "agentnet-up"}
         assert httpx.get(f"{base}/stream/red/ready", timeout=5).json() == {"status": "ready", "app": "stream-red"}
         state = httpx.get(f"{base}/agent/0/state", timeout=5).json()
-        assert state["agent"] == 0 and len(state["neighbours"]) == 4 and state["colour"] in ("RED", "BLUE", "GREEN")
+        assert state["agent_id"] == 0 and len(state["neighbors"]) == 4 and state["colour"] in ("RED", "BLUE", "GREEN")
         assert httpx.post(f"{base}/agent/0/message", json={"term": "x*(y+z)"}, timeout=5).status_code == 202
         assert "agentnet_http_requests_total" in httpx.get(f"{base}/metrics", timeout=5).text
         assert httpx.get(f"{base}/agent/9/state", timeout=5).status_code == 404

@@ -43,9 +43,13 @@ from agentnet_runtime.core.events import stable_clock
 from agentnet_runtime.core.rewrites import rules_for
 from agentnet_runtime.core.saturate import Budget, Saturation, SaturationReport, StopReason
 from agentnet_runtime.core.terms import Term, is_pattern_var
+from agentnet_runtime.settings import POLARITIES
 from agentnet_runtime.timeline.events import Event, Recorder
 
 _KEEP_GOING = (StopReason.TIME, StopReason.ITERATIONS)
+# Events an agent keeps in memory for GET /agent/{id}/messages and /api/timeline (the durable
+# record is the timeline component's); bounded so an idle-looking agent does not grow.
+RECENT_EVENTS = 256
 
 
 def _constant_leaves(pattern: Term) -> list[Term]:
@@ -112,7 +116,14 @@ class Agent:
         # Keeps its place between passes: a pass searches only what changed since the last one
         # (what arrived from neighbours and what it rewrote), so it costs the news, not the e-graph.
         self.saturation = Saturation(self.egraph, self.rules, self.budget)
-        self.recorder = Recorder(node.id, replica, self.colour.value, sink)
+        self.recent: deque[Event] = deque(maxlen=RECENT_EVENTS)
+
+        def keep(event: Event) -> None:
+            self.recent.append(event)
+            if sink is not None:
+                sink(event)
+
+        self.recorder = Recorder(node.id, replica, self.colour.value, keep)
         self.relay = relay  # None: push every event to every neighbour
         self._origins: dict[str, int | None] = {}  # replica id -> its agent, parsed once (None: flood its events)
         self.known: dict[int, VectorClock] = {n: {} for n in self.neighbours}
@@ -285,20 +296,23 @@ class Agent:
                 "events": sum(self.egraph.clock.values()), "time": time.time()}  # fmt: skip
 
     def state(self, node: str) -> dict[str, Any]:
-        """What GET /agent/{id}/state answers."""
+        """What GET /agent/{id}/state answers: deployment guide 001's fields first (e-nodes,
+        neighbours, messages and syncs counted since this run started), then the replica's own."""
         return {
-            "agent": self.id,
-            "node": node,
+            "agent_id": self.id,
+            "node_id": node,  # the pod (or host) running the agent
+            "egraph_nodes": len(self.egraph),
+            "neighbors": list(self.neighbours),
+            "messages_received": self.received_count,
+            "messages_sent": self.sent_count,
+            "syncs_completed": self.syncs_completed,
+            "uptime_seconds": round(time.time() - self.started, 3),
             "replica": self.replica,
             "colour": self.colour.value,
+            "polarity": POLARITIES[self.colour.value],
             "display": self.node.display,
-            "size": len(self.egraph),  # e-nodes
-            "neighbours": list(self.neighbours),
-            "messages": {"sent": self.sent_count, "received": self.received_count},
-            "syncs": self.syncs_completed,
             "clock": self.egraph.clock,
             "lamport": self.recorder.lamport,
             "digest": self.egraph.digest(),
-            "agreeing_neighbours": self.agreeing_neighbours(),
-            "uptime": round(time.time() - self.started, 3),
+            "agreeing_neighbors": self.agreeing_neighbours(),
         }

@@ -1,10 +1,23 @@
-"""The agents' HTTP routes: status, per-agent state and e-graph, sync and message submission.
+"""The agents' HTTP routes: status, per-agent state and e-graph, sync and message submission,
+and deployment guide 001's JSON API.
 
+    GET  /                        service metadata (web.create_app), with the hosted agents and their colours
+    GET  /health                  liveness, with guide 001's agent_id (the first hosted) and timestamp
     GET  /status                  this process's agents, digests, NATS connection
-    GET  /agent/{id}/state        size, neighbours, messages, syncs, clock, digest, uptime
+    GET  /agent/{id}/state        guide 001's agent_id, node_id, egraph_nodes, neighbors, messages_received,
+                                  messages_sent, syncs_completed, uptime_seconds; then replica, colour, polarity,
+                                  display, clock, lamport, digest, agreeing_neighbors
     GET  /agent/{id}/egraph       the replica's full state (the e-graph wire form)
+    GET  /agent/{id}/messages     the agent's recent messages, sent and received (newest last)
     POST /agent/{id}/sync         run anti-entropy with every neighbour now
     POST /agent/{id}/message      {"term": "x*(y+z)"} or {"prove": ["x*(y+z)", "x*y + x*z"]}
+    GET  /api/metrics             totals and rates of the hosted agents under "performance", and each one's state
+    GET  /api/timeline?limit=N    the hosted agents' recent events in causal order (newest last), each with the
+                                  guide's "timestamp" and "type"; agent.RECENT_EVENTS per agent at most
+
+Events in /messages and /api/timeline: {"timestamp" (ISO 8601, UTC), "type" (the event's kind: send,
+receive, submit, sync, ...), "agent_id", "subject", "lamport", "seq", "payload"}. The durable, whole-network
+record is the interaction-timeline component's; these are what the process still holds in memory.
 
 A proof's answer is three-valued: "equal" true (proven by the network so far), false (refuted:
 the values differ at the point shown as "counterexample") or null (not proven yet, or not at all);
@@ -13,15 +26,21 @@ the values differ at the point shown as "counterexample") or null (not proven ye
 
 from __future__ import annotations
 
+import time
+from datetime import datetime, timezone
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from agentnet_runtime.core.saturate import VERDICTS
 from agentnet_runtime.core.terms import Term, TermSyntaxError, parse
-from agentnet_runtime.web import RequestError, json_body
+from agentnet_runtime.settings import POLARITIES
+from agentnet_runtime.timeline.events import Event
+from agentnet_runtime.web import RequestError, json_body, number
 
-from .agent import Agent
+from .agent import RECENT_EVENTS, Agent
 from .host import AgentHost
 
 MESSAGE_FIELDS = ("term", "prove")
@@ -51,6 +70,21 @@ def agent_routes(host: AgentHost) -> list[Route]:
     async def egraph(request: Request) -> JSONResponse:
         return JSONResponse(hosted(request).egraph.to_wire())
 
+    async def messages(request: Request) -> JSONResponse:
+        agent = hosted(request)
+        shown = [event_json(event) for event in agent.recent if event.kind in MESSAGE_KINDS]
+        return JSONResponse({"agent_id": agent.id, "messages_received": agent.received_count,
+                             "messages_sent": agent.sent_count, "messages": shown})  # fmt: skip
+
+    async def metrics(request: Request) -> JSONResponse:
+        return JSONResponse(performance(host))
+
+    async def timeline(request: Request) -> JSONResponse:
+        most = RECENT_EVENTS * len(host.agents)
+        limit = int(number(request.query_params.get("limit", most), "limit", 1, most, integer=True))
+        events = sorted((e for agent in host.agents.values() for e in agent.recent), key=lambda e: (e.lamport, e.origin, e.seq))
+        return JSONResponse([event_json(event) for event in events[-limit:]])
+
     async def sync(request: Request) -> JSONResponse:
         agent = hosted(request)
         if not host.transport.connected:
@@ -77,9 +111,60 @@ def agent_routes(host: AgentHost) -> list[Route]:
         Route("/status", status),
         Route("/agent/{id}/state", state),
         Route("/agent/{id}/egraph", egraph),
+        Route("/agent/{id}/messages", messages),
+        Route("/api/metrics", metrics),
+        Route("/api/timeline", timeline),
         Route("/agent/{id}/sync", sync, methods=["POST"]),
         Route("/agent/{id}/message", message, methods=["POST"]),
     ]
+
+
+MESSAGE_KINDS = ("send", "receive")
+
+
+def utc_iso(seconds: float) -> str:
+    """Seconds since the epoch as the guides write a time: 2025-12-21T10:00:00.123456Z."""
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    """An event as guide 001's API shows one: its time and type first."""
+    return {
+        "timestamp": utc_iso(event.time),
+        "type": event.kind, "agent_id": event.origin, "subject": event.subject, "lamport": event.lamport,
+        "seq": event.seq, "payload": event.payload,
+    }  # fmt: skip
+
+
+def performance(host: AgentHost) -> dict[str, Any]:
+    """GET /api/metrics: the hosted agents' totals ("performance", rates per second since they started) and states."""
+    states = [agent.state(host.config.pod_name) for agent in host.agents.values()]
+    uptime = max((state["uptime_seconds"] for state in states), default=0.0)
+    total = {key: sum(state[key] for state in states) for key in ("egraph_nodes", "messages_received", "messages_sent",
+                                                                   "syncs_completed")}  # fmt: skip
+    rates = {f"{key}_per_second": round(total[key] / uptime, 3) if uptime else 0.0
+             for key in ("messages_received", "messages_sent", "syncs_completed")}  # fmt: skip
+    return {
+        "network": host.config.network.name,
+        "node_id": host.config.pod_name,
+        "performance": {"agents": len(states), **total, **rates, "converged": host.status()["converged"],
+                        "uptime_seconds": uptime},
+        "agents": states,
+    }  # fmt: skip
+
+
+def agents_health(host: AgentHost) -> dict[str, Any]:
+    """What GET /health adds for an agent process: guide 001's agent_id (the first agent hosted; the only one
+    with agentsPerPod 1) and timestamp, every agent hosted, and the NATS connection."""
+    return {"agent_id": min(host.agents), "timestamp": utc_iso(time.time()), "agents": sorted(host.agents),
+            "nats": "connected" if host.transport.connected else "connecting"}  # fmt: skip
+
+
+async def agents_metadata(host: AgentHost) -> dict[str, Any]:
+    """What GET / adds for an agent process: its network and its agents with their colour and polarity."""
+    return {"network": host.config.network.name, "node_id": host.config.pod_name,
+            "agents": [{"agent_id": agent.id, "colour": agent.colour.value, "polarity": POLARITIES[agent.colour.value]}
+                       for agent in host.agents.values()]}  # fmt: skip
 
 
 def message_terms(body: dict, also: tuple[str, ...] = ()) -> list[Term]:

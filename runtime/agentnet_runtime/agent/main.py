@@ -20,7 +20,7 @@ from agentnet_runtime.settings import AgentEnvironment
 from agentnet_runtime.web import HttpServer, create_app, run_until_signal
 
 from .host import AgentHost
-from .http import agent_routes
+from .http import agent_routes, agents_health, agents_metadata
 
 TIMELINE_FILE = "timeline.duckdb"
 TIMELINE_COMPONENT = "interaction-timeline"
@@ -32,8 +32,10 @@ def agent_app(host: AgentHost, name: str = "agent", extra_routes=(), ready: Call
     return create_app(
         name,
         [*agent_routes(host), *extra_routes],
-        health=lambda: {"agents": sorted(host.agents), "nats": "connected" if host.transport.connected else "connecting"},
+        health=lambda: agents_health(host),
         ready=ready or host.not_ready,
+        about=lambda request: agents_metadata(host),
+        settings=lambda: host.settings,
     )
 
 

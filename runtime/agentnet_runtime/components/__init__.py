@@ -19,6 +19,7 @@ import importlib
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.requests import Request
 from starlette.routing import BaseRoute
 
 from agentnet_runtime import natsclient
@@ -46,9 +47,14 @@ class Service:
     # What a subclass provides ----------------------------------------------------------
 
     uses_nats: bool = False
+    catch_all: bool = False  # any GET/POST to a path of no route answers GET / (web.create_app)
 
     def routes(self) -> list[BaseRoute]:
         return []
+
+    async def describe(self, request: Request) -> dict[str, Any]:
+        """Facts added to GET / (the service metadata), e.g. a stream's colour and polarity."""
+        return {}
 
     def health(self) -> dict[str, Any]:
         """Facts added to GET /health."""
@@ -112,7 +118,8 @@ class Service:
                 pass
 
     def app(self) -> Starlette:
-        return create_app(self.name, self.routes(), health=self.health, ready=self.readiness)
+        return create_app(self.name, self.routes(), health=self.health, ready=self.readiness, about=self.describe,
+                          settings=lambda: self.settings, catch_all=self.catch_all)
 
 
 def module_name(component: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections import Counter as Tally
 from typing import Any, Awaitable, Callable, Iterable
 
@@ -22,7 +21,7 @@ from agentnet_runtime.core.explain import Explanation
 from agentnet_runtime.core.saturate import Verdict
 from agentnet_runtime.core.terms import Term
 from agentnet_runtime.refusals import BAD_DELTA, Refused
-from agentnet_runtime.web import METRICS, RequestError
+from agentnet_runtime.web import METRICS, RequestError, number  # noqa: F401 (number: the components import it from here)
 
 log = logging.getLogger("agentnet.components")
 
@@ -74,23 +73,6 @@ async def every(interval: float, action: Callable[[], Awaitable[Any]], source: s
         except Exception:
             METRICS.errors.labels(source, "timer").inc()
             log.exception("%s: periodic %s failed", source, getattr(action, "__name__", action))
-
-
-def number(value: Any, field: str, low: float, high: float, *, integer: bool = False) -> float | int:
-    """`value` (a JSON number or a query string) as a number in [low, high], or a 422 naming `field`."""
-    kind = "an integer" if integer else "a number"
-    rule = f"{kind} {low:g}..{high:g}"
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        parsed = float(value)
-        if integer and parsed != int(parsed):
-            raise ValueError
-    except (TypeError, ValueError, OverflowError):
-        raise RequestError(f"{field} must be {kind} (got {value!r})", field=field, rule=rule) from None
-    if not (math.isfinite(parsed) and low <= parsed <= high):
-        raise RequestError(f"{field} must be {kind} {low:g}..{high:g} (got {value!r})", field=field, rule=rule)
-    return int(parsed) if integer else parsed
 
 
 class NetworkReplica:

@@ -3,6 +3,8 @@
 POST /terms   {"term": "x*(y+z)"} or {"terms": [...]}: queue them on the JetStream work queue (202, how many)
 POST /apply   the same terms, rewritten now (bypassing the queue): the derived equalities, handed on as below
 GET  /status  processed and rejected terms, derived equalities, consumer lag, the agents it feeds and their acks
+GET or POST to any other path (and GET /): the deployment guides' answer, {"status": "ok", "message": "RED stream
+              received", "color", "polarity", "path", "request_size"}, with the service metadata (web.create_app)
 
 Work: terms (one per message, the term's text) arrive on `work.{colour}` of the work-queue stream AGENTNET_WORK
 (natsclient.py) and are pulled in batches from the durable consumer named after the component; replicas of the
@@ -265,6 +267,7 @@ class _EncodedTransport(Transport):
 class StreamService(Service):
     uses_nats = True
     settings_model = StreamSettings
+    catch_all = True
 
     def __init__(self, config, colour: str):
         self.colour = Colour(colour)
@@ -298,6 +301,12 @@ class StreamService(Service):
             Route("/apply", self.apply, methods=["POST"]),
             Route("/status", self.status),
         ]
+
+    async def describe(self, request: Request) -> dict[str, Any]:
+        """The guides' stream answer: what was received, where, and how many bytes."""
+        body = await request.body()
+        return {"message": f"{self.colour.value} stream received", "color": self.settings.color,
+                "polarity": self.settings.polarity, "path": request.url.path, "request_size": len(body)}  # fmt: skip
 
     def health(self) -> dict[str, Any]:
         return {"colour": self.colour.value, "consumer": self.consumer, "processed": self.processed,

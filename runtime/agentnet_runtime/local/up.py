@@ -5,7 +5,9 @@ with the operator's own `network_config`, so a local run sees exactly what pods 
 Then it starts an embedded nats-server (JetStream on, free loopback port, store in a
 temp dir), every agent in this process (one event loop, one NATS connection), and one
 HTTP server: the agents' routes at the root and each service component mounted under
-its route prefix (catalogue.py). Ctrl-C or SIGTERM stops everything it started.
+its route prefix (catalogue.py), and also at the root of `<component>.localhost`
+(`curl http://stream-red.localhost:3000/`), as the deployment guides address each
+component by its own host. Ctrl-C or SIGTERM stops everything it started.
 
 Each component is a components.Service, started here with its own NATS connection and
 mounted under its prefix; a component whose module is not built is listed as skipped.
@@ -27,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from starlette.routing import Mount
+from starlette.routing import Host, Mount
 
 from agentnet_runtime import components, logs
 from agentnet_runtime.catalogue import BY_NAME
@@ -38,6 +40,7 @@ from agentnet_runtime.web import HttpServer, run_until_signal
 
 DEFAULT_PORT = 3000
 UP_LOG_LEVEL = "warning"  # what it starts is said on stderr; info would repeat it
+LOCAL_DOMAIN = "localhost"  # every <name>.localhost is loopback (RFC 6761; curl and browsers resolve it so)
 # Local runs sync faster than a cluster's defaults: everything is on loopback.
 LOCAL_SETTINGS = AgentSettings(sync_interval=0.5, heartbeat_interval=1.0)
 
@@ -97,7 +100,10 @@ async def run_network(
     host = AgentHost(config)
     host.timeline = await asyncio.to_thread(open_timeline, config)
     services = component_services(config.with_(agent_ids=()), say)
-    mounts = [Mount(BY_NAME[service.name].route, app=service.app()) for service in services]
+    apps = {service.name: service.app() for service in services}
+    # Hosts first: a request to stream-red.localhost is the component's whatever its path.
+    mounts = [*(Host(f"{name}.{LOCAL_DOMAIN}", app=app) for name, app in apps.items()),
+              *(Mount(BY_NAME[name].route, app=app) for name, app in apps.items())]  # fmt: skip
 
     def whole_process_ready() -> list[str]:  # GET /ready at the root: the agents and every component
         return host.not_ready() + [f"{service.name}: {reason}" for service in services for reason in service.readiness()]
