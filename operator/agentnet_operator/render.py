@@ -86,7 +86,8 @@ def render_file(path: Path, *, namespace: str | None = None) -> tuple[list[dict[
 
 
 def to_yaml_stream(objects: list[dict[str, Any]]) -> str:
-    """The objects as one YAML stream (kubectl apply -f - reads it)."""
+    """The objects as one YAML stream, for review and diff: not to apply by hand (the operator applies
+    them, and the API server refuses an owner reference without a uid)."""
     return yaml.dump_all(objects, Dumper=PlainDumper, sort_keys=True, width=100, allow_unicode=True, explicit_start=True)
 
 
