@@ -63,11 +63,14 @@ NAMESPACED_GRANTS = {
     *(("apps", resource, verb) for resource in ("statefulsets", "deployments", "controllerrevisions")
       for verb in WRITE),
     *(("core.spinkube.dev", "spinapps", verb) for verb in WRITE),
+    *(("policy", "poddisruptionbudgets", verb) for verb in ("list", "watch", "create", "patch", "delete")),
     ("", "pods", "get"), ("", "pods", "list"), ("", "pods", "delete"),
     ("", "events", "create"),
 }
 # Kinds in agentnet_operator.cluster.RESOURCES the operator never creates or patches.
 NOT_WRITTEN = {("v1", "Pod"): ("get", "list", "delete")}  # the autoscaler's `pods` source; stuck pods
+# Kinds written and watched but never read one by one (no `get`: least privilege).
+NOT_READ = {("policy/v1", "PodDisruptionBudget"): ("list", "watch", "create", "patch", "delete")}
 CRD_WATCH = {("apiextensions.k8s.io", "customresourcedefinitions", verb) for verb in ("list", "watch")}
 NAMESPACE_WATCH = {("", "namespaces", verb) for verb in ("list", "watch")}
 
@@ -200,7 +203,7 @@ def test_rbac_grants_what_the_operator_uses_and_nothing_more(rig_bin):
     for api_version, kind in {*RESOURCES, *CHILD_KINDS}:
         group = api_version.rpartition("/")[0]
         plural = RESOURCES[(api_version, kind)][1]
-        verbs = ("list", "watch") if kind == names.KIND else NOT_WRITTEN.get((api_version, kind), WRITE)
+        verbs = ("list", "watch") if kind == names.KIND else {**NOT_WRITTEN, **NOT_READ}.get((api_version, kind), WRITE)
         needed |= {(group, plural, verb) for verb in verbs}
     assert needed - NAMESPACED_GRANTS == set(), "the chart does not grant what the operator uses"
     # ... and grants nothing for a resource the operator does not name.

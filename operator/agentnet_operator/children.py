@@ -10,6 +10,7 @@ lists in a fixed order), so applying an unchanged spec writes nothing.
 | agents | StatefulSet + headless Service `<net>-agents` (pod k runs agent ids k*agentsPerPod ...), a claim `data-<net>-agents-<k>` per pod |
 | each component | Deployment + Service `<net>-<component>`, or SpinApp `<net>-<component>`; the interaction-timeline's DuckDB on a PersistentVolumeClaim `<net>-interaction-timeline` |
 | NATS (managed) | StatefulSet `<net>-nats` (JetStream on a claim `data-<net>-nats-0`), Services `<net>-nats` and `<net>-nats-headless`, Secret `<net>-nats` |
+| availability | PodDisruptionBudget `<net>-agents` and `<net>-<component>` for each of them that may run more than one pod |
 
 With `persistence.enabled: false` every data directory is an emptyDir instead of a claim.
 
@@ -29,7 +30,7 @@ from functools import lru_cache
 from typing import Any
 
 from agentnet_operator import names
-from agentnet_operator.model import AgentNetwork, AgentNetworkSpec, ComponentSpec, Resources, Volume
+from agentnet_operator.model import AgentNetwork, AgentNetworkSpec, ComponentSpec, Resources, Scheduling, Volume
 from agentnet_runtime.catalogue import BY_NAME, HEALTH_PATH, HTTP_PORT, READY_PATH
 
 # Pods run as this non-root user (the distroless "nonroot" id) under the
@@ -394,20 +395,62 @@ def _runtime_env(network: AgentNetwork) -> list[dict[str, Any]]:
         {"name": names.ENV_CONFIG, "value": f"{names.CONFIG_DIR}/{names.CONFIG_KEY}"},
         {"name": names.ENV_HTTP_PORT, "value": str(HTTP_PORT)},
         {"name": names.ENV_NATS_URL, "value": nats_url(network)},
+        {"name": names.ENV_LOG_LEVEL, "value": network.spec.logging.level},
+        {"name": names.ENV_LOG_FORMAT, "value": network.spec.logging.format},
     ]
     if _nats_secret_name(network) is not None:
         env.append({"name": names.ENV_NATS_CREDENTIALS_DIR, "value": names.NATS_CREDENTIALS_DIR})
     return env
 
 
-def _pod_spec(network: AgentNetwork, container: dict[str, Any], volumes: list[dict[str, Any]]) -> dict[str, Any]:
+def _pod_spec(
+    container: dict[str, Any], volumes: list[dict[str, Any]], scheduling: Scheduling | None, selector: dict[str, str]
+) -> dict[str, Any]:
     return {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "securityContext": pod_security_context(),
         "containers": [container],
         "volumes": volumes,
+        **_scheduling(scheduling, selector),
     }
+
+
+def _scheduling(scheduling: Scheduling | None, selector: dict[str, str]) -> dict[str, Any]:
+    """The PodSpec fields of a Scheduling (same names). A topology spread constraint without a
+    labelSelector counts the workload's own pods: Kubernetes would count none, and spread nothing."""
+    if scheduling is None:
+        return {}
+    fields = scheduling.dump()
+    for constraint in fields.get("topologySpreadConstraints", ()):
+        constraint.setdefault("labelSelector", {"matchLabels": dict(selector)})
+    return fields
+
+
+def pod_disruption_budget(network: AgentNetwork, name: str, role: str) -> dict[str, Any]:
+    """A budget of voluntary disruptions (node drains, cluster upgrades) for one workload's pods.
+
+    maxUnavailable 1, not minAvailable: it holds for any number of replicas, so it follows the
+    autoscaler and the scale subresource without being rewritten, and it never blocks a drain for
+    good (minAvailable equal to the replicas would); agents and components catch up by CRDT sync
+    after a restart, so losing one pod at a time is safe. Unhealthy pods may always be evicted, so a
+    crash-looping pod does not hold a drain up."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": child_metadata(network, name, role),
+        "spec": {
+            "maxUnavailable": 1,
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+            "selector": {"matchLabels": names.selector_labels(network.name, role)},
+        },
+    }
+
+
+def _most_replicas(component: ComponentSpec) -> int:
+    """The most pods a component may run: its budget exists from the spec alone, not from the
+    autoscaler's last decision, so it does not come and go as the component scales."""
+    return component.autoscaling.max_replicas if component.autoscaling is not None else component.replicas
 
 
 def _runtime_container(
@@ -476,7 +519,9 @@ def agents_statefulset(network: AgentNetwork, config: dict[str, Any]) -> dict[st
                     "labels": names.labels(network.name, role),
                     "annotations": {names.ANNOTATION_CONFIG_DIGEST: _agents_config_digest(config)},
                 },
-                "spec": _pod_spec(network, container, volumes),
+                "spec": _pod_spec(
+                    container, volumes, spec.agent_scheduling, names.selector_labels(network.name, role)
+                ),
             },
             **_claim_templates(network, role, spec.persistence.agents),
         },
@@ -491,7 +536,7 @@ def component_deployment(network: AgentNetwork, component: ComponentSpec, replic
         data = _empty_dir(names.VOLUME_DATA, DATA_SIZE_LIMIT)
     volumes, mounts = _runtime_volumes(network, data=data)
     mounts.append(_data_mount())
-    env = [*_runtime_env(network), _data_env()]
+    env = [*_runtime_env(network), _data_env(), *(e.dump() for e in component.env or ())]
     container = _runtime_container(
         network, component.name, ["component", component.name], env, mounts, component.resources
     )
@@ -511,7 +556,9 @@ def component_deployment(network: AgentNetwork, component: ComponentSpec, replic
                     "labels": names.labels(network.name, component.name),
                     "annotations": {names.ANNOTATION_CONFIG_DIGEST: _component_config_digest(network, component)},
                 },
-                "spec": _pod_spec(network, container, volumes),
+                "spec": _pod_spec(
+                    container, volumes, component.scheduling, names.selector_labels(network.name, component.name)
+                ),
             },
         },
     }
@@ -543,6 +590,8 @@ def component_spinapp(network: AgentNetwork, component: ComponentSpec, replicas:
         {"name": names.SPIN_VAR_NETWORK, "value": network.name},
         {"name": names.SPIN_VAR_COMPONENT, "value": component.name},
         {"name": names.SPIN_VAR_NATS_URL, "value": nats_url(network)},
+        {"name": names.SPIN_VAR_LOG_LEVEL, "value": spec.logging.level},
+        {"name": names.SPIN_VAR_LOG_FORMAT, "value": spec.logging.format},
         {
             "name": names.SPIN_VAR_CONFIG,
             "valueFrom": {"configMapKeyRef": {"name": names.config_name(network.name), "key": names.CONFIG_KEY}},
@@ -710,13 +759,9 @@ def nats_statefulset(network: AgentNetwork) -> dict[str, Any]:
             "selector": {"matchLabels": names.selector_labels(network.name, role, app=app)},
             "template": {
                 "metadata": {"labels": names.labels(network.name, role, app=app)},
-                "spec": {
-                    "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
-                    "securityContext": pod_security_context(),
-                    "containers": [container],
-                    "volumes": volumes,
-                },
+                "spec": _pod_spec(
+                    container, volumes, nats.scheduling, names.selector_labels(network.name, role, app=app)
+                ),
             },
             **_claim_templates(network, role, spec.persistence.nats, app=app),
         },
@@ -752,6 +797,8 @@ def desired_children(
         assert nats_password is not None
         out += [nats_secret(network, nats_password), *nats_services(network), nats_statefulset(network)]
     out += [agents_service(network), agents_statefulset(network, config)]
+    if spec.pods > 1:
+        out.append(pod_disruption_budget(network, names.agents_name(network.name), names.ROLE_AGENT))
     for component in spec.effective_components:
         replicas = component_replicas(component, scale)
         if _timeline_on_claim(network, component) and spec.workload != "SpinApp":
@@ -760,6 +807,9 @@ def desired_children(
             out.append(component_spinapp(network, component, replicas))
         else:
             out += [component_deployment(network, component, replicas), component_service(network, component)]
+        if _most_replicas(component) > 1:
+            name = names.component_name(network.name, component.name)
+            out.append(pod_disruption_budget(network, name, component.name))
     # A JSON round trip: plain JSON types only, and no dict shared between objects.
     return json.loads(json.dumps(out))
 
@@ -773,6 +823,7 @@ CHILD_KINDS: tuple[tuple[str, str], ...] = (
     ("apps/v1", "StatefulSet"),
     ("apps/v1", "Deployment"),
     ("v1", "PersistentVolumeClaim"),
+    ("policy/v1", "PodDisruptionBudget"),
     (names.SPINAPP_API_VERSION, names.SPINAPP_KIND),
 )
 

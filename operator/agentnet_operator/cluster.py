@@ -26,6 +26,7 @@ RESOURCES: dict[tuple[str, str], tuple[str, str]] = {
     ("apps/v1", "StatefulSet"): ("/apis/apps/v1", "statefulsets"),
     ("apps/v1", "Deployment"): ("/apis/apps/v1", "deployments"),
     ("apps/v1", "ControllerRevision"): ("/apis/apps/v1", "controllerrevisions"),
+    ("policy/v1", "PodDisruptionBudget"): ("/apis/policy/v1", "poddisruptionbudgets"),
     ("v1", "Pod"): ("/api/v1", "pods"),  # read (the autoscaler's pods source); deleted only when stuck
     (names.SPINAPP_API_VERSION, names.SPINAPP_KIND): (f"/apis/{names.SPINAPP_API_VERSION}", "spinapps"),
     (names.API_VERSION, names.KIND): (f"/apis/{names.API_VERSION}", names.PLURAL),

@@ -258,7 +258,7 @@ def crd() -> dict[str, Any]:
     }
 
 
-class _Dumper(yaml.SafeDumper):
+class PlainDumper(yaml.SafeDumper):
     """Plain YAML: no &anchors/*aliases for values that happen to be shared."""
 
     def ignore_aliases(self, data: Any) -> bool:
@@ -267,7 +267,7 @@ class _Dumper(yaml.SafeDumper):
 
 def crd_yaml() -> str:
     """The CRD as committed in crds/ (byte-stable: sorted keys, fixed width)."""
-    return HEADER + yaml.dump(crd(), Dumper=_Dumper, sort_keys=True, width=100, allow_unicode=True)
+    return HEADER + yaml.dump(crd(), Dumper=PlainDumper, sort_keys=True, width=100, allow_unicode=True)
 
 
 @click.command("crds")

@@ -158,6 +158,39 @@ class _Object(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+def _refuse_duplicates(model: str, field: str, keys: list[str], what: str) -> None:
+    """A list-map's key given twice, refused as the API server refuses it (naming the second)."""
+    seen: set[str] = set()
+    for i, key in enumerate(keys):
+        if key in seen:
+            raise ValidationError.from_exception_data(
+                model,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError(
+                            "duplicate", "Duplicate value: {what} '{key}' is listed twice", {"what": what, "key": key}
+                        ),
+                        loc=(field, i),
+                        input=key,
+                    )
+                ],
+            )
+        seen.add(key)
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location written as the API server writes field paths (spec.components[0].env)."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def field_errors(error: ValidationError) -> list[str]:
+    """Each error of a validation as `<field path>: <message>`, the way the API server reports them."""
+    return [f"{field_path(e['loc']) or '<object>'}: {e['msg']}" for e in error.errors()]
+
+
 def _field_value(obj: BaseModel, path: str) -> Any:
     value: Any = obj.model_dump(mode="json", by_alias=True, exclude_none=True)
     for part in (p for p in path.split(".") if p):
@@ -184,6 +217,264 @@ class Resources(_Object):
     """Maximum amount of compute resources allowed, e.g. {cpu: 500m, memory: 256Mi}."""
     requests: ResourceList | None = None
     """Minimum amount of compute resources required, e.g. {cpu: 100m, memory: 128Mi}."""
+
+
+# --- Kubernetes shapes of the scheduling fields -----------------------------------
+# The same fields, enums and required members as the Kubernetes types (core/v1), so the API
+# server checks a spec's scheduling knobs when the network is submitted, not later when a pod is.
+# Lists and strings are bounded so the CEL cost estimator sees a finite cost.
+MAX_SCHEDULING_ITEMS = 16
+LABEL_KEY_PATTERN = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+LabelKey = Annotated[str, Field(min_length=1, max_length=317, pattern=LABEL_KEY_PATTERN)]
+LabelValue = Annotated[str, Field(max_length=63)]
+_Values = Annotated[list[LabelValue], Field(max_length=MAX_SCHEDULING_ITEMS)]
+_Keys = Annotated[list[LabelKey], Field(max_length=MAX_SCHEDULING_ITEMS)]
+# Map keys stay plain strings: a structural schema cannot constrain them (the API server checks them on the pods).
+_Labels = Annotated[dict[str, LabelValue], Field(max_length=MAX_SCHEDULING_ITEMS)]
+_Weight = Annotated[int, Field(ge=1, le=100)]
+
+
+class LabelSelectorRequirement(_Object):
+    """A label selector requirement (metav1.LabelSelectorRequirement)."""
+
+    key: LabelKey
+    """Label key the selector applies to."""
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    """How the key relates to the values."""
+    values: _Values | None = None
+    """Values of In and NotIn (non-empty); none for Exists and DoesNotExist."""
+
+    rules = (
+        Rule(
+            "(self.operator in ['In', 'NotIn']) == (has(self.values) && size(self.values) > 0)",
+            "values must be non-empty for operator In or NotIn, and absent for Exists or DoesNotExist",
+            lambda r: (r.operator in ("In", "NotIn")) == bool(r.values),
+            ".values",
+        ),
+    )
+
+
+class LabelSelector(_Object):
+    """A label query over pods (metav1.LabelSelector); the requirements are ANDed."""
+
+    match_labels: _Labels | None = None
+    """Labels a pod must carry, with these values."""
+    match_expressions: Annotated[list[LabelSelectorRequirement], Field(max_length=MAX_SCHEDULING_ITEMS)] | None = None
+    """Label selector requirements."""
+
+
+class NodeSelectorRequirement(_Object):
+    """A node selector requirement (core/v1 NodeSelectorRequirement)."""
+
+    key: LabelKey
+    """Label key (or field name in matchFields) the selector applies to."""
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"]
+    """How the key relates to the values."""
+    values: _Values | None = None
+    """Values: non-empty for In and NotIn, one integer for Gt and Lt, none for Exists and DoesNotExist."""
+
+
+class NodeSelectorTerm(_Object):
+    """Node selector requirements, ANDed (core/v1 NodeSelectorTerm)."""
+
+    match_expressions: Annotated[list[NodeSelectorRequirement], Field(max_length=MAX_SCHEDULING_ITEMS)] | None = None
+    """Requirements on the node's labels."""
+    match_fields: Annotated[list[NodeSelectorRequirement], Field(max_length=MAX_SCHEDULING_ITEMS)] | None = None
+    """Requirements on the node's fields."""
+
+
+class NodeSelector(_Object):
+    """Node selector terms, ORed (core/v1 NodeSelector)."""
+
+    node_selector_terms: Annotated[list[NodeSelectorTerm], Field(min_length=1, max_length=MAX_SCHEDULING_ITEMS)]
+    """Terms; a node matching any of them is selected."""
+
+
+class PreferredSchedulingTerm(_Object):
+    """A weighted node preference (core/v1 PreferredSchedulingTerm)."""
+
+    weight: _Weight
+    """Weight, 1-100."""
+    preference: NodeSelectorTerm
+    """Nodes preferred."""
+
+
+class NodeAffinity(_Object):
+    """Node affinity (core/v1 NodeAffinity)."""
+
+    required_during_scheduling_ignored_during_execution: NodeSelector | None = None
+    """Nodes the pods must run on."""
+    preferred_during_scheduling_ignored_during_execution: (
+        Annotated[list[PreferredSchedulingTerm], Field(max_length=MAX_SCHEDULING_ITEMS)] | None
+    ) = None
+    """Nodes the pods should run on, by weight."""
+
+
+class PodAffinityTerm(_Object):
+    """Pods to run near (or away from) in a topology domain (core/v1 PodAffinityTerm)."""
+
+    label_selector: LabelSelector | None = None
+    """Pods this term applies to."""
+    namespaces: Annotated[list[Annotated[str, Field(max_length=63)]], Field(max_length=MAX_SCHEDULING_ITEMS)] | None = None
+    """Namespaces of those pods (omitted: the network's)."""
+    namespace_selector: LabelSelector | None = None
+    """Namespaces of those pods, by label."""
+    topology_key: LabelKey
+    """Node label whose value is the domain (e.g. kubernetes.io/hostname, topology.kubernetes.io/zone)."""
+    match_label_keys: _Keys | None = None
+    """Pod label keys whose values (of the incoming pod) are added to labelSelector."""
+    mismatch_label_keys: _Keys | None = None
+    """Pod label keys whose values (of the incoming pod) are excluded by labelSelector."""
+
+
+class WeightedPodAffinityTerm(_Object):
+    """A weighted pod affinity term (core/v1 WeightedPodAffinityTerm)."""
+
+    weight: _Weight
+    """Weight, 1-100."""
+    pod_affinity_term: PodAffinityTerm
+    """The term."""
+
+
+_PodAffinityTerms = Annotated[list[PodAffinityTerm], Field(max_length=MAX_SCHEDULING_ITEMS)]
+_WeightedTerms = Annotated[list[WeightedPodAffinityTerm], Field(max_length=MAX_SCHEDULING_ITEMS)]
+
+
+class PodAffinity(_Object):
+    """Pod affinity or anti-affinity (core/v1 PodAffinity, PodAntiAffinity: the same fields)."""
+
+    required_during_scheduling_ignored_during_execution: _PodAffinityTerms | None = None
+    """Terms every pod must satisfy."""
+    preferred_during_scheduling_ignored_during_execution: _WeightedTerms | None = None
+    """Terms pods should satisfy, by weight."""
+
+
+class Affinity(_Object):
+    """Affinity rules of the pods (core/v1 Affinity)."""
+
+    node_affinity: NodeAffinity | None = None
+    """Which nodes the pods run on."""
+    pod_affinity: PodAffinity | None = None
+    """Pods to run in the same domain as."""
+    pod_anti_affinity: PodAffinity | None = None
+    """Pods to run in another domain than (e.g. spread replicas across nodes)."""
+
+
+class Toleration(_Object):
+    """A taint the pods tolerate (core/v1 Toleration)."""
+
+    key: Annotated[str, Field(max_length=317, pattern=LABEL_KEY_PATTERN)] | None = None
+    """Taint key; omitted with operator Exists: every taint."""
+    operator: Literal["Exists", "Equal"] = "Equal"
+    """Equal: the taint's value must equal value; Exists: any value."""
+    value: LabelValue | None = None
+    """Taint value (operator Equal)."""
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    """Taint effect tolerated; omitted: every effect."""
+    toleration_seconds: int | None = Field(None, ge=0, le=10**9)
+    """How long a pod stays bound after a NoExecute taint appears; omitted: for ever."""
+
+    rules = (
+        Rule(
+            "self.operator != 'Exists' || !has(self.value) || self.value == ''",
+            "a toleration with operator Exists has no value",
+            lambda t: t.operator != "Exists" or not t.value,
+            ".value",
+        ),
+        Rule(
+            "!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+            "tolerationSeconds applies only to effect NoExecute",
+            lambda t: t.toleration_seconds is None or t.effect == "NoExecute",
+            ".tolerationSeconds",
+        ),
+        Rule(
+            "has(self.key) || self.operator == 'Exists'",
+            "a toleration without a key needs operator Exists",
+            lambda t: t.key is not None or t.operator == "Exists",
+            ".operator",
+        ),
+    )
+
+
+class TopologySpreadConstraint(_Object):
+    """How the pods spread across topology domains (core/v1 TopologySpreadConstraint)."""
+
+    max_skew: int = Field(ge=1, le=MAX_REPLICAS)
+    """Largest difference in matching pods between two domains."""
+    topology_key: LabelKey
+    """Node label whose value is the domain (e.g. topology.kubernetes.io/zone)."""
+    when_unsatisfiable: Literal["DoNotSchedule", "ScheduleAnyway"]
+    """DoNotSchedule: keep the pod pending; ScheduleAnyway: place it, preferring less skew."""
+    label_selector: LabelSelector | None = None
+    """Pods counted; omitted: the pods of the same agents, component or NATS server (the operator fills it in)."""
+    min_domains: int | None = Field(None, ge=1, le=MAX_REPLICAS)
+    """Least number of eligible domains (only with DoNotSchedule)."""
+    node_affinity_policy: Literal["Honor", "Ignore"] | None = None
+    """Whether the pod's nodeAffinity and nodeSelector limit the domains counted."""
+    node_taints_policy: Literal["Honor", "Ignore"] | None = None
+    """Whether node taints limit the domains counted."""
+    match_label_keys: _Keys | None = None
+    """Pod label keys whose values (of the incoming pod) are added to labelSelector."""
+
+    rules = (
+        Rule(
+            "!has(self.minDomains) || self.whenUnsatisfiable == 'DoNotSchedule'",
+            "minDomains applies only to whenUnsatisfiable DoNotSchedule",
+            lambda c: c.min_domains is None or c.when_unsatisfiable == "DoNotSchedule",
+            ".minDomains",
+        ),
+    )
+
+
+class Scheduling(_Object):
+    """Where the pods run and how they are placed: the PodSpec fields of the same names."""
+
+    node_selector: _Labels | None = None
+    """Node labels the pods' nodes must carry, e.g. {kubernetes.io/arch: amd64}."""
+    tolerations: Annotated[list[Toleration], Field(max_length=MAX_SCHEDULING_ITEMS)] | None = None
+    """Taints the pods tolerate."""
+    affinity: Affinity | None = None
+    """Node affinity, pod affinity and anti-affinity."""
+    topology_spread_constraints: (
+        Annotated[list[TopologySpreadConstraint], Field(max_length=MAX_SCHEDULING_ITEMS)] | None
+    ) = None
+    """How the pods spread across nodes or zones."""
+    priority_class_name: str | None = Field(None, min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN)
+    """PriorityClass of the pods (it must exist)."""
+
+
+# --- a component's environment and the network's logging ----------------------------
+
+# What the operator sets itself: an env entry may not override it (LOG_* come from spec.logging).
+_RESERVED_ENV_CEL = "[" + ", ".join(f"'{n}'" for n in names.OPERATOR_ENV) + "]"
+
+
+class EnvVar(_Object):
+    """A plain environment variable of a component's containers (core/v1 EnvVar with only a value)."""
+
+    name: str = Field(min_length=1, max_length=256, pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+    """Variable name, e.g. CACHE_SIZE_MB."""
+    value: str = Field("", max_length=4096)
+    """Its value."""
+
+    rules = (
+        Rule(
+            f"!(self.name in {_RESERVED_ENV_CEL})",
+            "name is set by the operator and cannot be overridden (" + ", ".join(names.OPERATOR_ENV)
+            + f"; {names.ENV_LOG_LEVEL} and {names.ENV_LOG_FORMAT} come from spec.logging)",
+            lambda e: e.name not in names.OPERATOR_ENV,
+            ".name",
+        ),
+    )
+
+
+class Logging(_Object):
+    """How every agent and component pod logs (environment LOG_LEVEL and LOG_FORMAT; not the NATS server)."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Lowest level written."""
+    format: Literal["json", "text"] = "json"
+    """json: one JSON object per line; text: human-readable lines."""
 
 
 class Topology(_Object):
@@ -344,6 +635,21 @@ class ComponentSpec(_Object):
     """Scale replicas from a live metric; omitted = fixed replicas."""
     settings: dict[str, Annotated[str, Field(max_length=1024)]] | None = Field(None, max_length=MAX_SETTINGS)
     """Component settings passed through the network ConfigMap (e.g. verifiers: "17")."""
+    env: (
+        Annotated[
+            list[EnvVar],
+            Field(
+                max_length=MAX_SETTINGS,
+                json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+            ),
+        ]
+        | None
+    ) = None
+    """Plain environment variables of the component's containers (name and value, e.g. CACHE_SIZE_MB: "64");
+    each name at most once, none of those the operator sets. Workload Deployment only."""
+    scheduling: Scheduling | None = None
+    """Node selector, tolerations, affinity, topology spread and priority class of the component's pods.
+    Workload Deployment only."""
 
     rules = (
         Rule(
@@ -353,6 +659,11 @@ class ComponentSpec(_Object):
             ".autoscaling.metric.source",
         ),
     )
+
+    @model_validator(mode="after")
+    def _unique_env(self) -> ComponentSpec:
+        _refuse_duplicates(type(self).__name__, "env", [e.name for e in self.env or ()], "env variable")
+        return self
 
 
 class Nats(_Object):
@@ -374,6 +685,8 @@ class Nats(_Object):
     must run nats-server (as the official nats images do), and gets the arguments `--config <file>`."""
     resources: Resources | None = None
     """Compute resources of the managed NATS server."""
+    scheduling: Scheduling | None = None
+    """Node selector, tolerations, affinity, topology spread and priority class of the managed NATS server."""
 
     rules = (
         Rule(
@@ -475,6 +788,10 @@ class AgentNetworkSpec(_Object):
     """When the kubelet pulls the image."""
     agent_resources: Resources | None = None
     """Compute resources of each agent pod."""
+    agent_scheduling: Scheduling | None = None
+    """Node selector, tolerations, affinity, topology spread and priority class of the agent pods."""
+    logging: Logging = Logging()
+    """Log level and format of every agent and component pod."""
     workload: Literal["Deployment", "SpinApp"] = "Deployment"
     """How components run: a Deployment and Service each, or a SpinApp each (needs SpinKube)."""
     spin: Spin | None = None
@@ -539,6 +856,13 @@ class AgentNetworkSpec(_Object):
             lambda s: s.topology.kind != "complete" or s.agents <= MAX_COMPLETE_AGENTS,
             ".agents",
         ),
+        Rule(
+            "self.workload == 'Deployment' || !has(self.components)"
+            " || self.components.all(c, !has(c.env) && !has(c.scheduling))",
+            "components[].env and components[].scheduling need workload Deployment (a SpinApp has neither)",
+            lambda s: s.workload == "Deployment" or all(c.env is None and c.scheduling is None for c in s.components or ()),
+            ".components",
+        ),
     )
 
     @property
@@ -564,22 +888,7 @@ class AgentNetworkSpec(_Object):
 
     @model_validator(mode="after")
     def _unique_components(self) -> AgentNetworkSpec:
-        seen: set[str] = set()
-        for i, c in enumerate(self.components or ()):
-            if c.name in seen:
-                raise ValidationError.from_exception_data(
-                    type(self).__name__,
-                    [
-                        InitErrorDetails(
-                            type=PydanticCustomError(
-                                "duplicate", "Duplicate value: component '{name}' is listed twice", {"name": c.name}
-                            ),
-                            loc=("components", i),
-                            input=c.name,
-                        )
-                    ],
-                )
-            seen.add(c.name)
+        _refuse_duplicates(type(self).__name__, "components", [c.name for c in self.components or ()], "component")
         return self
 
 

@@ -151,6 +151,15 @@ ENV_NATS_URL = "AGENTNET_NATS_URL"
 ENV_NATS_CREDENTIALS_DIR = "AGENTNET_NATS_CREDENTIALS_DIR"
 ENV_HTTP_PORT = "AGENTNET_HTTP_PORT"
 ENV_DATA_DIR = "AGENTNET_DATA_DIR"
+# The guides' names (unprefixed), from spec.logging; read by the runtime's log setup.
+ENV_LOG_LEVEL = "LOG_LEVEL"
+ENV_LOG_FORMAT = "LOG_FORMAT"
+# Every variable the operator sets on agent and component containers: spec.components[].env may not
+# override one (the pods would disagree with the network about who and where they are).
+OPERATOR_ENV: tuple[str, ...] = (
+    ENV_NETWORK, ENV_NAMESPACE, ENV_POD_NAME, ENV_POD_INDEX, ENV_AGENTS_PER_POD, ENV_CONFIG, ENV_NATS_URL,
+    ENV_NATS_CREDENTIALS_DIR, ENV_HTTP_PORT, ENV_DATA_DIR, ENV_LOG_LEVEL, ENV_LOG_FORMAT,
+)
 
 # Spin variables (SpinApp.spec.variables) carry the same facts to a Spin app;
 # names are lower snake case as Spin requires.
@@ -161,6 +170,8 @@ SPIN_VAR_CONFIG = "network_config"
 SPIN_VAR_NATS_USER = "nats_user"
 SPIN_VAR_NATS_PASSWORD = "nats_password"
 SPIN_VAR_NATS_TOKEN = "nats_token"
+SPIN_VAR_LOG_LEVEL = "log_level"
+SPIN_VAR_LOG_FORMAT = "log_format"
 
 # --- volumes ------------------------------------------------------------------------
 VOLUME_CONFIG = "config"

@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, str] = {
     "up": "agentnet_runtime.local.up:up_command",
     "history": "agentnet_operator.revision_cli:history_command",
     "rollback": "agentnet_operator.revision_cli:rollback_command",
+    "render": "agentnet_operator.render:render_command",
 }
 
 

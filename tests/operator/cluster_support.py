@@ -56,7 +56,7 @@ def condition(body: dict, type_: str) -> dict:
 
 def children(kubectl, namespace: str, name: str) -> list[dict]:
     """Objects labelled as the network's: its children, and its StatefulSets' claims."""
-    kinds = "configmaps,secrets,services,statefulsets,deployments,persistentvolumeclaims"
+    kinds = "configmaps,secrets,services,statefulsets,deployments,persistentvolumeclaims,poddisruptionbudgets"
     items = json.loads(kubectl("-n", namespace, "get", kinds, "-l", names.children_selector(name), "-o", "json"))
     return items["items"]
 

@@ -266,6 +266,95 @@ INVALID_SPECS: tuple[InvalidSpec, ...] = (
         "at most 1 replica while persistence is enabled",
     ),
     InvalidSpec(
+        "env-overrides-an-operator-variable",
+        _with(VALID_SPEC, components=[{"name": "crdt-service", "env": [{"name": "AGENTNET_NATS_URL", "value": "x"}]}]),
+        "spec.components[0].env[0].name",
+        "name is set by the operator and cannot be overridden",
+    ),
+    InvalidSpec(
+        "env-sets-log-level-instead-of-spec-logging",
+        _with(VALID_SPEC, components=[{"name": "crdt-service", "env": [{"name": "LOG_LEVEL", "value": "DEBUG"}]}]),
+        "spec.components[0].env[0].name",
+        "LOG_LEVEL and LOG_FORMAT come from spec.logging",
+    ),
+    InvalidSpec(
+        "env-name-given-twice",
+        _with(
+            VALID_SPEC,
+            components=[{"name": "crdt-service", "env": [{"name": "CACHE_SIZE_MB", "value": "1"},
+                                                         {"name": "CACHE_SIZE_MB", "value": "2"}]}],
+        ),
+        "spec.components[0].env[1]",
+        "Duplicate value",
+    ),
+    InvalidSpec(
+        "env-name-not-an-identifier",
+        _with(VALID_SPEC, components=[{"name": "crdt-service", "env": [{"name": "1=2", "value": "x"}]}]),
+        "spec.components[0].env[0].name",
+        "should match",
+        model_message="String should match pattern",
+    ),
+    InvalidSpec(
+        "env-on-a-spinapp",
+        _with(VALID_SPEC, workload="SpinApp", components=[{"name": "crdt-service", "env": [{"name": "A", "value": "1"}]}]),
+        "spec.components",
+        "need workload Deployment",
+    ),
+    InvalidSpec(
+        "logging-level-unknown",
+        _with(VALID_SPEC, logging={"level": "TRACE"}),
+        "spec.logging.level",
+        'Unsupported value: "TRACE"',
+        model_message="Input should be 'DEBUG', 'INFO', 'WARNING' or 'ERROR'",
+    ),
+    InvalidSpec(
+        "toleration-exists-with-a-value",
+        _with(VALID_SPEC, agentScheduling={"tolerations": [{"key": "k", "operator": "Exists", "value": "v"}]}),
+        "spec.agentScheduling.tolerations[0].value",
+        "a toleration with operator Exists has no value",
+    ),
+    InvalidSpec(
+        "toleration-seconds-without-no-execute",
+        _with(VALID_SPEC, agentScheduling={"tolerations": [{"key": "k", "value": "v", "effect": "NoSchedule",
+                                                            "tolerationSeconds": 30}]}),
+        "spec.agentScheduling.tolerations[0].tolerationSeconds",
+        "tolerationSeconds applies only to effect NoExecute",
+    ),
+    InvalidSpec(
+        "spread-when-unsatisfiable-unknown",
+        _with(
+            VALID_SPEC,
+            components=[{"name": "dashboard", "scheduling": {"topologySpreadConstraints": [
+                {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "Sometimes"}]}}],
+        ),
+        "spec.components[0].scheduling.topologySpreadConstraints[0].whenUnsatisfiable",
+        'Unsupported value: "Sometimes"',
+        model_message="Input should be 'DoNotSchedule' or 'ScheduleAnyway'",
+    ),
+    InvalidSpec(
+        "affinity-weight-zero",
+        _with(VALID_SPEC, nats={"managed": True, "scheduling": {"affinity": {"nodeAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 0, "preference": {}}]}}}}),
+        "spec.nats.scheduling.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight",
+        "greater than or equal to 1",
+    ),
+    InvalidSpec(
+        "label-selector-in-without-values",
+        _with(VALID_SPEC, agentScheduling={"affinity": {"podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [{"topologyKey": "kubernetes.io/hostname",
+                "labelSelector": {"matchExpressions": [{"key": "app", "operator": "In"}]}}]}}}),
+        "spec.agentScheduling.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0]"
+        ".labelSelector.matchExpressions[0].values",
+        "values must be non-empty for operator In or NotIn",
+    ),
+    InvalidSpec(
+        "priority-class-name-not-dns",
+        _with(VALID_SPEC, agentScheduling={"priorityClassName": "High Priority"}),
+        "spec.agentScheduling.priorityClassName",
+        "should match",
+        model_message="String should match pattern",
+    ),
+    InvalidSpec(
         "name-too-long",
         VALID_SPEC,
         "",

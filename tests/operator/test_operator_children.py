@@ -63,6 +63,7 @@ def test_the_reference_network_has_the_designed_children() -> None:
     }
     expected |= {(kind, f"ramanujan-{c}") for c in COMPONENT_NAMES for kind in ("Deployment", "Service")}
     expected.add(("PersistentVolumeClaim", "ramanujan-interaction-timeline"))
+    expected.add(("PodDisruptionBudget", "ramanujan-agents"))  # 9 agent pods; every component runs one
     assert set(keys) == expected and len(keys) == len(expected)
     assert keys[0] == ("ConfigMap", "ramanujan-config")  # config before the pods that mount it
     assert keys.index(("Secret", "ramanujan-nats")) < keys.index(("StatefulSet", "ramanujan-nats"))
@@ -441,6 +442,13 @@ def test_any_valid_spec_renders_deterministically(topology, per_pod, workload, c
     sts = by_key(objects)[("StatefulSet", "prop-agents")]
     assert sts["spec"]["replicas"] == -(-agents // per_pod)
     assert len(config_of(objects)["nodes"]) == agents
+    # A budget for exactly the workloads that may run more than one pod, each selecting only its own.
+    budgets = {o["metadata"]["name"] for o in objects if o["kind"] == "PodDisruptionBudget"}
+    several = {f"prop-{c}" for c in (components if components is not None else ()) if spec["components"][
+        components.index(c)]["replicas"] > 1}
+    assert budgets == several | ({"prop-agents"} if -(-agents // per_pod) > 1 else set())
+    for name in budgets:
+        assert [n for n, _ in pods_selected_by(objects, name)] == [name]
 
 
 def test_obsolete_children_are_the_controlled_ones_no_longer_desired() -> None:
@@ -465,3 +473,130 @@ def test_children_selector_selects_every_child() -> None:
     selector = dict(part.split("=") for part in names.children_selector("ramanujan").split(","))
     for obj in build("network.yaml"):
         assert selector.items() <= obj["metadata"]["labels"].items()
+
+
+def pods_selected_by(objects: list[dict[str, Any]], budget: str) -> list[tuple[str, dict[str, str]]]:
+    """(workload, pod labels) of every pod template a PodDisruptionBudget selects."""
+    (pdb,) = [o for o in objects if o["kind"] == "PodDisruptionBudget" and o["metadata"]["name"] == budget]
+    selector = pdb["spec"]["selector"]["matchLabels"].items()
+    pods = [(n, t["metadata"]["labels"]) for n, t in pod_templates(objects)]
+    pods += [(o["metadata"]["name"], o["spec"]["podLabels"]) for o in objects if o["kind"] == "SpinApp"]
+    return [(n, labels) for n, labels in pods if selector <= labels.items()]
+
+
+def network_with(**spec: Any) -> Any:
+    body = load_example("ring.yaml")
+    body["spec"].update(spec)
+    return network_from(body)
+
+
+def test_budgets_for_the_agents_and_each_component_that_may_run_several_pods() -> None:
+    network = network_with(components=[
+        {"name": "crdt-service", "replicas": 2},
+        {"name": "dashboard", "replicas": 1},
+        {"name": "stream-red", "replicas": 1, "autoscaling": {"maxReplicas": 3, "metric": {"target": 10}}},
+        {"name": "stream-blue", "replicas": 0},
+    ])  # fmt: skip
+    objects = desired_children(network, nats_password=PASSWORD)
+    budgets = {o["metadata"]["name"]: o for o in objects if o["kind"] == "PodDisruptionBudget"}
+    # stream-red runs one pod now, but may run three: its budget does not come and go as it scales
+    assert set(budgets) == {"ring-agents", "ring-crdt-service", "ring-stream-red"}
+    for name, pdb in budgets.items():
+        assert pdb["apiVersion"] == "policy/v1"
+        assert pdb["spec"]["maxUnavailable"] == 1 and "minAvailable" not in pdb["spec"]
+        assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+        assert pdb["metadata"]["ownerReferences"][0]["uid"] == UID
+        assert pdb["metadata"]["labels"] == names.labels("ring", pdb["metadata"]["labels"][names.LABEL_COMPONENT])
+        assert [n for n, _ in pods_selected_by(objects, name)] == [name]
+    # one agent pod (all agents in it): nothing to budget
+    one_pod = desired_children(network_with(agentsPerPod=8), nats_password=PASSWORD)
+    assert not [o for o in one_pod if o["kind"] == "PodDisruptionBudget"]
+    # SpinApps: the budget selects the pods spin-operator makes from podLabels
+    spin = build("spinapp.yaml")
+    assert {o["metadata"]["name"] for o in spin if o["kind"] == "PodDisruptionBudget"} == {"spin-agents", "spin-stream-red"}
+    assert [n for n, _ in pods_selected_by(spin, "spin-stream-red")] == ["spin-stream-red"]
+
+
+def test_a_budget_is_pruned_when_its_component_drops_to_one_replica_or_goes() -> None:
+    two = network_with(components=[{"name": "crdt-service", "replicas": 2}, {"name": "dashboard", "replicas": 2}])
+    before = desired_children(two, nats_password=PASSWORD)
+    after = desired_children(network_with(components=[{"name": "crdt-service", "replicas": 1}]), nats_password=PASSWORD)
+    gone = children.obsolete_children(two, after, before)
+    assert ("policy/v1", "PodDisruptionBudget", "ring-crdt-service") in gone
+    assert ("policy/v1", "PodDisruptionBudget", "ring-dashboard") in gone
+    assert ("policy/v1", "PodDisruptionBudget", "ring-agents") not in gone
+
+
+SCHEDULING = {
+    "nodeSelector": {"kubernetes.io/os": "linux"},
+    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "agentnet", "effect": "NoSchedule"}],
+    "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 50, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname",
+                                           "labelSelector": {"matchLabels": {"app.kubernetes.io/instance": "ring"}}}}]}},
+    "priorityClassName": "agentnet-high",
+}  # fmt: skip
+SPREAD = {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway"}
+
+
+def test_scheduling_knobs_reach_each_pod_template_and_only_theirs() -> None:
+    network = network_with(
+        agentScheduling={**SCHEDULING, "topologySpreadConstraints": [SPREAD]},
+        nats={"managed": True, "scheduling": {"nodeSelector": {"disk": "ssd"}}},
+        components=[{"name": "crdt-service", "scheduling": {"tolerations": [{"operator": "Exists"}]}},
+                    {"name": "dashboard"}],
+    )  # fmt: skip
+    objects = by_key(desired_children(network, nats_password=PASSWORD))
+    agents = objects[("StatefulSet", "ring-agents")]["spec"]["template"]["spec"]
+    for field in ("nodeSelector", "tolerations", "affinity", "priorityClassName"):
+        assert agents[field] == SCHEDULING[field], field
+    # a spread constraint without a selector counts the agents' own pods (Kubernetes would count none)
+    assert agents["topologySpreadConstraints"] == [
+        {**SPREAD, "labelSelector": {"matchLabels": names.selector_labels("ring", names.ROLE_AGENT)}}
+    ]
+    crdt = objects[("Deployment", "ring-crdt-service")]["spec"]["template"]["spec"]
+    assert crdt["tolerations"] == [{"operator": "Exists"}]
+    assert not {"nodeSelector", "affinity", "priorityClassName", "topologySpreadConstraints"} & set(crdt)
+    nats = objects[("StatefulSet", "ring-nats")]["spec"]["template"]["spec"]
+    assert nats["nodeSelector"] == {"disk": "ssd"} and "tolerations" not in nats
+    dashboard = objects[("Deployment", "ring-dashboard")]["spec"]["template"]["spec"]
+    assert not {"nodeSelector", "tolerations", "affinity", "priorityClassName", "topologySpreadConstraints"} & set(
+        dashboard)
+
+
+def env_of(template: dict[str, Any]) -> dict[str, Any]:
+    (container,) = template["spec"]["containers"]
+    return {e["name"]: e.get("value") for e in container["env"]}
+
+
+def test_component_env_and_logging_reach_the_pods() -> None:
+    network = network_with(
+        logging={"level": "DEBUG", "format": "text"},
+        components=[{"name": "crdt-service", "env": [{"name": "CACHE_SIZE_MB", "value": "64"},
+                                                     {"name": "EMPTY", "value": ""}]},
+                    {"name": "dashboard"}],
+    )  # fmt: skip
+    objects = desired_children(network, nats_password=PASSWORD)
+    templates = dict(pod_templates(objects))
+    for name in ("ring-agents", "ring-crdt-service", "ring-dashboard"):
+        env = env_of(templates[name])
+        assert (env[names.ENV_LOG_LEVEL], env[names.ENV_LOG_FORMAT]) == ("DEBUG", "text"), name
+    assert env_of(templates["ring-crdt-service"]).items() >= {"CACHE_SIZE_MB": "64", "EMPTY": ""}.items()
+    assert "CACHE_SIZE_MB" not in env_of(templates["ring-dashboard"])
+    (nats,) = templates["ring-nats"]["spec"]["containers"]
+    assert "env" not in nats  # the NATS server logs its own way
+    # defaults: INFO, json
+    default = dict(pod_templates(desired_children(network_with(), nats_password=PASSWORD)))
+    assert env_of(default["ring-agents"])[names.ENV_LOG_LEVEL] == "INFO"
+    assert env_of(default["ring-agents"])[names.ENV_LOG_FORMAT] == "json"
+    # a SpinApp gets them as Spin variables
+    spin = [o for o in build("spinapp.yaml") if o["kind"] == "SpinApp"][0]
+    variables = {v["name"]: v.get("value") for v in spin["spec"]["variables"]}
+    assert (variables[names.SPIN_VAR_LOG_LEVEL], variables[names.SPIN_VAR_LOG_FORMAT]) == ("INFO", "json")
+
+
+def test_every_variable_the_operator_sets_is_reserved() -> None:
+    """spec.components[].env may not override one: the model's list is what the builders set."""
+    network = network_with(components=[{"name": "interaction-timeline"}])
+    templates = [t for name, t in pod_templates(desired_children(network, nats_password=PASSWORD)) if name != "ring-nats"]
+    set_by_operator = {n for t in templates for n in env_of(t)}
+    assert set_by_operator == set(names.OPERATOR_ENV)

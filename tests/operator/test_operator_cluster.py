@@ -41,6 +41,7 @@ def test_example_network_comes_up_ready_and_is_garbage_collected(operator, kubec
                 ("Service", "ramanujan-nats"), ("Service", "ramanujan-nats-headless"),
                 ("StatefulSet", "ramanujan-nats"), ("Service", "ramanujan-agents"),
                 ("StatefulSet", "ramanujan-agents"), ("PersistentVolumeClaim", "ramanujan-interaction-timeline"),
+                ("PodDisruptionBudget", "ramanujan-agents"),
                 *{(kind, f"ramanujan-{c}") for c in COMPONENT_NAMES for kind in ("Deployment", "Service")}}
     assert kinds_and_names(owned) == expected
     for obj in owned:

@@ -10,24 +10,16 @@ from conftest import EXAMPLES, load_example
 from invalid_specs import INVALID_SPECS, RING, VALID_SPEC, InvalidSpec
 from pydantic import ValidationError
 
-from agentnet_operator.model import AgentNetwork, AgentNetworkSpec, ComponentSpec
+from agentnet_operator.model import AgentNetwork, AgentNetworkSpec, ComponentSpec, field_path
 from agentnet_runtime.catalogue import COMPONENT_NAMES
 
 EXAMPLE_FILES = sorted(p.name for p in EXAMPLES.glob("*.yaml"))
 
 
-def k8s_path(loc: tuple[Any, ...]) -> str:
-    """A pydantic error location written as the API server writes field paths."""
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
 def errors_of(case: InvalidSpec) -> list[tuple[str, str]]:
     with pytest.raises(ValidationError) as caught:
         AgentNetwork.model_validate(case.manifest())
-    return [(k8s_path(e["loc"]), e["msg"]) for e in caught.value.errors()]
+    return [(field_path(e["loc"]), e["msg"]) for e in caught.value.errors()]
 
 
 @pytest.mark.parametrize("case", INVALID_SPECS, ids=lambda c: c.name)

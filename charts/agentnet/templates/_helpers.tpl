@@ -99,6 +99,11 @@ and fails when one is missing here, or when anything is granted beyond its state
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "delete"]
+# A PodDisruptionBudget for the agents and each component that may run more than one pod:
+# written by server-side apply, pruned by delete, watched to repair drift (never read alone).
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 # Events on the networks (Applied, Pruned, ScaleUp, Degraded reasons, ...).
 - apiGroups: [""]
   resources: ["events"]
