@@ -634,7 +634,7 @@ class ComponentSpec(_Object):
     autoscaling: Autoscaling | None = None
     """Scale replicas from a live metric; omitted = fixed replicas."""
     settings: dict[str, Annotated[str, Field(max_length=1024)]] | None = Field(None, max_length=MAX_SETTINGS)
-    """Component settings passed through the network ConfigMap (e.g. verifiers: "17")."""
+    """Component settings passed through the network ConfigMap (e.g. NUM_AGENTS: "17")."""
     env: (
         Annotated[
             list[EnvVar],
