@@ -63,6 +63,7 @@ class AgentHost:
         self._tasks: list[asyncio.Task] = []
         self._snapshotted: dict[int, int] = {}  # agent id -> e-graph version of its last snapshot
         self._stopping = False
+        self._writing: set[asyncio.Future] = set()  # timeline appends and snapshot writes in worker threads
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -85,6 +86,7 @@ class AgentHost:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        await asyncio.gather(*self._writing, return_exceptions=True)  # a cancel does not stop a thread
         await self.transport.unsubscribe()  # no more messages, so no more events after the last flush
         await self.flush_events()
         if self.snapshotting:
@@ -116,6 +118,15 @@ class AgentHost:
         self.ready.set()
         await self.sync_round()  # a (re)started agent catches up at once
         await self.heartbeat()
+
+    async def _write(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Run a write in a worker thread, shielded and tracked: a timer cancelled at stop would
+        otherwise leave it running unseen, racing the final flush or snapshot (and a reader after
+        stop() returned would miss what it writes)."""
+        future = asyncio.ensure_future(asyncio.to_thread(function, *args))
+        self._writing.add(future)
+        future.add_done_callback(self._writing.discard)
+        return await asyncio.shield(future)
 
     async def _every(self, interval: float, action: Callable[[], Awaitable]) -> None:
         """Run `action` every `interval` seconds (jittered, so processes do not beat in step). The flag, not
@@ -312,7 +323,7 @@ class AgentHost:
         self.events.clear()
         start = time.perf_counter()
         if self.timeline is not None:
-            await asyncio.to_thread(self.timeline.append, batch)
+            await self._write(self.timeline.append, batch)
             METRICS.timeline_flush.observe(time.perf_counter() - start)
             METRICS.timeline_events.labels("duckdb").inc(len(batch))
             return
@@ -349,5 +360,5 @@ class AgentHost:
         for agent in self.agents.values():
             version = agent.egraph.version
             if self._snapshotted.get(agent.id) != version:
-                await asyncio.to_thread(snapshots.write, self.config.data_dir, agent.id, agent.egraph.to_wire())
+                await self._write(snapshots.write, self.config.data_dir, agent.id, agent.egraph.to_wire())
                 self._snapshotted[agent.id] = version

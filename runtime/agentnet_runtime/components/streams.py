@@ -36,7 +36,6 @@ import json
 import logging
 import pickle
 import secrets
-import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -95,9 +94,6 @@ _WORKER_CALLS = ("rewrite_batch", "events_after")
 def worker_main() -> None:
     """The worker process: answer calls (length-prefixed pickles) on stdin until it closes."""
     global _replica
-    # Ctrl-C on `agentnet up` reaches its whole process group; the parent ends this worker (stop()), and a
-    # KeyboardInterrupt here would only print a traceback.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _replica = EGraph(sys.argv[1])
     calls = {name: globals()[name] for name in _WORKER_CALLS}
     requests, answers = sys.stdin.buffer, sys.stdout.buffer
@@ -130,7 +126,10 @@ class Worker:
     async def start(self) -> "Worker":
         code = f"from {__name__} import worker_main; worker_main()"
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", code, self.replica_id, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+            sys.executable, "-c", code, self.replica_id, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            # Its own process group: Ctrl-C on `agentnet up` reaches the terminal's group, and a worker still
+            # importing would die of it with a traceback. The parent ends it (stop(), or its stdin closing).
+            process_group=0,
         )
         return self
 
