@@ -241,13 +241,14 @@ def _exported_metric_names() -> set[str]:
 
     from agentnet_operator import cluster as operator_cluster
     from agentnet_operator import handlers
+    from agentnet_runtime import refusals
     from agentnet_runtime.components import cache
     from agentnet_runtime.web import METRICS
 
     suffixes = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
     metrics = [*(m for m in vars(METRICS).values() if isinstance(m, (Counter, Gauge, Histogram))),
                operator_cluster.API_REQUESTS, handlers.RECONCILES, handlers.RECONCILE_SECONDS, handlers.NETWORKS,
-               cache.HITS, cache.MISSES]
+               cache.HITS, cache.MISSES, refusals.REFUSED]
     exported = {family.name + suffix for metric in metrics for family in metric.describe()
                 for suffix in suffixes[family.type]}
     return exported | {"process_start_time_seconds"}  # prometheus-client's process collector

@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from test_chart import options, queried_metrics, render
 from test_runtime_up import LOOK, start_up, stop
 
+from agentnet_runtime.agent import subjects
 from agentnet_runtime.core.egraph import EGraph
 from agentnet_runtime.core.terms import parse
 from cluster_support import apply, small_network
@@ -34,10 +35,12 @@ def nats_url(log) -> str:
 
 
 async def publish_garbage(url: str) -> None:
-    """A message no agent can decode (counted in agentnet_errors_total, which a panel reads)."""
+    """A heartbeat that is not JSON (refused: agentnet_messages_refused_total) and a retention report the
+    dashboard cannot read (an error: agentnet_errors_total); a panel reads both."""
     client = await nats.connect(url)
     try:
-        await client.publish("agent.0.heartbeat", b"not json")
+        await client.publish(subjects.for_agent(subjects.HEARTBEAT, 0), b"not json")
+        await client.publish(subjects.TIMELINE_RETENTION, b"not json")
         await client.flush()
     finally:
         await client.close()
