@@ -48,14 +48,20 @@ async def test_merge_joins_states_and_caches_by_their_events(served):
     assert EGraph.from_wire(first["state"]).digest() == expected.digest()
     # Same events in another order, or already partly joined: the join is the same, so the cache answers.
     hits = metric("agentnet_crdt_merges_total", path="http", result="hit")
+    merge = {"app": "crdt-service", "cache": "merge"}
+    cache_hits, cache_misses = metric("agentnet_cache_hits_total", **merge), metric("agentnet_cache_misses_total", **merge)
     reordered = (await client.post("/merge", json={"states": [c.to_wire(), a.to_wire(), b.to_wire()]})).json()
     regrouped = (await client.post("/merge", json={"states": [joined(a, b).to_wire(), c.to_wire()]})).json()
     assert reordered["cached"] is regrouped["cached"] is True
     assert reordered["digest"] == regrouped["digest"] == expected.digest()
     assert metric("agentnet_crdt_merges_total", path="http", result="hit") == hits + 2
-    assert service.cache_stats()["hits"] == 2 and metric("agentnet_crdt_cache_hit_ratio") == pytest.approx(2 / 3)
+    assert service.cache_stats()["hits"] == 2 and service.cache.hit_rate == pytest.approx(2 / 3)
+    # The counters the chart's cache alert and panel read.
+    assert metric("agentnet_cache_hits_total", **merge) == cache_hits + 2
+    assert metric("agentnet_cache_misses_total", **merge) == cache_misses
     # Different events: computed again.
     assert (await client.post("/merge", json={"states": [a.to_wire(), b.to_wire()]})).json()["cached"] is False
+    assert metric("agentnet_cache_misses_total", **merge) == cache_misses + 1
 
 
 async def test_the_cache_is_bounded_in_bytes_by_cache_size_mb(nats_server):

@@ -23,7 +23,8 @@ from runtime_support import FAST, eventually, network_document, runtime_config
 
 from agentnet_runtime import components
 from agentnet_runtime.agent.host import AgentHost
-from agentnet_runtime.components.dashboard import MISSED_HEARTBEATS, ComponentSeries, layout, latency_totals
+from agentnet_runtime.components.dashboard import ComponentSeries, layout, latency_totals
+from agentnet_runtime.core.membership import GONE_AFTER
 from agentnet_runtime.config import ConfigError, NetworkConfig
 from agentnet_runtime.core.egraph import EGraph
 from agentnet_runtime.core.terms import parse
@@ -247,7 +248,7 @@ def test_a_killed_agent_process_is_shown_gone(tmp_path, nats_server):
             )
 
             processes.kill("agents-b")  # agents 5..8, without a chance to say goodbye
-            gone_within = MISSED_HEARTBEATS * HEARTBEAT + 15  # 3 missed heartbeats, plus slack for a busy machine
+            gone_within = GONE_AFTER * HEARTBEAT + 15  # the membership rule, plus slack for a busy machine
             page_wait(page, "[5, 6, 7, 8].every(id => document.querySelector(`#nodes g.agent[data-agent='${id}']`)"
                       ".dataset.state === 'gone')", "agents 5..8 gone", timeout=gone_within)  # fmt: skip
             drawn = drawn_agents(page)

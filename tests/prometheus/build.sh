@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Builds Prometheus from its Go module (through the Go module proxy) into
-# ~/.cache/agentnet/prometheus/<key>/prometheus and prints that path.
+# Builds Prometheus and promtool from its Go module (through the Go module proxy) into
+# ~/.cache/agentnet/prometheus/<key>/ and prints the path of the binary asked for:
+#   build.sh            .../prometheus (the server)
+#   build.sh promtool   .../promtool   (`promtool test rules` for the chart's alerts)
 # <key> hashes version.env, this script and the Go version. Kept apart from the
 # control plane's build so that neither invalidates the other's cache.
 set -euo pipefail
@@ -12,8 +14,10 @@ source "$here/version.env"
 
 key=$( (cat "$here/version.env" "$here/build.sh"; go env GOVERSION) | sha256sum | cut -c1-16)
 out=${AGENTNET_CACHE:-$HOME/.cache/agentnet}/prometheus/$key
-if [ -x "$out/prometheus" ]; then
-  echo "$out/prometheus"
+binary=${1:-prometheus}
+case $binary in prometheus | promtool) ;; *) echo "usage: build.sh [prometheus|promtool]" >&2; exit 2 ;; esac
+if [ -x "$out/prometheus" ] && [ -x "$out/promtool" ]; then
+  echo "$out/$binary"
   exit 0
 fi
 
@@ -30,14 +34,16 @@ upstream_mod=$(go mod download -json "github.com/prometheus/prometheus@$PROMETHE
   echo "require github.com/prometheus/prometheus $PROMETHEUS_MODULE_VERSION"
   sed -n 's#^replace \(\S*\) => \(\S*\) \(v\S*\)$#replace \1 => \2 \3#p' "$upstream_mod"
 } > "$work/go.mod"
-# A file importing the command makes `go mod tidy` record everything it needs.
-printf 'package build\n\nimport _ "github.com/prometheus/prometheus/cmd/prometheus"\n' > "$work/tools.go"
+# A file importing the commands makes `go mod tidy` record everything they need.
+printf 'package build\n\nimport (\n\t_ "github.com/prometheus/prometheus/cmd/prometheus"\n\t_ "github.com/prometheus/prometheus/cmd/promtool"\n)\n' > "$work/tools.go"
 number=${PROMETHEUS_MODULE_VERSION#v0.}                     # 315.0
 release="3.$(( ${number%%.*} - 300 )).${number#*.}"          # 3.15.0
 (cd "$work" && GOFLAGS=-mod=mod go mod tidy >&2 &&
- CGO_ENABLED=0 go build -trimpath -o "$work/prometheus" \
-   -ldflags "-s -w -X github.com/prometheus/common/version.Version=$release" \
-   github.com/prometheus/prometheus/cmd/prometheus)
+ for command in prometheus promtool; do
+   CGO_ENABLED=0 go build -trimpath -o "$work/$command" \
+     -ldflags "-s -w -X github.com/prometheus/common/version.Version=$release" \
+     "github.com/prometheus/prometheus/cmd/$command" || exit 1
+ done)
 mkdir -p "$out"
-mv "$work/prometheus" "$out/prometheus"
-echo "$out/prometheus"
+mv "$work/prometheus" "$work/promtool" "$out/"
+echo "$out/$binary"

@@ -10,9 +10,9 @@ from rig.controlplane import die_with_parent, free_port, stop_process
 BUILD_SCRIPT = Path(__file__).resolve().parents[1] / "prometheus" / "build.sh"
 
 
-def build_prometheus() -> Path:
-    """Build (or reuse) the cached binary and return its path."""
-    result = subprocess.run(["bash", str(BUILD_SCRIPT)], check=True, stdout=subprocess.PIPE, text=True)
+def build_prometheus(binary: str = "prometheus") -> Path:
+    """Build (or reuse) the cached binaries and return the path of `binary` (prometheus | promtool)."""
+    result = subprocess.run(["bash", str(BUILD_SCRIPT), binary], check=True, stdout=subprocess.PIPE, text=True)
     return Path(result.stdout.strip().splitlines()[-1])
 
 

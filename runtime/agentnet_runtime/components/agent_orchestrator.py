@@ -1,16 +1,14 @@
 """agent-orchestrator (/agents): membership from heartbeats, sync rounds, network status.
 
 GET  /status        every agent of the network: alive | gone | unseen, last heartbeat age,
-                    digest, size; converged = one digest among the alive agents
+                    digest, size; converged = every agent seen, one digest among the alive
 GET  /{id}          one agent
 POST /sync-round    {"timeout"?}: one anti-entropy round through this component (below),
                     then a roll call (broadcast.heartbeat) so every status is fresh
 
 Membership: every agent publishes agent.{id}.heartbeat each heartbeat interval (setting
-`heartbeat_interval`, default the agents' own default). An agent silent for `gone_after`
-intervals (default 2.5) is gone; its next heartbeat brings it back. 2.5, not 3: a killed
-agent's last heartbeat came before it died, and it must be marked gone within three
-intervals of dying; a live agent's heartbeats are at most 1.2 intervals apart (jitter).
+`heartbeat_interval`, default the agents' own default). The rules (gone after `gone_after`
+silent intervals, default 2.5; converged) are core/membership.py's, which the dashboard shares.
 
 A sync round over NATS (a cluster's orchestrator knows no agent URLs): the orchestrator
 keeps a replica of the network's e-graph. It asks every agent for what the replica lacks
@@ -29,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter as Tally
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +39,7 @@ from agentnet_runtime.agent import subjects
 from agentnet_runtime.agent.transport import Transport
 from agentnet_runtime.components import Service
 from agentnet_runtime.components.common import NetworkReplica, every, number, only_fields
+from agentnet_runtime.core import membership
 from agentnet_runtime.settings import OrchestratorSettings
 from agentnet_runtime.web import RequestError, json_body
 
@@ -50,7 +48,7 @@ log = logging.getLogger("agentnet.orchestrator")
 
 # Metrics of this module (to move into web.METRICS).
 AGENTS = Gauge("agentnet_orchestrator_agents", "Agents by membership state, as the orchestrator sees them", ["state"])
-CONVERGED = Gauge("agentnet_orchestrator_converged", "1 when every alive agent reports one digest, else 0")
+CONVERGED = Gauge("agentnet_orchestrator_converged", "1 when every agent has been seen and the alive ones report one digest, else 0")
 MEMBERSHIP_CHANGES = Counter("agentnet_orchestrator_membership_changes", "Agents marked gone or back", ["to"])
 SYNC_ROUNDS = Counter("agentnet_orchestrator_sync_rounds", "Sync rounds run through the orchestrator")
 
@@ -59,20 +57,14 @@ SYNC_ROUNDS = Counter("agentnet_orchestrator_sync_rounds", "Sync rounds run thro
 
 
 @dataclass
-class Member:
+class Member(membership.Member):
     """What the orchestrator knows of one agent."""
 
-    id: int
-    colour: str
-    state: str = "unseen"  # unseen -> alive <-> gone
-    last_seen: float | None = None  # time.monotonic() of its last heartbeat
-    digest: str | None = None
-    nodes: int = 0
-    events: int = 0
-    returns: int = 0  # times it came back after being gone
+    colour: str = ""
 
     def view(self, now: float) -> dict[str, Any]:
-        age = None if self.last_seen is None else round(now - self.last_seen, 3)
+        age = self.age(now)
+        age = None if age is None else round(age, 3)
         return {"agent": self.id, "colour": self.colour, "state": self.state, "last_heartbeat_age": age,
                 "digest": self.digest, "size": self.nodes, "events": self.events, "returns": self.returns}  # fmt: skip
 
@@ -85,10 +77,12 @@ class AgentOrchestrator(Service):
     def __init__(self, config):
         super().__init__(config)
         self.interval = self.settings.heartbeat_interval
-        self.gone_after = self.settings.gone_after * self.interval  # seconds
         self.sync_timeout = self.settings.sync_timeout
         self.sync_interval = self.settings.sync_interval
-        self.members = {node.id: Member(node.id, node.colour) for node in config.network.nodes}
+        self.membership = membership.Membership(
+            (Member(node.id, colour=node.colour) for node in config.network.nodes), self.interval, self.settings.gone_after
+        )
+        self.members = self.membership.members
         self.transport: Transport | None = None
         self.replica: NetworkReplica | None = None
         self._round = asyncio.Lock()
@@ -102,8 +96,8 @@ class AgentOrchestrator(Service):
         ]
 
     def health(self) -> dict[str, Any]:
-        counts = Tally(member.state for member in self.members.values())
-        return {"nats": "connected" if self.nc is not None and self.nc.is_connected else "connecting", "alive": counts["alive"]}
+        alive = self.membership.counts()[membership.ALIVE]
+        return {"nats": "connected" if self.nc is not None and self.nc.is_connected else "connecting", "alive": alive}
 
     async def on_start(self) -> None:
         self.transport = Transport(self.config.nats_url, self.config.nats_auth)
@@ -128,52 +122,41 @@ class AgentOrchestrator(Service):
 
     async def _on_heartbeat(self, subject: str, envelope: dict, message: Any) -> None:
         beat = envelope["body"]
-        member = self.members.get(envelope["from"])
-        if member is None or not isinstance(beat, dict):
-            return  # not an agent of this network
-        member.last_seen = time.monotonic()
-        member.digest, member.nodes, member.events = beat.get("digest"), int(beat.get("nodes", 0)), int(beat.get("events", 0))
-        if member.state != "alive":
-            if member.state == "gone":
-                member.returns += 1
+        if not isinstance(beat, dict):
+            return
+        change = self.membership.heartbeat(envelope["from"], beat, time.monotonic())
+        if change is not None:  # seen for the first time, or back
+            member, was = change
+            if was == membership.GONE:
                 MEMBERSHIP_CHANGES.labels("back").inc()
                 log.info("agent %s is back", member.id)
-            member.state = "alive"
             await self.publish_status()
 
     async def sweep(self) -> None:
         """Mark agents silent for longer than `gone_after` as gone; refresh the gauges."""
-        now, changed = time.monotonic(), False
-        for member in self.members.values():
-            if member.state == "alive" and now - member.last_seen > self.gone_after:
-                member.state = "gone"
-                changed = True
-                MEMBERSHIP_CHANGES.labels("gone").inc()
-                log.warning("agent %s is gone (no heartbeat for %.2fs)", member.id, now - member.last_seen)
-        counts = Tally(member.state for member in self.members.values())
-        for state in ("alive", "gone", "unseen"):
-            AGENTS.labels(state).set(counts[state])
-        CONVERGED.set(1 if len(self._alive_digests()) == 1 else 0)
-        if changed:
+        now = time.monotonic()
+        gone = self.membership.sweep(now)
+        for member in gone:
+            MEMBERSHIP_CHANGES.labels("gone").inc()
+            log.warning("agent %s is gone (no heartbeat for %.2fs)", member.id, member.age(now))
+        for state, count in self.membership.counts().items():
+            AGENTS.labels(state).set(count)
+        CONVERGED.set(1 if self.membership.converged() else 0)
+        if gone:
             await self.publish_status()
-
-    def _alive_digests(self) -> set[str | None]:
-        return {member.digest for member in self.members.values() if member.state == "alive"}
 
     def status(self) -> dict[str, Any]:
         now = time.monotonic()
-        counts = Tally(member.state for member in self.members.values())
-        alive_digests = self._alive_digests()
         return {
             "source": "orchestrator",
             "network": self.config.network.name,
             "heartbeat_interval": self.interval,
-            "gone_after": self.gone_after,
-            "alive": counts["alive"], "gone": counts["gone"], "unseen": counts["unseen"],
-            "converged": len(alive_digests) == 1,
-            "digests": len(alive_digests),
+            "gone_after": self.membership.gone_after,
+            **self.membership.counts(),
+            "converged": self.membership.converged(),
+            "digests": len(self.membership.digests()),
             "agents": {str(member.id): member.view(now) for member in self.members.values()},
-        }  # fmt: skip
+        }
 
     async def publish_status(self) -> None:
         if self.transport is not None:

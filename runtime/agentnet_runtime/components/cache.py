@@ -1,7 +1,13 @@
-"""A cache bounded in bytes (the guides' CACHE_SIZE_MB), least recently used entries evicted first.
+"""The components' caches and the metrics every cache exports.
 
-Sizes are what the caller says an entry costs (crdt-service: the length of its JSON, which is
-nearly all of its memory), so measuring is free; an entry larger than the whole bound is not kept.
+- `Lookups`: hits and misses of one cache, exported as agentnet_cache_hits_total and
+  agentnet_cache_misses_total{app, cache}: the names the chart's AgentnetLowCacheHitRate alert
+  and its Grafana panel read (crdt-service's merge cache, egraph-service's memo). The hit rate is
+  their ratio over a window (PromQL), so no process exports a ratio of its own.
+- `ByteLRU`: a cache bounded in bytes (the guides' CACHE_SIZE_MB), least recently used entries
+  evicted first. Sizes are what the caller says an entry costs (crdt-service: the length of its
+  JSON, which is nearly all of its memory), so measuring is free; an entry larger than the whole
+  bound is not kept.
 """
 
 from __future__ import annotations
@@ -9,10 +15,24 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, Hashable
 
+from prometheus_client import Counter
+
+HITS = Counter("agentnet_cache_hits", "Cache lookups answered from the cache, by app and cache", ["app", "cache"])
+MISSES = Counter("agentnet_cache_misses", "Cache lookups the cache could not answer, by app and cache", ["app", "cache"])
+
+
+class Lookups:
+    """The hit and miss counters of one cache (`app`: the component; `cache`: which of its caches)."""
+
+    def __init__(self, app: str, cache: str):
+        # Children looked up once: labels() costs as much as a cache hit.
+        self.hit, self.miss = HITS.labels(app, cache).inc, MISSES.labels(app, cache).inc
+
 
 class ByteLRU:
-    def __init__(self, max_bytes: int):
+    def __init__(self, max_bytes: int, lookups: Lookups | None = None):
         self.max_bytes = max_bytes
+        self.lookups = lookups  # exported counters, if any
         self.bytes = 0  # sum of the sizes of the entries held
         self.hits = self.misses = self.evictions = 0
         self._data: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
@@ -21,8 +41,12 @@ class ByteLRU:
         entry = self._data.get(key)
         if entry is None:
             self.misses += 1
+            if self.lookups is not None:
+                self.lookups.miss()
             return None
         self.hits += 1
+        if self.lookups is not None:
+            self.lookups.hit()
         self._data.move_to_end(key)
         return entry[0]
 

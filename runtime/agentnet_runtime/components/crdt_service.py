@@ -11,7 +11,7 @@ event's dot fixes its contents (egraph.py: every replica keeps each event exactl
 a dot it has seen), so inputs carrying the same dots have the same join, whatever their order or grouping; a
 hit costs no parsing of nodes at all. It is bounded in bytes, CACHE_SIZE_MB (MiB; settings.CrdtSettings: the
 environment variable as the deployment guides set it, else the component setting, else 50), an entry costing the length of its JSON; the least
-recently used go first. Its hit rate and its bytes are exported. Long NATS batches yield to the event loop every few merges, so HTTP keeps being served.
+recently used go first. Its hits and misses (agentnet_cache_*_total{cache="merge"}, cache.py) and its bytes are exported. Long NATS batches yield to the event loop every few merges, so HTTP keeps being served.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from agentnet_runtime.components import Service
 from agentnet_runtime.agent import subjects
 from agentnet_runtime.core.egraph import DELTA_KIND, STATE_KIND, Delta, EGraph
 from agentnet_runtime.refusals import NOT_JSON, WRONG_SHAPE, refuse
-from .cache import ByteLRU
+from .cache import ByteLRU, Lookups
 from agentnet_runtime.settings import CrdtSettings
 from agentnet_runtime.web import RequestError, json_body
 
@@ -60,7 +60,6 @@ class CRDT_METRICS:
 
     merges = Counter("agentnet_crdt_merges", "Merges asked of crdt-service, by path (http | nats) and result (hit | miss | refused)",
                      ["path", "result"])  # fmt: skip
-    cache_hit_ratio = Gauge("agentnet_crdt_cache_hit_ratio", "Share of crdt-service merges answered from the merge cache")
     cache_bytes = Gauge("agentnet_crdt_cache_bytes", "Bytes held by crdt-service's merge cache (the JSON of its entries)")
     replica_nodes = Gauge("agentnet_crdt_replica_nodes", "E-nodes in crdt-service's replica (the join of everything merged)")
 
@@ -116,7 +115,7 @@ class CrdtService(Service):
 
     def __init__(self, config):
         super().__init__(config)
-        self.cache = ByteLRU(int(self.settings.cache_size_mb * 2**20))  # events -> (b'"digest":..,"nodes":..,"clock":..', state JSON)
+        self.cache = ByteLRU(int(self.settings.cache_size_mb * 2**20), Lookups(self.name, "merge"))  # events -> (b'"digest":..,"nodes":..,"clock":..', state JSON)
         self.replica = EGraph(f"{self.name}.{config.pod_name}")
         self._state_json: tuple[int, bytes] = (-1, b"")  # GET /state body, for one replica version
         # Counters by (path, result), looked up once: labels() costs as much as a cache hit.
@@ -177,10 +176,7 @@ class CrdtService(Service):
         return flag + summary + (b'}' if state is None else b',"state":' + state + b"}")
 
     async def merge_route(self, request: Request) -> Response:
-        try:
-            summary, state, cached = self.merge(await json_body(request), "http")
-        finally:
-            CRDT_METRICS.cache_hit_ratio.set(self.cache.hit_rate)
+        summary, state, cached = self.merge(await json_body(request), "http")
         return Response(self._result(summary, state, cached), media_type="application/json")
 
     async def state_route(self, request: Request) -> Response:
@@ -217,7 +213,6 @@ class CrdtService(Service):
                 parts.append(dumps(error.body()))
             if index % SLICE == SLICE - 1:
                 await asyncio.sleep(0)  # let HTTP requests and other messages in
-        CRDT_METRICS.cache_hit_ratio.set(self.cache.hit_rate)
         reply = b'{"results":[' + b",".join(parts) + b"]}"
         if len(reply) > self.nc.max_payload:
             error = RequestError(f"the reply ({len(reply)} bytes) is larger than NATS allows ({self.nc.max_payload})",

@@ -15,11 +15,11 @@ POST /ask      {"term": ...} or {"prove": [lhs, rhs]}, and "agent" (default the 
                its replica holds (`asks`): the page watches the knowledge spread over the topology.
 
 What it collects, on its own, so it works alone in a pod:
-- agents: `agent.*.heartbeat` (digest, e-nodes, clock events); an agent silent for 3 heartbeat
-  intervals is gone, its next heartbeat brings it back. A roll call (`broadcast.heartbeat`) at
-  start makes every agent answer at once. `network.status` reports (from agent processes and the
-  orchestrator) add each agent's agreeing neighbours and are listed with their verdict.
-  Converged: every agent has been seen, and the alive ones report one digest.
+- agents: `agent.*.heartbeat` (digest, e-nodes, clock events); alive, gone (after 2.5 silent
+  heartbeat intervals) and converged by core/membership.py's rules, which
+  agent-orchestrator shares. A roll call (`broadcast.heartbeat`) at start makes every agent answer
+  at once. `network.status` reports (from agent processes and the orchestrator) add each agent's
+  agreeing neighbours and are listed with their verdict.
 - timeline: batches on `timeline.events` (agents with no DuckDB file of their own publish there), and,
   when `<data dir>/timeline.duckdb` exists and can be opened (under `agentnet up` the agents write it
   in this very process), the rows appended to it. Messages per agent are the send/receive events seen.
@@ -74,6 +74,7 @@ from agentnet_runtime.catalogue import BY_NAME
 from agentnet_runtime.components import Service
 from agentnet_runtime.components.common import NetworkReplica, number, verdict_fields
 from agentnet_runtime.config import NetworkConfig
+from agentnet_runtime.core import membership
 from agentnet_runtime.core.colour import COLOURS, Colour
 from agentnet_runtime.core.egraph import EGraph
 from agentnet_runtime.core.explain import Explanation
@@ -90,7 +91,6 @@ STATIC_DIR = Path(__file__).with_name("dashboard_static")
 # Layout by ForceAtlas2 for networks of this many agents: at 256 its nodes overlap in 2 pairs, spring's in 68.
 # A small network reads better with spring's; a larger one would wait seconds for the quadratic ForceAtlas2.
 FORCEATLAS_AGENTS = (64, 512)
-MISSED_HEARTBEATS = 3  # an agent silent this many heartbeat intervals is gone
 ASK_BUDGET_MS = 100  # time budget of a person's question: a page waits for the answer
 HISTORY = 120  # metric samples kept per component (two minutes at METRICS_REFRESH_MS 1000), sent to a page when it connects
 RECENT_EVENTS = 200  # timeline events kept to fill a newly opened page: this many of CHATTER, as many others
@@ -156,25 +156,20 @@ def layout(network: NetworkConfig) -> dict[str, Any]:
 
 
 @dataclass
-class AgentView:
-    """What the dashboard knows of one agent."""
+class AgentView(membership.Member):
+    """What the dashboard knows of one agent: its membership, and what the page adds."""
 
-    id: int
-    state: str = "unseen"  # unseen -> alive <-> gone
-    last_seen: float | None = None  # time.monotonic() of its last heartbeat
-    digest: str | None = None
-    nodes: int = 0
-    events: int = 0  # sum of its vector clock: events its replica has seen
     sent: int = 0  # messages it sent and received, as counted on the timeline
     received: int = 0
     agreeing: int | None = None  # neighbours reporting its digest (from network.status)
     asks: int = 0  # events of the dashboard's replica (its asks) this agent's replica holds, as last pulled
 
     def view(self, now: float) -> dict[str, Any]:
+        age = self.age(now)
         return {
             "id": self.id, "state": self.state, "digest": self.digest, "nodes": self.nodes, "events": self.events,
             "sent": self.sent, "received": self.received, "agreeing": self.agreeing, "asks": self.asks,
-            "age": None if self.last_seen is None else round(now - self.last_seen, 2),
+            "age": None if age is None else round(age, 2),
         }  # fmt: skip
 
 
@@ -351,8 +346,9 @@ class Dashboard(Service):
         if source == "auto":  # every pod gets this variable from Kubernetes
             source = "urls" if os.environ.get("KUBERNETES_SERVICE_HOST") else "registry"
         self.metrics_source = source
-        self.gone_after = MISSED_HEARTBEATS * self.heartbeat_interval
-        self.agents = {node.id: AgentView(node.id) for node in config.network.nodes}
+        self.membership = membership.Membership((AgentView(node.id) for node in config.network.nodes), self.heartbeat_interval)
+        self.gone_after = self.membership.gone_after  # seconds
+        self.agents = self.membership.members
         self.timeline = TimelineFeed(self.agents)
         self.reports: dict[str, dict[str, Any]] = {}  # network.status by reporter, with time.monotonic() received
         self.components = {name: ComponentSeries(name) for name in config.network.components if name in BY_NAME}
@@ -391,9 +387,8 @@ class Dashboard(Service):
         ]
 
     def health(self) -> dict[str, Any]:
-        counts = Tally(agent.state for agent in self.agents.values())
         return {"nats": "connected" if self.nc is not None and self.nc.is_connected else "connecting",
-                "alive": counts["alive"], "clients": self.clients}  # fmt: skip
+                "alive": self.membership.counts()[membership.ALIVE], "clients": self.clients}  # fmt: skip
 
     # --- lifecycle -------------------------------------------------------------------------------------
 
@@ -447,16 +442,9 @@ class Dashboard(Service):
     # --- what arrives on NATS ----------------------------------------------------------------------------
 
     async def _on_heartbeat(self, subject: str, envelope: dict, message: Any) -> None:
-        beat, agent = envelope["body"], self.agents.get(envelope["from"])
-        if agent is None or not isinstance(beat, dict):
-            return  # not an agent of this network
-        agent.last_seen = time.monotonic()
-        agent.state = "alive"
-        agent.digest, agent.nodes, agent.events = (
-            beat.get("digest"),
-            int(beat.get("nodes", 0)),
-            int(beat.get("events", 0)),
-        )
+        beat = envelope["body"]
+        if isinstance(beat, dict):
+            self.membership.heartbeat(envelope["from"], beat, time.monotonic())
 
     async def _on_status(self, subject: str, envelope: dict, message: Any) -> None:
         report = envelope["body"]
@@ -490,12 +478,10 @@ class Dashboard(Service):
     # --- periodic work ---------------------------------------------------------------------------------------
 
     def sweep(self) -> None:
-        """Mark agents silent for longer than MISSED_HEARTBEATS intervals as gone."""
+        """Mark agents silent for longer than `gone_after` as gone."""
         now = time.monotonic()
-        for agent in self.agents.values():
-            if agent.state == "alive" and now - agent.last_seen > self.gone_after:
-                agent.state = "gone"
-                log.info("agent %s is gone (no heartbeat for %.2fs)", agent.id, now - agent.last_seen)
+        for agent in self.membership.sweep(now):
+            log.info("agent %s is gone (no heartbeat for %.2fs)", agent.id, agent.age(now))
 
     async def read_duckdb(self) -> None:
         """New rows of the timeline DuckDB file in the data directory, if there is one this process can open."""
@@ -524,17 +510,16 @@ class Dashboard(Service):
         """What a page needs now; `full` adds everything a newly opened page lacks (history, recent events)."""
         now = time.monotonic()
         agents = self.agents.values()
-        counts = Tally(agent.state for agent in agents)
-        alive_digests = {agent.digest for agent in agents if agent.state == "alive"}
+        digests = self.membership.digests()
         fresh = {name: {"converged": r["converged"], "agents": r["agents"]}
                  for name, r in sorted(self.reports.items()) if now - r["received"] <= self.gone_after}  # fmt: skip
         events = self.timeline.since(0) if full else self.timeline.since(self._sent_events, CHATTER_PER_UPDATE)
         return {
             "time": round(time.time(), 3),
-            "converged": counts["unseen"] == 0 and len(alive_digests) == 1,  # every agent seen; the alive agree
-            "digest": next(iter(alive_digests)) if len(alive_digests) == 1 else None,
-            "digests": len(alive_digests),
-            "counts": {state: counts[state] for state in ("alive", "gone", "unseen")},
+            "converged": self.membership.converged(),
+            "digest": self.membership.digest(),
+            "digests": len(digests),
+            "counts": self.membership.counts(),
             "agents": [agent.view(now) for agent in agents],
             "reports": fresh,
             "timeline": {"source": self.timeline_source, "seen": self.timeline.seen, "events": events,

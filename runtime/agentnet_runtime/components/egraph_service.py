@@ -15,6 +15,7 @@ POST /extract   {"term", "families"?}: the cheapest equivalent of a term (satura
 The time budget is SATURATION_TIMEOUT_MS (settings.EgraphSettings: the environment variable, else the component
 setting, else the guides' 5000 ms);
 NODE_LIMIT (10,000 e-nodes) and MEMO_SIZE (10,000 answers per family set and budget) are read the same way.
+Memo hits and misses are exported as agentnet_cache_*_total{cache="memo"} (cache.py).
 Answers come from the core's Saturator, whose memo returns a repeated question without saturating again; one
 Saturator (and memo) per family set and budget. The budget bounds each phase of the Saturator's schedule
 (identities alone, then every rule); the first only shrinks a term and ends at once. Saturation runs on one
@@ -31,13 +32,14 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Histogram
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from agentnet_runtime.agent.http import term_field
 from agentnet_runtime.components import Service
+from agentnet_runtime.components.cache import Lookups
 from agentnet_runtime.components.common import only_fields, requested_terms, verdict_fields
 from agentnet_runtime.core.colour import COLOURS, Colour
 from agentnet_runtime.core.egraph import Delta, EGraph
@@ -56,10 +58,6 @@ FAMILIES_RULE = "a non-empty list of RED, BLUE, GREEN"
 class EGRAPH_METRICS:
     """egraph-service's metrics (to move into web.METRICS)."""
 
-    saturations = Counter(
-        "agentnet_egraph_saturations", "Terms egraph-service answered, by source (memo | computed)", ["source"]
-    )
-    memo_hit_ratio = Gauge("agentnet_egraph_memo_hit_ratio", "Share of egraph-service answers that came from the memo")
     saturation_seconds = Histogram(
         "agentnet_egraph_saturation_seconds", "Time egraph-service spent saturating one term (memo misses)",
         buckets=LATENCY_BUCKETS,
@@ -97,6 +95,7 @@ class EgraphService(Service):
         self._saturators = LRU(SATURATORS)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="egraph-saturate")
         self.hits = self.misses = 0
+        self.lookups = Lookups(self.name, "memo")
 
     def routes(self) -> list[Route]:
         return [
@@ -151,17 +150,17 @@ class EgraphService(Service):
             report = simplified.report
             if memoised:
                 self.hits += 1
+                self.lookups.hit()
             else:
                 self.misses += 1
+                self.lookups.miss()
                 EGRAPH_METRICS.saturation_seconds.observe(report.elapsed)
-            EGRAPH_METRICS.saturations.labels("memo" if memoised else "computed").inc()
             results.append({
                 "term": str(term), "canonical": str(simplified.term), "cost": term_cost(simplified.term),
                 "saturated": report.saturated, "stop": report.stop_reason.value, "iterations": report.iterations,
                 "nodes": report.nodes, "matches": report.matches, "elapsedMs": round(report.elapsed * 1000, 3),
                 "memoised": memoised,
             })  # fmt: skip
-        EGRAPH_METRICS.memo_hit_ratio.set(self.hit_rate)
         return results
 
     # --- routes --------------------------------------------------------------------------------------
@@ -194,6 +193,7 @@ class EgraphService(Service):
             return verdict, memoised, saturator.explain(lhs, rhs) if explain and verdict.equal else None
 
         verdict, memoised, path = await self._in_thread(work)
+        (self.lookups.hit if memoised else self.lookups.miss)()
         report = verdict.report
         return JSONResponse({
             "lhs": str(lhs), "rhs": str(rhs), **verdict_fields(verdict, explain, path),
