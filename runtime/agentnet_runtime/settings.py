@@ -26,6 +26,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from agentnet_runtime.config import AgentSettings, ConfigError, RuntimeConfig
+from agentnet_runtime.core.membership import GONE_AFTER
 
 S = TypeVar("S", bound="ComponentSettings")
 
@@ -180,7 +181,7 @@ class VerificationSettings(ComponentSettings):
 
 class OrchestratorSettings(ComponentSettings):
     heartbeat_interval: float = Field(2.0, gt=0, allow_inf_nan=False, description="seconds between the agents' heartbeats")
-    gone_after: float = Field(2.5, gt=0, allow_inf_nan=False, description="heartbeat intervals of silence after which an agent is gone")
+    gone_after: float = Field(GONE_AFTER, gt=0, allow_inf_nan=False, description="heartbeat intervals of silence after which an agent is gone")
     sync_timeout: float = Field(2.0, gt=0, allow_inf_nan=False, description="seconds to wait for an agent's sync reply")
     sync_interval: float = Field(0.0, ge=0, allow_inf_nan=False, description="seconds between sync rounds of its own (0: none)")
 
