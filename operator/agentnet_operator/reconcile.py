@@ -111,8 +111,11 @@ def autoscale(cluster: Cluster, network: AgentNetwork, readings: Mapping[str, Re
         after = autoscale_step(component.autoscaling, before, current, reading.value, now)
         if after != before:
             updated[component.name] = after
-        if after.desired != current:
-            kind = "ScaleUp" if after.desired > current else "ScaleDown"
+        decided = before.desired if before.desired is not None else current
+        if after.desired != current or after.desired != decided:
+            # A changed decision is announced even when the workload already runs it (a write
+            # before this one may have got there first), so no scaling goes uncounted.
+            kind = "ScaleUp" if after.desired > (decided if after.desired != decided else current) else "ScaleDown"
             outcome.notices.append(Notice("Normal", kind, f"{component.name}: {after.message}", component.name))
     return updated
 
