@@ -234,9 +234,14 @@ class Saturation:
                 self._complete[number] = len(results) < limit
                 if results:
                     seen = self._applied[number]
-                    fresh = [match for match in results if match not in seen]
+                    known = len(seen)
+                    fresh: list[Match] = []
+                    for match in results:  # (one hash per match: a test, then an add, was two)
+                        seen.add(match)
+                        if len(seen) != known:
+                            known += 1
+                            fresh.append(match)
                     if fresh:
-                        seen.update(fresh)
                         self._applied_count += len(fresh)
                         found[number] = (self.rules[number], fresh)
         if self._applied_count > APPLIED_CACHE:
