@@ -219,6 +219,30 @@ def test_a_run_searches_only_what_changed():
     saturation.close()
 
 
+def test_a_watcher_sees_a_merge_of_two_older_classes_but_not_a_new_class_joining_one():
+    """A rewrite's result, a class made since the watcher looked, joining the matched class brings
+    only new shapes (which the watcher has), so the class does not count as grown; a union of two
+    classes the watcher knew does (their old shapes meet), whichever side keeps the root."""
+    egraph = EGraph("a")
+    old = egraph.add_term(parse("a + b"))
+    other = egraph.add_term(parse("c * d"))
+    watcher = egraph.watch()
+    new = egraph.add_term(parse("b + a"))
+    egraph.union(old, new)
+    shapes, merged = egraph.changes(watcher)
+    assert merged == {} and list(shapes) == [("+", egraph.root(egraph.lookup(Term("b"))), egraph.root(egraph.lookup(Term("a"))))]
+    assert set(shapes.values()) == {egraph.root(old)}
+    egraph.union(other, old)
+    shapes, merged = egraph.changes(watcher)
+    assert list(merged) == [egraph.root(old)] and shapes == {}
+    fresh = [egraph.add_term(parse(text)) for text in ("x", "y")]
+    egraph.union(*fresh)  # two new classes: one new class
+    egraph.union(fresh[0], old)
+    shapes, merged = egraph.changes(watcher)
+    assert merged == {} and set(shapes.values()) == {egraph.root(old)}
+    egraph.unwatch(watcher)
+
+
 @settings(max_examples=40, deadline=None)
 @given(histories(max_ops=10), histories(max_ops=6), st.sampled_from(list(Colour)))
 def test_the_digest_kept_up_to_date_equals_one_computed_afresh(first, second, colour):

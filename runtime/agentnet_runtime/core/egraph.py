@@ -79,15 +79,20 @@ class Changes:
 
     `shapes`: e-nodes filed under a shape (op, *child classes) the e-graph did not have
     (added, or re-keyed because a child class merged); `merges`: classes that absorbed
-    another. Both are ordered sets of ids (dicts, so the order and what follows from it is
-    the same on every run), so a watcher that looks rarely costs bounded memory.
+    another, both of which existed when the watcher last looked. Both are ordered sets of
+    ids (dicts, so the order and what follows from it is the same on every run), so a
+    watcher that looks rarely costs bounded memory. `fresh`: classes made since then, all of
+    whose ids are new. Merging one into an older class is no merge to a watcher: every shape
+    in it or naming it is new, so `shapes` has all that changed (a rewrite's result class
+    joining the matched class, the common case, would otherwise mark the class as grown).
     """
 
-    __slots__ = ("shapes", "merges")
+    __slots__ = ("shapes", "merges", "fresh")
 
     def __init__(self) -> None:
         self.shapes: dict[NodeId, None] = {}
         self.merges: dict[NodeId, None] = {}
+        self.fresh: set[NodeId] = set()
 
 
 class _Digest:
@@ -304,7 +309,7 @@ class EGraph:
             if shape is not None:  # else the node has merged into a twin's shape since: not new
                 shapes[shape] = find(node)
         merged = dict.fromkeys([find(root) for root in watcher.merges])
-        watcher.shapes, watcher.merges = {}, {}
+        watcher.shapes, watcher.merges, watcher.fresh = {}, {}, set()
         return shapes, merged
 
     def lookup(self, term: Term) -> NodeId | None:
@@ -431,6 +436,8 @@ class EGraph:
         masks[node] = masks.get(node, 0) | mask
         if node not in parent:
             parent[node] = node  # (as _new_id, inline: joins spend their time here)
+            for changes in self._watchers:
+                changes.fresh.add(node)
         if digest is not None:
             digest.nodes += _node_hash(node, masks[node])
         roots = []
@@ -461,6 +468,8 @@ class EGraph:
     def _new_id(self, node: NodeId) -> None:
         """An id becomes known (as a node, a child or a union's end): its own class to begin with."""
         self._parent[node] = node
+        for changes in self._watchers:
+            changes.fresh.add(node)
 
     def _file(self, node: NodeId, shape: tuple) -> None:
         """File a node under a shape new to the e-graph (hash-cons and its class's index)."""
@@ -505,7 +514,16 @@ class EGraph:
             least[root] = smallest
         self._move_shapes(child, root)
         for changes in self._watchers:
-            changes.merges[root] = None
+            fresh = changes.fresh
+            if root in fresh:
+                if child in fresh:
+                    fresh.discard(child)  # two new classes: one new class
+                else:
+                    fresh.discard(root)  # a new class into an older one: its shapes are all new (see Changes)
+            elif child in fresh:
+                fresh.discard(child)
+            else:
+                changes.merges[root] = None
         self.version += 1
         moved = self._uses.pop(child, None)
         if moved:  # their shapes name `child`, now `root`: re-key them in rebuild()
@@ -813,7 +831,7 @@ class EGraph:
             self._merge(a, b)
         self.rebuild()
         for changes in self._watchers:  # a Saturation starts over (see evictions)
-            changes.shapes, changes.merges = {}, {}
+            changes.shapes, changes.merges, changes.fresh = {}, {}, set()
         self.evictions += 1
         self.version += 1
 

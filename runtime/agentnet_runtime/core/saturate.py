@@ -118,7 +118,7 @@ class Saturation:
         # Matches applied already, per rule. Semi-naive search still finds some again (an e-node
         # re-keyed by a merge is searched anew); skipping them saves re-building what exists.
         # Only a cache: it is dropped when it grows large, and forgetting costs only the rework.
-        self._applied: list[set[Match]] = [set() for _ in self.rules]
+        self._applied: dict[int, set[Match]] = {}  # by rule number, made when the rule first matches
         self._applied_count = 0
         self._valued: dict[NodeId, str] = {}  # the number analysis at the last search: class root -> numeral
         self._used: dict[str, None] = {}  # rules that changed the e-graph in this run, in first-use order
@@ -153,7 +153,7 @@ class Saturation:
         if egraph.evictions != self._evictions:  # its roots and matches name what may be gone
             self._evictions = egraph.evictions
             self._searched, self._unapplied = False, []
-            self._applied, self._applied_count = [set() for _ in self.rules], 0
+            self._applied, self._applied_count = {}, 0
         found = self._unapplied + self._new_matches(budget.matches)
         self._unapplied = []
         matches = 0
@@ -233,14 +233,21 @@ class Saturation:
                     results = []  # a constant it needs (say 0) is nowhere in the e-graph
                 self._complete[number] = len(results) < limit
                 if results:
-                    seen = self._applied[number]
-                    fresh = [match for match in results if match not in seen]
+                    seen = self._applied.get(number)
+                    if seen is None:
+                        seen = self._applied[number] = set()
+                    known = len(seen)
+                    fresh: list[Match] = []
+                    for match in results:  # (one hash per match: a test, then an add, was two)
+                        seen.add(match)
+                        if len(seen) != known:
+                            known += 1
+                            fresh.append(match)
                     if fresh:
-                        seen.update(fresh)
                         self._applied_count += len(fresh)
                         found[number] = (self.rules[number], fresh)
         if self._applied_count > APPLIED_CACHE:
-            self._applied = [set() for _ in self.rules]
+            self._applied = {}
             self._applied_count = 0
         return [rule_matches for rule_matches in found if rule_matches is not None]  # in rule order
 
