@@ -224,15 +224,15 @@ def create_app(
     health: Callable[[], dict[str, Any]] | None = None,
     ready: Callable[[], list[str]] | None = None,
     about: Callable[[Request], Awaitable[dict[str, Any]]] | None = None,
-    settings: Callable[[], Any] | None = None,
+    settings: Any = None,
     catch_all: bool = False,
 ) -> Starlette:
     """A Starlette app with the runtime's conventions.
 
     `GET /` is the service's metadata: status, name, version, what `await about(request)` adds (a
     stream's colour and polarity, ...), its routes (from the router, under the prefix it is mounted
-    at) and `settings()` in force. `GET` on a route that only takes POST answers the same (the guides
-    expect `curl /crdt/merge` to describe the service, not a 405). An app with a page of its own at
+    at) and the `settings` in force (frozen, read once at start). `GET` on a route that only takes
+    POST answers the same (the guides expect `curl /crdt/merge` to describe the service, not a 405). An app with a page of its own at
     `/` (the dashboard) keeps it, and answers the metadata to a request that accepts JSON, not HTML.
     With `catch_all`, any GET or POST to a path of no route answers the metadata too (the streams:
     the guides' `curl /stream/red/test`).
@@ -253,7 +253,7 @@ def create_app(
         return JSONResponse({
             "status": "ok", "name": name, "version": __version__, **(await about(request) if about else {}),
             "routes": route_table(app.routes, request.scope.get("root_path", "")),
-            "settings": settings_json(settings() if settings else {}),
+            "settings": settings_json(settings),
         })  # fmt: skip
 
     routes = list(routes)

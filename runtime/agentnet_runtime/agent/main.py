@@ -35,7 +35,7 @@ def agent_app(host: AgentHost, name: str = "agent", extra_routes=(), ready: Call
         health=lambda: agents_health(host),
         ready=ready or host.not_ready,
         about=lambda request: agents_metadata(host),
-        settings=lambda: host.settings,
+        settings=host.settings,
     )
 
 

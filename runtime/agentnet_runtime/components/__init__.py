@@ -119,7 +119,7 @@ class Service:
 
     def app(self) -> Starlette:
         return create_app(self.name, self.routes(), health=self.health, ready=self.readiness, about=self.describe,
-                          settings=lambda: self.settings, catch_all=self.catch_all)
+                          settings=self.settings, catch_all=self.catch_all)
 
 
 def module_name(component: str) -> str:
