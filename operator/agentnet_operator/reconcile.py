@@ -111,11 +111,12 @@ def autoscale(cluster: Cluster, network: AgentNetwork, readings: Mapping[str, Re
         after = autoscale_step(component.autoscaling, before, current, reading.value, now)
         if after != before:
             updated[component.name] = after
+        # Against the last decision when it changed, else against the workload: a changed decision is
+        # announced even when the workload already runs it (a write before this one got there first).
         decided = before.desired if before.desired is not None else current
-        if after.desired != current or after.desired != decided:
-            # A changed decision is announced even when the workload already runs it (a write
-            # before this one may have got there first), so no scaling goes uncounted.
-            kind = "ScaleUp" if after.desired > (decided if after.desired != decided else current) else "ScaleDown"
+        reference = decided if after.desired != decided else current
+        if after.desired != reference:
+            kind = "ScaleUp" if after.desired > reference else "ScaleDown"
             outcome.notices.append(Notice("Normal", kind, f"{component.name}: {after.message}", component.name))
     return updated
 
