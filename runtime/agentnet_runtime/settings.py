@@ -26,11 +26,11 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from agentnet_runtime.config import AgentSettings, ConfigError, RuntimeConfig
+from agentnet_runtime.core.colour import Colour
 from agentnet_runtime.core.membership import GONE_AFTER
 
 S = TypeVar("S", bound="ComponentSettings")
 
-POLARITIES = {"RED": "positive", "BLUE": "negative", "GREEN": "neutral"}  # guide 000's spin.toml
 URL_RULE = "an http(s) URL of the peer's /sync routes, such as http://other:8080/sync"
 
 
@@ -160,7 +160,7 @@ class StreamSettings(ComponentSettings):
     @classmethod
     def identity(cls, component: str) -> dict[str, Any]:
         colour = component.removeprefix("stream-").upper()
-        return {**super().identity(component), "color": colour, "polarity": POLARITIES[colour]}
+        return {**super().identity(component), "color": colour, "polarity": Colour(colour).polarity}
 
 
 class VerificationSettings(ComponentSettings):

@@ -43,7 +43,6 @@ from agentnet_runtime.core.events import stable_clock
 from agentnet_runtime.core.rewrites import rules_for
 from agentnet_runtime.core.saturate import Budget, Saturation, SaturationReport, StopReason
 from agentnet_runtime.core.terms import Term, is_pattern_var
-from agentnet_runtime.settings import POLARITIES
 from agentnet_runtime.timeline.events import Event, Recorder
 
 _KEEP_GOING = (StopReason.TIME, StopReason.ITERATIONS)
@@ -309,7 +308,7 @@ class Agent:
             "uptime_seconds": round(time.time() - self.started, 3),
             "replica": self.replica,
             "colour": self.colour.value,
-            "polarity": POLARITIES[self.colour.value],
+            "polarity": self.colour.polarity,
             "display": self.node.display,
             "clock": self.egraph.clock,
             "lamport": self.recorder.lamport,

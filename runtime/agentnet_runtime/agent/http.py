@@ -36,7 +36,6 @@ from starlette.routing import Route
 
 from agentnet_runtime.core.saturate import VERDICTS
 from agentnet_runtime.core.terms import Term, TermSyntaxError, parse
-from agentnet_runtime.settings import POLARITIES
 from agentnet_runtime.timeline.events import Event
 from agentnet_runtime.web import RequestError, json_body, number
 
@@ -163,7 +162,7 @@ def agents_health(host: AgentHost) -> dict[str, Any]:
 async def agents_metadata(host: AgentHost) -> dict[str, Any]:
     """What GET / adds for an agent process: its network and its agents with their colour and polarity."""
     return {"network": host.config.network.name, "node_id": host.config.pod_name,
-            "agents": [{"agent_id": agent.id, "colour": agent.colour.value, "polarity": POLARITIES[agent.colour.value]}
+            "agents": [{"agent_id": agent.id, "colour": agent.colour.value, "polarity": agent.colour.polarity}
                        for agent in host.agents.values()]}  # fmt: skip
 
 

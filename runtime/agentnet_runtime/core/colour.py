@@ -18,11 +18,17 @@ class Colour(str, enum.Enum):
         """This colour's bit in a tag mask."""
         return _BITS[self]
 
+    @property
+    def polarity(self) -> str:
+        """The deployment guides' polarity of this colour (guide 000's spin.toml)."""
+        return _POLARITIES[self]
+
 
 # The fixed order: declaration order. Masks, sorting and "dominant colour" use it.
 COLOURS: tuple[Colour, ...] = tuple(Colour)
 _BITS = {colour: 1 << index for index, colour in enumerate(COLOURS)}
 ALL_COLOURS_MASK = (1 << len(COLOURS)) - 1
+_POLARITIES = {Colour.RED: "positive", Colour.BLUE: "negative", Colour.GREEN: "neutral"}
 
 
 def mask_of(colours) -> int:
