@@ -154,7 +154,9 @@ def gossip(draw, replicas: int = 3, max_steps: int = 40):
     - ("deliver", k): the k-th message in flight (mod their number) arrives: any order;
     - ("compact", r, everything): r compacts what it and every peer it heard from share, or
       (everything) all it has, so that peers behind it get checkpoints;
-    - ("restart", r, empty): r's process restarts with a new boot, empty or from its snapshot.
+    - ("restart", r, how): r's process restarts: "empty" or from its "snapshot" with a new boot,
+      or "sealed": after a clean stop, from its last snapshot under the same replica id (a seal
+      says that snapshot holds every event of the id, so numbering carries on; agent/snapshots.py).
     """
     nodes = st.integers(0, replicas - 1)
     steps = [("edit", 0, draw(histories(max_ops=3)))]
@@ -172,7 +174,7 @@ def gossip(draw, replicas: int = 3, max_steps: int = 40):
             steps.append(("compact", draw(nodes), draw(st.booleans())))
         else:  # a new life that soon says something, so peers hear of its boot
             restarted = draw(nodes)
-            steps += [("restart", restarted, draw(st.booleans())), ("edit", restarted, draw(histories(max_ops=2)))]
+            steps += [("restart", restarted, draw(st.sampled_from(["empty", "snapshot", "sealed"]))), ("edit", restarted, draw(histories(max_ops=2)))]
     return steps
 
 
@@ -219,10 +221,11 @@ class Network:
         else:  # as an agent does (agent.compact)
             self.replicas[r].compact(stable_clock(own, [known for j, known in enumerate(self.known[r]) if j != r]))
 
-    def restart(self, r, empty):
-        self.boots[r] += 1
+    def restart(self, r, how):
+        if how != "sealed":
+            self.boots[r] += 1
         replica = EGraph(f"{r}.{self.boots[r]:x}", self.max_nodes, self.walls[r])
-        if not empty:
+        if how != "empty":
             replica.join(Delta.from_wire(json.loads(json.dumps(self.replicas[r].to_wire()))))
         self.replicas[r] = replica
         self.known[r] = [{} for _ in self.replicas]

@@ -43,9 +43,67 @@ async def test_snapshot_restores_state_without_neighbours(tmp_path):
     await second.start()
     try:
         assert second.agents[4].egraph.digest() == digest and len(second.agents[4].egraph) == size
-        assert second.agents[4].replica != first.agents[4].replica  # a new life, a new replica id
     finally:
         await asyncio.wait_for(second.stop(), 10)
+
+
+async def test_a_clean_stop_hands_its_replica_id_to_the_next_start(tmp_path, caplog):
+    """Restarts do not grow the vector clocks: after a clean stop the next life numbers on under the same id."""
+    config = lone_agent(tmp_path)
+    first = AgentHost(config)
+    await first.start()
+    first.agents[4].submit(parse("x*(y+z)"))
+    await first.stop()
+    replica, own = first.agents[4].replica, first.agents[4].egraph.clock[first.agents[4].replica]
+    assert snapshots.seal_path(tmp_path, 4).exists()
+
+    second = AgentHost(config)
+    await second.start()
+    assert not snapshots.seal_path(tmp_path, 4).exists()  # taken: a seal is used once
+    second.agents[4].submit(parse("a+b"))
+    clock = second.agents[4].egraph.clock
+    assert second.agents[4].replica == replica and clock[replica] == own + 1
+    assert len(clock) == 1  # one entry for both lives
+    await asyncio.wait_for(second.stop(), 10)
+
+    caplog.set_level(logging.INFO, "agentnet")
+    third = AgentHost(config)
+    await third.start()
+    try:
+        assert third.agents[4].replica == replica and third.agents[4].egraph.clock == {replica: own + 1}
+    finally:
+        await asyncio.wait_for(third.stop(), 10)
+
+
+async def test_after_a_crash_the_next_start_takes_a_new_replica_id(tmp_path, caplog):
+    """No seal (the process died), or a seal that does not match the newest snapshot: a new id, never a reused
+    dot. Events the crashed life made after its last snapshot may exist at its neighbours."""
+    config = lone_agent(tmp_path)
+    first = AgentHost(config)
+    await first.start()
+    first.agents[4].submit(parse("x*(y+z)"))
+    await first.stop()
+    replica = first.agents[4].replica
+    snapshots.seal_path(tmp_path, 4).unlink()  # what a crash leaves: snapshots, no seal
+
+    caplog.set_level(logging.INFO, "agentnet")
+    second = AgentHost(config)
+    await second.start()
+    try:
+        assert second.agents[4].replica != replica
+        assert "no seal (the last stop was not clean); starting under a new replica id" in caplog.text
+    finally:
+        await asyncio.wait_for(second.stop(), 10)
+
+    # A seal whose count disagrees with the newest snapshot (say, the snapshot is an older copy) is not trusted.
+    snapshots.seal(tmp_path, 4, second.agents[4].replica, 99)
+    third = AgentHost(config)
+    await third.start()
+    try:
+        assert third.agents[4].replica not in (replica, second.agents[4].replica)
+        assert "does not match the snapshot restored (newest); starting under a new replica id" in caplog.text
+    finally:
+        await asyncio.wait_for(third.stop(), 10)
 
 
 async def test_a_truncated_newest_snapshot_falls_back_to_the_previous(tmp_path, caplog):

@@ -58,7 +58,8 @@ def _constant_leaves(pattern: Term) -> list[Term]:
 
 
 def replica_name(agent: int, boot: str) -> str:
-    """An agent's replica id: the agent's id, then when this life of it began (so a restart never reuses one)."""
+    """An agent's replica id: the agent's id, then when this life of it began (so a restart never reuses one;
+    a start after a clean stop carries on the stopped life's id instead, see Agent.continue_as)."""
     return f"{agent}.{boot}"
 
 
@@ -138,6 +139,13 @@ class Agent:
     @property
     def replica(self) -> str:
         return self.egraph.replica
+
+    def continue_as(self, replica: str) -> None:
+        """Carry on the e-graph replica of an earlier life that stopped cleanly (agent/snapshots.py, seals);
+        before this life has made any event. The timeline's recorder keeps this life's own id."""
+        if self.egraph.version:
+            raise RuntimeError(f"agent {self.id}: cannot take replica id {replica!r} after changing its e-graph")
+        self.egraph.replica = replica
 
     # --- local input --------------------------------------------------------------
 

@@ -61,7 +61,8 @@ class AgentHost:
         self._wake = {i: asyncio.Event() for i in self.agents}
         self._busy: set[int] = set()
         self._tasks: list[asyncio.Task] = []
-        self._snapshotted: dict[int, int] = {}  # agent id -> e-graph version of its last snapshot
+        # agent id -> (e-graph version, own events) of its newest snapshot
+        self._snapshotted: dict[int, tuple[int, int]] = {}
         self._stopping = False
         self._writing: set[asyncio.Future] = set()  # timeline appends and snapshot writes in worker threads
 
@@ -91,6 +92,7 @@ class AgentHost:
         await self.flush_events()
         if self.snapshotting:
             await self.save_snapshots()
+            await self._write(self._seal_snapshots)
         await self.transport.close()
 
     def not_ready(self) -> list[str]:
@@ -347,18 +349,31 @@ class AgentHost:
         return self.config.data_dir is not None and self.settings.snapshot_interval > 0
 
     async def _load_snapshot(self, agent: Agent) -> None:
+        seal = await asyncio.to_thread(snapshots.take_seal, self.config.data_dir, agent.id)
         restored = await asyncio.to_thread(snapshots.read, self.config.data_dir, agent.id)
+        replica = snapshots.continued_replica(seal, restored, agent.id)
+        if replica is not None:
+            agent.continue_as(replica)
         if restored.state is None:
             return
         agent.egraph.join(restored.state)
         agent.dirty = True  # its rewrite family has not seen this state yet
-        self._snapshotted[agent.id] = agent.egraph.version
+        self._snapshotted[agent.id] = (agent.egraph.version, restored.state.clock.get(agent.replica, 0))
         log.info("agent %s: restored %d e-nodes from the %s snapshot %s", agent.id, len(agent.egraph), restored.source, restored.path)
 
     async def save_snapshots(self) -> None:
         """Snapshot every agent whose e-graph changed since its last snapshot."""
         for agent in self.agents.values():
             version = agent.egraph.version
-            if self._snapshotted.get(agent.id) != version:
-                await self._write(snapshots.write, self.config.data_dir, agent.id, agent.egraph.to_wire())
-                self._snapshotted[agent.id] = version
+            if self._snapshotted.get(agent.id, (None,))[0] != version:
+                wire = agent.egraph.to_wire()
+                await self._write(snapshots.write, self.config.data_dir, agent.id, wire)
+                self._snapshotted[agent.id] = (version, wire["clock"].get(agent.replica, 0))
+
+    def _seal_snapshots(self) -> None:
+        """Last thing of a clean stop: each newest snapshot holds all its agent's events, so the next start may
+        carry on its replica id (snapshots.py, seals)."""
+        for agent in self.agents.values():
+            version, count = self._snapshotted.get(agent.id, (None, 0))
+            if version == agent.egraph.version:  # (nothing changed since: no event after the snapshot either)
+                snapshots.seal(self.config.data_dir, agent.id, agent.replica, count)

@@ -11,6 +11,13 @@ Snapshots of earlier versions (`agent-{id}.json.gz`, `agent-{id}.previous.json.g
 form as gzipped JSON) still restore: a file is read by its first bytes, the old names are tried
 after the new ones, and the first write moves the old newest into the previous slot (deleting
 the old previous), so nothing is lost and nothing old stays behind.
+
+Seals. A clean stop writes a last snapshot and then `agent-{id}.seal`: the replica id and how many
+events of its own that snapshot holds. That count is final (the process makes no event after it),
+so the next start may carry on numbering under the same id instead of minting one, and the vector
+clocks do not grow by an entry per restart. The seal is taken (read and deleted, durably) before
+the agent can make an event, so a seal is used at most once: after a crash, or with a seal that
+does not match the newest snapshot, the agent starts under a new id, and the log says why.
 """
 
 from __future__ import annotations
@@ -56,19 +63,28 @@ def write(data_dir: Path, agent: int, wire: dict) -> Path:
     if not newest.exists() and old_newest.exists():
         os.replace(old_newest, newest)  # the earlier format's newest becomes the previous below
     old_previous.unlink(missing_ok=True)
+    seal_path(data_dir, agent).unlink(missing_ok=True)  # a seal speaks for the newest snapshot only
+    if newest.exists():
+        os.replace(newest, previous)
+    _replace_durably(temporary, data, newest)
+    return newest
+
+
+def _replace_durably(temporary: Path, data: bytes, target: Path) -> None:
     with open(temporary, "wb") as file:
         file.write(data)
         file.flush()
         os.fsync(file.fileno())
-    if newest.exists():
-        os.replace(newest, previous)
-    os.replace(temporary, newest)
-    directory = os.open(newest.parent, os.O_RDONLY)
+    os.replace(temporary, target)
+    _sync_directory(target.parent)
+
+
+def _sync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
     try:
-        os.fsync(directory)  # the renames themselves survive a power cut
+        os.fsync(descriptor)  # renames and unlinks survive a power cut
     finally:
-        os.close(directory)
-    return newest
+        os.close(descriptor)
 
 
 def _read(path: Path) -> Delta:
@@ -103,3 +119,53 @@ def read(data_dir: Path, agent: int) -> Restored:
     if problems:
         log.warning("agent %s: no readable snapshot (%s); re-syncing from neighbours", agent, "; ".join(problems))
     return Restored(None, "none", None)
+
+
+# --- seals: a clean stop hands its replica id to the next start ----------------------------------
+
+
+@dataclass(frozen=True)
+class Seal:
+    replica: str  # the e-graph replica id of the life that stopped
+    count: int  # its own events in the newest snapshot: all it ever made
+
+
+def seal_path(data_dir: Path, agent: int) -> Path:
+    return Path(data_dir) / DIRECTORY / f"agent-{agent}.seal"
+
+
+def seal(data_dir: Path, agent: int, replica: str, count: int) -> None:
+    """After the last snapshot of a clean stop: that snapshot holds all `count` events of `replica`."""
+    path = seal_path(data_dir, agent)
+    _replace_durably(path.with_name(path.name + ".tmp"), orjson.dumps({"replica": replica, "count": count}), path)
+
+
+def take_seal(data_dir: Path, agent: int) -> Seal | None:
+    """Read and delete the seal (durably, so it is used at most once); None if there is none that reads."""
+    path = seal_path(data_dir, agent)
+    try:
+        wire = orjson.loads(path.read_bytes())
+        found = Seal(wire["replica"], wire["count"])
+        if not (isinstance(found.replica, str) and found.replica and type(found.count) is int and found.count >= 0):
+            raise ValueError(f"malformed seal {wire!r}")
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError, KeyError) as error:
+        log.warning("agent %s: seal %s is unreadable (%s); starting under a new replica id", agent, path, error)
+        found = None
+    path.unlink(missing_ok=True)
+    _sync_directory(path.parent)
+    return found
+
+
+def continued_replica(found: Seal | None, restored: Restored, agent: int) -> str | None:
+    """The replica id this start may carry on under, or None for a new one (the log says why)."""
+    if found is None:
+        if restored.state is not None:
+            log.info("agent %s: no seal (the last stop was not clean); starting under a new replica id", agent)
+        return None
+    if restored.source != "newest" or restored.state is None or restored.state.clock.get(found.replica, 0) != found.count:
+        log.warning("agent %s: the seal of %s does not match the snapshot restored (%s); starting under a new replica id",
+                    agent, found.replica, restored.source)
+        return None
+    return found.replica

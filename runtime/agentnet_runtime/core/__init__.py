@@ -5,7 +5,7 @@ No I/O lives here; adapters (NATS, HTTP, DuckDB, metrics) wrap it.
 - `terms`: the term language (parse / print, `TermSyntaxError`)
 - `egraph`: the CRDT e-graph replica (`EGraph`): its state and congruence closure
 - `events`: causality: events, `Delta` and its wire form, the event log, compaction into a
-  checkpoint, retiring earlier boots from vector clocks, epochs
+  checkpoint, epochs
 - `retention`: the knowledge budget (`max_nodes`): which epochs a replica keeps
 - `clock`: vector clock helpers
 - `numbers`: exact rational values and arithmetic, the value domain of the constant-folding analysis

@@ -21,15 +21,16 @@ set-unioned, its clock and base raised to the checkpoint's base (what it cannot 
 events any more it now holds as state). So a replica holds its knowledge plus the events
 some peer may still lack, not its history.
 
-Replica ids are not retired from the clocks. An agent's earlier boots (`<agent>.<boot>`, a
-later boot supersedes) looked safe to drop once compacted, with one per-agent watermark "every
-boot up to here is in my state" left in the clock; the property tests (test_core_compaction)
-found why not: a replica that restarted empty never saw boot a, retires boot b, and its
-watermark then claims a too, so a peer that holds a's events never sends them and the two
-diverge. Keeping per-boot counts as tombstones instead makes every peer that retired a boot
-look short of it, and get a checkpoint at each exchange. A sound scheme needs agreement on a
-boot's final count; until then an entry costs one int per boot per clock (clocks are small
-next to the state: one entry per agent life and per component replica).
+Replica ids and restarts. A clock has one entry per replica id that ever made an event, so ids
+must not be minted per restart. An agent that stopped cleanly seals its last snapshot (agent/
+snapshots.py): that snapshot holds every event of its id, so the next start restores it and numbers
+on under the same id; no dot is ever reused, because the seal is taken before the first event. Only
+a start without a matching seal (a crash: events made after the last snapshot may live at the
+neighbours) takes a new id, `<agent>.<boot>`. Retiring such ids afterwards was tried and is unsound
+without agreement on a boot's final count: the property tests (test_core_compaction) found a
+replica that restarted empty, never saw boot a, retires boot b, and its per-agent watermark then
+claims a too, so a peer holding a's events never sends them and the two diverge. So an entry costs
+one int per crash per clock, and one per stream-worker life (components/streams.py).
 
 Epochs. Every event carries an epoch stamp from its origin, a hybrid clock: max(the wall-clock
 epoch, EPOCH_SECONDS long, the largest epoch it has absorbed), so a derived fact is never
