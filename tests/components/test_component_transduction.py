@@ -52,6 +52,11 @@ async def test_two_networks_converge_and_keep_converging_after_one_restarts(nats
                 report = await eventually(lambda: _settled(client, side), 10, f"{side.url} to report equal digests")
                 assert report["replica"]["digest"] == digest and report["exchanges"]["ok"] > 0
                 assert report["roundTripMs"]["count"] > 0 and report["lastExchange"]["result"] == "ok"
+            # Quiet and converged, each bridge's replica holds the state, not both networks' history.
+            for side in (east, west):
+                replica = side.service.replica
+                await eventually(lambda: replica.events_held() == 0, 15, f"{side.url}'s replica to compact")
+                assert replica.digest() == digest
 
         # West is gone (agents, service, HTTP): east misses its exchanges and learns a term alone.
         east.submit(4, TERMS[2])

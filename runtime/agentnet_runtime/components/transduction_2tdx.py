@@ -13,6 +13,11 @@ The service keeps a replica of its network's e-graph and bridges two sides:
     last reported clock); the peer joins it and answers with the delta the asker lacks.
     Both sides run the loop, and either side's exchange alone carries both directions.
 
+After each round the replica compacts, as an agent does, the events that everyone who asks it
+for deltas has: the local agents it pulled (their clocks in `heard`), the configured peer (its
+last reply's clock) and the last network that asked it (its request's clock). Anyone behind
+that gets a checkpoint, so the replica holds what is in flight, not both networks' history.
+
 An exchange is bounded by MAX_LATENCY_MS: a late one counts as a miss and halves the
 rows (e-nodes, unions, tags) the next exchange may carry, each way; on-time exchanges
 double it again up to MAX_ROWS_PER_EXCHANGE. A delta cut short is a prefix of each
@@ -47,9 +52,10 @@ from starlette.routing import Route
 from agentnet_runtime.agent import subjects
 from agentnet_runtime.agent.transport import Transport, Unreachable
 from agentnet_runtime.components import Service
-from agentnet_runtime.core.clock import merge
+from agentnet_runtime.core.clock import VectorClock, merge
 from agentnet_runtime.core.clock import validate as validate_clock
 from agentnet_runtime.core.egraph import Delta, EGraph
+from agentnet_runtime.core.events import stable_clock
 from agentnet_runtime.refusals import BAD_DELTA, Refused
 from agentnet_runtime.settings import URL_RULE, TransductionSettings, peer_url
 from agentnet_runtime.web import LATENCY_BUCKETS, METRICS, RequestError, json_body
@@ -147,6 +153,8 @@ class Transduction(Service):
         # NATS through the agents' own Transport: the same envelopes, fragments and reconnects.
         self.transport = Transport(config.nats_url, config.nats_auth, name=f"agentnet-{config.network.name}-{self.name}")
         self.peer_clock: dict[str, int] = {}  # the configured peer's clock, as its last reply gave it
+        self.asker_clock: VectorClock | None = None  # the clock of the last exchange asked of us
+        self.heard: dict[int, VectorClock] = {}  # local agent -> the clock of its last sync reply
         self.peer_network: str | None = None  # name and digest of the last network heard from, either way
         self.peer_digest: str | None = None
         self.last_exchange: dict[str, Any] | None = None
@@ -211,6 +219,17 @@ class Transduction(Service):
         if self.peer is not None:
             await self.exchange()
         await self.push_local(clocks)
+        self.compact()
+
+    def compact(self) -> None:
+        """Drop into the checkpoint the events everyone who asks this replica for deltas has."""
+        askers = list(self.heard.values())
+        if self.peer is not None:
+            askers.append(self.peer_clock)
+        if self.asker_clock is not None:
+            askers.append(self.asker_clock)
+        if askers:
+            self.replica.compact(stable_clock(self.replica.clock, askers))
 
     # --- the local network, on NATS ------------------------------------------------------
 
@@ -236,6 +255,7 @@ class Transduction(Service):
                 clock = validate_clock(reply["clock"])
                 if "delta" in reply:
                     self._join(Delta.from_wire(reply["delta"]))
+                self.heard[agent] = clock
                 result = "pulled" if "delta" in reply else "pushed" if reply.get("pushed") else "equal"
                 self.local[agent] = {"result": result, "digest": reply["digest"], "at": time.time()}
             except Unreachable:
@@ -254,7 +274,7 @@ class Transduction(Service):
         """Send each agent the events its clock has not seen (what the peer network brought, mostly)."""
         for agent, clock in clocks.items():
             delta = self.replica.delta_since(clock)
-            if delta and self.local[agent].get("digest") != self.replica.digest():
+            if delta:  # (even at an equal digest: events that added nothing still move its clock, so we can compact)
                 await self.transport.send(subjects.for_agent(subjects.STATE, agent), subjects.TRANSDUCTION_ID, agent, delta.to_wire())
 
     async def _on_state(self, subject: str, envelope: dict, message: Any) -> None:
@@ -346,14 +366,13 @@ class Transduction(Service):
             self._news.set()
             TRANSDUCTION_METRICS.rows.labels("received").inc(delta_rows(delta.batches))
         reply: dict[str, Any] = {"network": self.config.network.name, "clock": self.replica.clock, "digest": self.replica.digest()}
-        if digest != reply["digest"]:
-            answer, complete = bounded(self.replica.delta_since(clock), limit or self.max_rows)
-            if answer:
-                reply["delta"], reply["complete"] = answer.to_wire(), complete
-                TRANSDUCTION_METRICS.rows.labels("sent").inc(delta_rows(answer.batches))
+        answer, complete = bounded(self.replica.delta_since(clock), limit or self.max_rows)
+        if answer:  # (even at an equal digest, as push_local)
+            reply["delta"], reply["complete"] = answer.to_wire(), complete
+            TRANSDUCTION_METRICS.rows.labels("sent").inc(delta_rows(answer.batches))
         # The asker's digest is news of the peer; its clock is not taken as the peer's: only the
         # configured peer's replies set that (another asker's clock would hide what the peer lacks).
-        self.peer_network, self.peer_digest = network, digest
+        self.peer_network, self.peer_digest, self.asker_clock = network, digest, clock
         self._count("served")
         return JSONResponse(reply)
 
