@@ -66,7 +66,7 @@ from agentnet_runtime.settings import VerificationSettings
 from agentnet_runtime.web import RequestError, json_body
 
 from agentnet_runtime.components.common import NetworkReplica, every, number
-from .egraph_service import only_fields
+from agentnet_runtime.request_checks import only_fields
 
 SKILLS_FILE = "skills.duckdb"
 MAX_TERM_SIZE = 200  # operators in one side of a claim: bounds the work of 17 saturations
