@@ -24,7 +24,6 @@ import dataclasses
 import gc
 import json
 import logging
-import math
 import signal
 import socket
 import time
