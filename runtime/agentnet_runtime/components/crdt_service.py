@@ -6,7 +6,7 @@ GET  /state  the service's own replica, which has joined everything it merged: d
 NATS crdt.merge (request/reply, queue group crdt-service, so replicas share the work), for throughput:
              {"merges": [merge, ...], "withState"?: true} -> {"results": [result | {"error", "field", "rule"}, ...]}
 
-The merge itself (its checks and result) is crdt_merge.py's, shared with the Spin build. The merge cache is keyed by the events (dots: origin replica, sequence number) the inputs carry. In this CRDT an
+The merge itself (its checks and result) is answers/crdt.py, shared with the Spin build. The merge cache is keyed by the events (dots: origin replica, sequence number) the inputs carry. In this CRDT an
 event's dot fixes its contents (egraph.py: every replica keeps each event exactly as it was made, and join skips
 a dot it has seen), so inputs carrying the same dots have the same join, whatever their order or grouping; a
 hit costs no parsing of nodes at all. It is bounded in bytes, CACHE_SIZE_MB (MiB; settings.CrdtSettings: the
@@ -30,7 +30,7 @@ from starlette.routing import Route
 from agentnet_runtime.components import Service
 from agentnet_runtime.agent import subjects
 from agentnet_runtime.core.egraph import EGraph
-from agentnet_runtime.components.crdt_merge import MERGE_RULE, deltas_of, events_of, joined, merge_inputs, summary
+from agentnet_runtime.answers.crdt import MERGE_RULE, deltas_of, events_of, joined, merge_inputs, summary
 from agentnet_runtime.refusals import NOT_JSON, WRONG_SHAPE, refuse
 from .cache import ByteLRU, Lookups
 from agentnet_runtime.settings import CrdtSettings

@@ -16,7 +16,7 @@ The time budget is SATURATION_TIMEOUT_MS (settings.EgraphSettings: the environme
 setting, else the guides' 5000 ms);
 NODE_LIMIT (10,000 e-nodes) and MEMO_SIZE (10,000 answers per family set and budget) are read the same way.
 Memo hits and misses are exported as agentnet_cache_*_total{cache="memo"} (cache.py).
-The answers (egraph_answers.py, shared with the Spin build) come from the core's Saturator, whose memo returns a repeated question without saturating again; one
+The answers (answers/egraph.py, shared with the Spin build) come from the core's Saturator, whose memo returns a repeated question without saturating again; one
 Saturator (and memo) per family set and budget. The budget bounds each phase of the Saturator's schedule
 (identities alone, then every rule); the first only shrinks a term and ends at once. Saturation runs on one
 worker thread, so a long one does not hold up the event loop (other requests get in at the next GIL switch),
@@ -39,7 +39,7 @@ from starlette.routing import Route
 
 from agentnet_runtime.components import Service
 from agentnet_runtime.components.cache import Lookups
-from agentnet_runtime.components.egraph_answers import EgraphAnswers
+from agentnet_runtime.answers.egraph import EgraphAnswers
 from agentnet_runtime.settings import EgraphSettings
 from agentnet_runtime.web import LATENCY_BUCKETS, json_body
 

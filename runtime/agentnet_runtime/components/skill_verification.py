@@ -10,7 +10,7 @@ Every answer has the verdict, `agreement` (the share of verifiers that voted for
 common vote), `variance` (of the verifiers' scores) and the vote counts. A verdict needs
 more than a `quorum` (default 2/3) of the votes; otherwise it is "unknown".
 
-Term claims (verification_votes.py, shared with the Spin build, which has no replica). Verifier k judges with its own evidence, in this order:
+Term claims (answers/verification.py, shared with the Spin build, which has no replica). Verifier k judges with its own evidence, in this order:
   1. evaluation: both terms, exactly, at random rational points of its own (seeded by k):
      numerals are numbers, the five operators their arithmetic, a function call a random
      function (core/counterexample.py). Every rewrite rule holds wherever both its sides have
@@ -52,7 +52,7 @@ from starlette.routing import Route
 from agentnet_runtime.agent import subjects
 from agentnet_runtime.agent.transport import Transport
 from agentnet_runtime.components import Service
-from agentnet_runtime.components.verification_votes import judge_all, tally, term_claim, terms_answer, verifier
+from agentnet_runtime.answers.verification import judge_all, tally, term_claim, terms_answer, verifier
 from agentnet_runtime.settings import VerificationSettings
 from agentnet_runtime.web import RequestError, json_body
 
