@@ -18,6 +18,7 @@ import argparse
 import hashlib
 import importlib.metadata
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -81,7 +82,7 @@ def build(component: str, out: Path) -> dict:
         start = time.perf_counter()
         hit = cached.exists()
         if not hit:
-            partial = cached.with_suffix(".partial")
+            partial = cached.with_suffix(f".{os.getpid()}.partial")  # builds of one tree may run at once (test workers)
             partial.parent.mkdir(parents=True, exist_ok=True)
             command = [str(Path(sys.executable).with_name("componentize-py")), "-q", "-d", str(root / "wit"), "-w", "component",
                        "componentize", "-p", str(root / "build"), "-p", str(root / "src"), "-o", str(partial), HANDLER]  # fmt: skip

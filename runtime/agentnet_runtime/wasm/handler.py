@@ -8,6 +8,8 @@ snapshots the interpreter.
 
 from __future__ import annotations
 
+import heapq  # noqa: F401 (Counter.most_common imports it when called: componentize-py bundles only what is imported while it builds)
+
 from componentize_py_types import Err, Ok
 from wit_world import exports
 from wit_world.imports import environment

@@ -18,6 +18,7 @@ skills store (/skills, /embedding) and GET /replica.
 from __future__ import annotations
 
 import json
+import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -96,7 +97,8 @@ def respond(component: str, method: str, path: str, body: bytes, environ: Mappin
         return 404, {}, {"error": f"no route for {method} {path}"}
     except RequestError as error:
         return error.status, {}, error.body()
-    except Exception as error:  # as web.py's: the type, never a traceback, in the answer
+    except Exception as error:  # as web.py's: the type in the answer, the traceback in the log (stderr)
+        traceback.print_exc()
         return 500, {}, {"error": f"internal error ({type(error).__name__})"}
 
 

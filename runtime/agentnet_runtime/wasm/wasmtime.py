@@ -11,6 +11,7 @@ import socket
 import stat
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Mapping
@@ -48,6 +49,7 @@ class WasmtimeServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
+        self.first_status: int | None = None
 
     def command(self) -> list[str]:
         caching = ["-C", "cache=y", "-C", f"cache-config={cache_config(self.cache)}"] if self.cache else ["-C", "cache=n"]
@@ -55,7 +57,8 @@ class WasmtimeServer:
         return [str(binary()), "serve", "-S", "cli=y", *caching, *env, "--addr", f"127.0.0.1:{self.port}", str(self.wasm)]
 
     def start(self, timeout: float = 300) -> float:
-        """Starts it; returns the seconds from the process's start to the first 200 on the health path."""
+        """Starts it; returns the seconds from the process's start to its first answer on the health path
+        (200, unless a setting is refused: then every path answers 500, and `first_status` says so)."""
         started = time.perf_counter()
         self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         while True:
@@ -63,9 +66,12 @@ class WasmtimeServer:
                 raise RuntimeError(f"wasmtime serve {self.wasm.name} exited {self.process.returncode}: {self.process.stderr.read().decode()[-2000:]}")
             try:
                 with urllib.request.urlopen(self.url + self.health, timeout=5) as answer:
-                    if answer.status == 200:
-                        return time.perf_counter() - started
-            except OSError:
+                    self.first_status = answer.status
+                    return time.perf_counter() - started
+            except urllib.error.HTTPError as answer:
+                self.first_status = answer.code
+                return time.perf_counter() - started
+            except OSError:  # not listening yet
                 pass
             if time.perf_counter() - started > timeout:
                 self.stop()
