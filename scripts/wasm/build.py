@@ -29,7 +29,7 @@ from pathlib import Path
 import mypy_extensions
 import spin_sdk
 
-from agentnet_runtime.catalogue import BY_NAME
+from agentnet_runtime.catalogue import SPIN_COMPONENTS
 from agentnet_runtime.wasm.routes import SPIN
 from agentnet_runtime.wasm.settings import schemas
 
@@ -98,7 +98,7 @@ def build(component: str, out: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "build" / "wasm", help="where the .wasm files go (default build/wasm)")
-    parser.add_argument("components", nargs="*", default=[name for name, c in BY_NAME.items() if c.spin], help="default: every Spin component")
+    parser.add_argument("components", nargs="*", default=list(SPIN_COMPONENTS), help="default: every Spin component")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     for component in args.components:

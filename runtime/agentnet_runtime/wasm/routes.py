@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from agentnet_runtime import __version__
-from agentnet_runtime.catalogue import BY_NAME, HEALTH_PATH, READY_PATH
+from agentnet_runtime.catalogue import HEALTH_PATH, READY_PATH, SPIN_COMPONENTS
 from agentnet_runtime.answers import crdt, verification
 from agentnet_runtime.answers.egraph import EgraphAnswers
 from agentnet_runtime.request_checks import RequestError, json_object
@@ -63,7 +63,7 @@ SPIN: dict[str, SpinComponent] = {
     "skill-verification": SpinComponent("VerificationSettings", {"/terms": _terms},
                                         health=lambda s: {"verifiers": s["num_agents"]}),
 }  # fmt: skip
-assert set(SPIN) == {name for name, c in BY_NAME.items() if c.spin}, "catalogue.Component.spin and the Spin build disagree"
+assert set(SPIN) == set(SPIN_COMPONENTS), "catalogue.Component.spin and the Spin build disagree"
 
 Response = tuple[int, dict[str, str], dict[str, Any]]
 

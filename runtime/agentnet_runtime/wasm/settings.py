@@ -10,11 +10,14 @@ upper-case name, an empty value meaning unset, "<NAME> must be > 0, got -5".
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Mapping
 
-# JSON schema bounds -> the words settings.py's errors use.
-_BOUNDS = {"exclusiveMinimum": (">", lambda v, b: v > b), "minimum": (">=", lambda v, b: v >= b),
-           "exclusiveMaximum": ("<", lambda v, b: v < b), "maximum": ("<=", lambda v, b: v <= b)}  # fmt: skip
+# JSON schema bounds -> the words settings.py's errors use, in the order pydantic checks them.
+_BOUNDS = {"maximum": ("<=", lambda v, b: v <= b), "exclusiveMaximum": ("<", lambda v, b: v < b),
+           "minimum": (">=", lambda v, b: v >= b), "exclusiveMinimum": (">", lambda v, b: v > b)}  # fmt: skip
+_WHOLE = re.compile(r"([+-]?\d+)(?:\.0*)?")
+FINITE = "allowInfNan"  # added to a number's schema: Field(allow_inf_nan=False), which JSON schema cannot say
 
 
 class SettingError(ValueError):
@@ -30,7 +33,15 @@ def schemas() -> dict[str, dict[str, Any]]:
     except ImportError:
         from agentnet_runtime import settings
 
-        return {name: getattr(settings, name).model_json_schema() for name in ("CrdtSettings", "EgraphSettings", "VerificationSettings")}
+        return {name: _schema(getattr(settings, name)) for name in ("CrdtSettings", "EgraphSettings", "VerificationSettings")}
+
+
+def _schema(model: Any) -> dict[str, Any]:
+    schema = model.model_json_schema()
+    for name, info in model.model_fields.items():
+        if any(getattr(rule, "allow_inf_nan", True) is False for rule in info.metadata):
+            schema["properties"][name][FINITE] = False
+    return schema
 
 
 def _value(name: str, raw: str, field: dict[str, Any]) -> Any:
@@ -41,19 +52,25 @@ def _value(name: str, raw: str, field: dict[str, Any]) -> Any:
             raise SettingError(f"{name} must be {' or '.join(repr(a) for a in allowed)}, got {raw}")
         return raw
     if kind == "integer":
-        try:
-            return int(raw)
-        except ValueError:
-            raise SettingError(f"{name} must be an integer, got {raw}") from None
+        whole = _WHOLE.fullmatch(raw)  # pydantic reads "5.0" as 5, not "5e3"
+        if whole is None:
+            raise SettingError(f"{name} must be an integer, got {raw}")
+        return int(whole.group(1))
     if kind == "number":
-        try:
-            value = float(raw)
-        except ValueError:
-            raise SettingError(f"{name} must be a number, got {raw}") from None
-        if not math.isfinite(value):
+        value = _float(raw)
+        if value is None:
+            raise SettingError(f"{name} must be a number, got {raw}")
+        if field.get(FINITE) is False and not math.isfinite(value):
             raise SettingError(f"{name} must be a finite number, got {raw}")
         return value
     return raw
+
+
+def _float(raw: str) -> float | None:
+    try:
+        return float(raw)
+    except ValueError:
+        return None
 
 
 def read(schema: dict[str, Any], component: str, environ: Mapping[str, str]) -> dict[str, Any]:
