@@ -11,7 +11,7 @@ DEV_CLUSTER_DIR ?= $(HOME)/.cache/agentnet/dev-cluster
 # What setup.py's mypyc build leaves next to the engine's source.
 COMPILED_ENGINE = runtime/agentnet_runtime/core/*.so
 
-.PHONY: setup host-packages controlplane prometheus browser image test run bench crds e2e-kind dev-cluster dev-cluster-down clean
+.PHONY: setup host-packages controlplane prometheus browser image wasm test run bench crds e2e-kind dev-cluster dev-cluster-down clean
 
 setup: $(VENV)/.installed
 
@@ -52,7 +52,12 @@ image: setup host-packages
 	@PYTHONPATH=tests $(PY) -m rig.controlplane load-image --state-dir $(DEV_CLUSTER_DIR) >&2
 	bash scripts/image/build.sh
 
-test: setup host-packages controlplane prometheus browser image
+# The Spin components (catalogue.Component.spin) as wasi:http components, build/wasm/<component>.wasm,
+# compiled by componentize-py; cached under ~/.cache/agentnet/wasm by the sources' hash.
+wasm: setup
+	$(PY) scripts/wasm/build.py
+
+test: setup host-packages controlplane prometheus browser image wasm
 	$(PY) -m pytest -n $(TEST_WORKERS)
 
 # The example network on this machine: embedded nats-server, 9 agents, one port (3000).

@@ -6,7 +6,7 @@
   guides' `curl <component>/` checks expect), `/health` (liveness), `/ready` (readiness, 503
   listing the reasons), `/metrics`, JSON errors that name the field and the rule, and request
   count/latency metrics per route template.
-- `RequestError`, `json_body`: how a handler refuses bad input.
+- `json_body`: a request's JSON object; `RequestError` (request_checks.py): how a handler refuses bad input.
 - `HttpServer`: uvicorn run inside an existing event loop, stopped on request (the
   caller owns the signals), and `run_until_signal` for a process's main coroutine (which
   also sets the garbage collector's pace: `tune_collector`).
@@ -24,7 +24,6 @@ import dataclasses
 import gc
 import json
 import logging
-import math
 import signal
 import socket
 import time
@@ -40,6 +39,7 @@ from starlette.routing import BaseRoute, Host, Mount, Route
 
 from agentnet_runtime import __version__
 from agentnet_runtime.catalogue import HEALTH_PATH, READY_PATH
+from agentnet_runtime.request_checks import RequestError, json_object, number  # noqa: F401 (where handlers found them)
 
 log = logging.getLogger("agentnet")
 
@@ -71,49 +71,9 @@ class METRICS:
 # --- errors ------------------------------------------------------------------------------------
 
 
-class RequestError(Exception):
-    """A request the server refuses: becomes `{"error", "field", "rule"}` with a 4xx status."""
-
-    def __init__(self, message: str, *, field: str | None = None, rule: str | None = None, status: int = 422):
-        super().__init__(message)
-        self.message, self.field, self.rule, self.status = message, field, rule, status
-
-    def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"error": self.message}
-        if self.field is not None:
-            body["field"] = self.field
-        if self.rule is not None:
-            body["rule"] = self.rule
-        return body
-
-
 async def json_body(request: Request) -> dict[str, Any]:
     """The request body as a JSON object, or a 400 that says why not."""
-    raw = await request.body()
-    try:
-        body = json.loads(raw) if raw else None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise RequestError(f"the body is not valid JSON: {error}", field="body", rule="must be a JSON object", status=400) from None
-    if not isinstance(body, dict):
-        raise RequestError("the body must be a JSON object", field="body", rule="must be a JSON object", status=400)
-    return body
-
-
-def number(value: Any, field: str, low: float, high: float, *, integer: bool = False) -> float | int:
-    """`value` (a JSON number or a query string) as a number in [low, high], or a 422 naming `field`."""
-    kind = "an integer" if integer else "a number"
-    rule = f"{kind} {low:g}..{high:g}"
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        parsed = float(value)
-        if integer and parsed != int(parsed):
-            raise ValueError
-    except (TypeError, ValueError, OverflowError):
-        raise RequestError(f"{field} must be {kind} (got {value!r})", field=field, rule=rule) from None
-    if not (math.isfinite(parsed) and low <= parsed <= high):
-        raise RequestError(f"{field} must be {kind} {low:g}..{high:g} (got {value!r})", field=field, rule=rule)
-    return int(parsed) if integer else parsed
+    return json_object(await request.body())
 
 
 async def _request_error(request: Request, error: Exception) -> Response:

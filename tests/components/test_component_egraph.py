@@ -101,9 +101,9 @@ async def test_verify_gives_three_honest_answers(client):
 
 def test_saturation_timeout_comes_from_the_environment_first(monkeypatch):
     config = component_config("egraph-service", settings={"SATURATION_TIMEOUT_MS": "300"})
-    assert create("egraph-service", config).timeout_ms == 300
+    assert create("egraph-service", config).answers.timeout_ms == 300
     monkeypatch.setenv("SATURATION_TIMEOUT_MS", "40")
-    assert create("egraph-service", config).timeout_ms == 40
+    assert create("egraph-service", config).answers.timeout_ms == 40
     monkeypatch.setenv("SATURATION_TIMEOUT_MS", "soon")
     with pytest.raises(ConfigError, match="SATURATION_TIMEOUT_MS must be an integer"):
         create("egraph-service", config)

@@ -79,7 +79,7 @@ def test_the_guides_units_reach_the_components(monkeypatch):
     crdt = components.create("crdt-service", component_config("crdt-service"))
     assert crdt.cache.max_bytes == 2 * 2**20  # megabytes (MiB), not entries
     egraph = components.create("egraph-service", component_config("egraph-service"))
-    assert egraph.timeout_ms == 250 and (egraph.settings.saturation_timeout_ms, egraph.node_limit) == (250, 10_000)
+    assert egraph.answers.timeout_ms == 250 and (egraph.settings.saturation_timeout_ms, egraph.answers.node_limit) == (250, 10_000)
     assert len(components.create("skill-verification", component_config("skill-verification")).verifiers) == 5
     assert components.create("transduction-2tdx", component_config("transduction-2tdx")).budget == pytest.approx(0.3)
     assert components.create("dashboard", component_config("dashboard")).metrics_interval == pytest.approx(0.4)

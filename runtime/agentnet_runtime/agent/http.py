@@ -35,7 +35,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from agentnet_runtime.core.saturate import VERDICTS
-from agentnet_runtime.core.terms import Term, TermSyntaxError, parse
+from agentnet_runtime.core.terms import Term
+from agentnet_runtime.request_checks import term_field
 from agentnet_runtime.timeline.events import Event
 from agentnet_runtime.web import RequestError, json_body, number
 
@@ -43,7 +44,6 @@ from .agent import RECENT_EVENTS, Agent
 from .host import AgentHost
 
 MESSAGE_FIELDS = ("term", "prove")
-_TERM_RULE = "must be a term such as x*(y+z): numbers, variables, + - * / ^, f(args)"
 
 
 def agent_routes(host: AgentHost) -> list[Route]:
@@ -184,10 +184,3 @@ def message_terms(body: dict, also: tuple[str, ...] = ()) -> list[Term]:
     return [term_field(sides[0], "prove[0]"), term_field(sides[1], "prove[1]")]
 
 
-def term_field(value: object, field: str) -> Term:
-    if not isinstance(value, str) or not value.strip():
-        raise RequestError(f"{field} must be a non-empty string", field=field, rule=_TERM_RULE)
-    try:
-        return parse(value)
-    except TermSyntaxError as error:
-        raise RequestError(f"{field} is not a term: {error}", field=field, rule=_TERM_RULE) from None

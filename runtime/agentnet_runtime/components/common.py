@@ -1,4 +1,4 @@
-"""What several components share: request checks, settings, timers, and a replica of the
+"""What several components share: the request checks (re-exported from request_checks.py), timers, and a replica of the
 network kept by an outside observer on NATS."""
 
 from __future__ import annotations
@@ -6,59 +6,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter as Tally
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, Awaitable, Callable
 
 from prometheus_client import Gauge
 
 from agentnet_runtime.agent import subjects
-from agentnet_runtime.agent.http import term_field
 from agentnet_runtime.agent.transport import Transport, Unreachable
 from agentnet_runtime.core.clock import VectorClock
 from agentnet_runtime.core.clock import validate as validate_clock
 from agentnet_runtime.core.egraph import Delta, EGraph
 from agentnet_runtime.core.events import stable_clock
-from agentnet_runtime.core.explain import Explanation
-from agentnet_runtime.core.saturate import Verdict
-from agentnet_runtime.core.terms import Term
 from agentnet_runtime.refusals import BAD_DELTA, Refused
-from agentnet_runtime.web import METRICS, RequestError, number  # noqa: F401 (number: the components import it from here)
+from agentnet_runtime.request_checks import number, only_fields, requested_terms, verdict_fields  # noqa: F401 (the components import them from here)
+from agentnet_runtime.web import METRICS
 
 log = logging.getLogger("agentnet.components")
 
 REPLICA_NODES = Gauge("agentnet_observer_replica_nodes", "E-nodes in a component's replica of the network", ["component"])
-
-
-# --- requests and settings --------------------------------------------------------------------
-
-
-def only_fields(body: dict[str, Any], allowed: Iterable[str]) -> None:
-    unknown = sorted(set(body) - set(allowed))
-    if unknown:
-        raise RequestError(f"unknown field {unknown[0]!r}", field=unknown[0], rule=f"allowed fields: {', '.join(allowed)}")
-
-
-def requested_terms(body: dict[str, Any], limit: int) -> list[Term]:
-    """The terms of {"term": ...} or {"terms": [...]}; a bad one is named by its field (e.g. terms[2])."""
-    if ("term" in body) == ("terms" in body):
-        raise RequestError("give exactly one of term, terms", field="term", rule="exactly one of: term, terms")
-    if "term" in body:
-        return [term_field(body["term"], "term")]
-    values = body["terms"]
-    if not isinstance(values, list) or not 1 <= len(values) <= limit:
-        raise RequestError(f"terms must be a list of 1..{limit} terms", field="terms", rule=f"a list of 1..{limit} terms")
-    return [term_field(value, f"terms[{index}]") for index, value in enumerate(values)]
-
-
-def verdict_fields(verdict: Verdict, explain: bool, path: Explanation | None = None) -> dict[str, Any]:
-    """A verdict as JSON: equal (true / false / null) and in words, the counterexample of an unequal,
-    for an equal on request its proof path (Saturator.explain: start, steps, the rules they use), or
-    the rules used when there is none (egraph-service's /verify and the dashboard's /ask)."""
-    fields: dict[str, Any] = {"equal": verdict.equal, "verdict": verdict.verdict}
-    if verdict.counterexample is not None:
-        fields["counterexample"] = verdict.counterexample.to_json()
-    if explain and verdict.equal:
-        fields["explanation"] = {"rules": list(verdict.report.rules)} if path is None else path.to_json()
-    return fields
 
 
 # --- timers and the observer replica ------------------------------------------------------------

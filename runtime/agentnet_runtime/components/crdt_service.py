@@ -6,7 +6,7 @@ GET  /state  the service's own replica, which has joined everything it merged: d
 NATS crdt.merge (request/reply, queue group crdt-service, so replicas share the work), for throughput:
              {"merges": [merge, ...], "withState"?: true} -> {"results": [result | {"error", "field", "rule"}, ...]}
 
-The merge cache is keyed by the events (dots: origin replica, sequence number) the inputs carry. In this CRDT an
+The merge itself (its checks and result) is answers/crdt.py, shared with the Spin build. The merge cache is keyed by the events (dots: origin replica, sequence number) the inputs carry. In this CRDT an
 event's dot fixes its contents (egraph.py: every replica keeps each event exactly as it was made, and join skips
 a dot it has seen), so inputs carrying the same dots have the same join, whatever their order or grouping; a
 hit costs no parsing of nodes at all. It is bounded in bytes, CACHE_SIZE_MB (MiB; settings.CrdtSettings: the
@@ -29,7 +29,8 @@ from starlette.routing import Route
 
 from agentnet_runtime.components import Service
 from agentnet_runtime.agent import subjects
-from agentnet_runtime.core.egraph import DELTA_KIND, STATE_KIND, Delta, EGraph
+from agentnet_runtime.core.egraph import EGraph
+from agentnet_runtime.answers.crdt import MERGE_RULE, deltas_of, events_of, joined, merge_inputs, summary
 from agentnet_runtime.refusals import NOT_JSON, WRONG_SHAPE, refuse
 from .cache import ByteLRU, Lookups
 from agentnet_runtime.settings import CrdtSettings
@@ -38,11 +39,7 @@ from agentnet_runtime.web import RequestError, json_body
 log = logging.getLogger("agentnet.crdt")
 
 QUEUE_GROUP = "crdt-service"
-MERGED_REPLICA = "crdt-service"  # replica id a merged state carries (it makes no events of its own)
-MAX_INPUTS = 1_000  # states one merge may join
 SLICE = 32  # merges of a NATS batch between two yields to the event loop
-MERGE_RULE = 'give {"states": [wire, ...]} or {"base": wire, "delta": wire}'
-WIRE_RULE = "an e-graph state or delta in wire form (EGraph.to_wire / Delta.to_wire)"
 _COMPACT = (",", ":")
 
 
@@ -62,50 +59,6 @@ class CRDT_METRICS:
                      ["path", "result"])  # fmt: skip
     cache_bytes = Gauge("agentnet_crdt_cache_bytes", "Bytes held by crdt-service's merge cache (the JSON of its entries)")
     replica_nodes = Gauge("agentnet_crdt_replica_nodes", "E-nodes in crdt-service's replica (the join of everything merged)")
-
-
-def field_name(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
-
-
-def merge_inputs(spec: Any, prefix: str = "") -> list[Any]:
-    """The inputs (wire forms) of one merge request; refuses a malformed request naming the field."""
-    if not isinstance(spec, dict):
-        raise RequestError(f"{prefix} must be a JSON object", field=prefix, rule=MERGE_RULE)
-    if "states" in spec:
-        if len(spec) > 1:
-            extra = sorted(set(spec) - {"states"})[0]
-            raise RequestError(f"give states alone, not with {extra!r}", field=field_name(prefix, extra), rule=MERGE_RULE)
-        states = spec["states"]
-        if not isinstance(states, list) or not 1 <= len(states) <= MAX_INPUTS:
-            raise RequestError(f"states must be a list of 1..{MAX_INPUTS} wire forms", field=field_name(prefix, "states"),
-                               rule=f"a list of 1..{MAX_INPUTS} e-graph states or deltas")  # fmt: skip
-        return states
-    unknown = sorted(set(spec) - {"base", "delta"})
-    if unknown:
-        raise RequestError(f"unknown field {unknown[0]!r}", field=field_name(prefix, unknown[0]), rule=MERGE_RULE)
-    for name in ("base", "delta"):
-        if name not in spec:
-            raise RequestError(f"{field_name(prefix, name)} is required", field=field_name(prefix, name), rule=MERGE_RULE)
-    return [spec["base"], spec["delta"]]
-
-
-def input_field(spec: dict, index: int, prefix: str = "") -> str:
-    """The field of a merge's `index`th input (named only for an error: most merges need no names)."""
-    return field_name(prefix, f"states[{index}]" if "states" in spec else ("base", "delta")[index])
-
-
-def events_of(wires: list[Any]) -> frozenset | None:
-    """The dots the inputs carry (the cache key), or None if they are not even shaped like wire forms."""
-    try:
-        dots = []
-        for wire in wires:
-            if wire.get("kind") not in (STATE_KIND, DELTA_KIND):
-                return None
-            dots += [(batch[0], batch[1]) for batch in wire["batches"]]
-        return frozenset(dots)
-    except (AttributeError, KeyError, TypeError, IndexError):  # TypeError also for an unhashable origin
-        return None
 
 
 class CrdtService(Service):
@@ -147,22 +100,14 @@ class CrdtService(Service):
             if cached is not None:
                 self._counted[path, "hit"].inc()
                 return (*cached, True)
-            deltas = []
-            for index, wire in enumerate(wires):
-                try:
-                    deltas.append(Delta.from_wire(wire))
-                except ValueError as error:
-                    field = input_field(spec, index, prefix)
-                    raise RequestError(f"{field}: {error}", field=field, rule=WIRE_RULE) from None
+            deltas = deltas_of(spec, wires, prefix)
         except RequestError:
             self._counted[path, "refused"].inc()
             raise
-        merged = EGraph(MERGED_REPLICA)
+        merged = joined(deltas)
         for delta in deltas:
-            merged.join(delta)
             self.replica.join(delta)
-        summary = dumps({"digest": merged.digest(), "nodes": len(merged), "clock": merged.clock})
-        result = (summary[1:-1], dumps(merged.to_wire()))
+        result = (dumps(summary(merged))[1:-1], dumps(merged.to_wire()))
         if key is not None:
             self.cache.put(key, result, len(result[0]) + len(result[1]))
             CRDT_METRICS.cache_bytes.set(self.cache.bytes)

@@ -51,7 +51,7 @@ from agentnet_runtime.settings import TimelineSettings
 from agentnet_runtime.web import METRICS, RequestError
 
 from agentnet_runtime.components.common import every, number
-from .egraph_service import only_fields
+from agentnet_runtime.request_checks import only_fields
 
 log = logging.getLogger("agentnet.timeline")
 

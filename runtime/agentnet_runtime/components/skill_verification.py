@@ -10,7 +10,7 @@ Every answer has the verdict, `agreement` (the share of verifiers that voted for
 common vote), `variance` (of the verifiers' scores) and the vote counts. A verdict needs
 more than a `quorum` (default 2/3) of the votes; otherwise it is "unknown".
 
-Term claims. Verifier k judges with its own evidence, in this order:
+Term claims (answers/verification.py, shared with the Spin build, which has no replica). Verifier k judges with its own evidence, in this order:
   1. evaluation: both terms, exactly, at random rational points of its own (seeded by k):
      numerals are numbers, the five operators their arithmetic, a function call a random
      function (core/counterexample.py). Every rewrite rule holds wherever both its sides have
@@ -38,13 +38,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import math
-import random
-import statistics
 import threading
-from collections import Counter as Tally
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,24 +50,18 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from agentnet_runtime.agent import subjects
-from agentnet_runtime.agent.http import term_field
 from agentnet_runtime.agent.transport import Transport
 from agentnet_runtime.components import Service
-from agentnet_runtime.core.counterexample import Counterexample, refute
-from agentnet_runtime.core.rewrites import ALL_RULES
-from agentnet_runtime.core.saturate import VERDICTS, Budget, Saturator
-from agentnet_runtime.core.terms import Term, size
+from agentnet_runtime.answers.verification import judge_all, tally, term_claim, terms_answer, verifier
 from agentnet_runtime.settings import VerificationSettings
 from agentnet_runtime.web import RequestError, json_body
 
 from agentnet_runtime.components.common import NetworkReplica, every, number
-from .egraph_service import only_fields
+from agentnet_runtime.request_checks import only_fields
 
 SKILLS_FILE = "skills.duckdb"
-MAX_TERM_SIZE = 200  # operators in one side of a claim: bounds the work of 17 saturations
 MAX_DIMENSIONS = 65_536
 MAX_NAME = 200
-SCORES = {"equal": 1.0, "unknown": 0.5, "unequal": 0.0}
 
 # Metrics of this module (to move into web.METRICS).
 VERIFICATIONS = Counter("agentnet_verifications", "Claims verified, by kind and verdict", ["kind", "verdict"])
@@ -80,45 +69,6 @@ AGREEMENT = Histogram(
     "agentnet_verification_agreement", "Share of verifiers that cast the most common vote", ["kind"],
     buckets=(0.5, 0.6, 0.667, 0.75, 0.8, 0.9, 0.95, 1.0),
 )  # fmt: skip
-
-
-# --- votes ---------------------------------------------------------------------------------------
-
-
-def tally(votes: list[str], scores: list[float], quorum: float, undecided: str = "unknown") -> dict[str, Any]:
-    """Verdict (the most common vote, if more than `quorum` of all cast it), agreement, variance."""
-    counts = Tally(votes)
-    top, top_count = counts.most_common(1)[0]
-    agreement = top_count / len(votes)
-    return {
-        "verdict": top if agreement > quorum else undecided,
-        "agreement": round(agreement, 4),
-        "variance": float(f"{statistics.pvariance(scores):.6g}") if scores else None,
-        "votes": dict(counts),
-        "verifiers": len(votes),
-        "quorum": round(quorum, 4),
-    }
-
-
-# --- term claims -----------------------------------------------------------------------------------
-
-
-@dataclass
-class TermVerifier:
-    index: int
-    saturator: Saturator
-
-    def judge(self, lhs: Term, rhs: Term, network_equal: bool) -> tuple[str, str, Counterexample | None]:
-        """(vote, what decided it, the counterexample of an "unequal")."""
-        counterexample = refute(lhs, rhs, seed=self.index)
-        if counterexample is not None:
-            return "unequal", "evaluation", counterexample
-        if network_equal:
-            return "equal", "network", None
-        verdict = self.saturator.verify(lhs, rhs)
-        if verdict.equal is None:
-            return "unknown", "saturated" if verdict.report.saturated else "budget", None
-        return verdict.verdict, "saturation" if verdict.equal else "evaluation", verdict.counterexample
 
 
 # --- embedding claims -------------------------------------------------------------------------------
@@ -195,19 +145,13 @@ class SkillVerification(Service):
         settings = self.settings
         self.count, self.quorum, self.threshold = settings.num_agents, settings.quorum, settings.threshold
         self.share, self.pull_interval, self.sync_timeout = settings.subset, settings.pull_interval, settings.sync_timeout
-        self.verifiers = [self._verifier(k, settings.iterations, settings.nodes, settings.budget_ms / 1000) for k in range(self.count)]
+        self.verifiers = [verifier(k, settings.iterations, settings.nodes, settings.budget_ms / 1000) for k in range(self.count)]
         # One worker thread runs the saturations: off the event loop, and one at a time (memos are not thread-safe).
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="verifiers")
         self.store: SkillStore | None = None
         self.replica: NetworkReplica | None = None
         self._next_agent = 0
         self._tasks: list[asyncio.Task] = []
-
-    @staticmethod
-    def _verifier(k: int, iterations: int, nodes: int, seconds: float) -> TermVerifier:
-        share = random.Random(k).uniform(0.5, 1.0)
-        budget = Budget(iterations=max(1, math.ceil(iterations * share)), nodes=max(1, math.ceil(nodes * share)), seconds=seconds * share)
-        return TermVerifier(k, Saturator(ALL_RULES, budget, memo_size=1_000))
 
     def routes(self) -> list[Route]:
         return [
@@ -247,29 +191,15 @@ class SkillVerification(Service):
 
     # --- terms ----------------------------------------------------------------------------------
 
-    def _judge_all(self, lhs: Term, rhs: Term, network_equal: bool) -> list[tuple[str, str, Counterexample | None]]:
-        return [verifier.judge(lhs, rhs, network_equal) for verifier in self.verifiers]
-
     async def terms_route(self, request: Request) -> JSONResponse:
-        body = await json_body(request)
-        only_fields(body, ("lhs", "rhs"))
-        lhs, rhs = _term(body, "lhs"), _term(body, "rhs")
+        lhs, rhs = term_claim(await json_body(request))
         # The replica changes on this thread (NATS callbacks): read it here, saturate in the worker.
         network_equal = self.replica is not None and self.replica.egraph.equivalent(lhs, rhs)
-        judged = await asyncio.get_running_loop().run_in_executor(self._worker, self._judge_all, lhs, rhs, network_equal)
-        votes = [vote for vote, _, _ in judged]
-        result = tally(votes, [SCORES[vote] for vote in votes], self.quorum)
-        counterexample = next((example for _, _, example in judged if example is not None), None)
-        VERIFICATIONS.labels("terms", result["verdict"]).inc()
-        AGREEMENT.labels("terms").observe(result["agreement"])
-        return JSONResponse({
-            "claim": {"kind": "terms", "lhs": str(lhs), "rhs": str(rhs)},
-            **result,
-            "equal": {word: equal for equal, word in VERDICTS.items()}[result["verdict"]],
-            **({"counterexample": counterexample.to_json()} if counterexample is not None else {}),
-            "decided_by": dict(Tally(reason for _, reason, _ in judged)),
-            "ballots": [{"verifier": k, "vote": vote, "by": reason} for k, (vote, reason, _) in enumerate(judged)],
-        })  # fmt: skip
+        judged = await asyncio.get_running_loop().run_in_executor(self._worker, judge_all, self.verifiers, lhs, rhs, network_equal)
+        answer = terms_answer(lhs, rhs, judged, self.quorum)
+        VERIFICATIONS.labels("terms", answer["verdict"]).inc()
+        AGREEMENT.labels("terms").observe(answer["agreement"])
+        return JSONResponse(answer)
 
     # --- skills and embeddings ----------------------------------------------------------------------
 
@@ -325,13 +255,6 @@ class SkillVerification(Service):
         if self.replica is None:
             raise RequestError("not started yet", field="nats", rule="wait for the component to connect", status=503)
         return JSONResponse(self.replica.status())
-
-
-def _term(body: dict, field: str) -> Term:
-    term = term_field(body.get(field), field)
-    if size(term) > MAX_TERM_SIZE:
-        raise RequestError(f"{field} has {size(term)} operators", field=field, rule=f"at most {MAX_TERM_SIZE} operators")
-    return term
 
 
 def create(config) -> SkillVerification:

@@ -1,0 +1,112 @@
+"""The Spin components on a real Wasm runtime: each build/wasm/<component>.wasm (built here by
+scripts/wasm/build.py, a copy from its cache when the sources are unchanged) served by `wasmtime serve`,
+and the same component as the Python process serves it (its Service's app, started as the component
+tests start it), answer every case of wasm_cases.CASES alike: the status and the fields each case
+expects, then the whole body field by field but for what the case says depends on state or timing."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+from components.component_support import component_config, serving
+from wasm_cases import CASES, VERIFICATION_SETTINGS, Case
+
+from agentnet_runtime.catalogue import BY_NAME
+from agentnet_runtime.config import ConfigError
+from agentnet_runtime.wasm.wasmtime import WasmtimeServer
+
+REPO = Path(__file__).resolve().parents[2]
+# Kept between runs: compiling an 18 MB component takes wasmtime about a minute on a busy machine.
+WASMTIME_CACHE = Path.home() / ".cache" / "agentnet" / "wasmtime"
+SETTINGS = {"skill-verification": VERIFICATION_SETTINGS}
+
+
+def built(component: str) -> Path:
+    subprocess.run([sys.executable, str(REPO / "scripts" / "wasm" / "build.py"), component], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+    return REPO / "build" / "wasm" / f"{component}.wasm"
+
+
+def environment(component: str) -> dict[str, str]:
+    return {name.upper(): str(value) for name, value in SETTINGS.get(component, {}).items()}
+
+
+@pytest.fixture(scope="session")
+def wasm_url() -> Iterator[Any]:
+    """component -> the URL of its .wasm under wasmtime serve (started on first use, once per worker)."""
+    servers: dict[str, WasmtimeServer] = {}
+
+    def url(component: str) -> str:
+        if component not in servers:
+            servers[component] = WasmtimeServer(built(component), env=environment(component), cache=WASMTIME_CACHE)
+            servers[component].start()
+        return servers[component].url
+
+    yield url
+    for server in servers.values():
+        server.stop()
+
+
+def without(answer: Any, paths: tuple[str, ...]) -> Any:
+    """`answer` less the fields at `paths` ("a.b", "results[].elapsedMs")."""
+    answer = copy.deepcopy(answer)
+
+    def drop(value: Any, parts: list[str]) -> None:
+        head, rest = parts[0], parts[1:]
+        if head.endswith("[]"):
+            for item in value.get(head[:-2], []) if isinstance(value, dict) else []:
+                drop(item, rest)
+        elif isinstance(value, dict) and head in value:
+            if rest:
+                drop(value[head], rest)
+            else:
+                del value[head]
+
+    for path in paths:
+        drop(answer, path.split("."))
+    return answer
+
+
+def request_arguments(case: Case) -> dict[str, Any]:
+    if case.body is None:
+        return {}
+    content = case.body if isinstance(case.body, bytes) else json.dumps(case.body).encode()
+    return {"content": content, "headers": {"content-type": "application/json"}}
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=pytest.mark.xdist_group(f"wasm-{c.component}")) for c in CASES])
+async def test_the_wasm_component_answers_as_the_python_one(case: Case, wasm_url, nats_server):
+    config = component_config(case.component, nats_server.url, settings=SETTINGS.get(case.component))
+    async with serving(case.component, config) as (_, python):
+        from_python = await python.request(case.method, case.path, **request_arguments(case), timeout=120)
+    prefix = BY_NAME[case.component].route  # as Spin routes it: /egraph/saturate
+    async with httpx.AsyncClient(base_url=wasm_url(case.component)) as wasm:
+        from_wasm = await wasm.request(case.method, prefix + case.path, **request_arguments(case), timeout=120)
+
+    for side, answer in (("python", from_python), ("wasm", from_wasm)):
+        assert answer.status_code == case.status, f"{side}: {answer.status_code} {answer.text[:500]}"
+        assert answer.headers["content-type"].startswith("application/json"), side
+        body = answer.json()
+        assert {key: body.get(key) for key in case.expect} == case.expect, f"{side}: {body}"
+    assert without(from_wasm.json(), case.ignore) == without(from_python.json(), case.ignore)
+
+
+@pytest.mark.xdist_group("wasm-egraph-service")
+def test_a_setting_is_refused_with_the_same_words(monkeypatch, tmp_path):
+    """The Python process refuses to start; the Spin component, which starts per request, answers 500 saying the same."""
+    monkeypatch.setenv("SATURATION_TIMEOUT_MS", "-5")
+    from agentnet_runtime.components import create
+
+    with pytest.raises(ConfigError) as refused:
+        create("egraph-service", component_config("egraph-service"))
+    with WasmtimeServer(built("egraph-service"), env={"SATURATION_TIMEOUT_MS": "-5"}, cache=WASMTIME_CACHE) as server:
+        answer = httpx.post(server.url + "/egraph/saturate", json={"term": "x"}, timeout=120)
+    assert server.first_status == 500
+    assert answer.status_code == 500 and answer.json() == {"error": str(refused.value)}
+    assert str(refused.value) == "SATURATION_TIMEOUT_MS must be > 0, got -5"
