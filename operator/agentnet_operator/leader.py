@@ -23,6 +23,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -98,6 +99,9 @@ class LeaderElector:
     def __init__(self, api: client.ApiClient, settings: LeaseSettings, identity: str | None = None):
         self.leases = client.CoordinationV1Api(api)
         self.settings = settings
+        # Its own thread: never queued behind reconciles in the loop's default executor.
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lease")
+        self._timeout = settings.renew_deadline_seconds  # per request: a hung call frees the thread in time
         self.identity = identity or default_identity()
         self.leading = False
         self._observed: tuple[Record | None, float] = (None, 0.0)  # the record last seen changed, and when
@@ -139,16 +143,20 @@ class LeaderElector:
         """One read and write: True when this process holds the Lease after it; None when another
         holds it unexpired; False when the API did not answer in time or refused the write."""
         try:
-            return await asyncio.wait_for(asyncio.to_thread(self._acquire_or_renew), timeout)
-        except (TimeoutError, ApiException, OSError) as error:  # OSError: urllib3's connection errors
+            return await asyncio.wait_for(self._call(self._acquire_or_renew), timeout)
+        except Exception as error:  # whatever the cause (timeout, conflict, connection), not written
             log.info("Lease %s/%s not written: %s", self.settings.namespace, self.settings.name,
-                     getattr(error, "reason", None) or type(error).__name__)
+                     getattr(error, "reason", None) or repr(error))
             return False
+
+    async def _call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, lambda: function(*args, **kwargs))
 
     def _acquire_or_renew(self) -> bool | None:
         settings = self.settings
         try:
-            lease = self.leases.read_namespaced_lease(settings.name, settings.namespace)
+            lease = self.leases.read_namespaced_lease(settings.name, settings.namespace,
+                                                      _request_timeout=self._timeout)
         except ApiException as error:
             if error.status != 404:
                 raise
@@ -163,11 +171,13 @@ class LeaderElector:
             return None
         meta = {"name": settings.name, "namespace": settings.namespace}
         if lease is None:
-            self.leases.create_namespaced_lease(settings.namespace, {"metadata": meta, "spec": record.to_spec()})
+            self.leases.create_namespaced_lease(settings.namespace, {"metadata": meta, "spec": record.to_spec()},
+                                                _request_timeout=self._timeout)
         else:
             meta["resourceVersion"] = lease.metadata.resource_version  # a conflict if another wrote meanwhile
             self.leases.replace_namespaced_lease(settings.name, settings.namespace,
-                                                 {"metadata": meta, "spec": record.to_spec()})
+                                                 {"metadata": meta, "spec": record.to_spec()},
+                                                 _request_timeout=self._timeout)
         self._observed = (record, time.monotonic())
         return True
 
@@ -176,7 +186,8 @@ class LeaderElector:
         a standby takes it at its next read."""
         settings = self.settings
         try:
-            lease = await asyncio.to_thread(self.leases.read_namespaced_lease, settings.name, settings.namespace)
+            lease = await self._call(self.leases.read_namespaced_lease, settings.name, settings.namespace,
+                                     _request_timeout=self._timeout)
             current = Record.from_spec(lease.spec)
             if current.holder != self.identity:
                 return
@@ -184,7 +195,8 @@ class LeaderElector:
             released = Record("", RELEASED_DURATION_SECONDS, now, now, current.transitions)
             body = {"metadata": {"name": settings.name, "namespace": settings.namespace,
                                  "resourceVersion": lease.metadata.resource_version}, "spec": released.to_spec()}
-            await asyncio.to_thread(self.leases.replace_namespaced_lease, settings.name, settings.namespace, body)
-        except (ApiException, OSError) as error:
+            await self._call(self.leases.replace_namespaced_lease, settings.name, settings.namespace, body,
+                             _request_timeout=self._timeout)
+        except Exception as error:  # released or not, this process is on its way out
             log.warning("Lease %s/%s not released (%s): a standby takes over once it expires",
                         settings.namespace, settings.name, error)
