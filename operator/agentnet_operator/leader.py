@@ -105,23 +105,26 @@ class LeaderElector:
         self.identity = identity or default_identity()
         self.leading = False
         self._observed: tuple[Record | None, float] = (None, 0.0)  # the record last seen changed, and when
-        self._renewed = 0.0  # monotonic time of the last successful write while leading
+        self._renewed = 0.0  # monotonic time the last successful write was sent
 
     async def run(self, on_started: Callable[[], Awaitable[None]]) -> None:
         settings = self.settings
         log.info("candidate %s for Lease %s/%s", self.identity, settings.namespace, settings.name)
         while True:
+            # The deadline counts from when a successful write was sent: a standby times the Lease
+            # from when it saw the write, which is later.
+            sent = time.monotonic()
             if self.leading:
-                remaining = settings.renew_deadline_seconds - (time.monotonic() - self._renewed)
+                remaining = settings.renew_deadline_seconds - (sent - self._renewed)
                 held = await self._attempt(timeout=max(remaining, 0.001))
                 if held:
-                    self._renewed = time.monotonic()
+                    self._renewed = sent
                 elif held is None or time.monotonic() - self._renewed >= settings.renew_deadline_seconds:
                     self.stop("lost to another holder" if held is None else "could not renew within the deadline")
                 await asyncio.sleep(settings.retry_period_seconds)
             else:
                 if await self._attempt(timeout=settings.renew_deadline_seconds):
-                    self._renewed = time.monotonic()
+                    self._renewed = sent
                     self.leading = True
                     LEADING.set(1)
                     TRANSITIONS.labels("started").inc()
