@@ -51,6 +51,7 @@ OPTIONS: dict[str, list[str]] = {
                    "--set", "grafanaDashboard.enabled=true"],
     "monitoring-one-namespace": ["--set", "watchNamespace={ns}", "--set", "serviceMonitor.enabled=true",
                                  "--set", "prometheusRule.enabled=true", "--set", "grafanaDashboard.enabled=true"],
+    "no-leader-election": ["--set", "operator.leaderElection.enabled=false", "--set", "replicaCount=1"],
 }
 
 # The stated list: everything the chart may grant, as (apiGroup, resource, verb).
@@ -73,6 +74,8 @@ NOT_WRITTEN = {("v1", "Pod"): ("get", "list", "delete")}  # the autoscaler's `po
 NOT_READ = {("policy/v1", "PodDisruptionBudget"): ("list", "watch", "create", "patch", "delete")}
 CRD_WATCH = {("apiextensions.k8s.io", "customresourcedefinitions", verb) for verb in ("list", "watch")}
 NAMESPACE_WATCH = {("", "namespaces", verb) for verb in ("list", "watch")}
+# Leader election: the Lease in the release's namespace (get and update by its name only).
+LEASE_GRANTS = {("coordination.k8s.io", "leases", verb) for verb in ("create", "get", "update")}
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -139,7 +142,11 @@ def test_helm_lint_strict(rig_bin):
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--set-string", "replicaCount=two"], "at '/replicaCount': got string, want integer"),
-    (["--set", "replicaCount=2"], "at '/replicaCount': maximum: got 2, want 1"),
+    (["--set", "replicaCount=-1"], "at '/replicaCount': minimum: got -1, want 0"),
+    (["--set", "replicaCount=2", "--set", "operator.leaderElection.enabled=false"],
+     "at '/replicaCount': maximum: got 2, want 1"),
+    (["--set", "operator.leaderElection.leaseDurationSeconds=0"], "at '/operator/leaderElection/leaseDurationSeconds'"),
+    (["--set", "operator.leaderElection.enabled=yes"], "at '/operator/leaderElection/enabled'"),
     (["--set", "watchNamespace=Not_A_Namespace"], "at '/watchNamespace'"),
     (["--set", "image.pullPolicy=Sometimes"], "at '/image/pullPolicy'"),
     (["--set", "operator.resyncSeconds=0"], "at '/operator/resyncSeconds'"),
@@ -156,8 +163,8 @@ def test_values_schema_refuses_bad_values_naming_the_field(rig_bin, args, messag
 def test_every_object_carries_the_recommended_labels(rig_bin):
     docs = render(rig_bin, *options("monitoring", "demo"))
     assert {doc["kind"] for doc in docs} == {
-        "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service",
-        "ServiceMonitor", "PrometheusRule", "ConfigMap"}
+        "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment",
+        "PodDisruptionBudget", "Service", "ServiceMonitor", "PrometheusRule", "ConfigMap"}
     for doc in docs:
         labels = doc["metadata"]["labels"]
         assert labels["helm.sh/chart"] == f"agentnet-{chart_yaml()['version']}"
@@ -168,15 +175,27 @@ def test_every_object_carries_the_recommended_labels(rig_bin):
         assert labels["app.kubernetes.io/part-of"] == "agentnet"
 
 
-def test_operator_deployment_is_one_restricted_replica_with_probes_and_resources(rig_bin):
-    (deployment,) = of_kind(render(rig_bin), "Deployment")
+def test_operator_deployment_is_two_restricted_replicas_with_leader_election_probes_and_resources(rig_bin):
+    docs = render(rig_bin, namespace="ops")
+    (deployment,) = of_kind(docs, "Deployment")
     spec = deployment["spec"]
-    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    # Two replicas, one leading: an upgrade rolls them one at a time, a drain evicts one at a time.
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    (budget,) = of_kind(docs, "PodDisruptionBudget")
+    assert budget["spec"] == {"maxUnavailable": 1, "selector": spec["selector"]}
     pod = spec["template"]["spec"]
+    (spread,) = pod["topologySpreadConstraints"]
+    assert spread["labelSelector"] == spec["selector"] and spread["whenUnsatisfiable"] == "ScheduleAnyway"
     (container,) = pod["containers"]
     assert container["image"] == model.DEFAULT_IMAGE
     args = container["args"]
     assert args[0] == "operator" and "--resync-seconds=60" in args
+    lease = yaml.safe_load((CHART / "values.yaml").read_text())["operator"]["leaderElection"]
+    assert {"--leader-elect", "--lease-namespace=ops", f"--lease-name={RELEASE}",
+            f"--lease-duration-seconds={lease['leaseDurationSeconds']}",
+            f"--lease-renew-deadline-seconds={lease['renewDeadlineSeconds']}",
+            f"--lease-retry-period-seconds={lease['retryPeriodSeconds']}"} <= set(args)
     assert not any(a.startswith("--namespace") for a in args)  # every namespace by default
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert f"--liveness-port={ports['healthz']}" in args and f"--metrics-port={ports['metrics']}" in args
@@ -194,6 +213,15 @@ def test_operator_deployment_is_one_restricted_replica_with_probes_and_resources
     assert service["spec"]["ports"][0]["targetPort"] == "metrics"
     # Network children use other app.kubernetes.io/component values: never selected by the chart.
     assert spec["selector"]["matchLabels"]["app.kubernetes.io/component"] == "operator"
+
+
+def test_without_leader_election_one_replica_is_recreated_and_no_lease_is_granted(rig_bin):
+    docs = render(rig_bin, *options("no-leader-election", "ops"), namespace="ops")
+    (deployment,) = of_kind(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"] == {"type": "Recreate"}
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert not [a for a in args if a.startswith(("--leader-elect", "--lease-"))]
+    assert not of_kind(docs, "Role") and not of_kind(docs, "RoleBinding") and not of_kind(docs, "PodDisruptionBudget")
 
 
 def test_rbac_grants_what_the_operator_uses_and_nothing_more(rig_bin):
@@ -217,14 +245,22 @@ def test_rbac_grants_what_the_operator_uses_and_nothing_more(rig_bin):
     (binding,) = of_kind(docs, "ClusterRoleBinding")
     assert binding["roleRef"]["name"] == cluster_role["metadata"]["name"] == f"ops-{RELEASE}"
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": RELEASE, "namespace": "ops"}]
-    assert not of_kind(docs, "Role") and not of_kind(docs, "RoleBinding")
+    # The Lease: a Role in the operator's own namespace, never cluster-wide; get/update by its name only.
+    (lease_role,) = of_kind(docs, "Role")
+    assert lease_role["metadata"]["namespace"] == "ops" and grants(lease_role["rules"]) == LEASE_GRANTS
+    for rule in lease_role["rules"]:
+        assert rule["verbs"] == ["create"] or rule["resourceNames"] == [RELEASE]
+    (lease_binding,) = of_kind(docs, "RoleBinding")
+    assert lease_binding["metadata"]["namespace"] == "ops"
+    assert lease_binding["roleRef"]["name"] == lease_role["metadata"]["name"]
+    assert lease_binding["subjects"] == binding["subjects"]
 
     # One namespace: the rules in a Role there; cluster-wide only what kopf observes.
     docs = render(rig_bin, "--set", "watchNamespace=demo", namespace="ops")
-    (role,) = of_kind(docs, "Role")
+    (role, lease_role) = sorted(of_kind(docs, "Role"), key=lambda r: r["metadata"]["namespace"] != "demo")
     assert role["metadata"]["namespace"] == "demo" and grants(role["rules"]) == NAMESPACED_GRANTS
-    (role_binding,) = of_kind(docs, "RoleBinding")
-    assert role_binding["metadata"]["namespace"] == "demo"
+    assert lease_role["metadata"]["namespace"] == "ops" and grants(lease_role["rules"]) == LEASE_GRANTS
+    (role_binding,) = [b for b in of_kind(docs, "RoleBinding") if b["metadata"]["namespace"] == "demo"]
     assert role_binding["subjects"] == [{"kind": "ServiceAccount", "name": RELEASE, "namespace": "ops"}]
     (cluster_role,) = of_kind(docs, "ClusterRole")
     assert grants(cluster_role["rules"]) == CRD_WATCH | NAMESPACE_WATCH
@@ -489,7 +525,7 @@ def test_helm_install_operator_under_chart_rbac_upgrade_and_uninstall(
     assert "It watches AgentNetworks in every namespace." in notes
     installed = deployment()
     if not EXISTING_KUBECONFIG:  # kwok's fake node: pods become Ready without running
-        assert installed["status"]["readyReplicas"] == 1
+        assert installed["status"]["readyReplicas"] == 2
     assert exists("crd", names.CRD_NAME) and exists("clusterrole", f"{ns}-{RELEASE}")
     sa = _sa_kubeconfig(kubectl, ns, RELEASE, tmp_path / "sa.kubeconfig")
     expect_access(rig_bin, sa, {
@@ -499,9 +535,13 @@ def test_helm_install_operator_under_chart_rbac_upgrade_and_uninstall(
         ("create", "pods", "-n", ns): False,  # pods: read and, when stuck, deleted; never made
         ("update", "agentnetworks.agentnet.dev", "-n", ns): False,
         ("list", "namespaces"): False,  # kopf lists them only when watching one namespace
+        ("create", "leases.coordination.k8s.io", "-n", ns): True,  # leader election, in its own namespace only
+        ("update", f"leases.coordination.k8s.io/{RELEASE}", "-n", ns): True,
+        ("update", "leases.coordination.k8s.io/another", "-n", ns): False,
+        ("create", "leases.coordination.k8s.io", "-n", "default"): False,
     })
 
-    # 2. Upgrade: one namespace, other resources and resync; Recreate rolls the pod.
+    # 2. Upgrade: one namespace, other resources and resync; the pods roll one at a time.
     helm("upgrade", RELEASE, str(CHART), *wait, *scale, "--set", f"watchNamespace={ns}",
          "--set", "resources.limits.memory=384Mi", "--set", "operator.resyncSeconds=2")
     upgraded = deployment()
@@ -510,7 +550,7 @@ def test_helm_install_operator_under_chart_rbac_upgrade_and_uninstall(
     assert f"--namespace={ns}" in container["args"] and "--resync-seconds=2" in container["args"]
     assert container["resources"]["limits"]["memory"] == "384Mi"
     if not EXISTING_KUBECONFIG:
-        assert upgraded["status"]["readyReplicas"] == upgraded["status"]["updatedReplicas"] == 1
+        assert upgraded["status"]["readyReplicas"] == upgraded["status"]["updatedReplicas"] == 2
     history = json.loads(helm("history", RELEASE, "-n", ns, "-o", "json"))
     assert [(h["revision"], h["status"]) for h in history] == [(1, "superseded"), (2, "deployed")]
     assert not exists("clusterrole", f"{ns}-{RELEASE}")  # the cluster-wide rules went away

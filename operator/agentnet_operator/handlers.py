@@ -1,4 +1,4 @@
-"""The kopf wiring: watch events in, reconciles out.
+"""The kopf wiring: watch events in, reconciles out, through one `Controller`.
 
 Only event handlers are registered — no create/update handlers, no timers — so
 kopf keeps no progress, diff-base or finalizer on the user's objects. Events for
@@ -6,14 +6,15 @@ a network and for its children land in one work queue that coalesces bursts
 (applying 26 children raises 26 watch events, not 26 reconciles) and never runs
 two reconciles of one network at once. A loop reads the metrics of autoscaled
 components and queues a reconcile, which decides; another resyncs every network.
+With leader election (leader.py) only the process holding the Lease does either.
 """
 
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import kopf
 from prometheus_client import Counter, Gauge, Histogram
@@ -21,6 +22,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from agentnet_operator import names
 from agentnet_operator.children import CHILD_KINDS
 from agentnet_operator.cluster import RESOURCES, Cluster
+from agentnet_operator.leader import LeaderElector
 from agentnet_operator.metric_sources import MetricReader, Reading
 from agentnet_operator.model import AgentNetwork
 from agentnet_operator.reconcile import Outcome, reconcile
@@ -43,36 +45,37 @@ COALESCE_SECONDS = 0.05
 MAX_RETRY_SECONDS = 30.0
 
 NetworkKey = tuple[str, str]  # namespace, name
+K = TypeVar("K", bound=Hashable)
 
 
-class WorkQueue:
+class WorkQueue(Generic[K]):
     """Per-key serialised, coalescing, retrying execution of a blocking function.
 
     A key enqueued while it waits runs once; enqueued while it runs, it runs
     once more afterwards. Failures are retried with exponential backoff. The work
     may return seconds after which the key should run again (e.g. a deadline)."""
 
-    def __init__(self, work: Callable[[Hashable], float | None], delay: float = COALESCE_SECONDS):
+    def __init__(self, work: Callable[[K], float | None], delay: float = COALESCE_SECONDS):
         self.work, self.delay = work, delay
-        self.waiting: set[Hashable] = set()
-        self.running: set[Hashable] = set()
-        self.again: set[Hashable] = set()
-        self.failures: dict[Hashable, int] = {}
+        self.waiting: set[K] = set()
+        self.running: set[K] = set()
+        self.again: set[K] = set()
+        self.failures: dict[K, int] = {}
         self.tasks: set[asyncio.Task] = set()  # the loop holds tasks weakly: keep them alive
 
-    def _start(self, key: Hashable) -> None:
+    def _start(self, key: K) -> None:
         task = asyncio.create_task(self._run(key))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    def enqueue(self, key: Hashable, delay: float | None = None) -> None:
+    def enqueue(self, key: K, delay: float | None = None) -> None:
         if key in self.running:
             self.again.add(key)
         elif key not in self.waiting:
             self.waiting.add(key)
             asyncio.get_running_loop().call_later(self.delay if delay is None else delay, self._start, key)
 
-    async def _run(self, key: Hashable) -> None:
+    async def _run(self, key: K) -> None:
         self.waiting.discard(key)
         self.running.add(key)
         try:
@@ -112,116 +115,167 @@ def _list(items: list[str], limit: int = 10) -> str:
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
-def build_registry(cluster: Cluster, resync_seconds: float = 60.0, autoscale_seconds: float = 1.0) -> kopf.OperatorRegistry:
-    registry = kopf.OperatorRegistry()
-    networks: dict[NetworkKey, dict[str, Any]] = {}
-    readings: dict[NetworkKey, dict[str, Reading]] = {}  # latest read per component
-    decided: dict[tuple[NetworkKey, str], datetime] = {}  # time of the read last acted on
-    reader = MetricReader(cluster)
+class Controller:
+    """The operator's state and what it does with each watch event.
 
-    def fresh_readings(key: NetworkKey) -> dict[str, Reading]:
+    It keeps the latest body of every network, the latest metric reads of their
+    autoscaled components and the time of the read each decision acted on; one work
+    queue runs the reconciles. With an elector it acts only while it leads: a standby
+    keeps its caches warm from the same watches and takes over with a full resync."""
+
+    def __init__(self, cluster: Cluster, *, resync_seconds: float = 60.0, autoscale_seconds: float = 1.0,
+                 elector: LeaderElector | None = None):
+        self.cluster, self.elector = cluster, elector
+        self.resync_seconds, self.autoscale_seconds = resync_seconds, autoscale_seconds
+        self.networks: dict[NetworkKey, dict[str, Any]] = {}
+        self.readings: dict[NetworkKey, dict[str, Reading]] = {}  # latest read per component
+        self.decided: dict[tuple[NetworkKey, str], datetime] = {}  # time of the read last acted on
+        self.reader = MetricReader(cluster)
+        self.queue: WorkQueue[NetworkKey] = WorkQueue(self.reconcile_network)
+        self.loops: list[asyncio.Task] = []
+
+    @property
+    def leading(self) -> bool:
+        return self.elector is None or self.elector.leading
+
+    def registry(self) -> kopf.OperatorRegistry:
+        """The kopf wiring: one line per handler. Only event handlers, no create/update
+        handlers or timers, so kopf keeps no progress, diff-base or finalizer on anything."""
+        registry = kopf.OperatorRegistry()
+        kopf.on.startup(registry=registry)(configure)
+        kopf.on.event(names.GROUP, names.VERSION, names.PLURAL, registry=registry)(self.on_network)
+        for group, version, plural in _child_resources():
+            child = kopf.on.event(group, version, plural, labels=MANAGED, registry=registry, id=f"child-{plural}")
+            child(self.on_child)
+        kopf.on.cleanup(registry=registry)(self.close)
+        return registry
+
+    # --- watch events ----------------------------------------------------------------
+
+    async def on_network(self, type: str | None, body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
+        self._start_loops()
+        key = (namespace, name)
+        if type == "DELETED":
+            self.networks.pop(key, None)
+            self.readings.pop(key, None)
+        else:
+            self.networks[key] = dict(body)
+            self._enqueue(key)
+        NETWORKS.set(len(self.networks))
+
+    async def on_child(self, type: str | None, body: kopf.Body, namespace: str, **_: Any) -> None:
+        self._start_loops()
+        self.cluster.observe(body, deleted=type == "DELETED")
+        for ref in body.get("metadata", {}).get("ownerReferences", []):
+            if ref.get("kind") == names.KIND and ref.get("controller") and (namespace, ref["name"]) in self.networks:
+                self._enqueue((namespace, ref["name"]))
+
+    def _enqueue(self, key: NetworkKey) -> None:
+        if self.leading:
+            self.queue.enqueue(key)
+
+    # --- the reconcile -----------------------------------------------------------------
+
+    def fresh_readings(self, key: NetworkKey) -> dict[str, Reading]:
         """Reads not acted on yet, and every failed one (its warning stands until a read succeeds)."""
-        latest = dict(readings.get(key, {}))
-        return {c: r for c, r in latest.items() if r.error is not None or decided.get((key, c)) != r.time}
+        latest = dict(self.readings.get(key, {}))
+        return {c: r for c, r in latest.items() if r.error is not None or self.decided.get((key, c)) != r.time}
 
-    def reconcile_network(key: Hashable) -> float | None:
-        body = networks.get(key)  # type: ignore[arg-type]
-        if body is None:
-            return None  # deleted meanwhile: garbage collection removes the children
-        fresh = fresh_readings(key)  # type: ignore[arg-type]
+    def reconcile_network(self, key: NetworkKey) -> float | None:
+        body = self.networks.get(key)
+        if body is None or not self.leading:
+            return None  # deleted meanwhile (garbage collection removes the children), or no longer the leader
+        fresh = self.fresh_readings(key)
         started = time.perf_counter()
         try:
-            outcome = reconcile(cluster, body, now=datetime.now(UTC), readings=fresh)
+            outcome = reconcile(self.cluster, body, now=datetime.now(UTC), readings=fresh)
         except Exception:
             RECONCILES.labels("error").inc()
             raise
         finally:
             RECONCILE_SECONDS.observe(time.perf_counter() - started)
         for component, reading in fresh.items():
-            decided[(key, component)] = reading.time  # type: ignore[index]
+            self.decided[(key, component)] = reading.time
         RECONCILES.labels("changed" if outcome.wrote else "unchanged").inc()
-        _count(key, outcome)  # type: ignore[arg-type]
+        _count(key, outcome)
         _post_events(body, outcome)
         return outcome.requeue_after
 
-    queue = WorkQueue(reconcile_network)
+    # --- the loops ---------------------------------------------------------------------
 
-    @kopf.on.startup(registry=registry)
-    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-        settings.posting.level = logging.WARNING  # our own Events say what happened
-        settings.watching.server_timeout = 300
-        settings.watching.client_timeout = 330
+    def _start_loops(self) -> None:
+        """Plain tasks, not kopf timers: a kopf timer puts a finalizer on every network, and nothing
+        here needs one (children go with their owner by garbage collection). Started from the first
+        watch event, so they run in the context kopf.event() needs (a startup handler's lacks it)."""
+        if self.loops:
+            return
+        self.loops.append(asyncio.create_task(_every(self.resync_seconds, self.resync)))
+        self.loops.append(asyncio.create_task(_every(self.autoscale_seconds, self.read_metrics)))
+        if self.elector is not None:
+            self.loops.append(asyncio.create_task(self.elector.run(on_started=self.resync)))
 
-    # Plain tasks, not kopf timers: a kopf timer puts a finalizer on every network,
-    # and nothing here needs one (children go with their owner by garbage collection).
-    # Started from the first watch event, so they run in the context kopf.event()
-    # needs (a startup handler's context lacks it).
-    loops: list[asyncio.Task] = []
+    async def resync(self) -> None:
+        """Level-based safety net: repairs anything a missed watch event hid; and a new leader's first act."""
+        for key in list(self.networks):
+            self._enqueue(key)
 
-    @kopf.on.event(names.GROUP, names.VERSION, names.PLURAL, registry=registry)
-    async def network_event(type: str | None, body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
-        if not loops:
-            loops.append(asyncio.create_task(every(resync_seconds, resync)))
-            loops.append(asyncio.create_task(every(autoscale_seconds, read_metrics)))
-        key = (namespace, name)
-        if type == "DELETED":
-            networks.pop(key, None)
-            readings.pop(key, None)
-        else:
-            networks[key] = dict(body)
-            queue.enqueue(key)
-        NETWORKS.set(len(networks))
-
-    async def child_event(type: str | None, body: kopf.Body, namespace: str, **_: Any) -> None:
-        cluster.observe(body, deleted=type == "DELETED")
-        for ref in body.get("metadata", {}).get("ownerReferences", []):
-            if ref.get("kind") == names.KIND and ref.get("controller") and (namespace, ref["name"]) in networks:
-                queue.enqueue((namespace, ref["name"]))
-
-    managed = {names.LABEL_MANAGED_BY: names.MANAGED_BY}
-    # SpinApps are watched once SpinKube's CRD exists; revisions are watched but never pruned as children.
-    for api_version, kind in (*CHILD_KINDS, (REVISION_API_VERSION, REVISION_KIND)):
-        group, _, version = api_version.rpartition("/")
-        plural = RESOURCES[(api_version, kind)][1]
-        kopf.on.event(group, version, plural, labels=managed, registry=registry, id=f"child-{plural}")(child_event)
-
-    async def every(seconds: float, action: Callable[[], Any]) -> None:
-        while True:
-            await asyncio.sleep(seconds)
-            try:
-                await action()
-            except Exception:
-                log.exception("periodic %s failed", action.__name__)
-
-    async def resync() -> None:
-        # Level-based safety net: repairs anything a missed watch event hid.
-        for key in list(networks):
-            queue.enqueue(key)
-
-    async def read_metrics() -> None:
+    async def read_metrics(self) -> None:
+        if not self.leading:
+            return
         autoscaled = {}
-        for key, body in list(networks.items()):
+        for key, body in list(self.networks.items()):
             network = AgentNetwork.from_body(body)
             if any(c.autoscaling for c in network.spec.effective_components):
                 autoscaled[key] = network
-        results = await asyncio.gather(*(reader.read(n) for n in autoscaled.values()))
+        results = await asyncio.gather(*(self.reader.read(n) for n in autoscaled.values()))
         for (namespace, name), read in zip(autoscaled, results):
-            readings[(namespace, name)] = read
+            self.readings[(namespace, name)] = read
             for component, reading in read.items():
                 if reading.error is None:
                     METRIC_VALUE.labels(namespace, name, component).set(reading.value)
                 else:
                     METRIC_ERRORS.labels(namespace, name, component).inc()
-            queue.enqueue((namespace, name))
+            self._enqueue((namespace, name))
 
-    @kopf.on.cleanup(registry=registry)
-    async def close(**_: Any) -> None:
-        for task in loops:
+    async def close(self, **_: Any) -> None:
+        """On shutdown: stop campaigning, finish the reconciles under way, then release the Lease
+        so a standby need not wait for it to expire."""
+        for task in self.loops:
             task.cancel()
-        await asyncio.gather(*loops, return_exceptions=True)
-        await reader.close()
+        await asyncio.gather(*self.loops, return_exceptions=True)
+        if self.elector is not None:
+            self.elector.stop("shutting down")  # no new reconcile starts
+            await asyncio.gather(*self.queue.tasks, return_exceptions=True)
+            await self.elector.release()
+        await self.reader.close()
 
-    return registry
+
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    settings.posting.level = logging.WARNING  # our own Events say what happened
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+
+
+MANAGED = {names.LABEL_MANAGED_BY: names.MANAGED_BY}
+
+
+def _child_resources() -> list[tuple[str, str, str]]:
+    """(group, version, plural) of every watched child kind. SpinApps are watched once SpinKube's
+    CRD exists; revisions are watched but never pruned as children."""
+    out = []
+    for api_version, kind in (*CHILD_KINDS, (REVISION_API_VERSION, REVISION_KIND)):
+        group, _, version = api_version.rpartition("/")
+        out.append((group, version, RESOURCES[(api_version, kind)][1]))
+    return out
+
+
+async def _every(seconds: float, action: Callable[[], Awaitable[None]]) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await action()
+        except Exception:
+            log.exception("periodic %s failed", action.__name__)
 
 
 def _count(key: NetworkKey, outcome: Outcome) -> None:

@@ -1,13 +1,37 @@
 """`agentnet operator`: run the kopf operator."""
 
 import os
+from pathlib import Path
 
 import click
+from pydantic import ValidationError
 
 from agentnet_runtime import logs
 from agentnet_runtime.catalogue import HTTP_PORT
 
 from agentnet_operator import names
+from agentnet_operator.settings import LeaseSettings
+
+# Where a pod finds its own namespace (the Lease's default place in a cluster).
+IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def _lease_default(field: str) -> object:
+    return LeaseSettings.model_fields[field].default
+
+
+def lease_settings(namespace: str | None, **timing: object) -> LeaseSettings:
+    """The Lease's settings from the flags; a bad value is refused naming its flag and the rule."""
+    if namespace is None:
+        if not IN_CLUSTER_NAMESPACE.exists():
+            raise click.UsageError("--lease-namespace is required with --leader-elect outside a pod")
+        namespace = IN_CLUSTER_NAMESPACE.read_text().strip()
+    try:
+        return LeaseSettings(namespace=namespace, **timing)
+    except ValidationError as error:
+        raise click.UsageError("; ".join(
+            (f"--lease-{e['loc'][0].replace('_', '-')}: " if e["loc"] else "") + e["msg"].removeprefix("Value error, ")
+            for e in error.errors())) from None
 
 
 @click.command("operator")
@@ -23,11 +47,30 @@ from agentnet_operator import names
               help="Read the metrics of autoscaled components this often.")
 @click.option("--kubeconfig", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Kubeconfig to use. Default: in-cluster credentials, else $KUBECONFIG or ~/.kube/config.")
+@click.option("--leader-elect/--no-leader-elect", default=False, show_default=True,
+              help="Reconcile only while holding a coordination.k8s.io Lease, so replicas can run side by side.")
+@click.option("--lease-namespace", default=None,
+              help="Namespace of the Lease. Default: the pod's own (required outside a pod).")
+@click.option("--lease-name", default=names.FIELD_MANAGER, show_default=True, help="Name of the Lease.")
+@click.option("--lease-duration-seconds", "duration_seconds", type=int, show_default=True,
+              default=_lease_default("duration_seconds"),
+              help="A standby takes the Lease over once it has not been renewed for this long.")
+@click.option("--lease-renew-deadline-seconds", "renew_deadline_seconds", type=float, show_default=True,
+              default=_lease_default("renew_deadline_seconds"),
+              help="The leader stops reconciling at once when it could not renew for this long.")
+@click.option("--lease-retry-period-seconds", "retry_period_seconds", type=float, show_default=True,
+              default=_lease_default("retry_period_seconds"),
+              help="How often the leader renews and a standby reads the Lease.")
 @logs.options()
 def operator_command(namespaces: tuple[str, ...], liveness_port: int, metrics_port: int,
                      resync_seconds: float, autoscale_seconds: float, kubeconfig: str | None,
+                     leader_elect: bool, lease_namespace: str | None, lease_name: str, duration_seconds: int,
+                     renew_deadline_seconds: float, retry_period_seconds: float,
                      log_level: str | None, log_format: str | None) -> None:
     """Reconcile AgentNetworks into Kubernetes objects."""
+    lease = lease_settings(lease_namespace, name=lease_name, duration_seconds=duration_seconds,
+                           renew_deadline_seconds=renew_deadline_seconds,
+                           retry_period_seconds=retry_period_seconds) if leader_elect else None
     # kopf's loggers (kopf.objects carries the object each record is about) go through the same formatter;
     # kopf.run, unlike `kopf run`, configures no logging of its own.
     logs.setup(logs.from_flags(log_level, log_format), component="operator")
@@ -38,7 +81,8 @@ def operator_command(namespaces: tuple[str, ...], liveness_port: int, metrics_po
     from prometheus_client import start_http_server
 
     from agentnet_operator.cluster import Cluster
-    from agentnet_operator.handlers import build_registry
+    from agentnet_operator.handlers import Controller
+    from agentnet_operator.leader import LeaderElector
 
     try:
         config.load_incluster_config()
@@ -46,7 +90,9 @@ def operator_command(namespaces: tuple[str, ...], liveness_port: int, metrics_po
         config.load_kube_config()
     api = client.ApiClient()
     api.user_agent = names.USER_AGENT
-    registry = build_registry(Cluster(api), resync_seconds, autoscale_seconds)
+    controller = Controller(Cluster(api), resync_seconds=resync_seconds, autoscale_seconds=autoscale_seconds,
+                            elector=LeaderElector(api, lease) if lease else None)
+    registry = controller.registry()
     kopf.on.login(registry=registry)(kopf.login_via_client)
 
     start_http_server(metrics_port)

@@ -22,7 +22,7 @@ from kubernetes import client
 from agentnet_runtime import __version__
 from rig import EXISTING_KUBECONFIG, images, wait_for
 
-from e2e_support import OPERATOR_NAMESPACE, RELEASE, pods_ready
+from e2e_support import OPERATOR_NAMESPACE, OPERATOR_REPLICAS, RELEASE, pods_ready
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "agentnet"
@@ -48,8 +48,8 @@ def installed_operator(k8s: client.ApiClient, helm: Callable[..., str], runtime_
          "--set-string", f"image.repository={repository}", "--set-string", f"image.tag={tag}",
          "--set", "ignoreNamespaces={t-*}", "--set", "operator.resyncSeconds=10", "--wait", "--timeout", "300s")
     core = client.CoreV1Api(k8s)
-    wait_for(lambda: pods_ready(core, OPERATOR_NAMESPACE, f"app.kubernetes.io/instance={RELEASE}", 1), 120,
-             "the operator pod to be Ready")
+    wait_for(lambda: pods_ready(core, OPERATOR_NAMESPACE, f"app.kubernetes.io/instance={RELEASE}",
+                                 OPERATOR_REPLICAS), 120, "the operator pods to be Ready")
     yield OPERATOR_NAMESPACE
     helm("uninstall", RELEASE, "--namespace", OPERATOR_NAMESPACE, "--wait", check=False)
     core.delete_namespace(OPERATOR_NAMESPACE)

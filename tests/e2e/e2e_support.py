@@ -22,6 +22,8 @@ from rig.controlplane import free_port, stop_process
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "network.yaml"
 OPERATOR_NAMESPACE, RELEASE = "agentnet-system", "agentnet"
+# The chart's default: one leads, the other stands by.
+OPERATOR_REPLICAS = yaml.safe_load((REPO / "charts" / "agentnet" / "values.yaml").read_text())["replicaCount"]
 # Every module here: cluster tests that run in turn on one worker (see conftest.py).
 E2E = [pytest.mark.cluster, pytest.mark.xdist_group("real-node")]
 
@@ -45,6 +47,19 @@ def condition(network: dict, kind: str) -> dict:
 
 def is_ready(network: dict) -> bool:
     return condition(network, "Ready").get("status") == "True"
+
+
+def deployed(k8s: client.ApiClient, namespace: str, name: str, revision: int) -> dict | None:
+    """The network once `revision` runs Ready as its current revision, else None."""
+    body = get_network(k8s, namespace, name)
+    return body if is_ready(body) and body["status"].get("currentRevision") == revision else None
+
+
+def stored_revisions(k8s: client.ApiClient, namespace: str, name: str) -> list[tuple[int, str]]:
+    """The network's ControllerRevisions: (number, object name), by number."""
+    selector = names.selector_string(name, names.ROLE_REVISION)
+    found = client.AppsV1Api(k8s).list_namespaced_controller_revision(namespace, label_selector=selector).items
+    return sorted((r.revision, r.metadata.name) for r in found)
 
 
 def ready_pod(pod: client.V1Pod) -> bool:

@@ -15,8 +15,9 @@ import yaml
 from kubernetes import client
 
 from agentnet_operator import names
-from e2e_support import (E2E, OPERATOR_NAMESPACE, RELEASE, agent_pod, agent_states, converged, get_network, in_pod,
-                         is_ready, pod_get, post_from_pod, pods_ready, ready_pod)
+from e2e_support import (E2E, OPERATOR_NAMESPACE, OPERATOR_REPLICAS, RELEASE, agent_pod, agent_states, converged,
+                         deployed, get_network, in_pod, is_ready, pod_get, post_from_pod, pods_ready, ready_pod,
+                         stored_revisions)
 from rig import storage, wait_for
 
 pytestmark = E2E
@@ -165,17 +166,12 @@ def test_agent_nats_and_operator_pods_deleted(k8s, kubectl, installed_operator, 
     wait_for(lambda: (get_network(k8s, ns, NETWORK).get("status") or {}).get("updateRevision") == 2, 60,
              "revision 2 to begin")
     core.delete_collection_namespaced_pod(OPERATOR_NAMESPACE, label_selector=operator)
-    wait_for(lambda: pods_ready(core, OPERATOR_NAMESPACE, operator, 1), 120, "a new operator pod")
+    wait_for(lambda: pods_ready(core, OPERATOR_NAMESPACE, operator, OPERATOR_REPLICAS), 120, "new operator pods")
 
-    def revision_2_ready() -> dict | None:
-        body = get_network(k8s, ns, NETWORK)
-        return body if is_ready(body) and body["status"].get("currentRevision") == 2 else None
-
-    done = wait_for(revision_2_ready, 300, "revision 2 Ready")
+    done = wait_for(lambda: deployed(k8s, ns, NETWORK, 2), 300, "revision 2 Ready")
     assert [(h["revision"], h["result"]) for h in done["status"]["history"]] == [(2, "Deployed"), (1, "Superseded")]
-    selector = names.selector_string(NETWORK, names.ROLE_REVISION)
-    stored = client.AppsV1Api(k8s).list_namespaced_controller_revision(ns, label_selector=selector).items
-    assert sorted(r.revision for r in stored) == [1, 2] and len({r.metadata.name for r in stored}) == 2
+    stored = stored_revisions(k8s, ns, NETWORK)
+    assert [n for n, _ in stored] == [1, 2] and len({name for _, name in stored}) == 2
     assert ready_pod(next(iter(pods_by_name(core, ns, "duck-colors").values())))
 
     # Deleting the network deletes its claims (and so the volumes: the class reclaims them).
