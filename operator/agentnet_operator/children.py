@@ -131,12 +131,24 @@ def child_metadata(network: AgentNetwork, name: str, role: str, *, app: str = na
 
 
 def digest(value: Any) -> str:
-    """sha256 of a JSON value (canonical: sorted keys, no spaces)."""
-    return hashlib.sha256(_canonical_json(value).encode()).hexdigest()
+    """sha256 of a JSON value (canonical: sorted keys, no spaces, whole numbers as ints)."""
+    return hashlib.sha256(_canonical_json(_whole_numbers_as_ints(value)).encode()).hexdigest()
 
 
 def _canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _whole_numbers_as_ints(value: Any) -> Any:
+    """500.0 as 500: the API server stores a whole float as an int (a ControllerRevision's `data` read back
+    says `"target": 500` where the spec model said 500.0), so one content must have one digest either way."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _whole_numbers_as_ints(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers_as_ints(item) for item in value]
+    return value
 
 
 def _b64(text: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from datetime import UTC, datetime, timedelta
 
 from conftest import load_example, network_from
@@ -106,3 +107,25 @@ def test_history_is_pruned_at_the_limit_but_keeps_what_is_pinned():
     entries[0].result = "Deploying"
     kept = settle(entries, ready=True, failed=None, limit=2, keep=[1])
     assert [h.revision for h in kept] == [5, 4, 1]
+
+
+def test_a_revision_read_back_from_the_api_server_is_the_same_revision():
+    """The API server stores a whole float as an int (`target: 100.0` comes back as 100): the spec that made
+    the revision must still find it, or every reconcile would number the same spec anew."""
+    network = network_from(body())
+    content = revision_content(network.spec)
+    assert 100.0 in [m["target"] for m in _metrics(content)]  # (the example's target, a float in the model)
+    stored_object = controller_revision(network, 1, content)
+    stored_object["data"] = json.loads(json.dumps(stored_object["data"]), parse_float=lambda text: _as_stored(float(text)))
+    assert 100 in [m["target"] for m in _metrics(stored_object["data"]["spec"])]
+    assert all(type(m["target"]) is int for m in _metrics(stored_object["data"]["spec"]) if m["target"] == 100)
+    again = plan_rollout(network, stored_revisions([stored_object]))
+    assert again.revision == 1
+
+
+def _as_stored(number: float) -> float | int:
+    return int(number) if number.is_integer() else number
+
+
+def _metrics(content: dict) -> list[dict]:
+    return [c["autoscaling"]["metric"] for c in content["components"] if c.get("autoscaling")]
