@@ -39,6 +39,7 @@ from __future__ import annotations
 import time
 from array import array
 from collections import deque
+from dataclasses import replace
 from typing import Any, Callable, Mapping
 
 from agentnet_runtime.config import AgentSettings, NodeConfig
@@ -55,7 +56,8 @@ from agentnet_runtime.timeline.events import Event, Recorder
 _KEEP_GOING = (StopReason.TIME, StopReason.ITERATIONS)
 _NO_PARENT = -(2**31)  # no agent's id, nor a component's
 # Events an agent keeps in memory for GET /agent/{id}/messages and /api/timeline (the durable
-# record is the timeline component's); bounded so an idle-looking agent does not grow.
+# record is the timeline component's); bounded so an idle-looking agent does not grow, and kept
+# without their clocks (see Agent.recent).
 RECENT_EVENTS = 256
 
 
@@ -130,7 +132,9 @@ class Agent:
         self.recent: deque[Event] = deque(maxlen=RECENT_EVENTS)
 
         def keep(event: Event) -> None:
-            self.recent.append(event)
+            # Kept without its vector clock, which holds an entry per replica heard of (n once the network
+            # has talked): the API shows none, and the timeline gets the whole event from `sink`.
+            self.recent.append(replace(event, clock={}))
             if sink is not None:
                 sink(event)
 

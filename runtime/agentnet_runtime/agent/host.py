@@ -69,6 +69,8 @@ class AgentHost:
         self._remote = sorted(n for n in self._listeners if n not in self.agents)
         self._published = [a for a in self.agents.values() if any(n not in self.agents for n in a.neighbours)]
         self._wake = {i: asyncio.Event() for i in self.agents}
+        self._gauges = {i: (METRICS.egraph_nodes.labels(str(i)), METRICS.clock_progress.labels(str(i)),
+                            METRICS.convergence.labels(str(i))) for i in self.agents}  # looked up once, set every beat  # fmt: skip
         self._busy: set[int] = set()
         self._tasks: list[asyncio.Task] = []
         self._snapshotted: dict[int, int] = {}  # agent id -> e-graph version of its last snapshot
@@ -305,10 +307,10 @@ class AgentHost:
         beats = {}
         for agent in self.agents.values():
             beat = beats[agent.id] = agent.heartbeat()
-            label = str(agent.id)
-            METRICS.egraph_nodes.labels(label).set(beat["nodes"])
-            METRICS.clock_progress.labels(label).set(beat["events"])
-            METRICS.convergence.labels(label).set(len(agent.agreeing_neighbours()) / max(1, len(agent.neighbours)))
+            nodes, progress, convergence = self._gauges[agent.id]
+            nodes.set(beat["nodes"])
+            progress.set(beat["events"])
+            convergence.set(len(agent.agreeing_neighbours()) / max(1, len(agent.neighbours)))
             self._heard(agent.id, beat["digest"])
         for agent in self._published:
             await self.transport.send(subjects.for_agent(subjects.HEARTBEAT, agent.id), agent.id, None, beats[agent.id])
