@@ -64,16 +64,15 @@ STRETCH_MEMORY_SHARE = 0.5  # stop before a size whose projected memory passes t
 
 
 def process_tree(root: int) -> set[int]:
-    parents = {}
-    for entry_dir in Path("/proc").iterdir():
-        if entry_dir.name.isdigit():
-            try:
-                parents[int(entry_dir.name)] = int((entry_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    tree = {root}
-    for _ in range(3):
-        tree |= {pid for pid, parent in parents.items() if parent in tree}
+    """A process and its descendants, from the kernel's list of each one's children."""
+    tree, frontier = set(), [root]
+    while frontier:
+        pid = frontier.pop()
+        tree.add(pid)
+        try:
+            frontier += [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        except OSError:  # gone meanwhile
+            continue
     return tree
 
 
