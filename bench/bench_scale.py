@@ -50,7 +50,7 @@ SIZES = (64, 256, 1000)
 IDLE_SECONDS = 20.0  # the window idle CPU and NATS traffic are measured over
 SETTLE_SECONDS = 5.0  # after ready, before the idle window: the first sync round and heartbeats
 BURST_TERMS = 1000
-BURST_CONCURRENCY = 8  # POSTs in flight
+BURST_CONCURRENCY = 64  # POSTs in flight: a process busy with the burst takes many per turn of its event loop
 READY_TIMEOUT = 300.0
 CONVERGE_TIMEOUT = 180.0
 HTTP_TIMEOUT = 120.0  # one request to a process busy with a burst
@@ -342,6 +342,11 @@ def main() -> None:
                   target("converge_s"), higher_is_better=False, converged=run["converge_s"] is not None,
                   nodes=run["nodes_after_burst"], dashboard=run["dashboard"]),
         ]  # fmt: skip
+    if len(runs) > 1:  # what one more agent costs, apart from what the components and nats-server hold anyway
+        small, large = runs[0], runs[-1]
+        slope = (large["rss_mb"] - small["rss_mb"]) / (large["agents"] - small["agents"]) * 1024
+        entries.append(entry(f"idle memory per added agent ({small['agents']} -> {large['agents']} agents)", slope, "KB", None,
+                             higher_is_better=False))  # fmt: skip
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     png = RESULTS_DIR / "scale.png"
     plot(runs, [s for s in stretch if "ready_s" in s], png)
