@@ -232,7 +232,9 @@ def test_a_killed_agent_process_is_shown_gone(tmp_path, nats_server):
             )
             assert_drawn_in_polarity(page, document["nodes"])
 
-            # Agents with no DuckDB file publish their timeline on NATS: the page lists it.
+            # Agents with no DuckDB file publish their timeline on NATS: the page lists it. A network at
+            # rest exchanges nothing, so give it news: the pushes and the syncs that follow are listed.
+            httpx.post(f"http://127.0.0.1:{ports['agents-a']}/agent/0/message", json={"term": "x*(y+z)"}, timeout=10).raise_for_status()
             page.page.wait_for_selector("#timeline li[data-kind=sync]", timeout=30_000)
             assert page.page.text_content("#timeline-source").startswith("from nats")
 

@@ -57,7 +57,7 @@ def subjects(agents: int) -> list[str]:
     """Every subject agents and components listen on, for a network of `agents` agents."""
     return [
         *(f"agent.{agent}.{kind}" for agent in range(agents) for kind in ("state", "sync", "ack", "heartbeat")),
-        "broadcast.heartbeat", "network.status", "stream.derived.red", "stream.derived.blue",
+        "broadcast.heartbeat", "agents.heartbeat", "network.status", "stream.derived.red", "stream.derived.blue",
         "agent.-1.ack", "agent.-4.state", "agent.-6.state", "agent.-7.state",  # components' own inboxes
         "crdt.merge", "timeline.events", "timeline.retention", "work.red", "work.green",
     ]  # fmt: skip

@@ -128,9 +128,11 @@ async def test_malformed_traffic_on_every_subject_is_refused_with_a_warning_and_
     patterns = ("agent.*.*", "agent.*.heartbeat", "broadcast.heartbeat")
     reasons = (refusals.EMPTY, refusals.NOT_JSON, refusals.WRONG_SHAPE, refusals.BAD_FRAGMENT, refusals.BAD_DELTA)
     before = {(p, r): refused_count(p, r) for p in patterns for r in reasons}
-    config = runtime_config(network(9), nats_server.url)
+    net = network(9)
+    # Two processes, so each listens to the heartbeats of its agents' neighbours in the other (agent.{n}.heartbeat).
+    left, right = runtime_config(net, nats_server.url, agent_ids=range(5)), runtime_config(net, nats_server.url, agent_ids=range(5, 9))
     try:
-        async with running(config) as host:
+        async with running(left) as host, running(right) as other:
             host.agents[0].submit(parse("x*(y+z)"))
             host.wake(host.agents[0])
             client = await nats.connect(nats_server.url)
@@ -140,21 +142,24 @@ async def test_malformed_traffic_on_every_subject_is_refused_with_a_warning_and_
                 await client.publish("agent.4.state", b'{"from": 3, "stamp": null, "body": {"kind": "x"}}')
             finally:
                 await client.close()
-            host.agents[5].submit(parse("(p+q)*r"))
-            host.wake(host.agents[5])
+            other.agents[5].submit(parse("(p+q)*r"))
+            other.wake(other.agents[5])
 
             def converged():
-                digest = one_digest(host)
-                agents = host.agents.values()
+                digest = one_digest(host, other)
+                agents = [*host.agents.values(), *other.agents.values()]
                 return digest and all(a.egraph.equivalent(parse("(p+q)*r"), parse("r*(q+p)")) for a in agents)
 
             await eventually(converged, 30, "one digest on all nine agents after the malformed traffic")
             # Each subscription refuses each message once: state, sync, ack and heartbeat on an agent's inbox
-            # (agent.3.*), heartbeats on the heartbeat wildcard too, and the roll call; plus the one bad delta.
+            # (agent.3.*), heartbeats of the neighbours in the other process, and the roll call in each
+            # process; plus the one bad delta.
             per_subject = len(malformed.payloads()) + len(malformed.FRAGMENTS)
             envelopes = sum(what.startswith("body:") for what, _ in malformed.payloads())  # the roll call takes them
-            expected = {"agent.*.*": 9 * 4 * per_subject + 1, "agent.*.heartbeat": 9 * per_subject,
-                        "broadcast.heartbeat": per_subject - envelopes}  # fmt: skip
+            remote = {n for h, others in ((host, other), (other, host)) for a in h.agents.values() for n in a.neighbours
+                      if n in others.agents}  # fmt: skip
+            expected = {"agent.*.*": 9 * 4 * per_subject + 1, "agent.*.heartbeat": len(remote) * per_subject,
+                        "broadcast.heartbeat": 2 * (per_subject - envelopes)}  # fmt: skip
 
             def counted_by_pattern():
                 return {p: sum(refused_count(p, r) - before[p, r] for r in reasons) for p in patterns}

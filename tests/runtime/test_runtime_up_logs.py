@@ -31,7 +31,7 @@ LOOK = 30  # seconds one request may take: nine agents and eleven components sha
 # The subscription patterns that refuse something of the malformed set, and who subscribes with them.
 PATTERNS = {
     "agent.*.*": "the agents' inboxes",
-    "agent.*.heartbeat": "agents, agent-orchestrator, dashboard",
+    "agents.heartbeat": "agent-orchestrator, dashboard (every agent process's heartbeats)",
     "broadcast.heartbeat": "the agents' roll call",
     "network.status": "dashboard",
     "agent.*.state": "observers' inboxes (dashboard, orchestrator, skill-verification, transduction-2tdx)",

@@ -21,6 +21,12 @@ off their tree (handed in by a component, such as another network's events broug
 transduction, whose replica ids look like ours; or resent by a neighbour) go on to every
 neighbour from there.
 
+At rest an agent need not ask: a neighbour whose digest equalled this replica's in an exchange
+since this replica last changed, and whose heartbeats still say so, holds what it holds
+(`out_of_step` leaves it out of the repair round). A lost push shows as a differing digest in
+the next heartbeat, and any change of this replica brings back one exchange with each neighbour
+(so clocks are still learned, and compaction still advances).
+
 Compaction: after each sync exchange the agent drops into its checkpoint the events its own
 clock and every neighbour's `known` clock share (pointwise minimum): no neighbour will ask for
 them again, and anyone else who does gets the checkpoint (core/events.py).
@@ -31,7 +37,9 @@ carry the retention floor, so two replicas whose states differ only by it still 
 from __future__ import annotations
 
 import time
+from array import array
 from collections import deque
+from dataclasses import replace
 from typing import Any, Callable, Mapping
 
 from agentnet_runtime.config import AgentSettings, NodeConfig
@@ -46,8 +54,10 @@ from agentnet_runtime.core.terms import Term, is_pattern_var
 from agentnet_runtime.timeline.events import Event, Recorder
 
 _KEEP_GOING = (StopReason.TIME, StopReason.ITERATIONS)
+_NO_PARENT = -(2**31)  # no agent's id, nor a component's
 # Events an agent keeps in memory for GET /agent/{id}/messages and /api/timeline (the durable
-# record is the timeline component's); bounded so an idle-looking agent does not grow.
+# record is the timeline component's); bounded so an idle-looking agent does not grow, and kept
+# without their clocks (see Agent.recent).
 RECENT_EVENTS = 256
 
 
@@ -80,7 +90,10 @@ class Relay:
 
     def __init__(self, neighbours: Mapping[int, tuple[int, ...]]):
         self._neighbours = {agent: sorted(adjacent) for agent, adjacent in neighbours.items()}
-        self._parents: dict[int, dict[int, int]] = {}  # origin -> agent -> its parent in the origin's tree
+        self._size = max(self._neighbours, default=-1) + 1  # agent ids are 0..n-1
+        # origin -> each agent's parent in the origin's tree, indexed by agent id: an array, not a dict,
+        # since after a burst a process holds a tree per origin (n² entries, 4 bytes each instead of ~100)
+        self._parents: dict[int, array] = {}
 
     def forwards(self, agent: int, origin: int | None, neighbour: int) -> bool:
         """Does `agent` push events made by `origin` on to `neighbour`?"""
@@ -88,15 +101,16 @@ class Relay:
             return True
         parents = self._parents.get(origin)
         if parents is None:  # one breadth-first search per origin, when its events first pass (no networkx: agents start fast)
-            parents, queue = {origin: origin}, deque([origin])
+            parents, queue = array("i", [_NO_PARENT]) * self._size, deque([origin])
+            parents[origin] = origin
             while queue:
                 node = queue.popleft()
                 for adjacent in self._neighbours[node]:
-                    if adjacent not in parents:
+                    if parents[adjacent] == _NO_PARENT:
                         parents[adjacent] = node
                         queue.append(adjacent)
             self._parents[origin] = parents
-        return parents.get(neighbour) == agent
+        return 0 <= neighbour < self._size and parents[neighbour] == agent
 
 
 class Agent:
@@ -119,7 +133,9 @@ class Agent:
         self.recent: deque[Event] = deque(maxlen=RECENT_EVENTS)
 
         def keep(event: Event) -> None:
-            self.recent.append(event)
+            # Kept without its vector clock, which holds an entry per replica heard of (n once the network
+            # has talked): the API shows none, and the timeline gets the whole event from `sink`.
+            self.recent.append(replace(event, clock={}))
             if sink is not None:
                 sink(event)
 
@@ -130,6 +146,7 @@ class Agent:
         self.sent: dict[int, VectorClock] = {n: {} for n in self.neighbours}
         self.settled: dict[int, VectorClock] = {n: {} for n in self.neighbours}
         self.peer_digests: dict[int, str] = {}
+        self.in_step: dict[int, int] = {}  # neighbour -> e-graph version at which an exchange found its digest equal
         self.pending_acks: set[int] = set()
         self.dirty = False  # learned something the rewrite family has not been applied to
         self.last_input = self.last_rewrite = 0.0  # time.monotonic() of the last news and the last rewrite pass
@@ -270,6 +287,8 @@ class Agent:
         if request["digest"] != reply["digest"]:
             since = merge(clock, self.sent[sender]) if sender in self.sent else clock
             reply["delta"] = self.egraph.delta_since(since).to_wire()
+        else:
+            self._in_step(sender)
         return reply
 
     def absorb_sync_reply(self, neighbour: int, reply: dict[str, Any]) -> tuple[str, int]:
@@ -287,10 +306,21 @@ class Agent:
                 self._news()
         self._exchanged(neighbour, reply["clock"])
         self.peer_digests[neighbour] = reply["digest"]
+        if reply["digest"] == self.egraph.digest():
+            self._in_step(neighbour)
         self.syncs_completed += 1
         if "delta" in reply:
             return "pulled", new
         return ("pushed" if reply.get("pushed") else "equal"), new
+
+    def _in_step(self, neighbour: int) -> None:
+        if neighbour in self.known:
+            self.in_step[neighbour] = self.egraph.version
+
+    def out_of_step(self) -> list[int]:
+        """Neighbours a repair round should visit: all but those known to hold this replica's present state."""
+        version, digest, peers = self.egraph.version, self.egraph.digest(), self.peer_digests
+        return [n for n in self.neighbours if self.in_step.get(n) != version or peers.get(n) != digest]
 
     # --- reporting ----------------------------------------------------------------------
 

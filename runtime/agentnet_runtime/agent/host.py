@@ -3,9 +3,16 @@
 Each agent has a worker that wakes when something changed: it pushes deltas to its
 neighbours (agent.{n}.state) and acknowledges what it received (agent.{n}.ack) at once,
 and runs a time-sliced rewrite pass of its colour's family once its inbox is quiet.
-Timers run anti-entropy rounds (agent.{n}.sync request/reply with digests), heartbeats
-(agent.{id}.heartbeat, network.status), timeline flushes and, with a data directory,
-snapshots (snapshots.py; only of agents that changed since their last one).
+Timers run anti-entropy rounds (agent.{n}.sync request/reply with digests), heartbeats,
+timeline flushes and, with a data directory, snapshots (snapshots.py; only of agents that
+changed since their last one). What goes to an agent of this process stays in memory
+(transport.py), so a whole network in one process (`agentnet up`) sends nothing at rest
+but one agents.heartbeat and one network.status per interval.
+
+At rest the cost follows the edges: an agent's heartbeat (its digest) goes to its neighbours
+only (agent.{id}.heartbeat only for those hosted elsewhere), and a repair round visits only
+the neighbours not known to hold the agent's present state (Agent.out_of_step): a change, a
+differing heartbeat or a lost push brings the exchanges back.
 
 A restarted agent gets a fresh replica id (agent id + start time), so it never reuses a
 sequence number of its previous life; it restores its snapshot before it connects (so it
@@ -58,7 +65,12 @@ class AgentHost:
         for agent in self.agents.values():
             for n in agent.neighbours:
                 self._listeners.setdefault(n, []).append(agent)
+        # Neighbours hosted elsewhere: their heartbeats come over NATS, and ours go to them.
+        self._remote = sorted(n for n in self._listeners if n not in self.agents)
+        self._published = [a for a in self.agents.values() if any(n not in self.agents for n in a.neighbours)]
         self._wake = {i: asyncio.Event() for i in self.agents}
+        self._gauges = {i: (METRICS.egraph_nodes.labels(str(i)), METRICS.clock_progress.labels(str(i)),
+                            METRICS.convergence.labels(str(i))) for i in self.agents}  # looked up once, set every beat  # fmt: skip
         self._busy: set[int] = set()
         self._tasks: list[asyncio.Task] = []
         # agent id -> (e-graph version, own events) of its newest snapshot
@@ -108,14 +120,15 @@ class AgentHost:
     async def _connect_and_run(self) -> None:
         await self.transport.connect()
         for i in self.agents:
-            await self.transport.subscribe(subjects.inbox(i), self._on_inbox)
-        await self.transport.subscribe(subjects.HEARTBEAT.format(id="*"), self._on_heartbeat)
+            await self.transport.subscribe_inbox(i, self._on_inbox)
+        for n in self._remote:
+            await self.transport.subscribe(subjects.for_agent(subjects.HEARTBEAT, n), self._on_heartbeat)
         await self.transport.subscribe(subjects.BROADCAST_HEARTBEAT, self._on_roll_call)
         for agent in self.agents.values():
             self._spawn(self._worker(agent), f"agent-{agent.id}")
             self._wake[agent.id].set()
         if self.settings.sync_interval > 0:
-            self._spawn(self._every(self.settings.sync_interval, self.sync_round), "anti-entropy")
+            self._spawn(self._every(self.settings.sync_interval, self.repair_round), "anti-entropy")
         self._spawn(self._every(self.settings.heartbeat_interval, self.heartbeat), "heartbeat")
         self.ready.set()
         await self.sync_round()  # a (re)started agent catches up at once
@@ -234,10 +247,13 @@ class AgentHost:
                 await self.transport.respond(message, agent.id, reply, agent.recorder.stamp())
 
     async def _on_heartbeat(self, subject: str, envelope: dict, message: Any) -> None:
-        sender = envelope["from"]
+        self._heard(envelope["from"], envelope["body"]["digest"])
+
+    def _heard(self, sender: int, digest: str) -> None:
+        """A neighbour's heartbeat: note its digest with the hosted agents it neighbours (unless cut off)."""
         for agent in self._listeners.get(sender, ()):
             if not self.transport.cut(sender, agent.id):
-                agent.peer_digests[sender] = envelope["body"]["digest"]
+                agent.peer_digests[sender] = digest
 
     async def _on_roll_call(self, subject: str, envelope: dict, message: Any) -> None:
         await self.heartbeat()
@@ -272,25 +288,38 @@ class AgentHost:
 
     async def sync_round(self) -> dict[int, dict[int, dict]]:
         """One anti-entropy round: every hosted agent syncs with each of its neighbours."""
-        if not self.transport.connected:
+        return await self._round({agent: agent.neighbours for agent in self.agents.values()})
+
+    async def repair_round(self) -> dict[int, dict[int, dict]]:
+        """The timer's round: every hosted agent syncs with the neighbours it is out of step with (none at rest)."""
+        visits = {agent: agent.out_of_step() for agent in self.agents.values()}
+        return await self._round({agent: neighbours for agent, neighbours in visits.items() if neighbours})
+
+    async def _round(self, visits: dict[Agent, tuple[int, ...] | list[int]]) -> dict[int, dict[int, dict]]:
+        if not (self.transport.connected or all(n in self.agents for ns in visits.values() for n in ns)):
             return {}
-        agents = list(self.agents.values())
-        results = await asyncio.gather(*(self.sync_agent(agent) for agent in agents))
-        return {agent.id: result for agent, result in zip(agents, results)}
+        results = await asyncio.gather(*(self.sync_agent(agent, tuple(ns)) for agent, ns in visits.items()))
+        return {agent.id: result for agent, result in zip(visits, results)}
 
     # --- heartbeats, status, metrics ------------------------------------------------------------
 
     async def heartbeat(self) -> None:
-        """Publish every hosted agent's heartbeat and this process's summary; refresh gauges."""
+        """Every hosted agent's heartbeat to its neighbours (in memory here, on NATS to other processes'),
+        all of them in one agents.heartbeat for observers, and this process's summary; refresh gauges."""
+        beats = {}
         for agent in self.agents.values():
-            beat = agent.heartbeat()
-            label = str(agent.id)
-            METRICS.egraph_nodes.labels(label).set(beat["nodes"])
-            METRICS.clock_progress.labels(label).set(beat["events"])
-            METRICS.convergence.labels(label).set(len(agent.agreeing_neighbours()) / max(1, len(agent.neighbours)))
-            await self.transport.send(subjects.for_agent(subjects.HEARTBEAT, agent.id), agent.id, None, beat)
+            beat = beats[agent.id] = agent.heartbeat()
+            nodes, progress, convergence = self._gauges[agent.id]
+            nodes.set(beat["nodes"])
+            progress.set(beat["events"])
+            convergence.set(len(agent.agreeing_neighbours()) / max(1, len(agent.neighbours)))
+            self._heard(agent.id, beat["digest"])
+        for agent in self._published:
+            await self.transport.send(subjects.for_agent(subjects.HEARTBEAT, agent.id), agent.id, None, beats[agent.id])
         if self.agents:
             first = next(iter(self.agents))
+            body = subjects.heartbeats(self.config.network.name, self.config.pod_name, beats)
+            await self.transport.send(subjects.HEARTBEATS, first, None, body)
             await self.transport.send(subjects.NETWORK_STATUS, first, None, self.status())
 
     def status(self) -> dict[str, Any]:

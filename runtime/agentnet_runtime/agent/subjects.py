@@ -1,8 +1,16 @@
 """Every NATS subject agentnet uses: the one place that names them.
 
 `agent.{id}.*` subjects are addressed to agent `id` (its inbox), except `heartbeat`,
-which agent `id` publishes about itself for its neighbours and observers.
+which agent `id` publishes about itself for its neighbours in other processes.
+
+Idle traffic grows with the network's edges, not its square: an agent's heartbeat goes
+to its neighbours only (in memory to those in its own process, on agent.{id}.heartbeat to
+the processes hosting the others, which subscribe to just those subjects), and observers
+(agent-orchestrator, dashboard) get one message per agent process per interval,
+`agents.heartbeat`, listing the heartbeats of every agent it hosts.
 """
+
+from typing import Any
 
 # Addressed to agent {id}:
 STATE = "agent.{id}.state"  # a delta (or full state) pushed by a neighbour; answered with an ack
@@ -10,8 +18,10 @@ SYNC = "agent.{id}.sync"  # anti-entropy request (digest + clock); the reply car
 ACK = "agent.{id}.ack"  # "I have joined your delta; here is my clock"
 # Published by agent {id}:
 HEARTBEAT = "agent.{id}.heartbeat"  # digest, size and clock summary, every heartbeat interval
+# Published by each agent process:
+HEARTBEATS = "agents.heartbeat"  # {"network", "pod", "agents": {"<id>": heartbeat}}: every hosted agent's, per interval
 # Network-wide:
-BROADCAST_HEARTBEAT = "broadcast.heartbeat"  # roll call: every agent answers with a heartbeat at once
+BROADCAST_HEARTBEAT = "broadcast.heartbeat"  # roll call: every agent process answers with its heartbeats at once
 NETWORK_STATUS = "network.status"  # each agent process publishes a summary of its agents
 TIMELINE_EVENTS = "timeline.events"  # timeline event batches, from processes with no local DuckDB file (JetStream-stored)
 TIMELINE_RETENTION = "timeline.retention"  # what the timeline's retention dropped (plain JSON), after it drops some
@@ -46,3 +56,16 @@ def parse(subject: str) -> tuple[int, str] | None:
     if len(parts) != 3 or parts[0] != "agent" or not parts[1].isdigit():
         return None
     return int(parts[1]), parts[2]
+
+
+def heartbeats(network: str, pod: str, beats: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """The body of an agents.heartbeat message: the heartbeats of one process's agents."""
+    return {"network": network, "pod": pod, "agents": {str(agent): beat for agent, beat in beats.items()}}
+
+
+def beats_of(body: Any, network: str) -> list[tuple[int, dict[str, Any]]]:
+    """(agent id, heartbeat) of each agent in an agents.heartbeat body of `network`; [] for another network's.
+    The transport has checked its shape (transport.check_body)."""
+    if body.get("network") != network:
+        return []
+    return [(int(agent), beat) for agent, beat in body["agents"].items()]

@@ -9,6 +9,10 @@ repairs like any other loss. All agents of
 a test share one nats-server, so a network partition cannot be made by cutting wires:
 `partition(groups)` makes this transport drop every message between agents of different
 groups, on the way out and on the way in. It exists for tests; nothing else calls it.
+
+Agents of one process share its connection, and what one sends to another's inbox
+(`subscribe_inbox`) never goes through the server: the same envelope bytes are handed to
+the addressee's handler in memory, through the same checks, and partitions cut them alike.
 """
 
 from __future__ import annotations
@@ -61,17 +65,29 @@ def check_body(subject: str, body: Any) -> None:
     """Refused (wrong shape) unless `body` is what an agent's heartbeat, ack or sync carries: a digest, a clock
     (and a digest), checked before a handler takes any of it in, so a bad one cannot leave a clock half-updated.
     Deltas (state) check themselves."""
+    if subject == subjects.HEARTBEATS:
+        agents = body.get("agents") if isinstance(body, dict) else None
+        if not (isinstance(agents, dict) and all(key.isdigit() and _is_beat(beat) for key, beat in agents.items())):
+            raise Refused(WRONG_SHAPE, 'an agents.heartbeat body needs "agents": {agent id: heartbeat}, each with ' + _BEAT_RULE)
+        return
     parsed = subjects.parse(subject)
     kind = parsed[1] if parsed is not None else None
-    if kind == "heartbeat" and not (isinstance(body, dict) and isinstance(body.get("digest"), str)
-                                    and _is_count(body.get("nodes", 0)) and _is_count(body.get("events", 0))):  # fmt: skip
-        raise Refused(WRONG_SHAPE, 'a heartbeat body needs "digest": string ("nodes", "events": counts)')
+    if kind == "heartbeat" and not _is_beat(body):
+        raise Refused(WRONG_SHAPE, "a heartbeat body needs " + _BEAT_RULE)
     if kind not in ("ack", "sync"):
         return
     if not (isinstance(body, dict) and _is_clock(body.get("clock"))):
         raise Refused(WRONG_SHAPE, f'an {kind} body needs "clock": {{replica: count}}')
     if kind == "sync" and not (isinstance(body.get("digest"), str) and _is_count(body.get("floor", 0))):
         raise Refused(WRONG_SHAPE, 'a sync body needs "digest": string and "floor"?: count')
+
+
+_BEAT_RULE = '"digest": string ("nodes", "events": counts)'
+
+
+def _is_beat(body: Any) -> bool:
+    return (isinstance(body, dict) and isinstance(body.get("digest"), str)
+            and _is_count(body.get("nodes", 0)) and _is_count(body.get("events", 0)))  # fmt: skip
 
 
 def _is_count(value: Any) -> bool:
@@ -91,6 +107,17 @@ def _is_stamp(stamp: Any) -> bool:
     return isinstance(stamp, dict) and _is_count(stamp.get("lamport", 0)) and _is_clock(stamp.get("clock", {}))
 
 
+class _InMemory:
+    """A message handed to an inbox of this process in memory: what its handler reads of a nats-py message."""
+
+    __slots__ = ("subject", "data", "headers", "reply", "answer")
+
+    def __init__(self, subject: str, data: bytes, request: bool):
+        self.subject, self.data, self.headers = subject, data, None
+        self.reply = subject if request else ""  # truthy: the handler answers with respond()
+        self.answer: bytes | None = None
+
+
 class Unreachable(Exception):
     """The peer cannot be reached: partitioned off, no responder, timed out or not connected."""
 
@@ -104,6 +131,7 @@ class Transport:
         self._groups: dict[int, int] | None = None  # agent -> group while partitioned
         self._fragments: dict[str, tuple[float, list[bytes | None]]] = {}  # message id -> (first seen, parts)
         self._subscriptions: list = []  # what subscribe() made, for unsubscribe()
+        self._inboxes: dict[int, Handler] = {}  # agents of this process -> their inbox handler (in-memory delivery)
 
     # --- connection ------------------------------------------------------------------
 
@@ -186,8 +214,14 @@ class Transport:
         return self.nc.max_payload - _HEADER_ROOM
 
     async def send(self, subject: str, sender: int, to: int | None, body: Any, stamp: dict | None = None) -> bool:
-        """Publish an envelope (in fragments if large); False when partitioned off, not connected or failed."""
-        if (to is not None and self.cut(sender, to)) or not self.connected:
+        """Publish an envelope (in fragments if large); False when partitioned off, not connected or failed.
+        To an inbox of this process it is handed over in memory (connected or not)."""
+        if to is not None and self.cut(sender, to):
+            return False
+        if to in self._inboxes:
+            await self._dispatch(subjects.inbox(to), _InMemory(subject, self.envelope(sender, body, stamp), False), self._inboxes[to])
+            return True
+        if not self.connected:
             return False
         data, limit = self.envelope(sender, body, stamp), self.max_payload
         try:
@@ -253,8 +287,14 @@ class Transport:
 
     async def request(self, subject: str, sender: int, to: int, body: Any, stamp: dict | None, timeout: float) -> dict:
         """Request/reply; returns the reply envelope or raises Unreachable."""
-        if self.cut(sender, to) or not self.connected:
+        if self.cut(sender, to) or not (self.connected or to in self._inboxes):
             raise Unreachable(f"agent {to} is not reachable")
+        if to in self._inboxes:
+            message = _InMemory(subject, self.envelope(sender, body, stamp), True)
+            await self._dispatch(subjects.inbox(to), message, self._inboxes[to])
+            if message.answer is None:
+                raise Unreachable(f"agent {to}: no reply")
+            return orjson.loads(message.answer)
         try:
             reply = await self.nc.request(subject, self.envelope(sender, body, stamp), timeout=timeout)
         except Exception as error:  # timeout, no responders, connection lost
@@ -264,6 +304,9 @@ class Transport:
     async def respond(self, message: Any, sender: int, body: Any, stamp: dict | None) -> bool:
         """Reply to a request; False (nothing sent) if the reply is too large for one message."""
         data = self.envelope(sender, body, stamp)
+        if isinstance(message, _InMemory):  # no server between us: no size limit
+            message.answer = data
+            return True
         if len(data) > self.max_payload:
             return False
         try:
@@ -278,36 +321,46 @@ class Transport:
         warning and a count (refusals.py), never a traceback: anyone may publish on our subjects."""
 
         async def deliver(message) -> None:
-            data = message.data
-            try:
-                if message.headers and FRAGMENT in message.headers:
-                    data = self._reassemble(message.headers[FRAGMENT], data)
-                    if data is None:
-                        return
-                envelope = decode_envelope(data)
-            except Refused as refused:
-                refuse(subject, message.subject, refused.reason, refused.detail)
-                return
-            sender = envelope["from"]
-            parsed = subjects.parse(message.subject)
-            if parsed is not None and self.cut(sender, parsed[0]):
-                return
-            try:
-                check_body(message.subject, envelope["body"])
-                await handler(message.subject, envelope, message)
-            except Refused as refused:
-                refuse(subject, message.subject, refused.reason, refused.detail)
-            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:  # a body of the wrong shape
-                refuse(subject, message.subject, WRONG_SHAPE, f"{type(error).__name__}: {error}")
-            except Exception:  # one bad message must not stop the subscription
-                METRICS.errors.labels("agent", "handler").inc()
-                log.exception("error handling a message on %s", message.subject)
+            await self._dispatch(subject, message, handler)
 
         self._subscriptions.append(await self.nc.subscribe(subject, cb=deliver))
+
+    async def subscribe_inbox(self, agent: int, handler: Handler) -> None:
+        """Subscribe agent `agent`'s inbox (agent.{agent}.*); what this process sends it is handed over in memory."""
+        self._inboxes[agent] = handler
+        await self.subscribe(subjects.inbox(agent), handler)
+
+    async def _dispatch(self, pattern: str, message: Any, handler: Handler) -> None:
+        """Hand one message (from the server or in memory) to `handler`, refusing what is not an envelope."""
+        data = message.data
+        try:
+            if message.headers and FRAGMENT in message.headers:
+                data = self._reassemble(message.headers[FRAGMENT], data)
+                if data is None:
+                    return
+            envelope = decode_envelope(data)
+        except Refused as refused:
+            refuse(pattern, message.subject, refused.reason, refused.detail)
+            return
+        sender = envelope["from"]
+        parsed = subjects.parse(message.subject)
+        if parsed is not None and self.cut(sender, parsed[0]):
+            return
+        try:
+            check_body(message.subject, envelope["body"])
+            await handler(message.subject, envelope, message)
+        except Refused as refused:
+            refuse(pattern, message.subject, refused.reason, refused.detail)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:  # a body of the wrong shape
+            refuse(pattern, message.subject, WRONG_SHAPE, f"{type(error).__name__}: {error}")
+        except Exception:  # one bad message must not stop the subscription
+            METRICS.errors.labels("agent", "handler").inc()
+            log.exception("error handling a message on %s", message.subject)
 
     async def unsubscribe(self) -> None:
         """Stop handing messages to the handlers (on the way out, before the last timeline flush)."""
         subscriptions, self._subscriptions = self._subscriptions, []
+        self._inboxes.clear()
         for subscription in subscriptions:
             try:
                 await subscription.unsubscribe()

@@ -6,7 +6,8 @@ GET  /{id}          one agent
 POST /sync-round    {"timeout"?}: one anti-entropy round through this component (below),
                     then a roll call (broadcast.heartbeat) so every status is fresh
 
-Membership: every agent publishes agent.{id}.heartbeat each heartbeat interval (setting
+Membership: every agent process publishes its agents' heartbeats, in one agents.heartbeat
+message, each heartbeat interval (setting
 `heartbeat_interval`, default the agents' own default). The rules (gone after `gone_after`
 silent intervals, default 2.5; converged) are core/membership.py's, which the dashboard shares.
 
@@ -104,7 +105,7 @@ class AgentOrchestrator(Service):
         self.transport.nc = self.nc  # the Service's connection; Transport adds envelopes and fragments
         self.replica = NetworkReplica(self.transport, subjects.ORCHESTRATOR_ID, self.name)
         await self.replica.listen(streams=False)
-        await self.transport.subscribe(subjects.HEARTBEAT.format(id="*"), self._on_heartbeat)
+        await self.transport.subscribe(subjects.HEARTBEATS, self._on_heartbeats)
         self._tasks = [
             asyncio.create_task(every(min(self.interval / 10, 0.25), self.sweep, self.name), name="membership"),
             asyncio.create_task(every(self.interval, self.publish_status, self.name), name="network-status"),
@@ -120,16 +121,17 @@ class AgentOrchestrator(Service):
 
     # --- membership -----------------------------------------------------------------------------
 
-    async def _on_heartbeat(self, subject: str, envelope: dict, message: Any) -> None:
-        beat = envelope["body"]
-        if not isinstance(beat, dict):
-            return
-        change = self.membership.heartbeat(envelope["from"], beat, time.monotonic())
-        if change is not None:  # seen for the first time, or back
-            member, was = change
-            if was == membership.GONE:
-                MEMBERSHIP_CHANGES.labels("back").inc()
-                log.info("agent %s is back", member.id)
+    async def _on_heartbeats(self, subject: str, envelope: dict, message: Any) -> None:
+        now, changed = time.monotonic(), False
+        for agent, beat in subjects.beats_of(envelope["body"], self.config.network.name):
+            change = self.membership.heartbeat(agent, beat, now)
+            if change is not None:  # seen for the first time, or back
+                member, was = change
+                changed = True
+                if was == membership.GONE:
+                    MEMBERSHIP_CHANGES.labels("back").inc()
+                    log.info("agent %s is back", member.id)
+        if changed:
             await self.publish_status()
 
     async def sweep(self) -> None:

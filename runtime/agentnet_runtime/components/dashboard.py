@@ -15,9 +15,9 @@ POST /ask      {"term": ...} or {"prove": [lhs, rhs]}, and "agent" (default the 
                its replica holds (`asks`): the page watches the knowledge spread over the topology.
 
 What it collects, on its own, so it works alone in a pod:
-- agents: `agent.*.heartbeat` (digest, e-nodes, clock events); alive, gone (after 2.5 silent
+- agents: `agents.heartbeat` (each agent's digest, e-nodes, clock events); alive, gone (after 2.5 silent
   heartbeat intervals) and converged by core/membership.py's rules, which
-  agent-orchestrator shares. A roll call (`broadcast.heartbeat`) at start makes every agent answer
+  agent-orchestrator shares. A roll call (`broadcast.heartbeat`) at start makes every agent process answer
   at once. `network.status` reports (from agent processes and the orchestrator) add each agent's
   agreeing neighbours and are listed with their verdict.
 - timeline: batches on `timeline.events` (agents with no DuckDB file of their own publish there), and,
@@ -396,7 +396,7 @@ class Dashboard(Service):
         self.transport = Transport(self.config.nats_url, self.config.nats_auth)
         self.transport.nc = self.nc  # the Service's connection; Transport adds envelopes and fragments
         self.http = httpx.AsyncClient(timeout=SCRAPE_TIMEOUT)
-        await self.transport.subscribe(subjects.HEARTBEAT.format(id="*"), self._on_heartbeat)
+        await self.transport.subscribe(subjects.HEARTBEATS, self._on_heartbeats)
         await self.transport.subscribe(subjects.NETWORK_STATUS, self._on_status)
         await self.transport.subscribe(subjects.TIMELINE_EVENTS, self._on_timeline)
         await self.nc.subscribe(subjects.TIMELINE_RETENTION, cb=self._on_retention)
@@ -441,10 +441,10 @@ class Dashboard(Service):
 
     # --- what arrives on NATS ----------------------------------------------------------------------------
 
-    async def _on_heartbeat(self, subject: str, envelope: dict, message: Any) -> None:
-        beat = envelope["body"]
-        if isinstance(beat, dict):
-            self.membership.heartbeat(envelope["from"], beat, time.monotonic())
+    async def _on_heartbeats(self, subject: str, envelope: dict, message: Any) -> None:
+        now = time.monotonic()
+        for agent, beat in subjects.beats_of(envelope["body"], self.config.network.name):
+            self.membership.heartbeat(agent, beat, now)
 
     async def _on_status(self, subject: str, envelope: dict, message: Any) -> None:
         report = envelope["body"]

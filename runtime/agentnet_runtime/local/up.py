@@ -136,9 +136,11 @@ async def run_network(
 @click.option("--sync-interval", type=float, default=LOCAL_SETTINGS.sync_interval, show_default=True, help="seconds between anti-entropy rounds")
 @click.option("--snapshot-interval", type=float, default=AgentSettings.snapshot_interval, show_default=True,
               help="seconds between the agents' snapshots to the data dir (and one on the way out); 0 = none")
+@click.option("--nats-monitor-port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="serve nats-server's monitoring endpoints (/varz, /connz) on this loopback port; 0 = none")
 @logs.options(default_level=UP_LOG_LEVEL)
 def up_command(path: str, port: int, http_host: str, data_dir: str | None, sync_interval: float, snapshot_interval: float,
-               log_level: str | None, log_format: str | None) -> None:
+               nats_monitor_port: int, log_level: str | None, log_format: str | None) -> None:
     """Run a whole AgentNetwork locally: embedded NATS, every agent, all routes on one port."""
     began = time.perf_counter()
     log_settings = logs.from_flags(log_level, log_format, UP_LOG_LEVEL)
@@ -152,7 +154,7 @@ def up_command(path: str, port: int, http_host: str, data_dir: str | None, sync_
     say(f"agentnet up: network {network.name}, {network.size} agents, {document['topology']['kind']} topology")
     scratch = Path(tempfile.mkdtemp(prefix="agentnet-up-"))
     directory = Path(data_dir) if data_dir else scratch / "data"
-    nats = EmbeddedNats(directory / "nats")
+    nats = EmbeddedNats(directory / "nats", args=("-m", str(nats_monitor_port)) if nats_monitor_port else ())
     try:
         nats.start()
         say(f"  nats-server (JetStream) {nats.url}, store {nats.store_dir}")
