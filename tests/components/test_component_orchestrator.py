@@ -28,10 +28,9 @@ async def agent_view(client, agent: int) -> dict:
     return (await client.get(f"/{agent}")).json()
 
 
-async def test_a_killed_agent_is_gone_and_back_after_restart(nats_server):
-    config = component_config(NAME, nats_server.url, settings={"heartbeat_interval": str(BEAT)})
-    net = config.network
-    watcher = await nats.connect(nats_server.url)
+async def summaries_on(url: str) -> tuple[nats.NATS, list[dict]]:
+    """A connection collecting the orchestrator's summaries on network.status, and the list they go to."""
+    watcher = await nats.connect(url)
     summaries: list[dict] = []
 
     async def keep(message) -> None:
@@ -39,7 +38,14 @@ async def test_a_killed_agent_is_gone_and_back_after_restart(nats_server):
         if body.get("source") == "orchestrator":
             summaries.append(body)
 
-    await watcher.subscribe("network.status", cb=keep)
+    await watcher.subscribe(subjects.NETWORK_STATUS, cb=keep, pending_bytes_limit=-1)
+    return watcher, summaries
+
+
+async def test_a_killed_agent_is_gone_and_back_after_restart(nats_server):
+    config = component_config(NAME, nats_server.url, settings={"heartbeat_interval": str(BEAT)})
+    net = config.network
+    watcher, summaries = await summaries_on(nats_server.url)
     try:
         async with serving(NAME, config) as (_, client):
             async with running(runtime_config(net, nats_server.url, agent_ids=range(8), settings=BEATING)):
@@ -80,15 +86,7 @@ async def test_a_thousand_agents_joining_cost_a_few_summaries_not_one_each(nats_
     document = network_document(1000, kind="ring")
     document["components"][NAME]["settings"] = {"heartbeat_interval": "1"}
     config = runtime_config(NetworkConfig.from_json(document), nats_server.url, agent_ids=())
-    watcher = await nats.connect(nats_server.url)
-    summaries: list[dict] = []
-
-    async def keep(message) -> None:
-        body = json.loads(message.data)["body"]
-        if body.get("source") == "orchestrator":
-            summaries.append(body)
-
-    await watcher.subscribe(subjects.NETWORK_STATUS, cb=keep, pending_bytes_limit=-1)
+    watcher, summaries = await summaries_on(nats_server.url)
     agents = Transport(nats_server.url)
     await agents.connect()
     try:
