@@ -32,7 +32,6 @@ from agentnet_operator.model import MAX_COMPLETE_AGENTS, MAX_DEGREE, AgentNetwor
 from agentnet_runtime.components import create as create_component
 from agentnet_runtime.config import NetworkConfig, load_config
 from agentnet_runtime.core.layout import positions
-from agentnet_runtime.local.up import network_document_from
 from agentnet_runtime.timeline.events import Event
 from agentnet_runtime.timeline.store import Timeline
 
@@ -73,7 +72,7 @@ def layouts(sizes: list[int]) -> list[dict]:
 def dashboard_and_orchestrator(sizes: list[int]) -> list[dict]:
     results = []
     for agents in sizes:
-        network = NetworkConfig.from_json(network_document_from(spec(agents, "ring")))
+        network = NetworkConfig.from_json(network_config(_unchecked(agents, "ring")))
         beats = [{"digest": f"{i % 3:064x}", "nodes": 10, "events": 7} for i in range(agents)]
         for name in ("dashboard", "agent-orchestrator"):
             config = load_config(env={}, network=network, agent_ids=(), nats_url="nats://127.0.0.1:1")
