@@ -40,6 +40,8 @@ NATS_HEALTH_PATH = "/healthz?js-enabled-only=true"
 TMP_SIZE_LIMIT = "64Mi"
 DATA_SIZE_LIMIT = "1Gi"
 NATS_DATA_SIZE_LIMIT = "2Gi"
+# The API server refuses a ConfigMap whose data is larger (core/v1 validation: 1 MiB); network.json must fit.
+CONFIG_MAP_LIMIT = 1_048_576
 # Claims of a StatefulSet go with the network (its owner) and stay when it scales down, so that
 # scaling up again gives the same agents their data back.
 CLAIM_RETENTION = {"whenDeleted": "Delete", "whenScaled": "Retain"}
@@ -300,6 +302,11 @@ def _component_config_digest(network: AgentNetwork, component: ComponentSpec) ->
     if component.name == names.TIMELINE_COMPONENT:
         return digest({"settings": settings, "retention": network.spec.retention.timeline.dump()})
     return digest(settings)
+
+
+def config_size(config: dict[str, Any]) -> int:
+    """Bytes of network.json as the ConfigMap stores it (what CONFIG_MAP_LIMIT bounds)."""
+    return len((_canonical_json(config) + "\n").encode())
 
 
 def config_map(network: AgentNetwork, config: dict[str, Any]) -> dict[str, Any]:

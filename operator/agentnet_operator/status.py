@@ -18,7 +18,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from agentnet_operator import names
-from agentnet_operator.children import component_replicas, nats_url, topology_plan
+from agentnet_operator.children import (
+    CONFIG_MAP_LIMIT,
+    component_replicas,
+    config_size,
+    nats_url,
+    network_config,
+    topology_plan,
+)
 from agentnet_operator.model import (
     AgentNetwork,
     AgentNetworkStatus,
@@ -38,6 +45,7 @@ REASON_DEADLINE = "ProgressDeadlineExceeded"
 REASON_AS_EXPECTED = "AsExpected"
 REASON_NOT_ROLLED_BACK = "NotRolledBack"
 REASON_TOPOLOGY = "TopologyImpossible"
+REASON_CONFIG_TOO_LARGE = "ConfigTooLarge"
 REASON_SPINKUBE_MISSING = "SpinKubeMissing"
 REASON_REVISION_NOT_FOUND = "RevisionNotFound"
 REASON_METRIC_UNAVAILABLE = "MetricUnavailable"
@@ -67,6 +75,14 @@ def check_network(
     reason = check_topology(t.kind, spec.agents, degree=t.degree, dimensions=t.dimensions)
     if reason:
         problems.append(Problem(REASON_TOPOLOGY, f"{t.kind} topology with {spec.agents} agents: {reason}"))
+    else:
+        size = config_size(network_config(network))
+        if size > CONFIG_MAP_LIMIT:
+            problems.append(Problem(
+                REASON_CONFIG_TOO_LARGE,
+                f"the network config of {spec.agents} agents ({t.kind} topology) is {size} bytes, over the "
+                f"ConfigMap limit of {CONFIG_MAP_LIMIT} bytes (1 MiB): use fewer agents or a sparser topology",
+            ))  # fmt: skip
     if spec.workload == "SpinApp" and not spinkube_installed:
         problems.append(
             Problem(

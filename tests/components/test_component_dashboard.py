@@ -17,7 +17,7 @@ import httpx
 import pytest
 import yaml
 from component_support import component_config, serving
-from dashboard_support import Page, Processes, browser, dominant, drawn_agents, hex_rgb, page_wait, rgb, save_screenshot
+from dashboard_support import Heartbeats, Page, Processes, browser, dominant, drawn_agents, hex_rgb, page_wait, rgb, save_screenshot
 from prometheus_client import CollectorRegistry, Histogram
 from runtime_support import FAST, eventually, network_document, runtime_config
 
@@ -261,6 +261,49 @@ def test_a_killed_agent_process_is_shown_gone(tmp_path, nats_server):
             assert page.page.text_content("#counts [data-state=gone]") == "4 gone"
             assert page.not_local() == []
             save_screenshot(page, tmp_path, "dashboard-gone.png")
+    finally:
+        processes.stop_all()
+
+
+# --- in a browser, 1,000 agents ----------------------------------------------------------------------------
+
+THOUSAND = 1000
+
+
+@pytest.mark.timeout(300)
+def test_a_thousand_agents_are_drawn_and_the_page_stays_live(tmp_path, nats_server):
+    """The dashboard process on a 1,000-agent expander, its heartbeats from dashboard_support.Heartbeats:
+    every agent is drawn in its colours, updates keep coming, and agents that fall silent are shown gone."""
+    document = network_document(THOUSAND)
+    document["components"]["dashboard"]["settings"] = {"heartbeat_interval": "1"}
+    (tmp_path / "network.json").write_text(json.dumps(document))
+    port, processes = free_port(), Processes(tmp_path)
+    processes.start("dashboard", "component", "dashboard", "--config", str(tmp_path / "network.json"),
+                    "--nats-url", nats_server.url, "--host", "127.0.0.1", "--port", str(port))  # fmt: skip
+    try:
+        processes.wait_healthy("dashboard", port)
+        with Heartbeats(nats_server.url, document["network"], THOUSAND, interval=1.0) as beats, browser() as page:
+            page.page.goto(f"http://127.0.0.1:{port}/")
+            page_wait(page, f"document.querySelectorAll('#nodes g.agent[data-state=alive]').length === {THOUSAND}",
+                      "1,000 alive agents", timeout=60)  # fmt: skip
+            assert_drawn_in_polarity(page, document["nodes"])
+            assert page.page.text_content("#topology-kind") == "ramanujan · 1000 agents"
+
+            updates = page.page.evaluate("window.agentnetDashboard.updates")
+            page_wait(page, f"window.agentnetDashboard.updates >= {updates + 4}", "four more updates")
+
+            beats.silence(range(990, THOUSAND))
+            page_wait(page, "document.querySelectorAll('#nodes g.agent[data-state=gone]').length === 10",
+                      "the 10 silent agents gone", timeout=GONE_AFTER * 1 + 30)  # fmt: skip
+            gone = page.page.evaluate("[...document.querySelectorAll('#nodes g.agent[data-state=gone]')]"
+                                      ".map(g => Number(g.dataset.agent))")  # fmt: skip
+            assert sorted(gone) == list(range(990, THOUSAND))
+            assert page.page.text_content("#counts [data-state=alive]") == "990 alive"
+            timings = page.page.evaluate("window.agentnetDashboard.timings")
+            assert timings, "no update was timed"
+            (tmp_path / "timings.json").write_text(json.dumps(timings))
+            save_screenshot(page, tmp_path, "dashboard-1000.png")
+            assert page.not_local() == []
     finally:
         processes.stop_all()
 

@@ -3,14 +3,18 @@ restarted), sync rounds over NATS, its summary on network.status, refused input.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
 
 import nats
 import pytest
 from component_support import component_config, serving
-from runtime_support import FAST, eventually, one_digest, running, runtime_config
+from runtime_support import FAST, eventually, network_document, one_digest, running, runtime_config
 
+from agentnet_runtime.agent import subjects
+from agentnet_runtime.agent.transport import Transport
+from agentnet_runtime.config import NetworkConfig
 from agentnet_runtime.core.terms import parse
 
 pytestmark = pytest.mark.timeout(60)
@@ -18,16 +22,16 @@ pytestmark = pytest.mark.timeout(60)
 NAME = "agent-orchestrator"
 BEAT = 0.5  # heartbeat interval of these agents, and the orchestrator's setting
 BEATING = replace(FAST, heartbeat_interval=BEAT)
+PACKED = 8  # agents per process in the 1,000-agent test (agentsPerPod)
 
 
 async def agent_view(client, agent: int) -> dict:
     return (await client.get(f"/{agent}")).json()
 
 
-async def test_a_killed_agent_is_gone_and_back_after_restart(nats_server):
-    config = component_config(NAME, nats_server.url, settings={"heartbeat_interval": str(BEAT)})
-    net = config.network
-    watcher = await nats.connect(nats_server.url)
+async def summaries_on(url: str) -> tuple[nats.NATS, list[dict]]:
+    """A connection collecting the orchestrator's summaries on network.status, and the list they go to."""
+    watcher = await nats.connect(url)
     summaries: list[dict] = []
 
     async def keep(message) -> None:
@@ -35,7 +39,14 @@ async def test_a_killed_agent_is_gone_and_back_after_restart(nats_server):
         if body.get("source") == "orchestrator":
             summaries.append(body)
 
-    await watcher.subscribe("network.status", cb=keep)
+    await watcher.subscribe(subjects.NETWORK_STATUS, cb=keep, pending_bytes_limit=-1)
+    return watcher, summaries
+
+
+async def test_a_killed_agent_is_gone_and_back_after_restart(nats_server):
+    config = component_config(NAME, nats_server.url, settings={"heartbeat_interval": str(BEAT)})
+    net = config.network
+    watcher, summaries = await summaries_on(nats_server.url)
     try:
         async with serving(NAME, config) as (_, client):
             async with running(runtime_config(net, nats_server.url, agent_ids=range(8), settings=BEATING)):
@@ -66,6 +77,40 @@ async def test_a_killed_agent_is_gone_and_back_after_restart(nats_server):
         assert any(summary["gone"] == 1 and summary["agents"]["8"]["state"] == "gone" for summary in summaries)
         assert summaries[-1]["alive"] >= 8 and summaries[-1]["network"] == net.name
     finally:
+        await watcher.close()
+
+
+async def test_a_thousand_agents_joining_cost_a_few_summaries_not_one_each(nats_server):
+    """Each summary lists every agent: one per agent joining would be 1,000 summaries of 1,000 agents.
+    The heartbeats come from the test, in the agents' format through the agents' Transport (1,000 agent
+    processes' worth of replicas would not fit this machine next to the others)."""
+    document = network_document(1000, kind="ring")
+    document["components"][NAME]["settings"] = {"heartbeat_interval": "1"}
+    config = runtime_config(NetworkConfig.from_json(document), nats_server.url, agent_ids=())
+    watcher, summaries = await summaries_on(nats_server.url)
+    agents = Transport(nats_server.url)
+    await agents.connect()
+    try:
+        async with serving(NAME, config) as (service, client):
+            sweep = min(service.interval / 10, 0.25)
+            await eventually(lambda: summaries, 10, "the first summary")
+            started, before = asyncio.get_running_loop().time(), len(summaries)
+            beat = {"digest": "d" * 64, "nodes": 1, "events": 1}
+            for first in range(0, 1000, PACKED):  # one message per process, as agent processes send them
+                beats = {agent: beat for agent in range(first, first + PACKED)}
+                await agents.send(subjects.HEARTBEATS, first, None, subjects.heartbeats(document["network"], f"pod-{first}", beats))
+
+            async def all_told():
+                return summaries and summaries[-1]["alive"] == 1000
+
+            await eventually(all_told, 30, "a summary with 1,000 agents alive")
+            elapsed = asyncio.get_running_loop().time() - started
+            joined = len(summaries) - before
+            # At most one summary per sweep and one per interval while they joined (the old rule made 1,000).
+            assert joined <= elapsed / sweep + elapsed / service.interval + 2, (joined, elapsed)
+            assert summaries[-1]["converged"] and len(summaries[-1]["agents"]) == 1000
+    finally:
+        await agents.close()
         await watcher.close()
 
 

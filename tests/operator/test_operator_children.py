@@ -228,6 +228,35 @@ def test_config_map_holds_the_topology_and_its_colouring(example: str) -> None:
     assert set(config["components"]) == {c.name for c in spec.effective_components}
 
 
+@pytest.mark.parametrize(
+    ("agents", "topology"),
+    [(1000, {"kind": "ring"}), (1000, {"kind": "torus", "dimensions": 3}), (128, {"kind": "complete"}),
+     (1000, {"kind": "ramanujan", "degree": 64})],
+)  # fmt: skip
+def test_every_network_the_resource_accepts_fits_in_a_config_map(agents: int, topology: dict) -> None:
+    from agentnet_operator.status import check_network
+
+    network = network_from({"metadata": {"name": "big"}, "spec": {"agents": agents, "topology": topology}})
+    (cm,) = [o for o in desired_children(network, nats_password=PASSWORD) if o["kind"] == "ConfigMap"]
+    assert len(cm["data"][names.CONFIG_KEY].encode()) <= children.CONFIG_MAP_LIMIT == 1024 * 1024
+    assert len(config_of([cm])["nodes"]) == agents
+    assert check_network(network) == []
+
+
+def test_a_config_past_the_config_map_limit_is_a_problem_naming_the_limit_not_an_apply() -> None:
+    """The resource stops at 1,000 agents; 13,000 in a ring (the stretch past it) would need more than 1 MiB."""
+    from agentnet_operator.status import REASON_CONFIG_TOO_LARGE, check_network
+
+    network = network_from({"metadata": {"name": "huge"}, "spec": {"agents": 1000, "topology": {"kind": "ring"}}})
+    network.spec = network.spec.model_copy(update={"agents": 13_000})
+    (problem,) = check_network(network)
+    assert problem.reason == REASON_CONFIG_TOO_LARGE
+    size = children.config_size(children.network_config(network))
+    assert size > children.CONFIG_MAP_LIMIT
+    assert f"is {size} bytes, over the ConfigMap limit of 1048576 bytes (1 MiB)" in problem.message
+    assert "13000 agents (ring topology)" in problem.message
+
+
 def test_complete_graph_gets_its_best_effort_colouring() -> None:
     config = config_of(build("complete.yaml"))
     assert config["colouring"]["proper"] is False and config["colouring"]["conflicts"] > 0

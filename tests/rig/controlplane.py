@@ -234,6 +234,8 @@ class ControlPlane:
         image_builds.shutdown()
         self.node.start({"kubelet": p.root / "kubelet.kubeconfig", "kube-proxy": p.root / "kube-proxy.kubeconfig"},
                         p.pki, [pause, coredns, provisioner, helper, runtime], sandbox_image=pause.reference)
+        # The images can wait long for other runs' builds (a lock): the readiness waits start now.
+        deadline = time.monotonic() + timeout
         self.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(
             {"apiVersion": "v1", "kind": "List", "items": [
                 APISERVER_KUBELET_BINDING, *coredns_manifests(coredns.reference),

@@ -18,8 +18,11 @@ negative id), then pushes each agent what that agent's clock says it lacks (agen
 One round leaves every agent that answered with the union of all of them. With setting
 `sync_interval` > 0 it also runs rounds on its own.
 
-The summary goes out on network.status every interval and on every membership change,
+The summary goes out on network.status every interval and after membership changes,
 as an envelope like the agents' summaries, told apart by `"source": "orchestrator"`.
+Changes are gathered until the next sweep (a tenth of an interval, at most 0.25 s): the summary
+lists every agent, so one per change would make 1,000 agents joining cost 1,000 summaries of
+1,000 agents each.
 
 """
 
@@ -87,6 +90,7 @@ class AgentOrchestrator(Service):
         self.transport: Transport | None = None
         self.replica: NetworkReplica | None = None
         self._round = asyncio.Lock()
+        self._changed = False  # membership changed since the last summary went out
         self._tasks: list[asyncio.Task] = []
 
     def routes(self) -> list[Route]:
@@ -122,17 +126,15 @@ class AgentOrchestrator(Service):
     # --- membership -----------------------------------------------------------------------------
 
     async def _on_heartbeats(self, subject: str, envelope: dict, message: Any) -> None:
-        now, changed = time.monotonic(), False
+        now = time.monotonic()
         for agent, beat in subjects.beats_of(envelope["body"], self.config.network.name):
             change = self.membership.heartbeat(agent, beat, now)
-            if change is not None:  # seen for the first time, or back
+            if change is not None:  # seen for the first time, or back: told at the next sweep
                 member, was = change
-                changed = True
+                self._changed = True
                 if was == membership.GONE:
                     MEMBERSHIP_CHANGES.labels("back").inc()
                     log.info("agent %s is back", member.id)
-        if changed:
-            await self.publish_status()
 
     async def sweep(self) -> None:
         """Mark agents silent for longer than `gone_after` as gone; refresh the gauges."""
@@ -144,7 +146,7 @@ class AgentOrchestrator(Service):
         for state, count in self.membership.counts().items():
             AGENTS.labels(state).set(count)
         CONVERGED.set(1 if self.membership.converged() else 0)
-        if gone:
+        if gone or self._changed:
             await self.publish_status()
 
     def status(self) -> dict[str, Any]:
@@ -161,6 +163,7 @@ class AgentOrchestrator(Service):
         }
 
     async def publish_status(self) -> None:
+        self._changed = False
         if self.transport is not None:
             await self.transport.send(subjects.NETWORK_STATUS, subjects.ORCHESTRATOR_ID, None, self.status())
 

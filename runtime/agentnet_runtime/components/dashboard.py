@@ -56,7 +56,6 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Iterable
 
 import httpx
-import networkx as nx
 import orjson
 from prometheus_client import Counter, Gauge
 from prometheus_client.parser import text_string_to_metric_families
@@ -78,6 +77,7 @@ from agentnet_runtime.core import membership
 from agentnet_runtime.core.colour import COLOURS, Colour
 from agentnet_runtime.core.egraph import EGraph
 from agentnet_runtime.core.explain import Explanation
+from agentnet_runtime.core.layout import positions
 from agentnet_runtime.core.rewrites import rules_for
 from agentnet_runtime.core.saturate import Budget, Saturator, Verdict
 from agentnet_runtime.core.terms import Term
@@ -88,9 +88,6 @@ from agentnet_runtime.web import METRICS, RequestError, json_body
 log = logging.getLogger("agentnet.dashboard")
 
 STATIC_DIR = Path(__file__).with_name("dashboard_static")
-# Layout by ForceAtlas2 for networks of this many agents: at 256 its nodes overlap in 2 pairs, spring's in 68.
-# A small network reads better with spring's; a larger one would wait seconds for the quadratic ForceAtlas2.
-FORCEATLAS_AGENTS = (64, 512)
 ASK_BUDGET_MS = 100  # time budget of a person's question: a page waits for the answer
 HISTORY = 120  # metric samples kept per component (two minutes at METRICS_REFRESH_MS 1000), sent to a page when it connects
 RECENT_EVENTS = 200  # timeline events kept to fill a newly opened page: this many of CHATTER, as many others
@@ -123,32 +120,18 @@ def inlined_page() -> str:
 
 
 def layout(network: NetworkConfig) -> dict[str, Any]:
-    """Node positions in [0, 1]², colours and edges: what the page draws and never recomputes."""
-    graph = nx.Graph()
-    graph.add_nodes_from(node.id for node in network.nodes)
-    graph.add_edges_from((node.id, m) for node in network.nodes for m in node.neighbours if node.id < m)
+    """Node positions in [0, 1]² (core/layout.py), colours and edges: what the page draws and never recomputes."""
     topology = network.raw.get("topology") or {}
-    seed = int(topology.get("seed") or 0)
-    if topology.get("kind") in ("ring", "complete") or graph.number_of_edges() == 0:
-        positions = nx.circular_layout(graph)  # a ring is a circle; a clique reads best as one
-    elif FORCEATLAS_AGENTS[0] < graph.number_of_nodes() <= FORCEATLAS_AGENTS[1]:
-        positions = nx.forceatlas2_layout(graph, seed=seed, strong_gravity=True)  # spreads an expander evenly
-    else:
-        positions = nx.spring_layout(graph, seed=seed)
-    xs = [float(p[0]) for p in positions.values()]
-    ys = [float(p[1]) for p in positions.values()]
-    low_x, low_y = min(xs), min(ys)
-    span = max(max(xs) - low_x, max(ys) - low_y) or 1.0  # one scale for both axes keeps the shape
+    points = positions(topology, [node.neighbours for node in network.nodes])
     return {
         "network": network.name,
         "kind": topology.get("kind"),
         "agents": [
             {"id": node.id, "colour": node.colour, "display": node.display, "neighbours": len(node.neighbours),
-             "x": round((float(positions[node.id][0]) - low_x) / span, 4),
-             "y": round((float(positions[node.id][1]) - low_y) / span, 4)}
+             "x": points[node.id][0], "y": points[node.id][1]}
             for node in network.nodes
         ],  # fmt: skip
-        "edges": sorted(graph.edges()),
+        "edges": [[node.id, m] for node in network.nodes for m in sorted(node.neighbours) if node.id < m],
     }
 
 
@@ -622,7 +605,7 @@ class Dashboard(Service):
 
     async def topology(self) -> dict[str, Any]:
         async with self._topology_lock:
-            if self._topology is None:  # spring layout of 256 agents takes a moment: not on the event loop
+            if self._topology is None:  # a force layout of 256 agents takes a moment: not on the event loop
                 body = await asyncio.to_thread(layout, self.config.network)
                 body.update(heartbeat_interval=self.heartbeat_interval, gone_after=self.gone_after, chatter=CHATTER,
                             update_interval=self.update_interval, components=list(self.components))  # fmt: skip

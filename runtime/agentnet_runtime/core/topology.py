@@ -36,7 +36,7 @@ def check_topology(kind: str, agents: int, *, degree: int | None = None, dimensi
     if kind == "torus":
         if dimensions not in (2, 3):
             return f"torus dimensions must be 2 or 3 (got {dimensions!r})"
-        if _torus_sides(agents, dimensions) is None:
+        if torus_sides(agents, dimensions) is None:
             return (
                 f"torus topology needs agents = a product of {dimensions} sides of at least 3 each "
                 f"(got {agents}{_factor_note(agents)})"
@@ -63,7 +63,7 @@ def build_topology(
     elif kind == "complete":
         graph = nx.complete_graph(agents)
     elif kind == "torus":
-        graph = torus(_torus_sides(agents, dimensions))
+        graph = torus(torus_sides(agents, dimensions))
     else:
         graph = ramanujan(agents, DEFAULT_DEGREE if degree is None else degree, seed)
     graph.graph.update(kind=kind, agents=agents)
@@ -75,7 +75,7 @@ def build_topology(
 # --- torus ---------------------------------------------------------------------------------------
 
 
-def _torus_sides(agents: int, dimensions: int) -> tuple[int, ...] | None:
+def torus_sides(agents: int, dimensions: int) -> tuple[int, ...] | None:
     """The most even factorisation of agents into `dimensions` sides, each at least 3."""
     best = None
     for sides in _factorisations(agents, dimensions, smallest=3):

@@ -10,6 +10,7 @@
   const MAX_TIMELINE = 200; // list items kept of message traffic, and as many of the other events
   const CHART_POINTS = 60; // samples a sparkline shows
   const MAX_ASKS = 20; // answers kept in the ask panel
+  const TIMINGS = 50; // updates whose cost is kept (model.timings), for tests and the curious
   const $ = (selector) => document.querySelector(selector);
 
   const model = {
@@ -22,6 +23,7 @@
     updates: 0,
     graphDrawnAt: null, // ms since navigation start when the first full frame with every agent was drawn
     asks: [], // answers to the ask panel, newest first: the server's answer plus `held` (agents holding it)
+    timings: [], // the newest updates' cost in ms: {apply: script, painted: until the frame after it was painted}
   };
   window.agentnetDashboard = model;
 
@@ -390,6 +392,7 @@
 
   function applyUpdate(update) {
     markOnce("agentnet-update-received");
+    const started = performance.now();
     applyAgents(update.agents);
     showArrival();
     applyConvergence(update);
@@ -397,6 +400,11 @@
     if (update.metrics) applyMetrics(update.metrics);
     model.updates += 1;
     markOnce("agentnet-update-applied");
+    const applied = performance.now();
+    requestAnimationFrame(() => requestAnimationFrame(() => { // the second runs after the first's paint
+      model.timings.push({ apply: applied - started, painted: performance.now() - started });
+      model.timings.splice(0, Math.max(0, model.timings.length - TIMINGS));
+    }));
     if (model.graphDrawnAt === null) {
       // Two animation frames: the first paints this update, the second runs after that paint.
       requestAnimationFrame(() => requestAnimationFrame(() => {
