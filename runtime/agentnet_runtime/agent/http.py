@@ -35,9 +35,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from agentnet_runtime.core.saturate import VERDICTS
-from agentnet_runtime.core.terms import Term, TermSyntaxError, parse
+from agentnet_runtime.core.terms import Term
 from agentnet_runtime.timeline.events import Event
-from agentnet_runtime.web import RequestError, json_body, number
+from agentnet_runtime.web import RequestError, json_body, number, parse_term
 
 from .agent import RECENT_EVENTS, Agent
 from .host import AgentHost
@@ -187,7 +187,4 @@ def message_terms(body: dict, also: tuple[str, ...] = ()) -> list[Term]:
 def term_field(value: object, field: str) -> Term:
     if not isinstance(value, str) or not value.strip():
         raise RequestError(f"{field} must be a non-empty string", field=field, rule=_TERM_RULE)
-    try:
-        return parse(value)
-    except TermSyntaxError as error:
-        raise RequestError(f"{field} is not a term: {error}", field=field, rule=_TERM_RULE) from None
+    return parse_term(value, field, _TERM_RULE)
