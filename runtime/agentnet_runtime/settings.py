@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from typing import Any, Literal, Mapping, TypeVar
+from typing import Annotated, Any, Literal, Mapping, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -232,7 +232,13 @@ GUARD_ENV_PREFIX = "AGENTNET_"
 MAX_BODY_BYTES = 4 * 1024 * 1024  # a 20,000-row sync exchange is about 2 MiB
 # Guide 001's rate limit of the mutating routes: 100 requests per 60 s per client.
 RATE_LIMIT_REQUESTS = 100
-RATE_LIMIT_PERIOD_SECONDS = 60.0
+RATE_LIMIT_PERIOD_SECONDS = 60
+# Their rules, which the operator's spec.limits shares.
+BodyBytes = Annotated[int, Field(ge=1024, le=1024**3)]
+TermDepth = Annotated[int, Field(ge=1, le=DEPTH_CEILING)]
+TermSize = Annotated[int, Field(ge=1, le=1_000_000)]
+RateRequests = Annotated[int, Field(ge=0, le=1_000_000)]
+RatePeriod = Annotated[int, Field(ge=1, le=86_400)]
 
 
 class GuardSettings(_Settings):
@@ -244,12 +250,11 @@ class GuardSettings(_Settings):
                                       env_ignore_empty=True)  # fmt: skip
 
     api_token: SecretStr | None = Field(None, min_length=16, description="bearer token the mutating routes require (none: open)")
-    max_body_bytes: int = Field(MAX_BODY_BYTES, ge=1024, le=1024**3, description="largest request body of any route (413 beyond)")
-    max_term_depth: int = Field(MAX_TERM_DEPTH, ge=1, le=DEPTH_CEILING, description="deepest term a route parses (422 beyond)")
-    max_term_size: int = Field(MAX_TERM_SIZE, ge=1, le=1_000_000, description="most nodes of a term a route parses (422 beyond)")
-    rate_limit_requests: int = Field(0, ge=0, description="mutating requests a client may make per period (0: no limit)")
-    rate_limit_period_seconds: float = Field(RATE_LIMIT_PERIOD_SECONDS, gt=0, le=86_400, allow_inf_nan=False,
-                                             description="the period of rate_limit_requests")  # fmt: skip
+    max_body_bytes: BodyBytes = Field(MAX_BODY_BYTES, description="largest request body of any route (413 beyond)")
+    max_term_depth: TermDepth = Field(MAX_TERM_DEPTH, description="deepest term a route parses (422 beyond)")
+    max_term_size: TermSize = Field(MAX_TERM_SIZE, description="most nodes of a term a route parses (422 beyond)")
+    rate_limit_requests: RateRequests = Field(0, description="mutating requests a client may make per period (0: no limit)")
+    rate_limit_period_seconds: RatePeriod = Field(RATE_LIMIT_PERIOD_SECONDS, description="the period of rate_limit_requests")
 
     @classmethod
     def env_name(cls, field: str) -> str:
