@@ -201,6 +201,8 @@ class TransductionSettings(ComponentSettings):
     max_latency_ms: int = Field(100, gt=0, description="an exchange later than this is a miss and halves the next")
     local_agents: int = Field(2, gt=0, description="agents of its own network synced per round")
     max_rows_per_exchange: int = Field(20_000, gt=0, description="most e-graph rows one exchange carries each way")
+    peer_token: SecretStr | None = Field(None, min_length=16, description="the peer network's API token, sent as its "
+                                         "bearer token (none: this network's own, AGENTNET_API_TOKEN)")  # fmt: skip
 
     @field_validator("vers_endpoint")
     @classmethod
