@@ -46,7 +46,7 @@ from agentnet_runtime.core.egraph import Delta, EGraph
 from agentnet_runtime.core.explain import Explanation
 from agentnet_runtime.core.rewrites import rules_for
 from agentnet_runtime.core.saturate import LRU, Budget, Saturator, Verdict, extract
-from agentnet_runtime.core.terms import Term
+from agentnet_runtime.core.terms import Term, size
 from agentnet_runtime.settings import EgraphSettings
 from agentnet_runtime.web import LATENCY_BUCKETS, RequestError, json_body
 
@@ -65,8 +65,8 @@ class EGRAPH_METRICS:
 
 
 def term_cost(term: Term) -> int:
-    """AST size: the cost extraction minimises."""
-    return 1 + sum(term_cost(arg) for arg in term.args)
+    """AST size: the cost extraction minimises (terms.size: without recursion, as an extracted term may be deep)."""
+    return size(term)
 
 
 def families_field(value: Any) -> tuple[Colour, ...]:
