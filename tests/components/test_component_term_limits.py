@@ -11,6 +11,7 @@ from runtime_support import network, runtime_config
 
 from agentnet_runtime.agent.host import AgentHost
 from agentnet_runtime.agent.main import agent_app
+from agentnet_runtime.core.terms import DEPTH_CEILING
 from agentnet_runtime.settings import GuardSettings
 
 pytestmark = pytest.mark.timeout(120)
@@ -73,3 +74,21 @@ async def test_the_limits_are_the_networks_own(monkeypatch, nats_server):
         assert deeper.status_code == 422 and "maxTermDepth = 4" in deeper.json()["error"]
         larger = await client.post("/saturate", json={"term": "(a + b) * (c + d) - e * f"})  # depth 4, 11 nodes
         assert larger.status_code == 422 and "maxTermSize = 9" in larger.json()["error"]
+
+
+@pytest.mark.parametrize("app_name, path, body, field", ROUTES[:2], ids=[route[0] for route in ROUTES[:2]])
+async def test_a_term_as_deep_as_the_ceiling_allows_is_served_not_a_recursion_error(app_name, path, body, field,
+                                                                                   monkeypatch, nats_server):
+    """The highest a network may set maxTermDepth (DEPTH_CEILING) keeps the engine's recursive passes (evaluation of
+    a counterexample, e-graph insertion, saturation) under Python's recursion limit. (skill-verification refuses
+    terms of more than 200 operators itself, so no term it takes is that deep.)"""
+    from contextlib import AsyncExitStack
+
+    monkeypatch.setenv(GuardSettings.env_name("max_term_depth"), str(DEPTH_CEILING))
+    deep = "(" * (DEPTH_CEILING - 2) + "x + 1" + " + 1)" * (DEPTH_CEILING - 2)  # DEPTH_CEILING levels
+    async with AsyncExitStack() as stack:
+        client = await _client(app_name, nats_server.url, stack)
+        answer = await client.post(path, json=body(deep) if app_name != "agents" else {"prove": [deep, "x + 299"]})
+        assert answer.status_code in (200, 202), answer.text[-300:]
+        deeper = await client.post(path, json=body("(" + deep + ") * 2"))
+        assert deeper.status_code == 422 and f"maxTermDepth = {DEPTH_CEILING}" in deeper.json()["error"]

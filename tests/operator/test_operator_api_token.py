@@ -61,7 +61,7 @@ def test_without_a_token_there_is_no_secret_and_a_bad_token_is_refused():
 
 
 @pytest.mark.parametrize("limits, field", [
-    ({"maxTermDepth": 501}, "maxTermDepth"),
+    ({"maxTermDepth": 301}, "maxTermDepth"),
     ({"maxBodyBytes": 10}, "maxBodyBytes"),
     ({"rateLimit": {"requests": -1}}, "requests"),
 ])  # fmt: skip

@@ -176,7 +176,7 @@ def test_the_guard_reads_the_environment_and_names_a_bad_variable(monkeypatch):
     assert guard.token == TOKEN.encode() and guard.settings.max_term_depth == 12 and guard.limiter is not None
     assert TOKEN not in json.dumps(guard.settings.model_dump(mode="json"))  # shown as a secret, never in clear
     monkeypatch.setenv("AGENTNET_MAX_TERM_DEPTH", "100000")
-    with pytest.raises(ConfigError, match=r"AGENTNET_MAX_TERM_DEPTH must be <= 500, got 100000"):
+    with pytest.raises(ConfigError, match=r"AGENTNET_MAX_TERM_DEPTH must be <= 300, got 100000"):
         Guard.from_environment()
     monkeypatch.setenv("AGENTNET_MAX_TERM_DEPTH", "12")
     monkeypatch.setenv("AGENTNET_API_TOKEN", "short")

@@ -56,11 +56,13 @@ class Term(NamedTuple):
 
 
 # The parser's limits (settings.py makes them settable per network: spec.limits). The engine's
-# other passes over a term (e-graph insertion, evaluation, explanation) recurse once per level,
-# so a depth limit above DEPTH_CEILING would let a term reach Python's recursion limit (1000).
+# other passes over a term (e-graph insertion, evaluation, explanation) recurse once a level,
+# some twice (a comprehension is a frame in 3.11), so a depth limit above DEPTH_CEILING would let a
+# term reach Python's recursion limit (1000) inside a request (tests: test_component_term_limits).
 MAX_TERM_DEPTH = 256  # levels of operators, calls and brackets
 MAX_TERM_SIZE = 10_000  # nodes: numbers, variables, operators and calls
-DEPTH_CEILING = 500
+DEPTH_CEILING = 300
+SHOWN_TEXT = 80  # most characters of the text an error message quotes
 
 
 class TermSyntaxError(ValueError):
@@ -70,7 +72,8 @@ class TermSyntaxError(ValueError):
         self.text = text
         self.position = position  # 0-based offset into text
         self.problem = problem
-        super().__init__(f"{problem} at column {position + 1} in {text!r}")
+        shown = text if len(text) <= SHOWN_TEXT else text[: SHOWN_TEXT - 3] + "..."  # (an answer, not an echo of 100 kB)
+        super().__init__(f"{problem} at column {position + 1} in {shown!r}")
 
 
 class TermLimitError(TermSyntaxError):
