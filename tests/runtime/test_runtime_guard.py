@@ -182,3 +182,18 @@ def test_the_guard_reads_the_environment_and_names_a_bad_variable(monkeypatch):
     monkeypatch.setenv("AGENTNET_API_TOKEN", "short")
     with pytest.raises(ConfigError, match="AGENTNET_API_TOKEN"):
         Guard.from_environment()
+
+
+def test_every_mutating_route_in_the_table_is_a_route_of_the_runtime():
+    """web.MUTATING cannot name a route that is not there (a renamed route would silently go unguarded)."""
+    from agentnet_runtime import components
+    from agentnet_runtime.catalogue import BY_NAME, COMPONENT_NAMES
+    from agentnet_runtime.web import MUTATING, route_table
+
+    config = runtime_config(network(9), "nats://127.0.0.1:1", agent_ids=())
+    host = AgentHost(runtime_config(network(9), "nats://127.0.0.1:1", agent_ids=range(3)))
+    served = {(method, row["path"]) for row in route_table(agent_app(host).routes) for method in row["methods"]}
+    for name in COMPONENT_NAMES:
+        app = components.create(name, config).app()
+        served |= {(method, row["path"]) for row in route_table(app.routes, BY_NAME[name].route) for method in row["methods"]}
+    assert MUTATING <= served, sorted(MUTATING - served)
