@@ -32,6 +32,7 @@ from typing import Any
 from agentnet_operator import names
 from agentnet_operator.model import AgentNetwork, AgentNetworkSpec, ComponentSpec, Resources, Scheduling, Volume
 from agentnet_runtime.catalogue import BY_NAME, HEALTH_PATH, HTTP_PORT, READY_PATH
+from agentnet_runtime.settings import GuardSettings
 
 # Pods run as this non-root user (the distroless "nonroot" id) under the
 # restricted Pod Security Standard.
@@ -419,7 +420,34 @@ def _runtime_env(network: AgentNetwork) -> list[dict[str, Any]]:
     ]
     if _nats_secret_name(network) is not None:
         env.append({"name": names.ENV_NATS_CREDENTIALS_DIR, "value": names.NATS_CREDENTIALS_DIR})
-    return env
+    return env + _guard_env(network)
+
+
+def _guard_env(network: AgentNetwork) -> list[dict[str, Any]]:
+    """spec.limits, and the API token from its Secret, as the runtime's guard reads them (settings.GuardSettings)."""
+    token = {"secretKeyRef": {"name": names.api_token_name(network.name), "key": names.API_TOKEN_KEY}}
+    return [{"name": names.ENV_API_TOKEN, "valueFrom": token},
+            *({"name": GuardSettings.env_name(field), "value": str(value)}
+              for field, value in network.spec.limits.guard_settings().items())]  # fmt: skip
+
+
+def new_api_token() -> str:
+    """A fresh API token (the handler makes one once, then reads it back from its Secret)."""
+    return secrets.token_urlsafe(32)
+
+
+def api_token_secret(network: AgentNetwork, token: str) -> dict[str, Any]:
+    """The Secret with the bearer token the network's mutating routes require (every pod reads it as
+    AGENTNET_API_TOKEN; a client of the network reads it from here)."""
+    if not _PASSWORD.match(token):
+        raise ValueError("the API token must be 16-128 characters of [A-Za-z0-9_-]")
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": child_metadata(network, names.api_token_name(network.name), names.ROLE_API_TOKEN),
+        "type": "Opaque",
+        "data": {names.API_TOKEN_KEY: _b64(token)},
+    }
 
 
 def _pod_spec(
@@ -796,13 +824,16 @@ def desired_children(
     network: AgentNetwork,
     *,
     nats_password: str | None = None,
+    api_token: str | None = None,
     scale: Mapping[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     """Every object the network owns, in apply order (config and Secret first).
 
     nats_password: the managed NATS server's password (read it from the
     existing Secret, or make one with new_nats_password()); required when NATS
-    is managed. scale: the autoscaler's replicas per component, which win over
+    is managed. api_token: the network's API token (read it from the existing Secret, or
+    make one with new_api_token()); without it the Secret is left out (the pods still
+    refer to it). scale: the autoscaler's replicas per component, which win over
     spec replicas (kept within min/max).
 
     Raises agentnet_runtime.core.topology.TopologyError when the topology cannot
@@ -812,6 +843,8 @@ def desired_children(
         raise ValueError("managed NATS needs nats_password (from the existing Secret, or new_nats_password())")
     config = network_config(network)
     out: list[dict[str, Any]] = [config_map(network, config)]
+    if api_token is not None:
+        out.append(api_token_secret(network, api_token))
     if spec.nats.managed:
         assert nats_password is not None
         out += [nats_secret(network, nats_password), *nats_services(network), nats_statefulset(network)]

@@ -36,7 +36,10 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from agentnet_operator import names
 from agentnet_runtime import __version__
 from agentnet_runtime.catalogue import BY_NAME, COMPONENT_NAMES
+from agentnet_runtime.core.terms import MAX_TERM_DEPTH, MAX_TERM_SIZE
 from agentnet_runtime.core.topology import TOPOLOGY_KINDS
+from agentnet_runtime.settings import (
+    MAX_BODY_BYTES, RATE_LIMIT_PERIOD_SECONDS, RATE_LIMIT_REQUESTS, BodyBytes, RatePeriod, RateRequests, TermDepth, TermSize)
 
 # --- defaults that are not a single field's -----------------------------------------
 IMAGE_REPOSITORY = "ghcr.io/agentnet/agentnet-runtime"
@@ -445,8 +448,11 @@ class Scheduling(_Object):
 
 # --- a component's environment and the network's logging ----------------------------
 
-# What the operator sets itself: an env entry may not override it (LOG_* come from spec.logging).
-_RESERVED_ENV_CEL = "[" + ", ".join(f"'{n}'" for n in names.OPERATOR_ENV) + "]"
+# What the operator sets itself: an env entry may not override it (LOG_* come from spec.logging). Every
+# AGENTNET_* name is the operator's (one prefix keeps the CEL rule short as the list grows).
+_RESERVED_PREFIX = "AGENTNET_"
+_RESERVED_OTHERS = tuple(n for n in names.OPERATOR_ENV if not n.startswith(_RESERVED_PREFIX))
+_RESERVED_ENV_CEL = "[" + ", ".join(f"'{n}'" for n in _RESERVED_OTHERS) + "]"
 
 
 class EnvVar(_Object):
@@ -459,10 +465,10 @@ class EnvVar(_Object):
 
     rules = (
         Rule(
-            f"!(self.name in {_RESERVED_ENV_CEL})",
-            "name is set by the operator and cannot be overridden (" + ", ".join(names.OPERATOR_ENV)
+            f"!(self.name in {_RESERVED_ENV_CEL}) && !self.name.startsWith('{_RESERVED_PREFIX}')",
+            f"name is set by the operator and cannot be overridden ({_RESERVED_PREFIX}*, " + ", ".join(_RESERVED_OTHERS)
             + f"; {names.ENV_LOG_LEVEL} and {names.ENV_LOG_FORMAT} come from spec.logging)",
-            lambda e: e.name not in names.OPERATOR_ENV,
+            lambda e: e.name not in _RESERVED_OTHERS and not e.name.startswith(_RESERVED_PREFIX),
             ".name",
         ),
     )
@@ -773,6 +779,35 @@ class Retention(_Object):
     """Retention of the interaction-timeline's events."""
 
 
+class RateLimit(_Object):
+    """How many requests to the mutating routes one client (an address) may make; past it, 429 with
+    Retry-After (deployment guide 001: 100 per 60 seconds)."""
+
+    requests: RateRequests = RATE_LIMIT_REQUESTS
+    """Requests per period; 0 = no limit."""
+    period_seconds: RatePeriod = RATE_LIMIT_PERIOD_SECONDS
+    """The period, in seconds (the bucket refills evenly over it)."""
+
+
+class Limits(_Object):
+    """What every agent and component refuses over HTTP, before doing the work."""
+
+    max_body_bytes: BodyBytes = MAX_BODY_BYTES
+    """Largest request body of any route, in bytes (413 beyond, read from Content-Length first)."""
+    max_term_depth: TermDepth = MAX_TERM_DEPTH
+    """Deepest term a route parses: levels of operators, calls and brackets (422 beyond)."""
+    max_term_size: TermSize = MAX_TERM_SIZE
+    """Most nodes (numbers, variables, operators, calls) of a term a route parses (422 beyond)."""
+    rate_limit: RateLimit = RateLimit()
+    """Per-client rate limit of the mutating routes."""
+
+    def guard_settings(self) -> dict[str, int]:
+        """As the runtime's settings.GuardSettings fields (the operator sets them as each pod's variables)."""
+        return {"max_body_bytes": self.max_body_bytes, "max_term_depth": self.max_term_depth,
+                "max_term_size": self.max_term_size, "rate_limit_requests": self.rate_limit.requests,
+                "rate_limit_period_seconds": self.rate_limit.period_seconds}  # fmt: skip
+
+
 class AgentNetworkSpec(_Object):
     """Desired state of an agent network."""
 
@@ -822,6 +857,9 @@ class AgentNetworkSpec(_Object):
     volumeClaimTemplates cannot change): to change it, delete and re-create the network."""
     retention: Retention = Retention()
     """E-node budget of each replica and the timeline's retention."""
+    limits: Limits = Limits()
+    """Body size, term depth and size, and rate limits of every agent's and component's HTTP routes; the
+    mutating routes also require the bearer token in the Secret <name>-api-token, which the operator makes."""
 
     rules = (
         Rule(

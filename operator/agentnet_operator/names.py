@@ -4,6 +4,7 @@ server-side-apply field manager. One module, so a rename is one edit.
 """
 
 from agentnet_runtime.catalogue import COMPONENT_NAMES
+from agentnet_runtime.settings import GuardSettings
 
 # --- the API -----------------------------------------------------------------
 GROUP = "agentnet.dev"
@@ -45,6 +46,7 @@ ROLE_AGENT = "agent"
 ROLE_NATS = "nats"
 ROLE_CONFIG = "config"
 ROLE_REVISION = "revision"  # ControllerRevisions of the network's specs
+ROLE_API_TOKEN = "api-token"  # the Secret of the network's API token
 
 # --- annotations ---------------------------------------------------------------
 # sha256 of the configuration a pod template depends on, so pods restart when it changes.
@@ -58,11 +60,13 @@ SUFFIX_AGENTS = "agents"
 SUFFIX_CONFIG = "config"
 SUFFIX_NATS = "nats"
 SUFFIX_NATS_HEADLESS = "nats-headless"
+SUFFIX_API_TOKEN = "api-token"
 SUFFIXES: tuple[str, ...] = (
     SUFFIX_AGENTS,
     SUFFIX_CONFIG,
     SUFFIX_NATS,
     SUFFIX_NATS_HEADLESS,
+    SUFFIX_API_TOKEN,
     *COMPONENT_NAMES,
 )
 MAX_NETWORK_NAME_LENGTH = DNS_LABEL_MAX - 1 - max(len(s) for s in SUFFIXES)
@@ -91,6 +95,11 @@ def component_name(network: str, component: str) -> str:
 def nats_name(network: str) -> str:
     """Managed NATS: StatefulSet, client Service and credentials Secret."""
     return child_name(network, SUFFIX_NATS)
+
+
+def api_token_name(network: str) -> str:
+    """Secret with the bearer token the network's mutating HTTP routes require (key API_TOKEN_KEY)."""
+    return child_name(network, SUFFIX_API_TOKEN)
 
 
 def nats_host(network: str, namespace: str | None) -> str:
@@ -154,11 +163,15 @@ ENV_DATA_DIR = "AGENTNET_DATA_DIR"
 # The guides' names (unprefixed), from spec.logging; read by the runtime's log setup.
 ENV_LOG_LEVEL = "LOG_LEVEL"
 ENV_LOG_FORMAT = "LOG_FORMAT"
+# The HTTP guard's variables (the runtime's settings.GuardSettings names them): spec.limits and the token.
+ENV_GUARD: tuple[str, ...] = tuple(GuardSettings.env_name(field) for field in GuardSettings.model_fields)
+ENV_API_TOKEN = GuardSettings.env_name("api_token")
+API_TOKEN_KEY = "token"
 # Every variable the operator sets on agent and component containers: spec.components[].env may not
 # override one (the pods would disagree with the network about who and where they are).
 OPERATOR_ENV: tuple[str, ...] = (
     ENV_NETWORK, ENV_NAMESPACE, ENV_POD_NAME, ENV_POD_INDEX, ENV_AGENTS_PER_POD, ENV_CONFIG, ENV_NATS_URL,
-    ENV_NATS_CREDENTIALS_DIR, ENV_HTTP_PORT, ENV_DATA_DIR, ENV_LOG_LEVEL, ENV_LOG_FORMAT,
+    ENV_NATS_CREDENTIALS_DIR, ENV_HTTP_PORT, ENV_DATA_DIR, ENV_LOG_LEVEL, ENV_LOG_FORMAT, *ENV_GUARD,
 )
 
 # Spin variables (SpinApp.spec.variables) carry the same facts to a Spin app;

@@ -15,14 +15,14 @@ import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 from kubernetes.client.exceptions import ApiException
 
 from agentnet_operator import names
 from agentnet_operator.autoscale import step as autoscale_step
 from agentnet_operator.children import (
-    CHILD_KINDS, child_key, desired_children, digest, new_nats_password, obsolete_children)
+    CHILD_KINDS, child_key, desired_children, digest, new_api_token, new_nats_password, obsolete_children)
 from agentnet_operator.cluster import Cluster, api_error_message, needs_apply, replacement, stamp_digest
 from agentnet_operator.metric_sources import Reading, current_replicas
 from agentnet_operator.model import AgentNetwork, AgentNetworkStatus, ComponentStatus, HistoryEntry
@@ -65,14 +65,23 @@ def _describe(obj: Mapping[str, Any]) -> str:
     return f"{obj['kind']}/{obj['metadata']['name']}"
 
 
-def nats_password(cluster: Cluster, network: AgentNetwork) -> str:
-    """The managed NATS password: kept from the existing Secret, made once otherwise."""
-    name = names.nats_name(network.name)
+def _kept_secret(cluster: Cluster, network: AgentNetwork, name: str, key: str, new: Callable[[], str]) -> str:
+    """A generated secret value: kept from the existing Secret's `key`, made once with `new` otherwise."""
     secret = (cluster.cached({"apiVersion": "v1", "kind": "Secret",
                               "metadata": {"namespace": network.namespace, "name": name}})
               or cluster.get("v1", "Secret", network.namespace, name))  # cache may be cold after a restart
-    stored = (secret or {}).get("data", {}).get(names.NATS_SECRET_PASSWORD)
-    return base64.b64decode(stored).decode() if stored else new_nats_password()
+    stored = (secret or {}).get("data", {}).get(key)
+    return base64.b64decode(stored).decode() if stored else new()
+
+
+def nats_password(cluster: Cluster, network: AgentNetwork) -> str:
+    """The managed NATS password: kept from the existing Secret, made once otherwise."""
+    return _kept_secret(cluster, network, names.nats_name(network.name), names.NATS_SECRET_PASSWORD, new_nats_password)
+
+
+def api_token(cluster: Cluster, network: AgentNetwork) -> str:
+    """The network's API token: kept from its Secret, made once otherwise."""
+    return _kept_secret(cluster, network, names.api_token_name(network.name), names.API_TOKEN_KEY, new_api_token)
 
 
 def store_revision(cluster: Cluster, network: AgentNetwork, rollout: Rollout, outcome: Outcome) -> int:
@@ -153,7 +162,8 @@ def reconcile(cluster: Cluster, body: Mapping[str, Any], *, now: datetime,
         network.status = (network.status or AgentNetworkStatus()).model_copy(
             update={"history": history, "update_revision": number})
         password = nats_password(cluster, network) if spec.nats.managed else None
-        desired = desired_children(network, nats_password=password, scale=current_scale(network))
+        desired = desired_children(network, nats_password=password, api_token=api_token(cluster, network),
+                                   scale=current_scale(network))
         if not spinkube:  # the rest of the network still runs; Degraded says why the components don't
             desired = [obj for obj in desired if obj["kind"] != names.SPINAPP_KIND]
 

@@ -30,6 +30,7 @@ from agentnet_operator.status import check_network
 
 # Stands in for the managed NATS password: fixed, so that two renders of one file are identical.
 RENDER_PASSWORD = "rendered-placeholder-not-the-operators-password"
+RENDER_API_TOKEN = "rendered-placeholder-not-the-networks-api-token"  # likewise for the API token
 DEFAULT_NAMESPACE = "default"  # what kubectl uses when neither the file nor the context names one
 FIRST_REVISION = 1
 
@@ -58,7 +59,8 @@ def render_network(body: Any, *, namespace: str | None = None, source: str = "th
     network.metadata.uid = "render"  # the builders need one; dropped below, the cluster gives the real one
     objects = [
         controller_revision(network, FIRST_REVISION, revision_content(network.spec)),
-        *desired_children(network, nats_password=RENDER_PASSWORD if network.spec.nats.managed else None),
+        *desired_children(network, nats_password=RENDER_PASSWORD if network.spec.nats.managed else None,
+                          api_token=RENDER_API_TOKEN),
     ]
     for obj in objects:
         for owner in obj["metadata"].get("ownerReferences", ()):

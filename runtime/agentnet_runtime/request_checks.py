@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import json
 import math
+from contextvars import ContextVar
 from typing import Any, Iterable
 
 from agentnet_runtime.core.explain import Explanation
 from agentnet_runtime.core.saturate import Verdict
-from agentnet_runtime.core.terms import Term, TermSyntaxError, parse
+from agentnet_runtime.core.terms import MAX_TERM_DEPTH, MAX_TERM_SIZE, Term, TermLimitError, TermSyntaxError, parse
 
 TERM_RULE = "must be a term such as x*(y+z): numbers, variables, + - * / ^, f(args)"
+
+# The parser's limits while a request runs (the process's guard sets them, guard.py; outside a request, terms.py's).
+TERM_LIMITS: ContextVar[tuple[int, int]] = ContextVar("agentnet_term_limits", default=(MAX_TERM_DEPTH, MAX_TERM_SIZE))
+
+
+def term_limits() -> dict[str, int]:
+    """The keyword arguments of terms.parse for the request being served."""
+    depth, size = TERM_LIMITS.get()
+    return {"max_depth": depth, "max_size": size}
 
 
 class RequestError(Exception):
@@ -71,10 +81,18 @@ def only_fields(body: dict[str, Any], allowed: Iterable[str]) -> None:
 def term_field(value: object, field: str) -> Term:
     if not isinstance(value, str) or not value.strip():
         raise RequestError(f"{field} must be a non-empty string", field=field, rule=TERM_RULE)
+    return parse_term(value, field, TERM_RULE)
+
+
+def parse_term(text: str, field: str, rule: str) -> Term:
+    """`text` parsed within the request's term limits, or a 422 naming `field` (and the limit it passes)."""
     try:
-        return parse(value)
+        return parse(text, **term_limits())
+    except TermLimitError as error:
+        raise RequestError(f"{field} is not accepted: {error.problem}", field=field,
+                           rule=f"{error.limit}: at most {error.bound}") from None  # fmt: skip
     except TermSyntaxError as error:
-        raise RequestError(f"{field} is not a term: {error}", field=field, rule=TERM_RULE) from None
+        raise RequestError(f"{field} is not a term: {error}", field=field, rule=rule) from None
 
 
 def requested_terms(body: dict[str, Any], limit: int) -> list[Term]:

@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from typing import Any, Literal, Mapping, TypeVar
+from typing import Annotated, Any, Literal, Mapping, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from agentnet_runtime.config import AgentSettings, ConfigError, RuntimeConfig
 from agentnet_runtime.core.colour import Colour
 from agentnet_runtime.core.membership import GONE_AFTER
+from agentnet_runtime.core.terms import DEPTH_CEILING, MAX_TERM_DEPTH, MAX_TERM_SIZE
 
 S = TypeVar("S", bound="ComponentSettings")
 
@@ -53,18 +54,18 @@ class _Settings(BaseSettings):
     # env_ignore_empty: an empty variable (a Kubernetes env entry with no value) means "not set".
     model_config = SettingsConfigDict(frozen=True, extra="forbid", case_sensitive=False, env_ignore_empty=True)
 
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment over the keyword arguments (which `load` fills from network.json).
+        return env_settings, init_settings
+
 
 class ComponentSettings(_Settings):
     """What every component reads. Subclasses add their own fields; `load` builds one."""
 
     component_id: str = Field("", description="COMPONENT_ID: the component's name; must match the one it is set on")
-
-    @classmethod
-    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
-                                   file_secret_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The environment over the keyword arguments, which `load` fills from network.json.
-        return env_settings, init_settings
 
     @classmethod
     def identity(cls, component: str) -> dict[str, Any]:
@@ -200,6 +201,8 @@ class TransductionSettings(ComponentSettings):
     max_latency_ms: int = Field(100, gt=0, description="an exchange later than this is a miss and halves the next")
     local_agents: int = Field(2, gt=0, description="agents of its own network synced per round")
     max_rows_per_exchange: int = Field(20_000, gt=0, description="most e-graph rows one exchange carries each way")
+    peer_token: SecretStr | None = Field(None, min_length=16, description="the peer network's API token, sent as its "
+                                         "bearer token (none: this network's own, AGENTNET_API_TOKEN)")  # fmt: skip
 
     @field_validator("vers_endpoint")
     @classmethod
@@ -223,6 +226,54 @@ class DashboardSettings(ComponentSettings):
     @classmethod
     def network_defaults(cls, config: RuntimeConfig) -> dict[str, Any]:
         return {"heartbeat_interval": config.agent.heartbeat_interval}
+
+
+# --- every HTTP server's guard (guard.py) ---------------------------------------------------------
+
+GUARD_ENV_PREFIX = "AGENTNET_"
+MAX_BODY_BYTES = 4 * 1024 * 1024  # a 20,000-row sync exchange is about 2 MiB
+# Guide 001's rate limit of the mutating routes: 100 requests per 60 s per client.
+RATE_LIMIT_REQUESTS = 100
+RATE_LIMIT_PERIOD_SECONDS = 60
+# Their rules, which the operator's spec.limits shares.
+BodyBytes = Annotated[int, Field(ge=1024, le=1024**3)]
+TermDepth = Annotated[int, Field(ge=1, le=DEPTH_CEILING)]
+TermSize = Annotated[int, Field(ge=1, le=1_000_000)]
+RateRequests = Annotated[int, Field(ge=0, le=1_000_000)]
+RatePeriod = Annotated[int, Field(ge=1, le=86_400)]
+
+
+class GuardSettings(_Settings):
+    """What every process's HTTP server refuses (guard.py), from AGENTNET_<NAME> variables: the operator
+    sets them on every pod from spec.limits and the network's API token Secret; `agentnet up` from its
+    flags. Unset, a process takes the defaults below, requires no token and limits no rate."""
+
+    model_config = SettingsConfigDict(env_prefix=GUARD_ENV_PREFIX, frozen=True, extra="forbid", case_sensitive=False,
+                                      env_ignore_empty=True)  # fmt: skip
+
+    api_token: SecretStr | None = Field(None, min_length=16, description="bearer token the mutating routes require (none: open)")
+    max_body_bytes: BodyBytes = Field(MAX_BODY_BYTES, description="largest request body of any route (413 beyond)")
+    max_term_depth: TermDepth = Field(MAX_TERM_DEPTH, description="deepest term a route parses (422 beyond)")
+    max_term_size: TermSize = Field(MAX_TERM_SIZE, description="most nodes of a term a route parses (422 beyond)")
+    rate_limit_requests: RateRequests = Field(0, description="mutating requests a client may make per period (0: no limit)")
+    rate_limit_period_seconds: RatePeriod = Field(RATE_LIMIT_PERIOD_SECONDS, description="the period of rate_limit_requests")
+
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        """The variable a field is read from (the operator sets it on every pod)."""
+        assert field in cls.model_fields, field
+        return GUARD_ENV_PREFIX + field.upper()
+
+    @classmethod
+    def read(cls, **given: Any) -> "GuardSettings":
+        """From the environment over `given`; a ConfigError names the variable and its rule."""
+        try:
+            return cls(**given)
+        except ValidationError as error:
+            first = error.errors()[0]
+            field = str(first["loc"][0]) if first["loc"] else ""
+            raise ConfigError(f"{cls.env_name(field) if field in cls.model_fields else field} {_rule(first)}, "
+                              f"got {_shown(first.get('input'))}") from None  # fmt: skip
 
 
 # --- the agents -----------------------------------------------------------------------------------

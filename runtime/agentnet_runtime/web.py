@@ -6,7 +6,10 @@
   guides' `curl <component>/` checks expect), `/health` (liveness), `/ready` (readiness, 503
   listing the reasons), `/metrics`, JSON errors that name the field and the rule, and request
   count/latency metrics per route template.
-- `json_body`: a request's JSON object; `RequestError` (request_checks.py): how a handler refuses bad input.
+- `MUTATING`: the routes that change state, which the process's guard (guard.py) keeps to holders of
+  the network's API token and to each client's rate limit; every route has its body-size limit.
+- `json_body`: a request's JSON object; `RequestError`, `parse_term` (request_checks.py): how a handler
+  refuses bad input.
 - `HttpServer`: uvicorn run inside an existing event loop, stopped on request (the
   caller owns the signals), and `run_until_signal` for a process's main coroutine (which
   also sets the garbage collector's pace: `tune_collector`).
@@ -38,8 +41,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Host, Mount, Route
 
 from agentnet_runtime import __version__
-from agentnet_runtime.catalogue import HEALTH_PATH, READY_PATH
-from agentnet_runtime.request_checks import RequestError, json_object, number  # noqa: F401 (where handlers found them)
+from agentnet_runtime.catalogue import BY_NAME, HEALTH_PATH, READY_PATH
+from agentnet_runtime.guard import SCOPE_KEY, BodyTooLarge, Guard, GuardMiddleware, too_large
+from agentnet_runtime.request_checks import RequestError, json_object, number, parse_term  # noqa: F401 (where handlers found them)
 
 log = logging.getLogger("agentnet")
 
@@ -88,6 +92,11 @@ async def _http_error(request: Request, error: Exception) -> Response:
     else:
         detail = error.detail
     return JSONResponse({"error": detail}, status_code=error.status_code, headers=getattr(error, "headers", None))
+
+
+async def _body_too_large(request: Request, error: Exception) -> Response:
+    assert isinstance(error, BodyTooLarge)
+    return too_large(error.limit)
 
 
 async def _server_error(request: Request, error: Exception) -> Response:
@@ -140,6 +149,38 @@ async def metrics_endpoint(request: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
+# --- routes that change state ---------------------------------------------------------------------
+
+# Each as the guides write it (the component's route prefix, then its path). Left open: the probes,
+# every GET, and POSTs that only compute an answer (/egraph/*, /verify/terms, /verify/embedding,
+# /colors/assignment): their caches are not state a caller can change.
+MUTATING: frozenset[tuple[str, str]] = frozenset({
+    ("POST", "/agent/{id}/message"),  # adds terms to an agent's replica
+    ("POST", "/agent/{id}/sync"),  # runs anti-entropy now
+    *(("POST", f"/stream/{colour}/{path}") for colour in ("red", "blue", "green") for path in ("terms", "apply")),
+    ("POST", "/crdt/merge"),  # joins the states into the service's replica
+    ("POST", "/verify/skills"),  # stores a skill
+    ("POST", "/agents/sync-round"),  # runs a round of anti-entropy
+    ("POST", "/sync/exchange"),  # joins a peer network's delta
+    ("POST", "/sync/peer"),  # changes the peer
+    ("POST", "/dashboard/ask"),  # submits a term to an agent
+})  # fmt: skip
+
+
+def _guarded(route: Route, prefix: str) -> Route:
+    """`route`, behind the process's guard (token and rate limit) if it is in MUTATING."""
+    if not any((method, prefix + route.path) in MUTATING for method in route.methods or ()):
+        return route
+    endpoint = route.endpoint
+
+    async def guarded(request: Request) -> Response:
+        guard: Guard | None = request.scope.get(SCOPE_KEY)
+        refusal = guard.refusal(request.scope) if guard is not None else None
+        return refusal if refusal is not None else await endpoint(request)
+
+    return Route(route.path, guarded, methods=list(route.methods or ()), name=route.name)
+
+
 # --- GET /: service metadata ------------------------------------------------------------------------
 
 _DESCRIBES = "agentnet-describes"  # the name of routes that answer the metadata (not listed among the routes)
@@ -186,6 +227,7 @@ def create_app(
     about: Callable[[Request], Awaitable[dict[str, Any]]] | None = None,
     settings: Any = None,
     catch_all: bool = False,
+    guard: Guard | None = None,
 ) -> Starlette:
     """A Starlette app with the runtime's conventions.
 
@@ -198,7 +240,9 @@ def create_app(
     the guides' `curl /stream/red/test`).
     `GET /health` is liveness: 200 while the process serves, `health()` adds facts to its body.
     `GET /ready` is readiness: `ready()` lists why the process cannot do its work now (NATS
-    away, a JetStream object missing, ...); 200 when the list is empty, else 503 with it."""
+    away, a JetStream object missing, ...); 200 when the list is empty, else 503 with it.
+    `guard` (default: from the environment, settings.GuardSettings) limits bodies and terms on every
+    route and guards the MUTATING ones; an app mounted in another is guarded by the outer one's."""
 
     async def health_endpoint(request: Request) -> Response:
         return JSONResponse({"status": "ok", "app": name, **(health() if health else {})})
@@ -225,7 +269,8 @@ def create_app(
         return await metadata(request)
 
     hosts = [r for r in routes if isinstance(r, Host)]  # first: a request for that host is its app's, any path
-    own = [r for r in routes if r is not page and not isinstance(r, Host)]
+    prefix = BY_NAME[name].route if name in BY_NAME else ""
+    own = [_guarded(r, prefix) if isinstance(r, Route) else r for r in routes if r is not page and not isinstance(r, Host)]
     # Paths no route answers GET for; described before the app's own routes, so that `GET /sync-round`
     # is described rather than taken by a `/{id}` after it.
     answered = {r.path for r in own if isinstance(r, Route) and (not r.methods or "GET" in r.methods)}
@@ -235,9 +280,11 @@ def create_app(
                 Route("/metrics", metrics_endpoint),
                 *(Route(path, metadata, methods=["GET"], name=_DESCRIBES) for path in post_only), *own,
                 *([Route("/{path:path}", metadata, methods=["GET", "POST"], name=_DESCRIBES)] if catch_all else [])],
-        exception_handlers={RequestError: _request_error, HTTPException: _http_error, Exception: _server_error},
+        exception_handlers={RequestError: _request_error, HTTPException: _http_error, BodyTooLarge: _body_too_large,
+                            Exception: _server_error},
     )
-    app.add_middleware(_Metrics, name=name)
+    app.add_middleware(GuardMiddleware, guard=guard or Guard.from_environment())
+    app.add_middleware(_Metrics, name=name)  # outermost: refusals are counted too
     return app
 
 

@@ -100,11 +100,18 @@ def in_pod(kubectl: Callable[..., str], namespace: str, target: str, code: str, 
     return kubectl("exec", "-n", namespace, target, "--", "python", "-c", code, *args)
 
 
-def post_from_pod(kubectl: Callable[..., str], namespace: str, target: str, url: str, body: dict) -> dict:
-    """POST JSON to `url` from inside a pod (cluster DNS and Services, as the network sees them)."""
-    code = ("import httpx, json, sys; r = httpx.post(sys.argv[1], json=json.loads(sys.argv[2]), timeout=30); "
-            "print(json.dumps({'status': r.status_code, 'body': r.json()}))")
-    return json.loads(in_pod(kubectl, namespace, target, code, url, json.dumps(body)).strip().splitlines()[-1])
+POD_TOKEN = "-"  # post_from_pod's default: the network's API token, as the pod has it (AGENTNET_API_TOKEN)
+
+
+def post_from_pod(kubectl: Callable[..., str], namespace: str, target: str, url: str, body: dict,
+                  token: str = POD_TOKEN) -> dict:
+    """POST JSON to `url` from inside a pod (cluster DNS and Services, as the network sees them), with `token` as
+    the bearer token ("": none); the answer's status, JSON body and WWW-Authenticate challenge."""
+    code = ("import httpx, json, os, sys; token = os.environ.get('AGENTNET_API_TOKEN') if sys.argv[3] == '-' else sys.argv[3]; "
+            "headers = {'Authorization': 'Bearer ' + token} if token else {}; "
+            "r = httpx.post(sys.argv[1], json=json.loads(sys.argv[2]), headers=headers, timeout=30); "
+            "print(json.dumps({'status': r.status_code, 'body': r.json(), 'challenge': r.headers.get('www-authenticate')}))")
+    return json.loads(in_pod(kubectl, namespace, target, code, url, json.dumps(body), token).strip().splitlines()[-1])
 
 
 @contextmanager

@@ -32,10 +32,11 @@ def scaled_network(image: str) -> dict:
 
 # Queues distinct terms through the component's Service, from inside the network.
 FILL = """
-import httpx, sys
+import httpx, os, sys
 service, start, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 terms = [f"a{i}*(b{i}+c{i})" for i in range(start, start + count)]
-reply = httpx.post(f"http://{service}:8080/terms", json={"terms": terms}, timeout=60)
+token = {"Authorization": "Bearer " + os.environ["AGENTNET_API_TOKEN"]}  # the network's, as every pod has it
+reply = httpx.post(f"http://{service}:8080/terms", json={"terms": terms}, headers=token, timeout=60)
 assert reply.status_code == 202, reply.text
 print(reply.json()["queued"])
 """

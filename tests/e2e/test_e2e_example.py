@@ -52,6 +52,12 @@ def test_the_example_network_runs_converges_and_shows_in_the_dashboard(
 
     # A term enters agent 0 through its Service, from inside the network (cluster DNS, pod network).
     orchestrator = f"deploy/{names.component_name(NETWORK, 'agent-orchestrator')}"
+    # The mutating route wants the network's API token (its Secret, which every pod reads): none, or another, is a 401.
+    assert core.read_namespaced_secret(names.api_token_name(NETWORK), ns).data[names.API_TOKEN_KEY]
+    for token in ("", "not-the-networks-token-0123456789"):
+        refused = post_from_pod(kubectl, ns, orchestrator, f"{agents_url(ns, 0)}/agent/0/message", {"term": PROVE[0]}, token)
+        assert refused["status"] == 401 and refused["body"]["field"] == "Authorization", refused
+        assert refused["challenge"].startswith("Bearer"), refused
     reply = post_from_pod(kubectl, ns, orchestrator, f"{agents_url(ns, 0)}/agent/0/message", {"term": PROVE[0]})
     assert reply["status"] == 202, reply
     states = wait_for(lambda: converged(k8s, ns, NETWORK, AGENTS), 180, "the nine agents to hold one digest")

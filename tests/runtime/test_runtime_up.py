@@ -91,11 +91,13 @@ def test_up_serves_the_example_network_and_stops_on_sigint(tmp_path):
 LOOK = 30  # seconds one request may take: nine agents and eleven components share one busy process
 
 
-def start_up(tmp_path, data_dir, log_name: str) -> tuple[subprocess.Popen, str, Path]:
-    """`agentnet up` on the example network with `data_dir`, once it answers /ready; (process, base URL, its stderr file)."""
+def start_up(tmp_path, data_dir, log_name: str, *flags: str) -> tuple[subprocess.Popen, str, Path]:
+    """`agentnet up` on the example network with `data_dir` (and `flags`), once it answers /ready; (process, base URL,
+    its stderr file)."""
     port, log = free_port(), tmp_path / log_name
     process = subprocess.Popen(
-        [AGENTNET, "up", "-f", str(REPO / "examples" / "network.yaml"), "--port", str(port), "--data-dir", str(data_dir)],
+        [AGENTNET, "up", "-f", str(REPO / "examples" / "network.yaml"), "--port", str(port), "--data-dir", str(data_dir),
+         *flags],
         stdout=subprocess.DEVNULL, stderr=open(log, "w"), cwd=tmp_path, env={**os.environ, "PYTHONFAULTHANDLER": "1"},
     )  # fmt: skip
     base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60

@@ -16,6 +16,7 @@ import click
 
 from agentnet_runtime import logs
 from agentnet_runtime.config import AgentSettings, ConfigError, NetworkConfig, RuntimeConfig, load_config
+from agentnet_runtime.guard import Guard
 from agentnet_runtime.settings import AgentEnvironment
 from agentnet_runtime.web import HttpServer, create_app, run_until_signal
 
@@ -26,9 +27,11 @@ TIMELINE_FILE = "timeline.duckdb"
 TIMELINE_COMPONENT = "interaction-timeline"
 
 
-def agent_app(host: AgentHost, name: str = "agent", extra_routes=(), ready: Callable[[], list[str]] | None = None):
+def agent_app(host: AgentHost, name: str = "agent", extra_routes=(), ready: Callable[[], list[str]] | None = None,
+              guard: Guard | None = None):
     """The agents' routes (plus `extra_routes`, e.g. mounted components), /health, /ready and /metrics;
-    `ready` replaces the agents' own readiness (`agentnet up` adds its components')."""
+    `ready` replaces the agents' own readiness (`agentnet up` adds its components'); `guard` (default:
+    from the environment) is web.create_app's."""
     return create_app(
         name,
         [*agent_routes(host), *extra_routes],
@@ -36,6 +39,7 @@ def agent_app(host: AgentHost, name: str = "agent", extra_routes=(), ready: Call
         ready=ready or host.not_ready,
         about=lambda request: agents_metadata(host),
         settings=host.settings,
+        guard=guard,
     )
 
 

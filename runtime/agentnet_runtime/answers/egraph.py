@@ -14,7 +14,7 @@ from agentnet_runtime.core.egraph import Delta, EGraph
 from agentnet_runtime.core.explain import Explanation
 from agentnet_runtime.core.rewrites import rules_for
 from agentnet_runtime.core.saturate import LRU, Budget, Saturator, Verdict, extract
-from agentnet_runtime.core.terms import Term
+from agentnet_runtime.core.terms import Term, size
 from agentnet_runtime.request_checks import RequestError, only_fields, requested_terms, term_field, verdict_fields
 
 MAX_TERMS = 1_000  # terms one /saturate request may carry
@@ -26,8 +26,8 @@ LookupHook = Callable[[bool, "float | None"], None]
 
 
 def term_cost(term: Term) -> int:
-    """AST size: the cost extraction minimises."""
-    return 1 + sum(term_cost(arg) for arg in term.args)
+    """AST size: the cost extraction minimises (terms.size: without recursion, as an extracted term may be deep)."""
+    return size(term)
 
 
 def families_field(value: Any) -> tuple[Colour, ...]:

@@ -57,7 +57,7 @@ from agentnet_runtime.core.clock import validate as validate_clock
 from agentnet_runtime.core.egraph import Delta, EGraph
 from agentnet_runtime.core.events import stable_clock
 from agentnet_runtime.refusals import BAD_DELTA, Refused
-from agentnet_runtime.settings import URL_RULE, TransductionSettings, peer_url
+from agentnet_runtime.settings import URL_RULE, GuardSettings, TransductionSettings, peer_url
 from agentnet_runtime.web import LATENCY_BUCKETS, METRICS, RequestError, json_body
 
 log = logging.getLogger("agentnet.transduction")
@@ -184,7 +184,10 @@ class Transduction(Service):
     # --- lifecycle -----------------------------------------------------------------------
 
     async def on_start(self) -> None:
-        self._client = httpx.AsyncClient()
+        # The peer's mutating /exchange wants its network's token; peers of one trust domain share ours.
+        token = self.settings.peer_token or GuardSettings.read().api_token
+        headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token is not None else {}
+        self._client = httpx.AsyncClient(headers=headers)
         # The bridge to the peer works while NATS is still being connected, so do not wait for it.
         self._tasks = [asyncio.create_task(self._connect(), name="2tdx-nats"), asyncio.create_task(self._loop(), name="2tdx")]
 
@@ -397,7 +400,7 @@ class Transduction(Service):
             "rowsPerExchange": self.limit,
             "local": local,
             "errors": list(self.errors),
-            "settings": self.settings.model_dump(),
+            "settings": self.settings.model_dump(mode="json"),
         })  # fmt: skip
 
     async def peer_route(self, request: Request) -> JSONResponse:

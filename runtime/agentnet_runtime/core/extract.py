@@ -49,15 +49,30 @@ def extract(egraph: EGraph, class_id: NodeId, cost: Cost = ast_size) -> Term:
     root = egraph.root(class_id)
     if root not in best:
         raise ValueError(f"class {class_id} has no finite term (its e-nodes have not all arrived)")
-    return _build(root, tied, egraph.find, set())
+    return _build(root, tied, egraph.find)
 
 
-def _build(cls: NodeId, tied: dict[NodeId, list[tuple]], find: Callable, path: set) -> Term:
-    if cls in path:
-        raise ValueError("cost function is not increasing: the cheapest choice is cyclic")
-    cheapest = tied[cls]
-    shape = cheapest[0] if len(cheapest) == 1 else min(cheapest, key=lambda shape: (shape[0], *map(find, shape[1:])))
-    path.add(cls)
-    term = Term(shape[0], tuple([_build(kid, tied, find, path) for kid in shape[1:]]))
-    path.discard(cls)
-    return term
+def _build(root: NodeId, tied: dict[NodeId, list[tuple]], find: Callable) -> Term:
+    """The chosen term of `root`'s class, children first on an explicit stack: a chain of any depth (say, a
+    state from the wire) is built without recursion, which compiled would overflow the C stack."""
+    built: dict[NodeId, Term] = {}
+    open_classes: set[NodeId] = set()  # expanded, not built yet: the path from the root
+    todo: list[tuple[NodeId, bool]] = [(root, False)]
+    while todo:
+        cls, expanded = todo.pop()
+        shape = _choice(tied[cls], find)
+        if expanded:
+            open_classes.discard(cls)
+            built[cls] = Term(shape[0], tuple([built[kid] for kid in shape[1:]]))
+        elif cls not in built:
+            if cls in open_classes:
+                raise ValueError("cost function is not increasing: the cheapest choice is cyclic")
+            open_classes.add(cls)
+            todo.append((cls, True))
+            todo.extend([(kid, False) for kid in shape[1:]])
+    return built[root]
+
+
+def _choice(cheapest: list[tuple], find: Callable) -> tuple:
+    """One of a class's equally cheap shapes, the same on every replica."""
+    return cheapest[0] if len(cheapest) == 1 else min(cheapest, key=lambda shape: (shape[0], *map(find, shape[1:])))

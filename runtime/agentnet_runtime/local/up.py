@@ -22,6 +22,8 @@ lives in a temp dir, removed on exit.
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
 import shutil
 import tempfile
 import time
@@ -35,7 +37,9 @@ from agentnet_runtime import components, logs
 from agentnet_runtime.catalogue import BY_NAME
 from agentnet_runtime.components import Service
 from agentnet_runtime.config import AgentSettings, ConfigError, NetworkConfig, RuntimeConfig, load_config
+from agentnet_runtime.guard import Guard
 from agentnet_runtime.natsbin import EmbeddedNats
+from agentnet_runtime.settings import GuardSettings
 from agentnet_runtime.web import HttpServer, run_until_signal
 
 DEFAULT_PORT = 3000
@@ -47,28 +51,55 @@ LOCAL_SETTINGS = AgentSettings(sync_interval=0.5, heartbeat_interval=1.0)
 
 def network_document(path: str | Path) -> dict[str, Any]:
     """network.json for an AgentNetwork YAML file, built exactly as the operator builds it."""
+    return network_document_from(network_body(path), source=str(path))
+
+
+def network_body(path: str | Path) -> Any:
+    """The AgentNetwork YAML file's object."""
     import yaml
 
     try:
-        body = yaml.safe_load(Path(path).read_text())
+        return yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as error:
         raise click.ClickException(f"cannot read {path}: {error}") from None
-    return network_document_from(body, source=str(path))
+
+
+def network_model(body: Any, source: str = "the network"):
+    """The operator's model of an AgentNetwork object (a dict as in YAML); a ClickException says what is wrong."""
+    from pydantic import ValidationError
+
+    from agentnet_operator.model import AgentNetwork
+
+    try:
+        return AgentNetwork.model_validate(body)
+    except ValidationError as error:
+        raise click.ClickException(f"{source} is not a valid AgentNetwork:\n{error}") from None
 
 
 def network_document_from(body: Any, source: str = "the network") -> dict[str, Any]:
     """network.json for an AgentNetwork object (a dict as in YAML), via the operator's model."""
-    from pydantic import ValidationError
-
     from agentnet_operator.children import network_config
-    from agentnet_operator.model import AgentNetwork
 
+    network = network_model(body, source)
     try:
-        return network_config(AgentNetwork.model_validate(body))
-    except ValidationError as error:
-        raise click.ClickException(f"{source} is not a valid AgentNetwork:\n{error}") from None
+        return network_config(network)
     except (ValueError, AssertionError) as error:  # e.g. an impossible topology, a missing metadata.name
         raise click.ClickException(f"{source}: {error}") from None
+
+
+def local_guard(body: Any, require_token: bool, say=lambda text: None) -> Guard:
+    """The guard of `agentnet up`: spec.limits' body and term limits always; the API token (AGENTNET_API_TOKEN,
+    else a new one, said) and spec.limits.rateLimit only with --require-token. Without it the routes stay open,
+    as a developer's loopback server: a token in the environment is then not asked for."""
+    limits = network_model(body).spec.limits.guard_settings()
+    token_variable = GuardSettings.env_name("api_token")
+    if not require_token:
+        os.environ.pop(token_variable, None)  # (this process's environment: the components read it too)
+        return Guard.from_environment(**{**limits, "rate_limit_requests": 0})
+    if not os.environ.get(token_variable):
+        os.environ[token_variable] = secrets.token_urlsafe(32)
+        say(f"  API token (Authorization: Bearer ...): {os.environ[token_variable]}")
+    return Guard.from_environment(**limits)
 
 
 def component_services(config: RuntimeConfig, say=lambda text: None) -> list[Service]:
@@ -92,8 +123,10 @@ async def run_network(
     *,
     say=lambda text: None,
     started: asyncio.Event | None = None,
+    guard: Guard | None = None,
 ) -> None:
-    """Run every agent of `config` and the components behind one HTTP server until `stop` is set."""
+    """Run every agent of `config` and the components behind one HTTP server until `stop` is set, behind
+    `guard` (default: from the environment)."""
     from agentnet_runtime.agent.host import AgentHost
     from agentnet_runtime.agent.main import agent_app, open_timeline
 
@@ -108,7 +141,7 @@ async def run_network(
     def whole_process_ready() -> list[str]:  # GET /ready at the root: the agents and every component
         return host.not_ready() + [f"{service.name}: {reason}" for service in services for reason in service.readiness()]
 
-    http = HttpServer(agent_app(host, "agentnet-up", mounts, whole_process_ready), config.http_host, config.http_port)
+    http = HttpServer(agent_app(host, "agentnet-up", mounts, whole_process_ready, guard), config.http_host, config.http_port)
     try:
         await host.start()
         await asyncio.wait_for(host.ready.wait(), 30)
@@ -138,9 +171,12 @@ async def run_network(
               help="seconds between the agents' snapshots to the data dir (and one on the way out); 0 = none")
 @click.option("--nats-monitor-port", type=click.IntRange(0, 65535), default=0, show_default=True,
               help="serve nats-server's monitoring endpoints (/varz, /connz) on this loopback port; 0 = none")
+@click.option("--require-token", is_flag=True,
+              help="require the API token on the mutating routes (AGENTNET_API_TOKEN, else a new one, printed) and "
+                   "apply spec.limits.rateLimit; default: open, as a loopback server")
 @logs.options(default_level=UP_LOG_LEVEL)
 def up_command(path: str, port: int, http_host: str, data_dir: str | None, sync_interval: float, snapshot_interval: float,
-               nats_monitor_port: int, log_level: str | None, log_format: str | None) -> None:
+               nats_monitor_port: int, require_token: bool, log_level: str | None, log_format: str | None) -> None:
     """Run a whole AgentNetwork locally: embedded NATS, every agent, all routes on one port."""
     began = time.perf_counter()
     log_settings = logs.from_flags(log_level, log_format, UP_LOG_LEVEL)
@@ -148,10 +184,15 @@ def up_command(path: str, port: int, http_host: str, data_dir: str | None, sync_
     def say(text: str) -> None:
         click.echo(text, err=True)
 
-    document = network_document(path)
+    body = network_body(path)
+    document = network_document_from(body, source=path)
     network = NetworkConfig.from_json(document, source=path)
     logs.setup(log_settings, network=network.name, component="agentnet-up")
     say(f"agentnet up: network {network.name}, {network.size} agents, {document['topology']['kind']} topology")
+    try:
+        guard = local_guard(body, require_token, say)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
     scratch = Path(tempfile.mkdtemp(prefix="agentnet-up-"))
     directory = Path(data_dir) if data_dir else scratch / "data"
     nats = EmbeddedNats(directory / "nats", args=("-m", str(nats_monitor_port)) if nats_monitor_port else ())
@@ -171,7 +212,7 @@ def up_command(path: str, port: int, http_host: str, data_dir: str | None, sync_
 
         async def main(stop: asyncio.Event) -> None:
             started = asyncio.Event()
-            task = asyncio.create_task(run_network(config, stop, say=say, started=started))
+            task = asyncio.create_task(run_network(config, stop, say=say, started=started, guard=guard))
             done, _ = await asyncio.wait({task, asyncio.create_task(started.wait())}, return_when=asyncio.FIRST_COMPLETED)
             if task in done:
                 return task.result()
