@@ -29,6 +29,7 @@ cores, where there is no idle core for it to use.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
@@ -90,7 +91,9 @@ class EgraphService(Service):
 
         async def endpoint(request: Request) -> JSONResponse:
             body = await json_body(request)
-            return JSONResponse(await asyncio.get_running_loop().run_in_executor(self._thread, answer, body))
+            # In the request's context, so the worker parses within this network's term limits (request_checks).
+            in_context = contextvars.copy_context().run
+            return JSONResponse(await asyncio.get_running_loop().run_in_executor(self._thread, in_context, answer, body))
 
         return endpoint
 
