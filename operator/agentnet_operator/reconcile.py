@@ -22,10 +22,11 @@ from kubernetes.client.exceptions import ApiException
 from agentnet_operator import names
 from agentnet_operator.autoscale import step as autoscale_step
 from agentnet_operator.children import (
-    CHILD_KINDS, child_key, desired_children, digest, new_nats_password, obsolete_children)
+    CHILD_KINDS, child_key, desired_children, digest, obsolete_children)
 from agentnet_operator.cluster import Cluster, api_error_message, needs_apply, replacement, stamp_digest
 from agentnet_operator.metric_sources import Reading, current_replicas
 from agentnet_operator.model import AgentNetwork, AgentNetworkStatus, ComponentStatus, HistoryEntry
+from agentnet_operator.nats_children import new_nats_password
 from agentnet_operator.revisions import (
     REVISION_API_VERSION, REVISION_KIND, Rollout, begin, controller_revision, next_number, plan_rollout, settle,
     stored_revisions)

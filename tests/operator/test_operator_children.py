@@ -13,7 +13,7 @@ from conftest import PASSWORD, UID, load_example, network_from
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agentnet_operator import children, names
+from agentnet_operator import children, names, nats_children
 from agentnet_operator.children import desired_children, to_json
 from agentnet_runtime.catalogue import COMPONENT_NAMES, HTTP_PORT
 
@@ -332,7 +332,7 @@ def test_managed_nats_needs_a_password() -> None:
         desired_children(network)
     with pytest.raises(ValueError, match="password"):
         desired_children(network, nats_password='bad" password')
-    assert re.match(r"^[A-Za-z0-9_-]{16,}$", children.new_nats_password())
+    assert re.match(r"^[A-Za-z0-9_-]{16,}$", nats_children.new_nats_password())
 
 
 def test_external_nats_adds_nothing_but_its_url_and_secret() -> None:
