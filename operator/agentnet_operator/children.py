@@ -9,7 +9,7 @@ lists in a fixed order), so applying an unchanged spec writes nothing.
 | topology & config | ConfigMap `<net>-config` (network.json: neighbours, colour and display colour of every agent, component URLs and settings) |
 | agents | StatefulSet + headless Service `<net>-agents` (pod k runs agent ids k*agentsPerPod ...), a claim `data-<net>-agents-<k>` per pod |
 | each component | Deployment + Service `<net>-<component>`, or SpinApp `<net>-<component>`; the interaction-timeline's DuckDB on a PersistentVolumeClaim `<net>-interaction-timeline` |
-| NATS (managed) | built by nats_children: StatefulSet `<net>-nats`, its Services and Secret |
+| NATS (managed) | built by nats_children: StatefulSet `<net>-nats` (a cluster), its Services, Secrets and budget |
 | availability | PodDisruptionBudget `<net>-agents` and `<net>-<component>` for each of them that may run more than one pod |
 
 With `persistence.enabled: false` every data directory is an emptyDir instead of a claim.
@@ -29,6 +29,7 @@ from typing import Any
 
 from agentnet_operator import names
 from agentnet_operator.model import AgentNetwork, AgentNetworkSpec, ComponentSpec, Resources, Scheduling, Volume
+from agentnet_operator.tls import TlsMaterial
 from agentnet_runtime.catalogue import BY_NAME, HEALTH_PATH, HTTP_PORT, READY_PATH
 
 # Pods run as this non-root user (the distroless "nonroot" id) under the
@@ -185,10 +186,12 @@ def _empty_dir(name: str, limit: str) -> dict[str, Any]:
 
 
 def nats_url(network: AgentNetwork) -> str:
-    """URL agents, components and the operator's autoscaler connect to."""
+    """URL agents, components and the operator's autoscaler connect to: of a managed cluster, every
+    server's (comma-separated, TLS), so a client reconnects to another when one goes."""
     nats = network.spec.nats
     if nats.managed:
-        return f"nats://{names.nats_host(network.name, network.namespace)}:{names.NATS_CLIENT_PORT}"
+        return ",".join(f"tls://{names.nats_pod_host(network.name, network.namespace, k)}:{names.NATS_CLIENT_PORT}"
+                        for k in range(nats.replicas))
     assert nats.url is not None
     return nats.url
 
@@ -253,7 +256,8 @@ def network_config(network: AgentNetwork) -> dict[str, Any]:
             }
             for i in range(spec.agents)
         ],
-        "nats": {"url": nats_url(network), "credentialsDir": names.NATS_CREDENTIALS_DIR},
+        "nats": {"url": nats_url(network), "credentialsDir": names.NATS_CREDENTIALS_DIR,
+                 "streamReplicas": spec.stream_replicas},
         "components": {
             c.name: {
                 "route": BY_NAME[c.name].route,
@@ -329,6 +333,11 @@ def _runtime_volumes(
         mounts.append(
             {"name": names.VOLUME_NATS_CREDENTIALS, "mountPath": names.NATS_CREDENTIALS_DIR, "readOnly": True}
         )
+    if network.spec.nats.managed:  # the CA that signed the servers' certificate, to verify them
+        items = [{"key": names.TLS_CA, "path": names.TLS_CA}]
+        volumes.append({"name": names.VOLUME_NATS_CA,
+                        "secret": {"secretName": names.nats_tls_name(network.name), "items": items}})
+        mounts.append({"name": names.VOLUME_NATS_CA, "mountPath": names.NATS_CA_DIR, "readOnly": True})
     if data is not None:
         volumes.append({"name": names.VOLUME_DATA, **data})
     return volumes, mounts
@@ -393,6 +402,8 @@ def _runtime_env(network: AgentNetwork) -> list[dict[str, Any]]:
     ]
     if _nats_secret_name(network) is not None:
         env.append({"name": names.ENV_NATS_CREDENTIALS_DIR, "value": names.NATS_CREDENTIALS_DIR})
+    if network.spec.nats.managed:
+        env.append({"name": names.ENV_NATS_CA_FILE, "value": f"{names.NATS_CA_DIR}/{names.TLS_CA}"})
     return env
 
 
@@ -420,7 +431,7 @@ def _scheduling(scheduling: Scheduling | None, selector: dict[str, str]) -> dict
     return fields
 
 
-def pod_disruption_budget(network: AgentNetwork, name: str, role: str) -> dict[str, Any]:
+def pod_disruption_budget(network: AgentNetwork, name: str, role: str, *, app: str = names.APP_NAME) -> dict[str, Any]:
     """A budget of voluntary disruptions (node drains, cluster upgrades) for one workload's pods.
 
     maxUnavailable 1, not minAvailable: it holds for any number of replicas, so it follows the
@@ -431,11 +442,11 @@ def pod_disruption_budget(network: AgentNetwork, name: str, role: str) -> dict[s
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": child_metadata(network, name, role),
+        "metadata": child_metadata(network, name, role, app=app),
         "spec": {
             "maxUnavailable": 1,
             "unhealthyPodEvictionPolicy": "AlwaysAllow",
-            "selector": {"matchLabels": names.selector_labels(network.name, role)},
+            "selector": {"matchLabels": names.selector_labels(network.name, role, app=app)},
         },
     }
 
@@ -632,13 +643,15 @@ def desired_children(
     network: AgentNetwork,
     *,
     nats_password: str | None = None,
+    nats_tls: TlsMaterial | None = None,
     scale: Mapping[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     """Every object the network owns, in apply order (config and Secret first).
 
     nats_password: the managed NATS server's password (read it from the
     existing Secret, or make one with nats_children.new_nats_password()); required when NATS
-    is managed. scale: the autoscaler's replicas per component, which win over
+    is managed. nats_tls: the managed cluster's CA and certificate (tls.ensure() of what the
+    Secrets hold); required when NATS is managed. scale: the autoscaler's replicas per component, which win over
     spec replicas (kept within min/max).
 
     Raises agentnet_runtime.core.topology.TopologyError when the topology cannot
@@ -646,14 +659,16 @@ def desired_children(
     spec = network.spec
     if spec.nats.managed and nats_password is None:
         raise ValueError("managed NATS needs nats_password (from the existing Secret, or new_nats_password())")
+    if spec.nats.managed and nats_tls is None:
+        raise ValueError("managed NATS needs nats_tls (tls.ensure() of what its Secrets hold)")
     # nats_children builds on this module's blocks (metadata, pod spec, claims), so it is imported here.
     from agentnet_operator.nats_children import managed_nats_children
 
     config = network_config(network)
     out: list[dict[str, Any]] = [config_map(network, config)]
     if spec.nats.managed:
-        assert nats_password is not None
-        out += managed_nats_children(network, nats_password)
+        assert nats_password is not None and nats_tls is not None
+        out += managed_nats_children(network, nats_password, nats_tls)
     out += [agents_service(network), agents_statefulset(network, config)]
     if spec.pods > 1:
         out.append(pod_disruption_budget(network, names.agents_name(network.name), names.ROLE_AGENT))

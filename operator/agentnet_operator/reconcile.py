@@ -26,13 +26,14 @@ from agentnet_operator.children import (
 from agentnet_operator.cluster import Cluster, api_error_message, needs_apply, replacement, stamp_digest
 from agentnet_operator.metric_sources import Reading, current_replicas
 from agentnet_operator.model import AgentNetwork, AgentNetworkStatus, ComponentStatus, HistoryEntry
-from agentnet_operator.nats_children import new_nats_password
+from agentnet_operator.nats_children import certificate_names, new_nats_password
 from agentnet_operator.revisions import (
     REVISION_API_VERSION, REVISION_KIND, Rollout, begin, controller_revision, next_number, plan_rollout, settle,
     stored_revisions)
 from agentnet_operator.status import (
     READY, REASON_DEADLINE, REASON_METRIC_UNAVAILABLE, REASON_REVISION_NOT_FOUND, REASON_SPINKUBE_MISSING, Problem,
     check_network, compute_status, current_scale, stuck_pods)
+from agentnet_operator.tls import TlsMaterial, ensure
 
 REASON_APPLY_FAILED = "ApplyFailed"
 
@@ -66,14 +67,30 @@ def _describe(obj: Mapping[str, Any]) -> str:
     return f"{obj['kind']}/{obj['metadata']['name']}"
 
 
-def nats_password(cluster: Cluster, network: AgentNetwork) -> str:
-    """The managed NATS password: kept from the existing Secret, made once otherwise."""
-    name = names.nats_name(network.name)
+def stored_secret(cluster: Cluster, network: AgentNetwork, name: str) -> dict[str, str]:
+    """What a Secret of the network holds, decoded ({} when there is none)."""
     secret = (cluster.cached({"apiVersion": "v1", "kind": "Secret",
                               "metadata": {"namespace": network.namespace, "name": name}})
               or cluster.get("v1", "Secret", network.namespace, name))  # cache may be cold after a restart
-    stored = (secret or {}).get("data", {}).get(names.NATS_SECRET_PASSWORD)
-    return base64.b64decode(stored).decode() if stored else new_nats_password()
+    return {key: base64.b64decode(value).decode() for key, value in ((secret or {}).get("data") or {}).items()}
+
+
+def nats_password(cluster: Cluster, network: AgentNetwork) -> str:
+    """The managed NATS password: kept from the existing Secret, made once otherwise."""
+    stored = stored_secret(cluster, network, names.nats_name(network.name)).get(names.NATS_SECRET_PASSWORD)
+    return stored or new_nats_password()
+
+
+def nats_tls(cluster: Cluster, network: AgentNetwork, now: datetime) -> TlsMaterial:
+    """The managed NATS cluster's CA and certificate: kept from the Secrets while good, renewed
+    once due (tls.ensure), made the first time."""
+    ca = stored_secret(cluster, network, names.nats_ca_name(network.name))
+    served = stored_secret(cluster, network, names.nats_tls_name(network.name))
+    current = None
+    if ca.get(names.TLS_CA) and ca.get(names.CA_KEY) and served.get(names.TLS_CERT) and served.get(names.TLS_KEY):
+        current = TlsMaterial(ca_cert=ca[names.TLS_CA], ca_key=ca[names.CA_KEY], cert=served[names.TLS_CERT],
+                              key=served[names.TLS_KEY])  # fmt: skip
+    return ensure(current, f"{network.name}.{network.namespace} NATS CA", certificate_names(network), now)
 
 
 def store_revision(cluster: Cluster, network: AgentNetwork, rollout: Rollout, outcome: Outcome) -> int:
@@ -154,7 +171,8 @@ def reconcile(cluster: Cluster, body: Mapping[str, Any], *, now: datetime,
         network.status = (network.status or AgentNetworkStatus()).model_copy(
             update={"history": history, "update_revision": number})
         password = nats_password(cluster, network) if spec.nats.managed else None
-        desired = desired_children(network, nats_password=password, scale=current_scale(network))
+        tls = nats_tls(cluster, network, now) if spec.nats.managed else None
+        desired = desired_children(network, nats_password=password, nats_tls=tls, scale=current_scale(network))
         if not spinkube:  # the rest of the network still runs; Degraded says why the components don't
             desired = [obj for obj in desired if obj["kind"] != names.SPINAPP_KIND]
 

@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import PASSWORD, load_example, network_from
+from conftest import PASSWORD, SECRETS, load_example, network_from
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -26,7 +26,7 @@ def build(persistence: dict[str, Any] | None = None, **spec: Any) -> dict[tuple[
     if persistence is not None:
         body["spec"]["persistence"] = persistence
     body["spec"].update(spec)
-    objects = children.desired_children(network_from(body), nats_password=PASSWORD)
+    objects = children.desired_children(network_from(body), **SECRETS)
     return {(o["kind"], o["metadata"]["name"]): o for o in objects}
 
 
