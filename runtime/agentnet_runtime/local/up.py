@@ -57,18 +57,21 @@ def network_document(path: str | Path) -> dict[str, Any]:
 
 
 def network_document_from(body: Any, source: str = "the network") -> dict[str, Any]:
-    """network.json for an AgentNetwork object (a dict as in YAML), via the operator's model."""
+    """network.json for an AgentNetwork object (a dict as in YAML), via the operator's model, for one
+    embedded nats-server: its streams are kept once, whatever the spec's cluster would keep."""
     from pydantic import ValidationError
 
     from agentnet_operator.children import network_config
     from agentnet_operator.model import AgentNetwork
 
     try:
-        return network_config(AgentNetwork.model_validate(body))
+        document = network_config(AgentNetwork.model_validate(body))
     except ValidationError as error:
         raise click.ClickException(f"{source} is not a valid AgentNetwork:\n{error}") from None
     except (ValueError, AssertionError) as error:  # e.g. an impossible topology, a missing metadata.name
         raise click.ClickException(f"{source}: {error}") from None
+    document["nats"]["streamReplicas"] = 1
+    return document
 
 
 def component_services(config: RuntimeConfig, say=lambda text: None) -> list[Service]:
