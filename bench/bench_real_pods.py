@@ -61,7 +61,7 @@ from rig import controlplane, images, wait_for  # noqa: E402  (the test rig live
 from rig.node import NODE_NAME, Slot, cni_config, containerd_socket  # noqa: E402
 
 from agentnet_operator import names  # noqa: E402
-from agentnet_operator.children import NATS_HEALTH_PATH  # noqa: E402
+from agentnet_operator.nats_children import NATS_HEALTH_PATH  # noqa: E402
 from agentnet_runtime.catalogue import COMPONENT_NAMES, HTTP_PORT  # noqa: E402
 from agentnet_runtime.local.up import network_document_from  # noqa: E402
 from agentnet_runtime.natsbin import EmbeddedNats, free_port  # noqa: E402

@@ -47,7 +47,7 @@ def _without_uid(objects):
 def test_render_prints_what_the_operator_would_create(example: Path) -> None:
     from agentnet_operator.children import desired_children
     from agentnet_operator.model import AgentNetwork
-    from agentnet_operator.render import RENDER_API_TOKEN, RENDER_PASSWORD
+    from agentnet_operator.render import RENDER_API_TOKEN, render_secrets
     from agentnet_operator.revisions import controller_revision, revision_content
 
     result = render("-f", str(example))
@@ -61,7 +61,7 @@ def test_render_prints_what_the_operator_would_create(example: Path) -> None:
                                                                 "uid": "0b1c2d3e-0000-4000-8000-000000000001"}})
     managed = network.spec.nats.managed
     expected = [controller_revision(network, 1, revision_content(network.spec)),
-                *desired_children(network, nats_password=RENDER_PASSWORD if managed else None, api_token=RENDER_API_TOKEN)]
+                *desired_children(network, api_token=RENDER_API_TOKEN, **(render_secrets() if managed else {}))]
     assert objects == _without_uid(expected)
     for obj in objects:
         assert obj["metadata"]["namespace"] == "default"

@@ -9,7 +9,7 @@ lists in a fixed order), so applying an unchanged spec writes nothing.
 | topology & config | ConfigMap `<net>-config` (network.json: neighbours, colour and display colour of every agent, component URLs and settings) |
 | agents | StatefulSet + headless Service `<net>-agents` (pod k runs agent ids k*agentsPerPod ...), a claim `data-<net>-agents-<k>` per pod |
 | each component | Deployment + Service `<net>-<component>`, or SpinApp `<net>-<component>`; the interaction-timeline's DuckDB on a PersistentVolumeClaim `<net>-interaction-timeline` |
-| NATS (managed) | StatefulSet `<net>-nats` (JetStream on a claim `data-<net>-nats-0`), Services `<net>-nats` and `<net>-nats-headless`, Secret `<net>-nats` |
+| NATS (managed) | built by nats_children: StatefulSet `<net>-nats` (a cluster), its Services, Secrets and budget |
 | availability | PodDisruptionBudget `<net>-agents` and `<net>-<component>` for each of them that may run more than one pod |
 
 With `persistence.enabled: false` every data directory is an emptyDir instead of a claim.
@@ -31,24 +31,29 @@ from typing import Any
 
 from agentnet_operator import names
 from agentnet_operator.model import AgentNetwork, AgentNetworkSpec, ComponentSpec, Resources, Scheduling, Volume
+from agentnet_operator.tls import TlsMaterial
 from agentnet_runtime.catalogue import BY_NAME, HEALTH_PATH, HTTP_PORT, READY_PATH
 from agentnet_runtime.settings import GuardSettings
 
 # Pods run as this non-root user (the distroless "nonroot" id) under the
 # restricted Pod Security Standard.
 RUN_AS_USER = 65532
-NATS_HEALTH_PATH = "/healthz?js-enabled-only=true"
 TMP_SIZE_LIMIT = "64Mi"
 DATA_SIZE_LIMIT = "1Gi"
-NATS_DATA_SIZE_LIMIT = "2Gi"
+# What a generated secret (a NATS password, an API token) looks like: URL-safe, so it needs no quoting anywhere.
+SECRET_VALUE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+
+
+def new_secret_value() -> str:
+    """A fresh password or token (made once, then read back from its Secret, so the Secret never changes)."""
+    return secrets.token_urlsafe(32)
+
+
 # The API server refuses a ConfigMap whose data is larger (core/v1 validation: 1 MiB); network.json must fit.
 CONFIG_MAP_LIMIT = 1_048_576
 # Claims of a StatefulSet go with the network (its owner) and stay when it scales down, so that
 # scaling up again gives the same agents their data back.
 CLAIM_RETENTION = {"whenDeleted": "Delete", "whenScaled": "Retain"}
-
-_PASSWORD = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
-
 
 # ------------------------------------------------------------------------------------
 # topology plan (cached: building a ramanujan graph retries until it qualifies)
@@ -207,10 +212,12 @@ def _empty_dir(name: str, limit: str) -> dict[str, Any]:
 
 
 def nats_url(network: AgentNetwork) -> str:
-    """URL agents, components and the operator's autoscaler connect to."""
+    """URL agents, components and the operator's autoscaler connect to: of a managed cluster, every
+    server's (comma-separated, TLS), so a client reconnects to another when one goes."""
     nats = network.spec.nats
     if nats.managed:
-        return f"nats://{names.nats_host(network.name, network.namespace)}:{names.NATS_CLIENT_PORT}"
+        return ",".join(f"tls://{names.nats_pod_host(network.name, network.namespace, k)}:{names.NATS_CLIENT_PORT}"
+                        for k in range(nats.replicas))
     assert nats.url is not None
     return nats.url
 
@@ -275,7 +282,8 @@ def network_config(network: AgentNetwork) -> dict[str, Any]:
             }
             for i in range(spec.agents)
         ],
-        "nats": {"url": nats_url(network), "credentialsDir": names.NATS_CREDENTIALS_DIR},
+        "nats": {"url": nats_url(network), "credentialsDir": names.NATS_CREDENTIALS_DIR,
+                 "streamReplicas": spec.stream_replicas},
         "components": {
             c.name: {
                 "route": BY_NAME[c.name].route,
@@ -356,6 +364,11 @@ def _runtime_volumes(
         mounts.append(
             {"name": names.VOLUME_NATS_CREDENTIALS, "mountPath": names.NATS_CREDENTIALS_DIR, "readOnly": True}
         )
+    if network.spec.nats.managed:  # the CA that signed the servers' certificate, to verify them
+        items = [{"key": names.TLS_CA, "path": names.TLS_CA}]
+        volumes.append({"name": names.VOLUME_NATS_CA,
+                        "secret": {"secretName": names.nats_tls_name(network.name), "items": items}})
+        mounts.append({"name": names.VOLUME_NATS_CA, "mountPath": names.NATS_CA_DIR, "readOnly": True})
     if data is not None:
         volumes.append({"name": names.VOLUME_DATA, **data})
     return volumes, mounts
@@ -420,6 +433,8 @@ def _runtime_env(network: AgentNetwork) -> list[dict[str, Any]]:
     ]
     if _nats_secret_name(network) is not None:
         env.append({"name": names.ENV_NATS_CREDENTIALS_DIR, "value": names.NATS_CREDENTIALS_DIR})
+    if network.spec.nats.managed:
+        env.append({"name": names.ENV_NATS_CA_FILE, "value": f"{names.NATS_CA_DIR}/{names.TLS_CA}"})
     return env + _guard_env(network)
 
 
@@ -431,15 +446,10 @@ def _guard_env(network: AgentNetwork) -> list[dict[str, Any]]:
               for field, value in network.spec.limits.guard_settings().items())]  # fmt: skip
 
 
-def new_api_token() -> str:
-    """A fresh API token (the handler makes one once, then reads it back from its Secret)."""
-    return secrets.token_urlsafe(32)
-
-
 def api_token_secret(network: AgentNetwork, token: str) -> dict[str, Any]:
     """The Secret with the bearer token the network's mutating routes require (every pod reads it as
     AGENTNET_API_TOKEN; a client of the network reads it from here)."""
-    if not _PASSWORD.match(token):
+    if not SECRET_VALUE.match(token):
         raise ValueError("the API token must be 16-128 characters of [A-Za-z0-9_-]")
     return {
         "apiVersion": "v1",
@@ -474,7 +484,7 @@ def _scheduling(scheduling: Scheduling | None, selector: dict[str, str]) -> dict
     return fields
 
 
-def pod_disruption_budget(network: AgentNetwork, name: str, role: str) -> dict[str, Any]:
+def pod_disruption_budget(network: AgentNetwork, name: str, role: str, *, app: str = names.APP_NAME) -> dict[str, Any]:
     """A budget of voluntary disruptions (node drains, cluster upgrades) for one workload's pods.
 
     maxUnavailable 1, not minAvailable: it holds for any number of replicas, so it follows the
@@ -485,11 +495,11 @@ def pod_disruption_budget(network: AgentNetwork, name: str, role: str) -> dict[s
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": child_metadata(network, name, role),
+        "metadata": child_metadata(network, name, role, app=app),
         "spec": {
             "maxUnavailable": 1,
             "unhealthyPodEvictionPolicy": "AlwaysAllow",
-            "selector": {"matchLabels": names.selector_labels(network.name, role)},
+            "selector": {"matchLabels": names.selector_labels(network.name, role, app=app)},
         },
     }
 
@@ -678,144 +688,6 @@ def component_spinapp(network: AgentNetwork, component: ComponentSpec, replicas:
 
 
 # ------------------------------------------------------------------------------------
-# managed NATS
-# ------------------------------------------------------------------------------------
-
-
-def new_nats_password() -> str:
-    """A fresh password for a managed NATS server (the handler creates it once;
-    afterwards it reads it back from the Secret, so the Secret never changes)."""
-    return secrets.token_urlsafe(32)
-
-
-def nats_server_config(network: AgentNetwork, password: str) -> str:
-    return (
-        "# Generated by the agentnet operator.\n"
-        f"server_name: {names.nats_name(network.name)}\n"
-        f"port: {names.NATS_CLIENT_PORT}\n"
-        f"http_port: {names.NATS_MONITOR_PORT}\n"
-        "jetstream {\n"
-        f'  store_dir: "{names.NATS_DATA_DIR}/jetstream"\n'
-        "}\n"
-        "authorization {\n"
-        f'  user: "{names.NATS_USER}"\n'
-        f'  password: "{password}"\n'
-        "}\n"
-    )
-
-
-def nats_secret(network: AgentNetwork, password: str) -> dict[str, Any]:
-    if not _PASSWORD.match(password):
-        raise ValueError("the NATS password must be 16-128 characters of [A-Za-z0-9_-]")
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": child_metadata(network, names.nats_name(network.name), names.ROLE_NATS, app=names.NATS_APP_NAME),
-        "type": "Opaque",
-        "data": {
-            names.NATS_SECRET_USER: _b64(names.NATS_USER),
-            names.NATS_SECRET_PASSWORD: _b64(password),
-            names.NATS_SECRET_CONFIG: _b64(nats_server_config(network, password)),
-        },
-    }
-
-
-def _nats_ports(*, cluster: bool) -> list[dict[str, Any]]:
-    ports = [
-        {"name": "client", "port": names.NATS_CLIENT_PORT, "targetPort": "client", "protocol": "TCP"},
-        {"name": "monitor", "port": names.NATS_MONITOR_PORT, "targetPort": "monitor", "protocol": "TCP"},
-    ]
-    if cluster:
-        ports.insert(
-            1, {"name": "cluster", "port": names.NATS_CLUSTER_PORT, "targetPort": "cluster", "protocol": "TCP"}
-        )
-    return ports
-
-
-def nats_services(network: AgentNetwork) -> list[dict[str, Any]]:
-    selector = names.selector_labels(network.name, names.ROLE_NATS, app=names.NATS_APP_NAME)
-    client = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": child_metadata(network, names.nats_name(network.name), names.ROLE_NATS, app=names.NATS_APP_NAME),
-        "spec": {"type": "ClusterIP", "selector": selector, "ports": _nats_ports(cluster=False)},
-    }
-    headless = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": child_metadata(
-            network, names.nats_headless_name(network.name), names.ROLE_NATS, app=names.NATS_APP_NAME
-        ),
-        "spec": {
-            "clusterIP": "None",
-            "publishNotReadyAddresses": True,
-            "selector": selector,
-            "ports": _nats_ports(cluster=True),
-        },
-    }
-    return [client, headless]
-
-
-def nats_statefulset(network: AgentNetwork) -> dict[str, Any]:
-    spec = network.spec
-    nats = spec.nats
-    app, role = names.NATS_APP_NAME, names.ROLE_NATS
-    health = {"path": NATS_HEALTH_PATH, "port": "monitor"}
-    arguments = ["--config", f"{names.NATS_CONFIG_DIR}/{names.NATS_SECRET_CONFIG}"]
-    image = spec.nats_image
-    # The agentnet image's entry point is `agentnet`, so it is told to run nats-server; another
-    # image (the official nats ones) runs nats-server as its own entry point and gets the arguments.
-    launch = {"command": [names.NATS_SERVER_COMMAND, *arguments]} if image == spec.image else {"args": arguments}
-    container = {
-        "name": "nats",
-        "image": image,
-        "imagePullPolicy": spec.image_pull_policy,
-        **launch,
-        "ports": [
-            {"name": "client", "containerPort": names.NATS_CLIENT_PORT, "protocol": "TCP"},
-            {"name": "cluster", "containerPort": names.NATS_CLUSTER_PORT, "protocol": "TCP"},
-            {"name": "monitor", "containerPort": names.NATS_MONITOR_PORT, "protocol": "TCP"},
-        ],
-        "readinessProbe": {"httpGet": health, "periodSeconds": 5, "failureThreshold": 3},
-        "livenessProbe": {"httpGet": health, "initialDelaySeconds": 10, "periodSeconds": 10, "failureThreshold": 6},
-        **_resources(nats.resources),
-        "securityContext": container_security_context(),
-        "volumeMounts": [
-            {"name": names.VOLUME_NATS_CONFIG, "mountPath": names.NATS_CONFIG_DIR, "readOnly": True},
-            {"name": names.VOLUME_DATA, "mountPath": names.NATS_DATA_DIR},
-        ],
-    }
-    volumes = [
-        {
-            "name": names.VOLUME_NATS_CONFIG,
-            "secret": {
-                "secretName": names.nats_name(network.name),
-                "items": [{"key": names.NATS_SECRET_CONFIG, "path": names.NATS_SECRET_CONFIG}],
-            },
-        },
-    ]
-    if not spec.persistence.enabled:
-        volumes.append(_empty_dir(names.VOLUME_DATA, NATS_DATA_SIZE_LIMIT))
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": child_metadata(network, names.nats_name(network.name), role, app=app),
-        "spec": {
-            "serviceName": names.nats_headless_name(network.name),
-            "replicas": 1,
-            "selector": {"matchLabels": names.selector_labels(network.name, role, app=app)},
-            "template": {
-                "metadata": {"labels": names.labels(network.name, role, app=app)},
-                "spec": _pod_spec(
-                    container, volumes, nats.scheduling, names.selector_labels(network.name, role, app=app)
-                ),
-            },
-            **_claim_templates(network, role, spec.persistence.nats, app=app),
-        },
-    }
-
-
-# ------------------------------------------------------------------------------------
 # everything
 # ------------------------------------------------------------------------------------
 
@@ -825,29 +697,36 @@ def desired_children(
     *,
     nats_password: str | None = None,
     api_token: str | None = None,
+    nats_tls: TlsMaterial | None = None,
     scale: Mapping[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     """Every object the network owns, in apply order (config and Secret first).
 
     nats_password: the managed NATS server's password (read it from the
-    existing Secret, or make one with new_nats_password()); required when NATS
-    is managed. api_token: the network's API token (read it from the existing Secret, or
-    make one with new_api_token()); without it the Secret is left out (the pods still
-    refer to it). scale: the autoscaler's replicas per component, which win over
+    existing Secret, or make one with new_secret_value()); required when NATS
+    is managed. nats_tls: the managed cluster's CA and certificate (tls.ensure() of what the
+    Secrets hold); required when NATS is managed. api_token: the network's API token (read it from
+    the existing Secret, or make one with new_secret_value()); without it the Secret is left out (the
+    pods still refer to it). scale: the autoscaler's replicas per component, which win over
     spec replicas (kept within min/max).
 
     Raises agentnet_runtime.core.topology.TopologyError when the topology cannot
     be built, ValueError when an input is missing."""
     spec = network.spec
     if spec.nats.managed and nats_password is None:
-        raise ValueError("managed NATS needs nats_password (from the existing Secret, or new_nats_password())")
+        raise ValueError("managed NATS needs nats_password (from the existing Secret, or new_secret_value())")
+    if spec.nats.managed and nats_tls is None:
+        raise ValueError("managed NATS needs nats_tls (tls.ensure() of what its Secrets hold)")
+    # nats_children builds on this module's blocks (metadata, pod spec, claims), so it is imported here.
+    from agentnet_operator.nats_children import managed_nats_children
+
     config = network_config(network)
     out: list[dict[str, Any]] = [config_map(network, config)]
     if api_token is not None:
         out.append(api_token_secret(network, api_token))
     if spec.nats.managed:
-        assert nats_password is not None
-        out += [nats_secret(network, nats_password), *nats_services(network), nats_statefulset(network)]
+        assert nats_password is not None and nats_tls is not None
+        out += managed_nats_children(network, nats_password, nats_tls)
     out += [agents_service(network), agents_statefulset(network, config)]
     if spec.pods > 1:
         out.append(pod_disruption_budget(network, names.agents_name(network.name), names.ROLE_AGENT))

@@ -78,8 +78,9 @@ def replacement(desired: Mapping[str, Any], live: Mapping[str, Any]) -> str | No
     propagation policy, then made again. None when an apply will do. Fields the API server
     defaulted in the live child do not count.
 
-    - a StatefulSet whose volumeClaimTemplates (immutable) differ, e.g. made before
-      spec.persistence: "Orphan", so its pods keep serving until the new one adopts them;
+    - a StatefulSet whose volumeClaimTemplates or podManagementPolicy (immutable) differ, e.g. made
+      before spec.persistence, or the NATS server's before it became a cluster: "Orphan", so its pods
+      keep serving until the new one adopts them;
     - a Deployment whose strategy type changes (the timeline's Recreate): server-side apply cannot
       remove the rollingUpdate the API server defaulted, which Recreate forbids: "Background"."""
     spec, live_spec = desired.get("spec") or {}, live.get("spec") or {}  # a ConfigMap or a Secret has none
@@ -88,7 +89,9 @@ def replacement(desired: Mapping[str, Any], live: Mapping[str, Any]) -> str | No
             templates = sts_spec.get("volumeClaimTemplates") or []
             return [{"name": t["metadata"]["name"], "spec": t.get("spec", {})} for t in templates]
 
-        return None if covers(claims(spec), claims(live_spec)) else "Orphan"
+        policy = (spec.get("podManagementPolicy"), live_spec.get("podManagementPolicy", "OrderedReady"))
+        same = covers(claims(spec), claims(live_spec)) and policy[0] in (None, policy[1])
+        return None if same else "Orphan"
     if desired["kind"] == "Deployment":
         wanted = (spec.get("strategy") or {}).get("type", "RollingUpdate")
         have = (live_spec.get("strategy") or {}).get("type", "RollingUpdate")

@@ -216,7 +216,13 @@ def nats_endpoint(cluster, network) -> tuple[str, NatsAuth]:
         raise MetricError(f"Secret {secret_name} with the NATS credentials does not exist")
     data = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
     if nats.managed:
-        return nats_url(network), NatsAuth(user=names.NATS_USER, password=data.get(names.NATS_SECRET_PASSWORD))
+        tls = cluster.cached({"apiVersion": "v1", "kind": "Secret",
+                              "metadata": {"namespace": network.namespace, "name": names.nats_tls_name(network.name)}})
+        ca = (tls or {}).get("data", {}).get(names.TLS_CA)
+        if ca is None:
+            raise MetricError(f"Secret {names.nats_tls_name(network.name)} with the NATS servers' CA does not exist")
+        return nats_url(network), NatsAuth(user=names.NATS_USER, password=data.get(names.NATS_SECRET_PASSWORD),
+                                           tls_ca=base64.b64decode(ca).decode())
     if names.NATS_SECRET_CREDS in data:
         raise MetricError("the autoscaler cannot use a .creds file yet: give the Secret user and password, or token")
     return nats_url(network), NatsAuth(user=data.get(names.NATS_SECRET_USER), password=data.get(names.NATS_SECRET_PASSWORD),

@@ -54,6 +54,9 @@ MAX_REPLICAS = 1000
 MAX_IMAGE_LENGTH = 512
 MAX_URL_LENGTH = 2048
 MAX_SETTINGS = 32
+MAX_NATS_REPLICAS = 9  # a JetStream cluster's meta group is a Raft group: every server votes
+DEFAULT_NATS_REPLICAS = 3
+MAX_STREAM_REPLICAS = 3  # JetStream keeps no more than 5 copies; 3 survive the loss of one server
 
 WORK_QUEUE_COMPONENTS: tuple[str, ...] = tuple(c.name for c in BY_NAME.values() if c.work_queue)
 _WORK_QUEUE_CEL = "[" + ", ".join(f"'{n}'" for n in WORK_QUEUE_COMPONENTS) + "]"
@@ -674,11 +677,15 @@ class ComponentSpec(_Object):
 
 class Nats(_Object):
     """The NATS server agents and components talk through: managed by the
-    operator (a StatefulSet with JetStream on and per-network credentials) or an
-    external one."""
+    operator (a cluster of servers in a StatefulSet, JetStream on, TLS for
+    clients and routes, per-network credentials) or an external one."""
 
     managed: bool = False
-    """Run a NATS server for this network."""
+    """Run a NATS cluster for this network."""
+    replicas: int = Field(DEFAULT_NATS_REPLICAS, ge=1, le=MAX_NATS_REPLICAS)
+    """Servers of the managed NATS cluster (1, or 3 and more: a JetStream cluster needs a majority of
+    its servers up, so two would stop with either one). JetStream streams are kept on
+    min(3, replicas) of them. Unused with an external url."""
     url: str | None = Field(None, max_length=MAX_URL_LENGTH, pattern=r"^(nats|tls|ws|wss)://\S+$")
     """URL of an external NATS server (with JetStream enabled), e.g. nats://nats.infra:4222."""
     credentials_secret: str | None = Field(None, max_length=253, pattern=DNS1123_SUBDOMAIN)
@@ -699,6 +706,12 @@ class Nats(_Object):
             "self.managed != has(self.url)",
             "nats needs exactly one of managed: true or url",
             lambda n: n.managed != (n.url is not None),
+        ),
+        Rule(
+            "self.replicas != 2",
+            "replicas must be 1 or at least 3 (a JetStream cluster of 2 stops when either server does)",
+            lambda n: n.replicas != 2,
+            ".replicas",
         ),
         Rule(
             "!has(self.credentialsSecret) || has(self.url)",
@@ -913,6 +926,12 @@ class AgentNetworkSpec(_Object):
     @property
     def effective_spin(self) -> Spin:
         return self.spin or Spin()
+
+    @property
+    def stream_replicas(self) -> int:
+        """Copies JetStream keeps of each stream: min(3, servers) of a managed cluster; one on an
+        external server, whose size the network does not know."""
+        return min(MAX_STREAM_REPLICAS, self.nats.replicas) if self.nats.managed else 1
 
     @property
     def nats_image(self) -> str:

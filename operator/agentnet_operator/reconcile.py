@@ -15,23 +15,25 @@ import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 from kubernetes.client.exceptions import ApiException
 
 from agentnet_operator import names
 from agentnet_operator.autoscale import step as autoscale_step
 from agentnet_operator.children import (
-    CHILD_KINDS, child_key, desired_children, digest, new_api_token, new_nats_password, obsolete_children)
+    CHILD_KINDS, child_key, desired_children, digest, new_secret_value, obsolete_children)
 from agentnet_operator.cluster import Cluster, api_error_message, needs_apply, replacement, stamp_digest
 from agentnet_operator.metric_sources import Reading, current_replicas
 from agentnet_operator.model import AgentNetwork, AgentNetworkStatus, ComponentStatus, HistoryEntry
+from agentnet_operator.nats_children import certificate_names
 from agentnet_operator.revisions import (
     REVISION_API_VERSION, REVISION_KIND, Rollout, begin, controller_revision, next_number, plan_rollout, settle,
     stored_revisions)
 from agentnet_operator.status import (
     READY, REASON_DEADLINE, REASON_METRIC_UNAVAILABLE, REASON_REVISION_NOT_FOUND, REASON_SPINKUBE_MISSING, Problem,
     check_network, compute_status, current_scale, stuck_pods)
+from agentnet_operator.tls import TlsMaterial, ensure
 
 REASON_APPLY_FAILED = "ApplyFailed"
 
@@ -65,23 +67,35 @@ def _describe(obj: Mapping[str, Any]) -> str:
     return f"{obj['kind']}/{obj['metadata']['name']}"
 
 
-def _kept_secret(cluster: Cluster, network: AgentNetwork, name: str, key: str, new: Callable[[], str]) -> str:
-    """A generated secret value: kept from the existing Secret's `key`, made once with `new` otherwise."""
+def stored_secret(cluster: Cluster, network: AgentNetwork, name: str) -> dict[str, str]:
+    """What a Secret of the network holds, decoded ({} when there is none)."""
     secret = (cluster.cached({"apiVersion": "v1", "kind": "Secret",
                               "metadata": {"namespace": network.namespace, "name": name}})
               or cluster.get("v1", "Secret", network.namespace, name))  # cache may be cold after a restart
-    stored = (secret or {}).get("data", {}).get(key)
-    return base64.b64decode(stored).decode() if stored else new()
+    return {key: base64.b64decode(value).decode() for key, value in ((secret or {}).get("data") or {}).items()}
 
 
 def nats_password(cluster: Cluster, network: AgentNetwork) -> str:
     """The managed NATS password: kept from the existing Secret, made once otherwise."""
-    return _kept_secret(cluster, network, names.nats_name(network.name), names.NATS_SECRET_PASSWORD, new_nats_password)
+    stored = stored_secret(cluster, network, names.nats_name(network.name)).get(names.NATS_SECRET_PASSWORD)
+    return stored or new_secret_value()
+
+
+def nats_tls(cluster: Cluster, network: AgentNetwork, now: datetime) -> TlsMaterial:
+    """The managed NATS cluster's CA and certificate: kept from the Secrets while good, renewed
+    once due (tls.ensure), made the first time."""
+    ca = stored_secret(cluster, network, names.nats_ca_name(network.name))
+    served = stored_secret(cluster, network, names.nats_tls_name(network.name))
+    current = None
+    if ca.get(names.TLS_CA) and ca.get(names.CA_KEY) and served.get(names.TLS_CERT) and served.get(names.TLS_KEY):
+        current = TlsMaterial(ca_cert=ca[names.TLS_CA], ca_key=ca[names.CA_KEY], cert=served[names.TLS_CERT],
+                              key=served[names.TLS_KEY])  # fmt: skip
+    return ensure(current, f"{network.name}.{network.namespace} NATS CA", certificate_names(network), now)
 
 
 def api_token(cluster: Cluster, network: AgentNetwork) -> str:
     """The network's API token: kept from its Secret, made once otherwise."""
-    return _kept_secret(cluster, network, names.api_token_name(network.name), names.API_TOKEN_KEY, new_api_token)
+    return stored_secret(cluster, network, names.api_token_name(network.name)).get(names.API_TOKEN_KEY) or new_secret_value()
 
 
 def store_revision(cluster: Cluster, network: AgentNetwork, rollout: Rollout, outcome: Outcome) -> int:
@@ -162,7 +176,8 @@ def reconcile(cluster: Cluster, body: Mapping[str, Any], *, now: datetime,
         network.status = (network.status or AgentNetworkStatus()).model_copy(
             update={"history": history, "update_revision": number})
         password = nats_password(cluster, network) if spec.nats.managed else None
-        desired = desired_children(network, nats_password=password, api_token=api_token(cluster, network),
+        tls = nats_tls(cluster, network, now) if spec.nats.managed else None
+        desired = desired_children(network, nats_password=password, nats_tls=tls, api_token=api_token(cluster, network),
                                    scale=current_scale(network))
         if not spinkube:  # the rest of the network still runs; Degraded says why the components don't
             desired = [obj for obj in desired if obj["kind"] != names.SPINAPP_KIND]

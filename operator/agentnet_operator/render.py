@@ -6,7 +6,8 @@ revision) for a network that is new. What only a cluster knows differs:
 
 - the owner references carry no `uid` (the API server gives the network one when it is created), and
   so the objects carry no applied-digest annotation (the operator's digest covers the uid);
-- the managed NATS Secret holds RENDER_PASSWORD, not the random password the operator makes once;
+- the managed NATS Secret holds RENDER_PASSWORD, not the random password the operator makes once, and
+  its TLS Secrets RENDER_TLS, not the CA and certificate the operator makes;
 - replicas are the spec's (an autoscaler's decisions live in the network's status);
 - `spec.rollbackTo` is not followed (the revisions it names are stored on the cluster);
 - SpinApps are rendered whether or not SpinKube is installed.
@@ -27,12 +28,20 @@ from agentnet_operator.crdgen import PlainDumper
 from agentnet_operator.model import AgentNetwork, field_errors
 from agentnet_operator.revisions import controller_revision, revision_content
 from agentnet_operator.status import check_network
+from agentnet_operator.tls import TlsMaterial
 
 # Stands in for the managed NATS password: fixed, so that two renders of one file are identical.
 RENDER_PASSWORD = "rendered-placeholder-not-the-operators-password"
 RENDER_API_TOKEN = "rendered-placeholder-not-the-networks-api-token"  # likewise for the API token
+RENDER_TLS = TlsMaterial(*(f"rendered placeholder, not the operator's {what}" for what in
+                           ("CA certificate", "CA key", "certificate", "key")))
 DEFAULT_NAMESPACE = "default"  # what kubectl uses when neither the file nor the context names one
 FIRST_REVISION = 1
+
+
+def render_secrets() -> dict[str, Any]:
+    """desired_children's secrets of a managed NATS cluster, as rendered."""
+    return {"nats_password": RENDER_PASSWORD, "nats_tls": RENDER_TLS}
 
 
 class RenderError(ValueError):
@@ -59,8 +68,7 @@ def render_network(body: Any, *, namespace: str | None = None, source: str = "th
     network.metadata.uid = "render"  # the builders need one; dropped below, the cluster gives the real one
     objects = [
         controller_revision(network, FIRST_REVISION, revision_content(network.spec)),
-        *desired_children(network, nats_password=RENDER_PASSWORD if network.spec.nats.managed else None,
-                          api_token=RENDER_API_TOKEN),
+        *desired_children(network, api_token=RENDER_API_TOKEN, **(render_secrets() if network.spec.nats.managed else {})),
     ]
     for obj in objects:
         for owner in obj["metadata"].get("ownerReferences", ()):

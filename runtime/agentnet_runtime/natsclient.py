@@ -128,15 +128,22 @@ class NatsState:
         self.changed.clear()
 
 
+def server_urls(url: str) -> list[str]:
+    """The servers of a URL list ("tls://a:4222,tls://b:4222", as NATS tools take it): a client
+    goes to another of them when its server goes."""
+    return [part.strip() for part in url.split(",") if part.strip()]
+
+
 async def connect(url: str, auth: NatsAuth = NatsAuth(), name: str = "agentnet", *, state: NatsState | None = None,
                   retry_every: float = 0.25, **callbacks: Any):
-    """A connected nats-py client; waits (retrying) until the server answers and takes our credentials."""
+    """A connected nats-py client; waits (retrying) until a server of `url` (one, or a comma-separated
+    list) answers and takes our credentials."""
     state = state or NatsState()
     nats = await asyncio.to_thread(importlib.import_module, "nats")
     while True:
         try:
             client = await nats.connect(
-                url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=retry_every,
+                server_urls(url), name=name, max_reconnect_attempts=-1, reconnect_time_wait=retry_every,
                 connect_timeout=2, ping_interval=5, max_outstanding_pings=2,
                 **state.callbacks(**callbacks), **auth.connect_options(),
             )  # fmt: skip
@@ -161,11 +168,13 @@ class JetStreamNeed:
     create: Callable[[Any], Awaitable[Any]]
 
 
-def work_stream() -> JetStreamNeed:
-    """The work-queue stream (the server accepts the same config again, so every component may create it)."""
+def work_stream(replicas: int = 1) -> JetStreamNeed:
+    """The work-queue stream, kept on `replicas` servers of a cluster (the server accepts the same config
+    again, so every component may create it)."""
     from nats.js.api import RetentionPolicy, StreamConfig
 
-    config = StreamConfig(name=WORK_STREAM, subjects=[WORK_SUBJECTS], retention=RetentionPolicy.WORK_QUEUE)
+    config = StreamConfig(name=WORK_STREAM, subjects=[WORK_SUBJECTS], retention=RetentionPolicy.WORK_QUEUE,
+                          num_replicas=replicas)
     return JetStreamNeed(f"JetStream stream {WORK_STREAM}", lambda js: js.stream_info(WORK_STREAM), lambda js: js.add_stream(config))
 
 
@@ -180,14 +189,15 @@ def work_queue_consumer(component: str, max_ack_pending: int) -> JetStreamNeed:
                          lambda js: js.add_consumer(WORK_STREAM, config))  # fmt: skip
 
 
-def timeline_stream() -> JetStreamNeed:
-    """The stream that keeps timeline event batches (a day, 256 MiB at most), so a timeline replica that was
-    away finds what was published meanwhile."""
+def timeline_stream(replicas: int = 1) -> JetStreamNeed:
+    """The stream that keeps timeline event batches (a day, 256 MiB at most) on `replicas` servers, so a
+    timeline replica that was away finds what was published meanwhile."""
     from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 
     config = StreamConfig(name=TIMELINE_STREAM, subjects=[TIMELINE_EVENTS], retention=RetentionPolicy.LIMITS,
                           storage=StorageType.FILE, discard=DiscardPolicy.OLD, max_age=TIMELINE_STREAM_MAX_AGE,
-                          max_bytes=TIMELINE_STREAM_MAX_BYTES, duplicate_window=TIMELINE_DUPLICATE_WINDOW)  # fmt: skip
+                          max_bytes=TIMELINE_STREAM_MAX_BYTES, duplicate_window=TIMELINE_DUPLICATE_WINDOW,
+                          num_replicas=replicas)  # fmt: skip
     return JetStreamNeed(f"JetStream stream {TIMELINE_STREAM}", lambda js: js.stream_info(TIMELINE_STREAM),
                          lambda js: js.add_stream(config))  # fmt: skip
 

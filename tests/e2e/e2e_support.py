@@ -71,6 +71,17 @@ def pods_ready(core: client.CoreV1Api, namespace: str, selector: str, count: int
     return len(pods) == count and all(ready_pod(p) for p in pods)
 
 
+def replaced(core: client.CoreV1Api, ns: str, name: str, old_uid: str) -> bool:
+    """A pod of that name, not the deleted one, is Ready (between the two there may be none)."""
+    try:
+        pod = core.read_namespaced_pod(name, ns)
+    except client.ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+    return pod.metadata.uid != old_uid and ready_pod(pod)
+
+
 def agent_pod(network: str, agent: int) -> str:
     return f"{names.agents_name(network)}-{agent}"
 

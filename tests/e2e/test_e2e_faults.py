@@ -17,7 +17,7 @@ from kubernetes import client
 from agentnet_operator import names
 from e2e_support import (E2E, OPERATOR_NAMESPACE, OPERATOR_REPLICAS, RELEASE, agent_pod, agent_states, converged,
                          deployed, get_network, in_pod, is_ready, pod_get, post_from_pod, pods_ready, ready_pod,
-                         stored_revisions)
+                         replaced, stored_revisions)
 from rig import storage, wait_for
 
 pytestmark = E2E
@@ -27,7 +27,8 @@ NETWORK, AGENTS = "faults", 5
 def faults_network(image: str) -> dict:
     return {"apiVersion": names.API_VERSION, "kind": names.KIND, "metadata": {"name": NETWORK},
             "spec": {"agents": AGENTS, "topology": {"kind": "ring"}, "image": image,
-                     "components": [{"name": "stream-red"}]}}
+                     "components": [{"name": "stream-red"}],
+                     "nats": {"managed": True, "replicas": 1}}}  # one server: its loss is the fault (a cluster's: test_e2e_nats_chaos)
 
 
 def pods_by_name(core: client.CoreV1Api, ns: str, role: str) -> dict[str, client.V1Pod]:
@@ -40,27 +41,16 @@ def identities(pods: dict[str, client.V1Pod]) -> dict[str, tuple[str, int]]:
     return {name: (p.metadata.uid, p.status.container_statuses[0].restart_count) for name, p in pods.items()}
 
 
-def replaced(core: client.CoreV1Api, ns: str, name: str, old_uid: str) -> bool:
-    """A pod of that name, not the deleted one, is Ready (between the two there may be none)."""
-    try:
-        pod = core.read_namespaced_pod(name, ns)
-    except client.ApiException as error:
-        if error.status == 404:
-            return False
-        raise
-    return pod.metadata.uid != old_uid and ready_pod(pod)
-
-
 # Run in a pod of the network: a stream of the test's own on the network's NATS server.
 # `write` stores three messages (each acknowledged by the server); `read` prints what it holds.
 DURABLE_STREAM = r"""
 import asyncio, json, os, sys
-import nats
+from agentnet_runtime import natsclient
+from agentnet_runtime.config import NatsAuth
 
 async def main():
-    folder = os.environ["AGENTNET_NATS_CREDENTIALS_DIR"]
-    user, password = (open(f"{folder}/{key}").read().strip() for key in ("user", "password"))
-    client = await nats.connect(os.environ["AGENTNET_NATS_URL"], user=user, password=password)
+    auth = NatsAuth.from_dir(os.environ["AGENTNET_NATS_CREDENTIALS_DIR"]).with_ca_file(os.environ["AGENTNET_NATS_CA_FILE"])
+    client = await natsclient.connect(os.environ["AGENTNET_NATS_URL"], auth)
     js = client.jetstream()
     if sys.argv[1] == "write":
         await js.add_stream(name="E2E_DURABLE", subjects=["e2e.durable"])

@@ -24,6 +24,20 @@ PASSWORD = "p" * 24
 UID = "0b1c2d3e-0000-4000-8000-000000000001"
 
 
+def _tls():
+    from datetime import UTC, datetime
+
+    from agentnet_operator.tls import TlsMaterial, issue_ca, issue_server
+
+    now = datetime.now(UTC)
+    ca_cert, ca_key = issue_ca("test CA", now)
+    return TlsMaterial(ca_cert, ca_key, *issue_server(ca_cert, ca_key, ["nats.test"], now))
+
+
+TLS = _tls()  # a real CA and certificate, made once for the unit tests
+SECRETS = {"nats_password": PASSWORD, "nats_tls": TLS}  # desired_children's secrets of a managed NATS cluster
+
+
 def load_example(name: str) -> dict[str, Any]:
     return yaml.safe_load((EXAMPLES / name).read_text())
 

@@ -10,7 +10,7 @@ from conftest import PASSWORD, network_from
 from pydantic import ValidationError
 
 from agentnet_operator import names
-from agentnet_operator.children import api_token_secret, desired_children, new_api_token
+from agentnet_operator.children import api_token_secret, desired_children, new_secret_value
 from agentnet_runtime.settings import GuardSettings
 
 TOKEN = "t" * 32
@@ -55,7 +55,7 @@ def test_the_defaults_are_guide_001s_rate_and_the_runtimes_limits():
 def test_without_a_token_there_is_no_secret_and_a_bad_token_is_refused():
     assert not any(o["kind"] == "Secret" and o["metadata"]["name"] == "ring-api-token"
                    for o in desired_children(_network(), nats_password=PASSWORD))
-    assert len(new_api_token()) >= 32 and new_api_token() != new_api_token()
+    assert len(new_secret_value()) >= 32 and new_secret_value() != new_secret_value()
     with pytest.raises(ValueError, match="API token must be 16-128 characters"):
         api_token_secret(_network(), "short")
 

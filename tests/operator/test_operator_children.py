@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import PASSWORD, UID, load_example, network_from
+from conftest import PASSWORD, SECRETS, UID, load_example, network_from
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,7 +30,7 @@ DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 def build(example: str, **kw: Any) -> list[dict[str, Any]]:
     network = network_from(load_example(example))
     if network.spec.nats.managed:
-        kw.setdefault("nats_password", PASSWORD)
+        kw = {**SECRETS, **kw}
     return desired_children(network, **kw)
 
 
@@ -60,6 +60,9 @@ def test_the_reference_network_has_the_designed_children() -> None:
         ("Service", "ramanujan-nats"),
         ("Service", "ramanujan-nats-headless"),
         ("Secret", "ramanujan-nats"),
+        ("Secret", "ramanujan-nats-ca"),
+        ("Secret", "ramanujan-nats-tls"),
+        ("PodDisruptionBudget", "ramanujan-nats"),  # a cluster of three servers
     }
     expected |= {(kind, f"ramanujan-{c}") for c in COMPONENT_NAMES for kind in ("Deployment", "Service")}
     expected.add(("PersistentVolumeClaim", "ramanujan-interaction-timeline"))
@@ -150,7 +153,8 @@ def test_agent_and_component_containers() -> None:
         env[names.ENV_POD_INDEX]["valueFrom"]["fieldRef"]["fieldPath"]
         == "metadata.labels['apps.kubernetes.io/pod-index']"
     )
-    assert env[names.ENV_NATS_URL]["value"] == "nats://ramanujan-nats.demo.svc:4222"
+    assert env[names.ENV_NATS_URL]["value"] == children.nats_url(network_from(load_example("network.yaml")))
+    assert env[names.ENV_NATS_CA_FILE]["value"] == "/etc/agentnet/nats-ca/ca.crt"
     assert agent["ports"] == [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}]
     headless = objects[("Service", "ramanujan-agents")]["spec"]
     assert headless["clusterIP"] == "None" and headless["publishNotReadyAddresses"] is True
@@ -178,10 +182,10 @@ def test_resources_come_from_the_spec() -> None:
 
 def test_the_autoscaler_owns_replicas_within_bounds() -> None:
     network = network_from(load_example("autoscaling.yaml"))
-    default = by_key(desired_children(network, nats_password=PASSWORD))
+    default = by_key(desired_children(network, **SECRETS))
     assert default[("Deployment", "autoscaled-stream-red")]["spec"]["replicas"] == 1
     scaled = by_key(
-        desired_children(network, nats_password=PASSWORD, scale={"stream-red": 7, "stream-blue": 50, "crdt-service": 3})
+        desired_children(network, **SECRETS, scale={"stream-red": 7, "stream-blue": 50, "crdt-service": 3})
     )
     assert scaled[("Deployment", "autoscaled-stream-red")]["spec"]["replicas"] == 7
     assert scaled[("Deployment", "autoscaled-stream-blue")]["spec"]["replicas"] == 10  # maxReplicas
@@ -289,7 +293,7 @@ def test_managed_nats() -> None:
     assert data[names.NATS_SECRET_USER] == names.NATS_USER and data[names.NATS_SECRET_PASSWORD] == PASSWORD
     assert "jetstream {" in data[names.NATS_SECRET_CONFIG] and PASSWORD in data[names.NATS_SECRET_CONFIG]
     sts = objects[("StatefulSet", "ramanujan-nats")]
-    assert sts["spec"]["serviceName"] == "ramanujan-nats-headless" and sts["spec"]["replicas"] == 1
+    assert sts["spec"]["serviceName"] == "ramanujan-nats-headless" and sts["spec"]["replicas"] == 3
     (nats,) = sts["spec"]["template"]["spec"]["containers"]
     assert nats["image"] == "ghcr.io/agentnet/agentnet-runtime:0.1.0"  # the runtime's own: it carries nats-server
     assert nats["command"] == ["nats-server", "--config", "/etc/nats/nats.conf"] and "args" not in nats
@@ -303,7 +307,7 @@ def test_managed_nats() -> None:
 
 
 def nats_container(body: dict[str, Any]) -> dict[str, Any]:
-    objects = by_key(desired_children(network_from(body), nats_password=PASSWORD))
+    objects = by_key(desired_children(network_from(body), **SECRETS))
     (container,) = objects[("StatefulSet", f"{body['metadata']['name']}-nats")]["spec"]["template"]["spec"]["containers"]
     return container
 
@@ -326,9 +330,9 @@ def test_the_managed_nats_url_resolves_from_any_namespace() -> None:
     """The operator (its autoscaler reads the work-queue lag) runs in its own namespace."""
     for namespace in ("demo", "team-b"):
         network = network_from(load_example("network.yaml"), namespace=namespace)
-        url = f"nats://ramanujan-nats.{namespace}.svc:4222"
+        url = ",".join(f"tls://ramanujan-nats-{k}.ramanujan-nats-headless.{namespace}.svc:4222" for k in range(3))
         assert children.nats_url(network) == url
-        objects = desired_children(network, nats_password=PASSWORD)
+        objects = desired_children(network, **SECRETS)
         assert config_of(objects)["nats"]["url"] == url
         for _, template in pod_templates(objects):
             for container in template["spec"]["containers"]:
@@ -360,8 +364,10 @@ def test_managed_nats_needs_a_password() -> None:
     with pytest.raises(ValueError, match="nats_password"):
         desired_children(network)
     with pytest.raises(ValueError, match="password"):
-        desired_children(network, nats_password='bad" password')
-    assert re.match(r"^[A-Za-z0-9_-]{16,}$", children.new_nats_password())
+        desired_children(network, nats_password='bad" password', nats_tls=SECRETS["nats_tls"])
+    with pytest.raises(ValueError, match="nats_tls"):
+        desired_children(network, nats_password=PASSWORD)
+    assert re.match(r"^[A-Za-z0-9_-]{16,}$", children.new_secret_value())
 
 
 def test_external_nats_adds_nothing_but_its_url_and_secret() -> None:
@@ -414,7 +420,7 @@ def test_output_is_deterministic_and_plain_json() -> None:
     body = load_example("network.yaml")
     body["spec"] = dict(reversed(list(body["spec"].items())))
     body["spec"]["topology"] = dict(reversed(list(body["spec"]["topology"].items())))
-    assert to_json(desired_children(network_from(body), nats_password=PASSWORD)) == to_json(first)
+    assert to_json(desired_children(network_from(body), **SECRETS)) == to_json(first)
     # and YAML round trip is lossless
     assert yaml.safe_load(yaml.safe_dump(first)) == first
 
@@ -422,13 +428,13 @@ def test_output_is_deterministic_and_plain_json() -> None:
 def test_children_need_the_owner_uid() -> None:
     network = network_from(load_example("ring.yaml"), uid="")
     with pytest.raises(ValueError, match="uid"):
-        desired_children(network, nats_password=PASSWORD)
+        desired_children(network, **SECRETS)
 
 
 def test_longest_network_name_fits_every_child() -> None:
     body = load_example("ring.yaml")
     body["metadata"]["name"] = "a" * names.MAX_NETWORK_NAME_LENGTH
-    for obj in desired_children(network_from(body), nats_password=PASSWORD):
+    for obj in desired_children(network_from(body), **SECRETS):
         assert DNS_1035.match(obj["metadata"]["name"]) and len(obj["metadata"]["name"]) <= 63
 
 
@@ -464,8 +470,8 @@ def test_any_valid_spec_renders_deterministically(topology, per_pod, workload, c
             for c in components
         ]
     body = {"apiVersion": "agentnet.dev/v1alpha1", "kind": "AgentNetwork", "metadata": {"name": "prop"}, "spec": spec}
-    objects = desired_children(network_from(body), nats_password=PASSWORD)
-    assert to_json(objects) == to_json(desired_children(network_from(body), nats_password=PASSWORD))
+    objects = desired_children(network_from(body), **SECRETS)
+    assert to_json(objects) == to_json(desired_children(network_from(body), **SECRETS))
     keys = [(o["kind"], o["metadata"]["name"]) for o in objects]
     assert len(keys) == len(set(keys))
     sts = by_key(objects)[("StatefulSet", "prop-agents")]
@@ -475,14 +481,14 @@ def test_any_valid_spec_renders_deterministically(topology, per_pod, workload, c
     budgets = {o["metadata"]["name"] for o in objects if o["kind"] == "PodDisruptionBudget"}
     several = {f"prop-{c}" for c in (components if components is not None else ()) if spec["components"][
         components.index(c)]["replicas"] > 1}
-    assert budgets == several | ({"prop-agents"} if -(-agents // per_pod) > 1 else set())
+    assert budgets == several | ({"prop-agents"} if -(-agents // per_pod) > 1 else set()) | {"prop-nats"}
     for name in budgets:
         assert [n for n, _ in pods_selected_by(objects, name)] == [name]
 
 
 def test_obsolete_children_are_the_controlled_ones_no_longer_desired() -> None:
     network = network_from(load_example("network.yaml"))
-    before = desired_children(network, nats_password=PASSWORD)
+    before = desired_children(network, **SECRETS)
     body = load_example("network.yaml")
     body["spec"]["components"] = [{"name": "dashboard"}]
     body["spec"]["nats"] = {"url": "nats://elsewhere:4222"}
@@ -526,30 +532,32 @@ def test_budgets_for_the_agents_and_each_component_that_may_run_several_pods() -
         {"name": "stream-red", "replicas": 1, "autoscaling": {"maxReplicas": 3, "metric": {"target": 10}}},
         {"name": "stream-blue", "replicas": 0},
     ])  # fmt: skip
-    objects = desired_children(network, nats_password=PASSWORD)
+    objects = desired_children(network, **SECRETS)
     budgets = {o["metadata"]["name"]: o for o in objects if o["kind"] == "PodDisruptionBudget"}
     # stream-red runs one pod now, but may run three: its budget does not come and go as it scales
-    assert set(budgets) == {"ring-agents", "ring-crdt-service", "ring-stream-red"}
+    assert set(budgets) == {"ring-agents", "ring-crdt-service", "ring-stream-red", "ring-nats"}
     for name, pdb in budgets.items():
         assert pdb["apiVersion"] == "policy/v1"
         assert pdb["spec"]["maxUnavailable"] == 1 and "minAvailable" not in pdb["spec"]
         assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
         assert pdb["metadata"]["ownerReferences"][0]["uid"] == UID
-        assert pdb["metadata"]["labels"] == names.labels("ring", pdb["metadata"]["labels"][names.LABEL_COMPONENT])
+        labels = pdb["metadata"]["labels"]
+        assert labels == names.labels("ring", labels[names.LABEL_COMPONENT], app=labels[names.LABEL_NAME])
         assert [n for n, _ in pods_selected_by(objects, name)] == [name]
     # one agent pod (all agents in it): nothing to budget
-    one_pod = desired_children(network_with(agentsPerPod=8), nats_password=PASSWORD)
-    assert not [o for o in one_pod if o["kind"] == "PodDisruptionBudget"]
+    one_pod = desired_children(network_with(agentsPerPod=8), **SECRETS)
+    assert [o["metadata"]["name"] for o in one_pod if o["kind"] == "PodDisruptionBudget"] == ["ring-nats"]
     # SpinApps: the budget selects the pods spin-operator makes from podLabels
     spin = build("spinapp.yaml")
-    assert {o["metadata"]["name"] for o in spin if o["kind"] == "PodDisruptionBudget"} == {"spin-agents", "spin-stream-red"}
+    assert {o["metadata"]["name"] for o in spin if o["kind"] == "PodDisruptionBudget"} == {"spin-agents", "spin-stream-red",
+                                                                                          "spin-nats"}
     assert [n for n, _ in pods_selected_by(spin, "spin-stream-red")] == ["spin-stream-red"]
 
 
 def test_a_budget_is_pruned_when_its_component_drops_to_one_replica_or_goes() -> None:
     two = network_with(components=[{"name": "crdt-service", "replicas": 2}, {"name": "dashboard", "replicas": 2}])
-    before = desired_children(two, nats_password=PASSWORD)
-    after = desired_children(network_with(components=[{"name": "crdt-service", "replicas": 1}]), nats_password=PASSWORD)
+    before = desired_children(two, **SECRETS)
+    after = desired_children(network_with(components=[{"name": "crdt-service", "replicas": 1}]), **SECRETS)
     gone = children.obsolete_children(two, after, before)
     assert ("policy/v1", "PodDisruptionBudget", "ring-crdt-service") in gone
     assert ("policy/v1", "PodDisruptionBudget", "ring-dashboard") in gone
@@ -574,7 +582,7 @@ def test_scheduling_knobs_reach_each_pod_template_and_only_theirs() -> None:
         components=[{"name": "crdt-service", "scheduling": {"tolerations": [{"operator": "Exists"}]}},
                     {"name": "dashboard"}],
     )  # fmt: skip
-    objects = by_key(desired_children(network, nats_password=PASSWORD))
+    objects = by_key(desired_children(network, **SECRETS))
     agents = objects[("StatefulSet", "ring-agents")]["spec"]["template"]["spec"]
     for field in ("nodeSelector", "tolerations", "affinity", "priorityClassName"):
         assert agents[field] == SCHEDULING[field], field
@@ -604,7 +612,7 @@ def test_component_env_and_logging_reach_the_pods() -> None:
                                                      {"name": "EMPTY", "value": ""}]},
                     {"name": "dashboard"}],
     )  # fmt: skip
-    objects = desired_children(network, nats_password=PASSWORD)
+    objects = desired_children(network, **SECRETS)
     templates = dict(pod_templates(objects))
     for name in ("ring-agents", "ring-crdt-service", "ring-dashboard"):
         env = env_of(templates[name])
@@ -612,9 +620,9 @@ def test_component_env_and_logging_reach_the_pods() -> None:
     assert env_of(templates["ring-crdt-service"]).items() >= {"CACHE_SIZE_MB": "64", "EMPTY": ""}.items()
     assert "CACHE_SIZE_MB" not in env_of(templates["ring-dashboard"])
     (nats,) = templates["ring-nats"]["spec"]["containers"]
-    assert "env" not in nats  # the NATS server logs its own way
+    assert [e["name"] for e in nats["env"]] == [names.ENV_NATS_SERVER_NAME]  # the NATS server logs its own way
     # defaults: INFO, json
-    default = dict(pod_templates(desired_children(network_with(), nats_password=PASSWORD)))
+    default = dict(pod_templates(desired_children(network_with(), **SECRETS)))
     assert env_of(default["ring-agents"])[names.ENV_LOG_LEVEL] == "INFO"
     assert env_of(default["ring-agents"])[names.ENV_LOG_FORMAT] == "json"
     # a SpinApp gets them as Spin variables
@@ -626,6 +634,6 @@ def test_component_env_and_logging_reach_the_pods() -> None:
 def test_every_variable_the_operator_sets_is_reserved() -> None:
     """spec.components[].env may not override one: the model's list is what the builders set."""
     network = network_with(components=[{"name": "interaction-timeline"}])
-    templates = [t for name, t in pod_templates(desired_children(network, nats_password=PASSWORD)) if name != "ring-nats"]
+    templates = [t for name, t in pod_templates(desired_children(network, **SECRETS)) if name != "ring-nats"]
     set_by_operator = {n for t in templates for n in env_of(t)}
     assert set_by_operator == set(names.OPERATOR_ENV)

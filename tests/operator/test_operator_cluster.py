@@ -34,10 +34,11 @@ def test_example_network_comes_up_ready_and_is_garbage_collected(operator, kubec
     claims = [o for o in labelled if o["kind"] == "PersistentVolumeClaim"
               and o["metadata"]["ownerReferences"][0]["kind"] == "StatefulSet"]
     assert kinds_and_names(claims) == {("PersistentVolumeClaim", f"data-ramanujan-agents-{i}") for i in range(9)} | {
-        ("PersistentVolumeClaim", "data-ramanujan-nats-0")}
+        ("PersistentVolumeClaim", f"data-ramanujan-nats-{k}") for k in range(3)}
     assert all(c["status"]["phase"] == "Bound" for c in claims)
     owned = [o for o in labelled if o not in claims]
-    expected = {("ConfigMap", "ramanujan-config"), ("Secret", "ramanujan-nats"),
+    expected = {("ConfigMap", "ramanujan-config"), ("Secret", "ramanujan-nats"), ("Secret", "ramanujan-nats-ca"),
+                ("Secret", "ramanujan-nats-tls"), ("PodDisruptionBudget", "ramanujan-nats"),
                 ("Service", "ramanujan-nats"), ("Service", "ramanujan-nats-headless"),
                 ("StatefulSet", "ramanujan-nats"), ("Service", "ramanujan-agents"),
                 ("StatefulSet", "ramanujan-agents"), ("PersistentVolumeClaim", "ramanujan-interaction-timeline"),

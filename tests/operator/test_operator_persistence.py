@@ -9,12 +9,12 @@ import json
 from typing import Any
 
 import pytest
-from conftest import PASSWORD, load_example, network_from
+from conftest import PASSWORD, SECRETS, load_example, network_from
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from agentnet_operator import children, names
+from agentnet_operator import children, names, nats_children
 from agentnet_operator.cluster import replacement
 from agentnet_operator.model import AgentNetwork
 
@@ -26,7 +26,7 @@ def build(persistence: dict[str, Any] | None = None, **spec: Any) -> dict[tuple[
     if persistence is not None:
         body["spec"]["persistence"] = persistence
     body["spec"].update(spec)
-    objects = children.desired_children(network_from(body), nats_password=PASSWORD)
+    objects = children.desired_children(network_from(body), **SECRETS)
     return {(o["kind"], o["metadata"]["name"]): o for o in objects}
 
 
@@ -114,7 +114,7 @@ def test_a_throwaway_network_keeps_todays_empty_dirs() -> None:
     assert agent["command"] == ["agentnet", "agent"] and data_mounts(agent) == []
     assert names.ENV_DATA_DIR not in {e["name"] for e in agent["env"]}
     (nats_data,) = [v for v in pod(nats)[0]["volumes"] if v["name"] == names.VOLUME_DATA]
-    assert nats_data["emptyDir"] == {"sizeLimit": children.NATS_DATA_SIZE_LIMIT}
+    assert nats_data["emptyDir"] == {"sizeLimit": nats_children.NATS_DATA_SIZE_LIMIT}
     timeline = objects[("Deployment", f"ramanujan-{TIMELINE}")]
     assert "strategy" not in timeline["spec"]
     (scratch,) = [v for v in pod(timeline)[0]["volumes"] if v["name"] == names.VOLUME_DATA]

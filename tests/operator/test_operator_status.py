@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import PASSWORD, load_example, network_from
+from conftest import PASSWORD, SECRETS, load_example, network_from
 
 from agentnet_operator.children import desired_children
 from agentnet_operator.model import AgentNetwork, AgentNetworkStatus
@@ -50,7 +50,7 @@ def network(example: str = "network.yaml", status: dict[str, Any] | None = None)
 
 
 def children_of(net: AgentNetwork, **kw: Any) -> list[dict[str, Any]]:
-    return desired_children(net, nats_password=PASSWORD if net.spec.nats.managed else None, **kw)
+    return desired_children(net, **(SECRETS if net.spec.nats.managed else {}), **kw)
 
 
 def conditions(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -70,7 +70,8 @@ def test_all_children_ready() -> None:
     assert status["agents"] == {"desired": 9, "ready": 9, "colors": {"BLUE": 3, "GREEN": 3, "RED": 3}}
     assert status["components"]["stream-red"] == {"replicas": 1, "readyReplicas": 1}
     assert len(status["components"]) == 11
-    assert status["nats"] == {"url": "nats://ramanujan-nats.demo.svc:4222", "ready": True}
+    servers = [f"tls://ramanujan-nats-{k}.ramanujan-nats-headless.demo.svc:4222" for k in range(3)]
+    assert status["nats"] == {"url": ",".join(servers), "ready": True}
     assert (
         status["selector"]
         == "app.kubernetes.io/name=agentnet,app.kubernetes.io/instance=ramanujan,app.kubernetes.io/component=agent"
@@ -292,7 +293,7 @@ def test_impossible_topology_is_a_problem_not_a_crash() -> None:
     (problem,) = check_network(net)
     assert problem.reason == "TopologyImpossible" and reason in problem.message
     with pytest.raises(TopologyError):
-        desired_children(net, nats_password=PASSWORD)
+        desired_children(net, **SECRETS)
     status = compute_status(net, [], now=NOW, problems=[problem])
     assert conditions(status)["Degraded"]["reason"] == "TopologyImpossible"
     assert "colors" not in status["agents"]

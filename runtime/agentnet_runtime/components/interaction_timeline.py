@@ -166,7 +166,8 @@ class InteractionTimeline(Service):
                 "nats": "connected" if self.nc is not None and self.nc.is_connected else "connecting"}  # fmt: skip
 
     def jetstream(self) -> list[natsclient.JetStreamNeed]:
-        return [natsclient.timeline_stream(), natsclient.timeline_consumer(self.durable, 4 * FETCH_BATCH)]
+        return [natsclient.timeline_stream(self.config.network.stream_replicas),
+                natsclient.timeline_consumer(self.durable, 4 * FETCH_BATCH)]
 
     async def on_start(self) -> None:
         self.timeline = await asyncio.to_thread(timeline_at, self.path, self.config.network)

@@ -314,7 +314,8 @@ class StreamService(Service):
     # --- lifecycle ----------------------------------------------------------------------------------------
 
     def jetstream(self) -> list[natsclient.JetStreamNeed]:
-        return [natsclient.work_stream(), natsclient.work_queue_consumer(self.name, max(1_000, 4 * self.batch_size))]
+        return [natsclient.work_stream(self.config.network.stream_replicas),
+                natsclient.work_queue_consumer(self.name, max(1_000, 4 * self.batch_size))]
 
     async def on_start(self) -> None:
         await self._new_worker()

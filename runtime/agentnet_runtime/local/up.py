@@ -77,14 +77,17 @@ def network_model(body: Any, source: str = "the network"):
 
 
 def network_document_from(body: Any, source: str = "the network") -> dict[str, Any]:
-    """network.json for an AgentNetwork object (a dict as in YAML), via the operator's model."""
+    """network.json for an AgentNetwork object (a dict as in YAML), via the operator's model, for one
+    embedded nats-server: its streams are kept once, whatever the spec's cluster would keep."""
     from agentnet_operator.children import network_config
 
     network = network_model(body, source)
     try:
-        return network_config(network)
+        document = network_config(network)
     except (ValueError, AssertionError) as error:  # e.g. an impossible topology, a missing metadata.name
         raise click.ClickException(f"{source}: {error}") from None
+    document["nats"]["streamReplicas"] = 1
+    return document
 
 
 def local_guard(body: Any, require_token: bool, say=lambda text: None) -> Guard:

@@ -1,0 +1,96 @@
+"""The operator's managed NATS cluster on loopback: real nats-servers run the configuration
+nats_children.nats_server_config writes for a network, with a CA and certificate from the
+operator's tls module, so tests and benchmarks exercise that very file (TLS for clients and
+routes, routes between every server, JetStream clustered) without a Kubernetes node.
+
+What only a cluster has is replaced in the text, nothing else: the servers' DNS names become
+`localhost` (which the certificate also names) with a port per server, and the file paths
+(certificates, JetStream's store) become a temp dir's.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from agentnet_operator import names
+from agentnet_operator.model import AgentNetwork
+from agentnet_operator.nats_children import certificate_names, nats_server_config, server_hosts
+from agentnet_operator.tls import TlsMaterial, issue_ca, issue_server
+from agentnet_runtime.config import NatsAuth
+from agentnet_runtime.natsbin import EmbeddedNats, free_port
+
+PASSWORD = "loopback-cluster-password"
+NAMESPACE = "loop"
+
+
+def cluster_network(size: int, name: str = "loop") -> AgentNetwork:
+    return AgentNetwork.model_validate({
+        "apiVersion": names.API_VERSION, "kind": names.KIND,
+        "metadata": {"name": name, "namespace": NAMESPACE, "uid": "loopback"},
+        "spec": {"agents": 3, "topology": {"kind": "ring"}, "nats": {"managed": True, "replicas": size}},
+    })  # fmt: skip
+
+
+def loopback_material(network: AgentNetwork) -> TlsMaterial:
+    now = datetime.now(UTC)
+    ca_cert, ca_key = issue_ca("loopback NATS CA", now)
+    return TlsMaterial(ca_cert, ca_key, *issue_server(ca_cert, ca_key, [*certificate_names(network), "localhost"], now))
+
+
+@dataclass
+class LoopbackCluster:
+    """`size` servers of one network's cluster; `with LoopbackCluster(3) as cluster:`."""
+
+    size: int
+    directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="agentnet-natscluster-")))
+    servers: list[EmbeddedNats] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.network = cluster_network(self.size)
+        self.tls = loopback_material(self.network)
+        tls_dir = self.directory / "tls"
+        tls_dir.mkdir(parents=True, exist_ok=True)
+        for key, text in ((names.TLS_CERT, self.tls.cert), (names.TLS_KEY, self.tls.key), (names.TLS_CA, self.tls.ca_cert)):
+            (tls_dir / key).write_text(text)
+        routes = [free_port() for _ in range(self.size)]
+        config = nats_server_config(self.network, PASSWORD).replace(names.NATS_TLS_DIR, str(tls_dir))
+        for k, host in enumerate(server_hosts(self.network)):
+            config = config.replace(f"{host}:{names.NATS_CLUSTER_PORT}", f"localhost:{routes[k]}")
+        for k in range(self.size):
+            mine = re.sub(rf"(?m)^  port: {names.NATS_CLUSTER_PORT}$", f"  port: {routes[k]}", config)
+            mine = re.sub(rf"(?m)^http_port: {names.NATS_MONITOR_PORT}$", f"http_port: {free_port()}", mine)
+            store = self.directory / f"server-{k}"
+            mine = mine.replace(f'"{names.NATS_DATA_DIR}/', f'"{store}/')
+            self.servers.append(EmbeddedNats(self.directory / f"server-{k}", host="localhost", config=mine,
+                                             env={names.ENV_NATS_SERVER_NAME: f"loop-nats-{k}"}))
+
+    @property
+    def url(self) -> str:
+        """Every server's URL, as the operator gives them to clients."""
+        return ",".join(f"tls://localhost:{server.port}" for server in self.servers)
+
+    @property
+    def auth(self) -> NatsAuth:
+        """The credentials and CA a client of the network gets."""
+        return NatsAuth(user=names.NATS_USER, password=PASSWORD, tls_ca=self.tls.ca_cert)
+
+    def start(self) -> "LoopbackCluster":
+        for server in self.servers:
+            server.start()
+        return self
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self) -> "LoopbackCluster":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
