@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 
 import pytest
-from conftest import PASSWORD, network_from
+from conftest import SECRETS, network_from
 from pydantic import ValidationError
 
 from agentnet_operator import names
@@ -29,7 +29,7 @@ def _containers(objects):
 
 def test_every_pod_reads_the_token_from_the_networks_secret_and_the_limits_from_the_spec():
     network = _network(limits={"maxBodyBytes": 65536, "maxTermDepth": 40, "rateLimit": {"requests": 7, "periodSeconds": 9}})
-    objects = desired_children(network, nats_password=PASSWORD, api_token=TOKEN)
+    objects = desired_children(network, **SECRETS, api_token=TOKEN)
     secret = next(o for o in objects if o["kind"] == "Secret" and o["metadata"]["name"] == names.api_token_name("ring"))
     assert base64.b64decode(secret["data"][names.API_TOKEN_KEY]).decode() == TOKEN
     assert secret["metadata"]["ownerReferences"][0]["controller"] is True
@@ -54,7 +54,7 @@ def test_the_defaults_are_guide_001s_rate_and_the_runtimes_limits():
 
 def test_without_a_token_there_is_no_secret_and_a_bad_token_is_refused():
     assert not any(o["kind"] == "Secret" and o["metadata"]["name"] == "ring-api-token"
-                   for o in desired_children(_network(), nats_password=PASSWORD))
+                   for o in desired_children(_network(), **SECRETS))
     assert len(new_secret_value()) >= 32 and new_secret_value() != new_secret_value()
     with pytest.raises(ValueError, match="API token must be 16-128 characters"):
         api_token_secret(_network(), "short")

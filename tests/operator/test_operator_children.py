@@ -241,7 +241,7 @@ def test_every_network_the_resource_accepts_fits_in_a_config_map(agents: int, to
     from agentnet_operator.status import check_network
 
     network = network_from({"metadata": {"name": "big"}, "spec": {"agents": agents, "topology": topology}})
-    (cm,) = [o for o in desired_children(network, nats_password=PASSWORD) if o["kind"] == "ConfigMap"]
+    (cm,) = [o for o in desired_children(network, **SECRETS) if o["kind"] == "ConfigMap"]
     assert len(cm["data"][names.CONFIG_KEY].encode()) <= children.CONFIG_MAP_LIMIT == 1024 * 1024
     assert len(config_of([cm])["nodes"]) == agents
     assert check_network(network) == []
