@@ -11,7 +11,7 @@ DEV_CLUSTER_DIR ?= $(HOME)/.cache/agentnet/dev-cluster
 # What setup.py's mypyc build leaves next to the engine's source.
 COMPILED_ENGINE = runtime/agentnet_runtime/core/*.so
 
-.PHONY: setup host-packages controlplane prometheus browser image test run bench crds e2e-kind dev-cluster dev-cluster-down clean
+.PHONY: setup host-packages controlplane prometheus spin-operator browser image test run bench crds e2e-kind dev-cluster dev-cluster-down clean
 
 setup: $(VENV)/.installed
 
@@ -40,6 +40,11 @@ controlplane:
 prometheus:
 	bash tests/prometheus/build.sh
 
+# The real spin-operator (SpinKube) the SpinApp tests run against the control plane, built from
+# its Go module once and cached under ~/.cache/agentnet (its CRDs come from the same module).
+spin-operator:
+	bash tests/spinoperator/build.sh
+
 # Debian's headless Chromium for the dashboard's browser tests (Playwright drives it and
 # downloads no browser of its own).
 browser:
@@ -52,7 +57,7 @@ image: setup host-packages
 	@PYTHONPATH=tests $(PY) -m rig.controlplane load-image --state-dir $(DEV_CLUSTER_DIR) >&2
 	bash scripts/image/build.sh
 
-test: setup host-packages controlplane prometheus browser image
+test: setup host-packages controlplane prometheus spin-operator browser image
 	$(PY) -m pytest -n $(TEST_WORKERS)
 
 # The example network on this machine: embedded nats-server, 9 agents, one port (3000).
