@@ -11,7 +11,7 @@ DEV_CLUSTER_DIR ?= $(HOME)/.cache/agentnet/dev-cluster
 # What setup.py's mypyc build leaves next to the engine's source.
 COMPILED_ENGINE = runtime/agentnet_runtime/core/*.so
 
-.PHONY: setup host-packages controlplane prometheus spin-operator browser image test run bench crds e2e-kind dev-cluster dev-cluster-down clean
+.PHONY: setup host-packages controlplane prometheus spin-operator browser image spin-image test run bench crds e2e-kind dev-cluster dev-cluster-down clean
 
 setup: $(VENV)/.installed
 
@@ -57,7 +57,12 @@ image: setup host-packages
 	@PYTHONPATH=tests $(PY) -m rig.controlplane load-image --state-dir $(DEV_CLUSTER_DIR) >&2
 	bash scripts/image/build.sh
 
-test: setup host-packages controlplane prometheus spin-operator browser image
+# The Spin app image SpinApps run: FROM scratch, /spin.toml and the Spin components' wasm files
+# (make wasm), built with buildah into an OCI archive (no registry); prints the image reference last.
+spin-image: setup host-packages wasm
+	bash scripts/image/build.sh spin
+
+test: setup host-packages controlplane prometheus spin-operator browser image spin-image
 	$(PY) -m pytest -n $(TEST_WORKERS)
 
 # The example network on this machine: embedded nats-server, 9 agents, one port (3000).
