@@ -11,7 +11,7 @@ DEV_CLUSTER_DIR ?= $(HOME)/.cache/agentnet/dev-cluster
 # What setup.py's mypyc build leaves next to the engine's source.
 COMPILED_ENGINE = runtime/agentnet_runtime/core/*.so
 
-.PHONY: setup host-packages controlplane prometheus browser image wasm test run bench crds e2e-kind dev-cluster dev-cluster-down clean
+.PHONY: setup host-packages controlplane prometheus spin-operator browser image wasm spin-image test run bench crds e2e-kind dev-cluster dev-cluster-down clean
 
 setup: $(VENV)/.installed
 
@@ -40,6 +40,11 @@ controlplane:
 prometheus:
 	bash tests/prometheus/build.sh
 
+# The real spin-operator (SpinKube) the SpinApp tests run against the control plane, built from
+# its Go module once and cached under ~/.cache/agentnet (its CRDs come from the same module).
+spin-operator:
+	bash tests/spinoperator/build.sh
+
 # Debian's headless Chromium for the dashboard's browser tests (Playwright drives it and
 # downloads no browser of its own).
 browser:
@@ -57,7 +62,12 @@ image: setup host-packages
 wasm: setup
 	$(PY) scripts/wasm/build.py
 
-test: setup host-packages controlplane prometheus browser image wasm
+# The Spin app image SpinApps run: FROM scratch, /spin.toml and the Spin components' wasm files
+# (make wasm), built with buildah into an OCI archive (no registry); prints the image reference last.
+spin-image: setup host-packages wasm
+	bash scripts/image/build.sh spin
+
+test: setup host-packages controlplane prometheus spin-operator browser image wasm spin-image
 	$(PY) -m pytest -n $(TEST_WORKERS)
 
 # The example network on this machine: embedded nats-server, 9 agents, one port (3000).

@@ -6,7 +6,8 @@ registry), checked on the real archives the rig imports into containerd:
   configuration and no copy of this host's CA bundle (the build mounts those as secrets);
   its size is recorded (`pytest tests/test_image.py -rP` prints it);
 - the pause image is Kubernetes' pause.c, static, alone in the image;
-- the CoreDNS image runs the control plane build's coredns as user 65532.
+- the CoreDNS image runs the control plane build's coredns as user 65532;
+- the Spin app image holds /spin.toml and the Spin components' wasm files, nothing else.
 
 Cached images make this quick (a few seconds, mostly reading the runtime image's layers);
 a cold runtime image is built first, which takes minutes.
@@ -19,15 +20,18 @@ import json
 import os
 import subprocess
 import tarfile
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
+import tomli_w
 
-from agentnet_operator import model
+from agentnet_operator import model, names, spin
 from agentnet_runtime import __version__
+from agentnet_runtime.catalogue import SPIN_COMPONENTS
 from rig import images
 
 REPO = Path(__file__).resolve().parent.parent
@@ -217,3 +221,23 @@ def test_coredns_image_runs_the_control_planes_coredns():
     assert archive.config["config"]["User"] == "65532:65532"
     with working_container(image, archive.image_id) as name:
         assert run_in(name, "/coredns", "-version").startswith(f"CoreDNS-{image.reference.rsplit(':v', 1)[1]}")
+
+
+# --- the Spin app image ---------------------------------------------------------------------------
+
+def test_spin_app_image_has_the_layout_spinkubes_shim_reads():
+    """FROM scratch: /spin.toml (manifest version 2, as agentnet_operator.spin renders it) at the
+    root and beside it every component's `source`, byte for byte build/wasm's (`make wasm`)."""
+    manifest_text = tomli_w.dumps(spin.manifest()).encode()
+    wasm = {c: REPO / "build" / "wasm" / spin.wasm_file(c) for c in SPIN_COMPONENTS}
+    image = images.spin()
+    archive = read_archive(image.archive, frozenset([len(manifest_text), *(p.stat().st_size for p in wasm.values())]))
+    assert image.reference == archive.reference == names.SPIN_IMAGE == model.Spin().image
+    files = {e.path: e for e in archive.entries if e.path and not e.path.endswith("/")}
+    assert set(files) == {"spin.toml", *(spin.wasm_file(c) for c in SPIN_COMPONENTS)}  # nothing else
+    assert files["spin.toml"].sha256 == hashlib.sha256(manifest_text).hexdigest()
+    toml = tomllib.loads(manifest_text.decode())
+    assert toml["spin_manifest_version"] == 2
+    assert {t["component"] for t in toml["trigger"]["http"]} == set(toml["component"]) == set(SPIN_COMPONENTS)
+    for component, part in toml["component"].items():
+        assert files[part["source"]].sha256 == hashlib.sha256(wasm[component].read_bytes()).hexdigest()

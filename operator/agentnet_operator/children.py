@@ -8,7 +8,7 @@ lists in a fixed order), so applying an unchanged spec writes nothing.
 |---|---|
 | topology & config | ConfigMap `<net>-config` (network.json: neighbours, colour and display colour of every agent, component URLs and settings) |
 | agents | StatefulSet + headless Service `<net>-agents` (pod k runs agent ids k*agentsPerPod ...), a claim `data-<net>-agents-<k>` per pod |
-| each component | Deployment + Service `<net>-<component>`, or SpinApp `<net>-<component>`; the interaction-timeline's DuckDB on a PersistentVolumeClaim `<net>-interaction-timeline` |
+| each component | Deployment + Service `<net>-<component>`; under workload SpinApp a Spin component (spin.py) is a SpinApp `<net>-<component>` instead, running the Spin app image, and spin-operator makes its Deployment and Service; the interaction-timeline's DuckDB on a PersistentVolumeClaim `<net>-interaction-timeline` |
 | NATS (managed) | built by nats_children: StatefulSet `<net>-nats` (a cluster), its Services, Secrets and budget |
 | availability | PodDisruptionBudget `<net>-agents` and `<net>-<component>` for each of them that may run more than one pod |
 
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from agentnet_operator import names
+from agentnet_operator import names, spin
 from agentnet_operator.model import AgentNetwork, AgentNetworkSpec, ComponentSpec, Resources, Scheduling, Volume
 from agentnet_operator.tls import TlsMaterial
 from agentnet_runtime.catalogue import BY_NAME, HEALTH_PATH, HTTP_PORT, READY_PATH
@@ -227,8 +227,23 @@ def _nats_secret_name(network: AgentNetwork) -> str | None:
     return names.nats_name(network.name) if nats.managed else nats.credentials_secret
 
 
+def runs_as_spinapp(network: AgentNetwork, component: str) -> bool:
+    """Whether the component runs as a SpinApp: workload SpinApp and a Spin HTTP component. The
+    others (bound to NATS or to long-lived state) run as Deployments under either workload."""
+    return network.spec.workload == "SpinApp" and BY_NAME[component].spin
+
+
+def spinapp_components(network: AgentNetwork) -> list[str]:
+    """The network's components that run as SpinApps (none under workload Deployment)."""
+    return [c.name for c in network.spec.effective_components if runs_as_spinapp(network, c.name)]
+
+
+def component_workload_kind(network: AgentNetwork, component: str) -> str:
+    return names.SPINAPP_KIND if runs_as_spinapp(network, component) else "Deployment"
+
+
 def component_url(network: AgentNetwork, component: str) -> str:
-    port = names.SPINAPP_SERVICE_PORT if network.spec.workload == "SpinApp" else HTTP_PORT
+    port = names.SPINAPP_SERVICE_PORT if runs_as_spinapp(network, component) else HTTP_PORT
     return f"http://{names.component_name(network.name, component)}:{port}"
 
 
@@ -243,7 +258,7 @@ def component_replicas(component: ComponentSpec, scale: Mapping[str, int] | None
 
 def component_workload_ref(network: AgentNetwork, component: str) -> dict[str, Any]:
     """Enough of a component's Deployment (or SpinApp) to find it in the cache."""
-    if network.spec.workload == "SpinApp":
+    if runs_as_spinapp(network, component):
         api_version, kind = names.SPINAPP_API_VERSION, names.SPINAPP_KIND
     else:
         api_version, kind = "apps/v1", "Deployment"
@@ -637,45 +652,24 @@ def component_service(network: AgentNetwork, component: ComponentSpec) -> dict[s
 
 
 def component_spinapp(network: AgentNetwork, component: ComponentSpec, replicas: int) -> dict[str, Any]:
-    """A SpinApp (core.spinkube.dev/v1alpha1), using only fields its CRD defines.
+    """A SpinApp (core.spinkube.dev/v1alpha1) running one component of the Spin app image
+    (spec.components selects it), using only fields spin-operator's CRD defines.
 
-    SpinApp has no /scale: the operator writes spec.replicas itself. Spin apps
-    get their settings as Spin variables (SpinKube has no env field)."""
+    SpinApp has no /scale: the operator writes spec.replicas itself. Settings go as Spin
+    variables (SpinKube has no env field); the health checks ask /health under the component's
+    route, as Spin routes requests by path."""
     spec = network.spec
-    spin = spec.effective_spin
-    variables: list[dict[str, Any]] = [
-        {"name": names.SPIN_VAR_NETWORK, "value": network.name},
-        {"name": names.SPIN_VAR_COMPONENT, "value": component.name},
-        {"name": names.SPIN_VAR_NATS_URL, "value": nats_url(network)},
-        {"name": names.SPIN_VAR_LOG_LEVEL, "value": spec.logging.level},
-        {"name": names.SPIN_VAR_LOG_FORMAT, "value": spec.logging.format},
-        {
-            "name": names.SPIN_VAR_CONFIG,
-            "valueFrom": {"configMapKeyRef": {"name": names.config_name(network.name), "key": names.CONFIG_KEY}},
-        },
-    ]
-    secret = _nats_secret_name(network)
-    if secret is not None:
-        keys = [
-            (names.SPIN_VAR_NATS_USER, names.NATS_SECRET_USER),
-            (names.SPIN_VAR_NATS_PASSWORD, names.NATS_SECRET_PASSWORD),
-        ]
-        if not spec.nats.managed:
-            keys.append((names.SPIN_VAR_NATS_TOKEN, names.NATS_SECRET_TOKEN))
-        for variable, key in keys:
-            ref: dict[str, Any] = {"name": secret, "key": key}
-            if not spec.nats.managed:
-                ref["optional"] = True  # an external Secret holds one kind of credential
-            variables.append({"name": variable, "valueFrom": {"secretKeyRef": ref}})
-    probe = {"httpGet": {"path": HEALTH_PATH}}
+    settings = spec.effective_spin
+    probe = {"httpGet": {"path": spin.health_path(component.name)}}
     out_spec: dict[str, Any] = {
-        "image": spin.image or spec.image,
-        "executor": spin.executor,
+        "image": settings.image,
+        "executor": settings.executor,
+        "components": [component.name],
         "replicas": replicas,
         "checks": {"readiness": probe, "liveness": probe},
         "podLabels": names.labels(network.name, component.name),
         "podAnnotations": {names.ANNOTATION_CONFIG_DIGEST: _component_config_digest(network, component)},
-        "variables": variables,
+        "variables": spin.spinapp_variables(network.name, component.name, spec.logging, component.settings),
     }
     if component.resources is not None:
         out_spec["resources"] = component.resources.dump()
@@ -732,11 +726,11 @@ def desired_children(
         out.append(pod_disruption_budget(network, names.agents_name(network.name), names.ROLE_AGENT))
     for component in spec.effective_components:
         replicas = component_replicas(component, scale)
-        if _timeline_on_claim(network, component) and spec.workload != "SpinApp":
-            out.append(timeline_claim(network))
-        if spec.workload == "SpinApp":
+        if runs_as_spinapp(network, component.name):
             out.append(component_spinapp(network, component, replicas))
         else:
+            if _timeline_on_claim(network, component):
+                out.append(timeline_claim(network))
             out += [component_deployment(network, component, replicas), component_service(network, component)]
         if _most_replicas(component) > 1:
             name = names.component_name(network.name, component.name)

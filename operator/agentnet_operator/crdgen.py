@@ -178,11 +178,11 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
         "description": "Agents whose pod is ready",
     },
     {
-        "name": "Workload",
+        "name": "Workloads",
         "type": "string",
-        "jsonPath": ".spec.workload",
+        "jsonPath": ".status.workloads",
         "priority": 1,
-        "description": "How components run",
+        "description": "How many components run as SpinApps and as Deployments",
     },
     {
         "name": "Reason",

@@ -35,7 +35,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from agentnet_operator import names
 from agentnet_runtime import __version__
-from agentnet_runtime.catalogue import BY_NAME, COMPONENT_NAMES
+from agentnet_runtime.catalogue import BY_NAME, COMPONENT_NAMES, SPIN_COMPONENTS
 from agentnet_runtime.core.terms import MAX_TERM_DEPTH, MAX_TERM_SIZE
 from agentnet_runtime.core.topology import TOPOLOGY_KINDS
 from agentnet_runtime.settings import (
@@ -60,6 +60,7 @@ MAX_STREAM_REPLICAS = 3  # JetStream keeps no more than 5 copies; 3 survive the 
 
 WORK_QUEUE_COMPONENTS: tuple[str, ...] = tuple(c.name for c in BY_NAME.values() if c.work_queue)
 _WORK_QUEUE_CEL = "[" + ", ".join(f"'{n}'" for n in WORK_QUEUE_COMPONENTS) + "]"
+_SPIN_CEL = "[" + ", ".join(f"'{n}'" for n in SPIN_COMPONENTS) + "]"
 
 # Kinds in the runtime's order (sorted if it ever hands over an unordered set).
 TOPOLOGY_KIND_NAMES: tuple[str, ...] = (
@@ -743,8 +744,9 @@ class RollbackTo(_Object):
 class Spin(_Object):
     """Settings of components run as SpinApps (workload: SpinApp, needs SpinKube)."""
 
-    image: str | None = Field(None, min_length=1, max_length=MAX_IMAGE_LENGTH, pattern=NO_WHITESPACE)
-    """Spin application OCI artifact of the components; defaults to spec.image."""
+    image: str = Field(names.SPIN_IMAGE, min_length=1, max_length=MAX_IMAGE_LENGTH, pattern=NO_WHITESPACE)
+    """Spin app image of the Spin components (/spin.toml and their wasm files, as `make spin-image`
+    builds it); never the runtime image, which SpinKube's shim cannot run."""
     executor: str = Field(DEFAULT_SPIN_EXECUTOR, min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN)
     """SpinAppExecutor that runs the apps."""
 
@@ -841,7 +843,10 @@ class AgentNetworkSpec(_Object):
     logging: Logging = Logging()
     """Log level and format of every agent and component pod."""
     workload: Literal["Deployment", "SpinApp"] = "Deployment"
-    """How components run: a Deployment and Service each, or a SpinApp each (needs SpinKube)."""
+    """How components run: a Deployment and Service each; or SpinApp (needs SpinKube): the Spin HTTP
+    components (crdt-service, egraph-service, skill-verification) as a SpinApp each, the
+    others (bound to NATS or to long-lived state) still as a Deployment and Service each.
+    status.components[].workload says which ran how."""
     spin: Spin | None = None
     """SpinApp settings (workload: SpinApp)."""
     # A list-map keyed by name: server-side apply merges components one by one,
@@ -909,9 +914,11 @@ class AgentNetworkSpec(_Object):
         ),
         Rule(
             "self.workload == 'Deployment' || !has(self.components)"
-            " || self.components.all(c, !has(c.env) && !has(c.scheduling))",
-            "components[].env and components[].scheduling need workload Deployment (a SpinApp has neither)",
-            lambda s: s.workload == "Deployment" or all(c.env is None and c.scheduling is None for c in s.components or ()),
+            f" || self.components.all(c, !(c.name in {_SPIN_CEL}) || (!has(c.env) && !has(c.scheduling)))",
+            f"components[].env and components[].scheduling need a Deployment: under workload SpinApp,"
+            f" {', '.join(SPIN_COMPONENTS)} run as SpinApps, which have neither",
+            lambda s: s.workload == "Deployment"
+            or all(c.name not in SPIN_COMPONENTS or (c.env is None and c.scheduling is None) for c in s.components or ()),
             ".components",
         ),
     )
@@ -1044,6 +1051,8 @@ class ScaleRecord(_StatusObject):
 class ComponentStatus(_StatusObject):
     """A component's replicas and the autoscaler's last decision."""
 
+    workload: Literal["Deployment", "SpinApp"] | None = None
+    """What runs the component: a Deployment (the runtime image) or a SpinApp (the Spin app image)."""
     replicas: int | None = Field(None, ge=0)
     """Replicas the workload is asked to run."""
     ready_replicas: int | None = Field(None, ge=0)
@@ -1093,7 +1102,9 @@ class AgentNetworkStatus(_StatusObject):
     agents: AgentsStatus | None = None
     """Agents' readiness and colours."""
     components: dict[str, ComponentStatus] | None = Field(None, max_length=len(COMPONENT_NAMES))
-    """Per component: replicas, readiness, autoscaler state."""
+    """Per component: what runs it, replicas, readiness, autoscaler state."""
+    workloads: str | None = Field(None, max_length=64)
+    """How many components run as SpinApps and as Deployments, e.g. "3 SpinApp, 8 Deployment"."""
     nats: NatsStatus | None = None
     """NATS server."""
     selector: str | None = Field(None, max_length=1024)

@@ -3,6 +3,7 @@ annotations, child object names, environment variables, mount paths and the
 server-side-apply field manager. One module, so a rename is one edit.
 """
 
+from agentnet_runtime import __version__
 from agentnet_runtime.catalogue import COMPONENT_NAMES
 from agentnet_runtime.settings import GuardSettings
 
@@ -25,6 +26,11 @@ USER_AGENT = FIELD_MANAGER  # of the operator's own API client; kopf's says "kop
 
 SPINAPP_API_VERSION = "core.spinkube.dev/v1alpha1"
 SPINAPP_KIND = "SpinApp"
+
+# The Spin app image `make spin-image` builds (/spin.toml and the Spin components' wasm files,
+# FROM scratch): what SpinApps run unless spec.spin.image names another.
+SPIN_IMAGE_REPOSITORY = "ghcr.io/agentnet/agentnet-spin"
+SPIN_IMAGE = f"{SPIN_IMAGE_REPOSITORY}:{__version__}"
 
 # --- labels ------------------------------------------------------------------
 LABEL_NAME = "app.kubernetes.io/name"
@@ -200,15 +206,10 @@ OPERATOR_ENV: tuple[str, ...] = (
     ENV_NATS_CREDENTIALS_DIR, ENV_NATS_CA_FILE, ENV_HTTP_PORT, ENV_DATA_DIR, ENV_LOG_LEVEL, ENV_LOG_FORMAT, *ENV_GUARD,
 )
 
-# Spin variables (SpinApp.spec.variables) carry the same facts to a Spin app;
-# names are lower snake case as Spin requires.
+# Spin variables (SpinApp.spec.variables, declared by the Spin app's spin.toml: spin.py) every Spin
+# component reads; names are lower snake case as Spin requires. Spin components hold no NATS
+# connection (Spin has no NATS trigger), so no NATS URL or credentials go to them.
 SPIN_VAR_NETWORK = "network"
-SPIN_VAR_COMPONENT = "component"
-SPIN_VAR_NATS_URL = "nats_url"
-SPIN_VAR_CONFIG = "network_config"
-SPIN_VAR_NATS_USER = "nats_user"
-SPIN_VAR_NATS_PASSWORD = "nats_password"
-SPIN_VAR_NATS_TOKEN = "nats_token"
 SPIN_VAR_LOG_LEVEL = "log_level"
 SPIN_VAR_LOG_FORMAT = "log_format"
 

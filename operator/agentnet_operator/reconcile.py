@@ -22,7 +22,7 @@ from kubernetes.client.exceptions import ApiException
 from agentnet_operator import names
 from agentnet_operator.autoscale import step as autoscale_step
 from agentnet_operator.children import (
-    CHILD_KINDS, child_key, desired_children, digest, new_secret_value, obsolete_children)
+    CHILD_KINDS, child_key, desired_children, digest, new_secret_value, obsolete_children, spinapp_components)
 from agentnet_operator.cluster import Cluster, api_error_message, needs_apply, replacement, stamp_digest
 from agentnet_operator.metric_sources import Reading, current_replicas
 from agentnet_operator.model import AgentNetwork, AgentNetworkStatus, ComponentStatus, HistoryEntry
@@ -152,7 +152,7 @@ def reconcile(cluster: Cluster, body: Mapping[str, Any], *, now: datetime,
     rollout = plan_rollout(original, stored_revisions(cluster.children_of(original.metadata.uid)))
     network = rollout.network(original)  # what is deployed: the spec, or a stored revision
     spec = network.spec
-    spinkube = spec.workload != "SpinApp" or cluster.api_group_served(names.SPINAPP_API_VERSION)
+    spinkube = not spinapp_components(network) or cluster.api_group_served(names.SPINAPP_API_VERSION)
     outcome.problems = [*check_network(network, spinkube_installed=spinkube), *rollout.problems]
     renderable = all(p.reason in (REASON_SPINKUBE_MISSING, REASON_REVISION_NOT_FOUND) for p in outcome.problems)
 

@@ -19,12 +19,8 @@ from typing import Any
 
 from agentnet_operator import names
 from agentnet_operator.children import (
-    CONFIG_MAP_LIMIT,
-    component_replicas,
-    config_size,
-    nats_url,
-    network_config,
-    topology_plan,
+    CONFIG_MAP_LIMIT, component_replicas, component_workload_kind, config_size, nats_url, network_config,
+    spinapp_components, topology_plan,
 )
 from agentnet_operator.model import (
     AgentNetwork,
@@ -83,12 +79,13 @@ def check_network(
                 f"the network config of {spec.agents} agents ({t.kind} topology) is {size} bytes, over the "
                 f"ConfigMap limit of {CONFIG_MAP_LIMIT} bytes (1 MiB): use fewer agents or a sparser topology",
             ))  # fmt: skip
-    if spec.workload == "SpinApp" and not spinkube_installed:
+    spinapps = spinapp_components(network)
+    if spinapps and not spinkube_installed:
         problems.append(
             Problem(
                 REASON_SPINKUBE_MISSING,
-                f"workload SpinApp needs SpinKube: the {names.SPINAPP_KIND} kind "
-                f"({names.SPINAPP_API_VERSION}) is not served by this cluster",
+                f"workload SpinApp runs {', '.join(spinapps)} as SpinApps, which needs SpinKube: the "
+                f"{names.SPINAPP_KIND} kind ({names.SPINAPP_API_VERSION}) is not served by this cluster",
             )
         )
     return problems
@@ -207,6 +204,13 @@ def _index(observed: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], Mappi
     return {(o.get("kind", ""), _get(o, "metadata", "name", default="")): o for o in observed}
 
 
+def workloads_summary(components: Mapping[str, ComponentStatus]) -> str:
+    """How many components run as SpinApps and as Deployments ("3 SpinApp, 8 Deployment"): the
+    printer column that tells which ran how."""
+    counts = {kind: sum(c.workload == kind for c in components.values()) for kind in (names.SPINAPP_KIND, "Deployment")}
+    return ", ".join(f"{n} {kind}" for kind, n in counts.items() if n) or "no components"
+
+
 def _summary(messages: Sequence[str]) -> str:
     shown = list(messages[:MAX_MESSAGE_ITEMS])
     if len(messages) > MAX_MESSAGE_ITEMS:
@@ -283,10 +287,10 @@ def compute_status(
         colors = None
 
     # components
-    kind = names.SPINAPP_KIND if spec.workload == "SpinApp" else "Deployment"
     components: dict[str, ComponentStatus] = {}
     for component in spec.effective_components:
         name = names.component_name(network.name, component.name)
+        kind = component_workload_kind(network, component.name)
         desired = component_replicas(component, scale)
         state = workload_state(index.get((kind, name)), desired, what=f"{kind} {name}", deadline_counts=deadline_counts)
         track(state)
@@ -294,7 +298,8 @@ def compute_status(
         if component.autoscaling is None:  # nothing of the autoscaler's to carry over
             before = ComponentStatus()
         components[component.name] = before.model_copy(
-            update={"replicas": state.replicas if state.exists else desired, "ready_replicas": state.ready_replicas}
+            update={"workload": kind, "replicas": state.replicas if state.exists else desired,
+                    "ready_replicas": state.ready_replicas}
         )
 
     # NATS
@@ -366,6 +371,7 @@ def compute_status(
         agents=AgentsStatus(desired=spec.agents, ready=ready_agents, colors=colors),
         components=components,
         nats=nats,
+        workloads=workloads_summary(components),
         selector=names.selector_string(network.name, names.ROLE_AGENT),
     )
     return status.dump()

@@ -11,6 +11,7 @@
 #   build.sh coredns BINARY    a CoreDNS image around a static coredns binary
 #   build.sh local-path        the local-path provisioner, built from its Go module
 #   build.sh busybox           a shell, mkdir and rm (Debian's busybox-static): its helper pods
+#   build.sh spin [WASM_DIR]   the Spin app image (`make spin-image`): /spin.toml and the wasm files
 #   build.sh buildah ARGS...   buildah itself on that storage (to look around: images, inspect)
 #
 # The last line of stdout is the image reference (progress goes to stderr). With
@@ -29,7 +30,8 @@ case "$what" in
   buildah) ;;
   runtime | base | pause | local-path | busybox) [ $# -eq 0 ] || die "build.sh $what takes no arguments" ;;
   coredns) [ $# -eq 1 ] || die "usage: build.sh [--archive] coredns BINARY" ;;
-  *) die "usage: build.sh [--archive] [runtime|base|pause|local-path|busybox|coredns BINARY]  or  build.sh buildah ARGS..." ;;
+  spin) [ $# -le 1 ] || die "usage: build.sh [--archive] spin [WASM_DIR]" ;;
+  *) die "usage: build.sh [--archive] [runtime|base|pause|local-path|busybox|coredns BINARY|spin [WASM_DIR]]  or  build.sh buildah ARGS..." ;;
 esac
 
 # One build at a time per cache: parallel test workers may all ask for the same image,

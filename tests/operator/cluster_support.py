@@ -9,7 +9,6 @@ from kubernetes import client
 from agentnet_operator import names
 from conftest import RESYNC_SECONDS, load_example as example  # noqa: F401  (re-exported)
 
-SPINAPP_CRD = Path(__file__).with_name("spinapp-crd.yaml")
 READY_TIMEOUT = "90s"
 
 

@@ -298,7 +298,14 @@ INVALID_SPECS: tuple[InvalidSpec, ...] = (
         "env-on-a-spinapp",
         _with(VALID_SPEC, workload="SpinApp", components=[{"name": "crdt-service", "env": [{"name": "A", "value": "1"}]}]),
         "spec.components",
-        "need workload Deployment",
+        "need a Deployment: under workload SpinApp, crdt-service, egraph-service",
+    ),
+    InvalidSpec(
+        "scheduling-on-a-spinapp",
+        _with(VALID_SPEC, workload="SpinApp",
+              components=[{"name": "egraph-service", "scheduling": {"nodeSelector": {"disk": "ssd"}}}]),
+        "spec.components",
+        "run as SpinApps, which have neither",
     ),
     InvalidSpec(
         "logging-level-unknown",

@@ -15,14 +15,8 @@ from hypothesis import strategies as st
 
 from agentnet_operator import children, names
 from agentnet_operator.children import desired_children, to_json
-from agentnet_runtime.catalogue import COMPONENT_NAMES, HTTP_PORT
+from agentnet_runtime.catalogue import BY_NAME, COMPONENT_NAMES, HTTP_PORT
 
-# SpinApp spec fields, as spin-operator's CRD (core.spinkube.dev/v1alpha1) defines them.
-SPINAPP_SPEC_FIELDS = {
-    "checks", "components", "deploymentAnnotations", "enableAutoscaling", "executor", "image",
-    "imagePullSecrets", "podAnnotations", "podLabels", "replicas", "resources", "runtimeConfig",
-    "serviceAnnotations", "variables", "volumeMounts", "volumes",
-}  # fmt: skip
 SPIN_VARIABLE = re.compile(r"^[a-z][a-z0-9_]*$")
 DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
@@ -382,32 +376,89 @@ def test_external_nats_adds_nothing_but_its_url_and_secret() -> None:
     assert config_of(objects)["nats"]["url"] == "nats://nats.infra.svc:4222"
 
 
-def test_spinapp_workload() -> None:
+@pytest.fixture(scope="module")
+def spinapp_schema() -> dict[str, Any]:
+    """The openAPIV3Schema of the real SpinApp CRD, from spin-operator's Go module."""
+    from rig.spinoperator import crds
+
+    crd = yaml.safe_load((crds() / "core.spinkube.dev_spinapps.yaml").read_text())
+    (version,) = crd["spec"]["versions"]
+    return version["schema"]["openAPIV3Schema"]
+
+
+def pruned(schema: dict[str, Any], value: Any, path: str = "") -> list[str]:
+    """Paths in `value` that a structural schema does not know (what the API server would drop)
+    or whose type it refuses, and required fields that are missing."""
+    if schema.get("x-kubernetes-preserve-unknown-fields") or schema.get("x-kubernetes-int-or-string"):
+        return []
+    kind = schema.get("type")
+    if kind == "object" and isinstance(value, dict):
+        out = [f"{path}.{k}" for k in schema.get("required", []) if k not in value]
+        for key, sub in value.items():
+            if "properties" in schema:
+                out += pruned(schema["properties"][key], sub, f"{path}.{key}") if key in schema["properties"] \
+                    else [f"{path}.{key}"]
+            elif "additionalProperties" in schema:
+                out += pruned(schema["additionalProperties"], sub, f"{path}.{key}")
+        return out
+    if kind == "array" and isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in pruned(schema["items"], v, f"{path}[{i}]")]
+    expected = {"string": str, "integer": int, "boolean": bool, "number": (int, float), "object": dict, "array": list}
+    return [] if kind is None or isinstance(value, expected[kind]) else [f"{path}: not {kind}"]
+
+
+def test_spinapp_workload_splits_spin_components_from_the_others(spinapp_schema) -> None:
+    from agentnet_operator import spin
+
     objects = build("spinapp.yaml")
     keys = {(o["kind"], o["metadata"]["name"]) for o in objects}
-    assert not [k for k in keys if k[0] == "Deployment"]
-    spinapps = [o for o in objects if o["kind"] == "SpinApp"]
-    assert {o["metadata"]["name"] for o in spinapps} == {
-        "spin-stream-red", "spin-crdt-service", "spin-egraph-service", "spin-agent-orchestrator",
+    spinapps = {o["metadata"]["name"]: o for o in objects if o["kind"] == "SpinApp"}
+    # Spin HTTP components are SpinApps; the NATS-bound ones stay Deployments with their Services.
+    assert set(spinapps) == {"spin-crdt-service", "spin-egraph-service"}
+    assert {k for k in keys if k[0] in ("Deployment", "Service") and "agents" not in k[1] and "nats" not in k[1]} == {
+        ("Deployment", "spin-stream-red"), ("Service", "spin-stream-red"),
+        ("Deployment", "spin-agent-orchestrator"), ("Service", "spin-agent-orchestrator"),
     }  # fmt: skip
     assert ("StatefulSet", "spin-agents") in keys  # agents are not Spin apps
-    services = {k[1] for k in keys if k[0] == "Service"}
-    assert "spin-stream-red" not in services  # spin-operator makes the Service
-    for app in spinapps:
+    declared = set(spin.manifest()["variables"])
+    for name, app in spinapps.items():
+        component = app["metadata"]["labels"][names.LABEL_COMPONENT]
         assert app["apiVersion"] == "core.spinkube.dev/v1alpha1"
+        assert pruned(spinapp_schema, app) == []  # the real schema keeps every field
         spec = app["spec"]
-        assert set(spec) <= SPINAPP_SPEC_FIELDS, set(spec) - SPINAPP_SPEC_FIELDS
-        assert spec["image"] == "ghcr.io/agentnet/agentnet-components-spin:0.1.0"
-        assert spec["executor"] == "containerd-shim-spin"
-        assert spec["checks"]["readiness"]["httpGet"]["path"] == "/health"
+        assert spec["image"] == names.SPIN_IMAGE and spec["executor"] == "containerd-shim-spin"
+        assert spec["components"] == [component]  # one component of the shared Spin app image
+        assert spec["checks"]["readiness"]["httpGet"]["path"] == f"{BY_NAME[component].route}/health"
         assert all(SPIN_VARIABLE.match(v["name"]) for v in spec["variables"])
-        assert (
-            names.selector_labels("spin", app["metadata"]["labels"][names.LABEL_COMPONENT]).items()
-            <= spec["podLabels"].items()
-        )
-    red = by_key(objects)[("SpinApp", "spin-stream-red")]["spec"]
-    assert red["replicas"] == 2 and red["resources"] == {"limits": {"cpu": "500m", "memory": "128Mi"}}
-    assert config_of(objects)["components"]["stream-red"]["url"] == "http://spin-stream-red:80"
+        assert {v["name"] for v in spec["variables"]} <= declared  # Spin ignores what the manifest lacks
+        assert names.selector_labels("spin", component).items() <= spec["podLabels"].items()
+    egraph = spinapps["spin-egraph-service"]["spec"]
+    assert egraph["replicas"] == 2 and egraph["resources"] == {"limits": {"cpu": "500m", "memory": "256Mi"}}
+    assert {"name": "egraph_service_saturation_timeout_ms", "value": "2000"} in egraph["variables"]
+    assert {"name": "crdt_service_cache_size_mb", "value": "20"} in spinapps["spin-crdt-service"]["spec"]["variables"]
+    urls = {n: c["url"] for n, c in config_of(objects)["components"].items()}
+    assert urls == {"stream-red": f"http://spin-stream-red:{HTTP_PORT}", "crdt-service": "http://spin-crdt-service:80",
+                    "egraph-service": "http://spin-egraph-service:80",
+                    "agent-orchestrator": f"http://spin-agent-orchestrator:{HTTP_PORT}"}
+
+
+def test_a_spinapp_never_runs_the_runtime_image() -> None:
+    body = load_example("spinapp.yaml")
+    del body["spec"]["spin"]
+    body["spec"]["image"] = "registry.example/agentnet-runtime:custom"
+    objects = desired_children(network_from(body), nats_password=PASSWORD)
+    images = {o["metadata"]["name"]: o["spec"]["image"] for o in objects if o["kind"] == "SpinApp"}
+    assert images == {"spin-crdt-service": names.SPIN_IMAGE, "spin-egraph-service": names.SPIN_IMAGE}
+    (red,) = [o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "spin-stream-red"]
+    assert red["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/agentnet-runtime:custom"
+
+
+def test_under_spinapp_the_timeline_keeps_its_claim() -> None:
+    body = load_example("spinapp.yaml")
+    body["spec"]["components"] = [{"name": "interaction-timeline"}, {"name": "skill-verification"}]
+    keys = {(o["kind"], o["metadata"]["name"]) for o in desired_children(network_from(body), nats_password=PASSWORD)}
+    assert {("PersistentVolumeClaim", "spin-interaction-timeline"), ("Deployment", "spin-interaction-timeline"),
+            ("SpinApp", "spin-skill-verification")} <= keys
 
 
 def test_output_is_deterministic_and_plain_json() -> None:
@@ -549,9 +600,11 @@ def test_budgets_for_the_agents_and_each_component_that_may_run_several_pods() -
     assert [o["metadata"]["name"] for o in one_pod if o["kind"] == "PodDisruptionBudget"] == ["ring-nats"]
     # SpinApps: the budget selects the pods spin-operator makes from podLabels
     spin = build("spinapp.yaml")
-    assert {o["metadata"]["name"] for o in spin if o["kind"] == "PodDisruptionBudget"} == {"spin-agents", "spin-stream-red",
-                                                                                          "spin-nats"}
+    budgets = {o["metadata"]["name"]: o for o in spin if o["kind"] == "PodDisruptionBudget"}
+    assert set(budgets) == {"spin-agents", "spin-stream-red", "spin-egraph-service", "spin-nats"}
     assert [n for n, _ in pods_selected_by(spin, "spin-stream-red")] == ["spin-stream-red"]
+    (egraph,) = [o for o in spin if o["kind"] == "SpinApp" and o["metadata"]["name"] == "spin-egraph-service"]
+    assert budgets["spin-egraph-service"]["spec"]["selector"]["matchLabels"].items() <= egraph["spec"]["podLabels"].items()
 
 
 def test_a_budget_is_pruned_when_its_component_drops_to_one_replica_or_goes() -> None:

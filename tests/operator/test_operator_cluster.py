@@ -17,9 +17,10 @@ from agentnet_operator import names
 from agentnet_runtime.catalogue import COMPONENT_NAMES
 from invalid_specs import INVALID_SPECS, InvalidSpec
 from cluster_support import (
-    RESYNC_SECONDS, SPINAPP_CRD, apply, children, condition, example, kinds_and_names, network, small_network,
+    RESYNC_SECONDS, apply, children, condition, example, kinds_and_names, network, small_network,
     wait_ready, writes_in)
 from rig import EXISTING_KUBECONFIG, wait_for
+from rig.spinoperator import crds as spinkube_crds, install_crds as install_spinkube_crds
 
 pytestmark = pytest.mark.cluster
 
@@ -146,37 +147,40 @@ def test_impossible_topology_is_degraded_not_a_crash_loop(operator, kubectl, k8s
 
 def test_spinapp_workload_with_and_without_spinkube(operator, kubectl, k8s, namespace):
     preinstalled = bool(kubectl("get", "crd", "-o", "name").count("spinapps.core.spinkube.dev"))
-    manifest = small_network("spin", workload="SpinApp")
+    manifest = small_network("spin", workload="SpinApp",
+                             components=[{"name": "stream-red", "replicas": 1}, {"name": "egraph-service"}])
     if not preinstalled:
         apply(kubectl, namespace, manifest)
 
-        def spinkube_missing() -> bool:
+        def spinkube_missing() -> dict | None:
             body = network(k8s, namespace, "spin")
-            return any(c["type"] == "Degraded" and c["status"] == "True" and c["reason"] == "SpinKubeMissing"
-                       for c in body.get("status", {}).get("conditions", []))
+            found = [c for c in body.get("status", {}).get("conditions", [])
+                     if c["type"] == "Degraded" and c["status"] == "True" and c["reason"] == "SpinKubeMissing"]
+            return found[0] if found else None
 
-        wait_for(spinkube_missing, 30, "Degraded: SpinKubeMissing")
-        # The rest of the network still runs.
-        assert ("StatefulSet", "spin-agents") in kinds_and_names(children(kubectl, namespace, "spin"))
-        kubectl("apply", "--server-side", "-f", str(SPINAPP_CRD))
-        kubectl("wait", "--for=condition=Established", "crd/spinapps.core.spinkube.dev", "--timeout=60s")
+        assert "egraph-service" in wait_for(spinkube_missing, 30, "Degraded: SpinKubeMissing")["message"]
+        # The rest of the network still runs, stream-red (no Spin component) included.
+        assert {("StatefulSet", "spin-agents"), ("Deployment", "spin-stream-red")} <= kinds_and_names(
+            children(kubectl, namespace, "spin"))
+        install_spinkube_crds(kubectl)  # the real ones, from spin-operator's module
     try:
         apply(kubectl, namespace, manifest)
         spinapps = wait_for(lambda: json.loads(kubectl("-n", namespace, "get", "spinapps", "-o", "json"))["items"],
                             60, "the SpinApps")
         (app,) = spinapps
-        assert app["metadata"]["name"] == "spin-stream-red"
-        assert app["spec"]["replicas"] == 1
+        assert app["metadata"]["name"] == "spin-egraph-service"
+        assert app["spec"]["replicas"] == 1 and app["spec"]["components"] == ["egraph-service"]
         assert app["metadata"]["ownerReferences"][0]["name"] == "spin"
         wait_for(lambda: condition(network(k8s, namespace, "spin"), "Degraded")["status"] == "False",
                  30, "Degraded to clear once SpinKube is there")
-        assert not any(o["kind"] == "Deployment" for o in children(kubectl, namespace, "spin"))
+        deployments = {n for kind, n in kinds_and_names(children(kubectl, namespace, "spin")) if kind == "Deployment"}
+        assert deployments == {"spin-stream-red"}
     finally:
-        # On the local rig the CRD stays for the rest of the run: deleting it races the kopf
+        # On the local rig the CRDs stay for the rest of the run: deleting them races the kopf
         # watchers of operators other tests run at the same time (kopf 1.45 exits when a list
-        # meets the CRD's 404). An existing cluster gets it removed, as it was found.
+        # meets the CRD's 404). An existing cluster gets them removed, as it was found.
         if not preinstalled and EXISTING_KUBECONFIG:
-            kubectl("delete", "-f", str(SPINAPP_CRD), "--wait=false")
+            kubectl("delete", "-f", str(spinkube_crds()), "--wait=false")
 
 
 @pytest.mark.parametrize("case", INVALID_SPECS, ids=[c.name for c in INVALID_SPECS])

@@ -68,7 +68,7 @@ def test_all_children_ready() -> None:
     assert all(x["observedGeneration"] == 1 and x["lastTransitionTime"] == "2026-01-02T03:04:05Z" for x in c.values())
     assert status["observedGeneration"] == 1
     assert status["agents"] == {"desired": 9, "ready": 9, "colors": {"BLUE": 3, "GREEN": 3, "RED": 3}}
-    assert status["components"]["stream-red"] == {"replicas": 1, "readyReplicas": 1}
+    assert status["components"]["stream-red"] == {"workload": "Deployment", "replicas": 1, "readyReplicas": 1}
     assert len(status["components"]) == 11
     servers = [f"tls://ramanujan-nats-{k}.ramanujan-nats-headless.demo.svc:4222" for k in range(3)]
     assert status["nats"] == {"url": ",".join(servers), "ready": True}
@@ -99,7 +99,7 @@ def test_one_component_not_ready_is_named() -> None:
     c = conditions(status)
     assert c["Ready"]["status"] == "False"
     assert c["Ready"]["message"] == "Deployment ramanujan-egraph-service: 0 of 1 pods available"
-    assert status["components"]["egraph-service"] == {"replicas": 1, "readyReplicas": 0}
+    assert status["components"]["egraph-service"] == {"workload": "Deployment", "replicas": 1, "readyReplicas": 0}
 
 
 def test_partially_ready_agents_count_whole_pods() -> None:
@@ -243,6 +243,7 @@ def test_autoscaler_state_is_carried_and_fed_back() -> None:
     observed = observe(children_of(net, scale=current_scale(net)))
     status = compute_status(net, observed, now=NOW)
     assert status["components"]["stream-red"] == {
+        "workload": "Deployment",
         "replicas": 4,
         "readyReplicas": 4,
         "desired": 4,
@@ -256,7 +257,21 @@ def test_spinapp_and_external_nats() -> None:
     net = network("spinapp.yaml")
     status = compute_status(net, observe(children_of(net)), now=NOW)
     assert conditions(status)["Ready"]["status"] == "True"
-    assert status["components"]["stream-red"] == {"replicas": 2, "readyReplicas": 2}
+    # Which ran how: the Spin components as SpinApps, the others as Deployments.
+    assert status["components"]["stream-red"] == {"workload": "Deployment", "replicas": 2, "readyReplicas": 2}
+    assert status["components"]["egraph-service"] == {"workload": "SpinApp", "replicas": 2, "readyReplicas": 2}
+    assert {n: c["workload"] for n, c in status["components"].items()} == {
+        "stream-red": "Deployment", "crdt-service": "SpinApp", "egraph-service": "SpinApp",
+        "agent-orchestrator": "Deployment"}  # fmt: skip
+    assert status["workloads"] == "2 SpinApp, 2 Deployment"
+    # A SpinApp whose pods do not run (no shim on the node) keeps the network from Ready, by name.
+    stuck = observe(children_of(net))
+    for obj in stuck:
+        if obj["kind"] == "SpinApp" and obj["metadata"]["name"] == "spin-egraph-service":
+            obj["status"] = {"readyReplicas": 0}
+    ready = conditions(compute_status(net, stuck, now=NOW))["Ready"]
+    assert ready["status"] == "False" and "SpinApp spin-egraph-service" in ready["message"]
+    assert compute_status(network(), observe(children_of(network())), now=NOW)["workloads"] == "11 Deployment"
 
     ext = network("external-nats.yaml")
     observed = observe(children_of(ext))
@@ -277,7 +292,12 @@ def test_check_network() -> None:
     assert check_network(network()) == []
     spin = network("spinapp.yaml")
     (missing,) = check_network(spin, spinkube_installed=False)
-    assert missing.reason == "SpinKubeMissing" and "SpinApp" in missing.message
+    assert missing.reason == "SpinKubeMissing"
+    assert "runs crdt-service, egraph-service as SpinApps" in missing.message
+    # Under workload SpinApp a network of no Spin component needs no SpinKube.
+    body = load_example("spinapp.yaml")
+    body["spec"]["components"] = [{"name": "stream-red"}, {"name": "agent-orchestrator"}]
+    assert check_network(network_from(body), spinkube_installed=False) == []
 
 
 def test_impossible_topology_is_a_problem_not_a_crash() -> None:

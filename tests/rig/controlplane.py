@@ -232,6 +232,8 @@ class ControlPlane:
 
         pause, coredns, provisioner, helper, runtime = node_images.result()
         image_builds.shutdown()
+        # Afresh: the builds wait their turn behind other worktrees' (one lock), which is no startup time.
+        deadline = time.monotonic() + timeout
         self.node.start({"kubelet": p.root / "kubelet.kubeconfig", "kube-proxy": p.root / "kube-proxy.kubeconfig"},
                         p.pki, [pause, coredns, provisioner, helper, runtime], sandbox_image=pause.reference)
         # The images can wait long for other runs' builds (a lock): the readiness waits start now.

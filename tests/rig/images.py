@@ -10,6 +10,8 @@ carries that reference, so `ctr -n k8s.io images import ARCHIVE` keeps the name.
     local_path_provisioner()  localhost/agentnet/local-path-provisioner:<version>, from its Go module
     busybox()         localhost/agentnet/busybox:<version>, a shell for the provisioner's helper pods
     base()            the runtime image's base: Debian bookworm, python3.11, a venv
+    spin()            ghcr.io/agentnet/agentnet-spin:<version>, the Spin app image SpinApps run:
+                      FROM scratch, /spin.toml and build/wasm's Spin components (`make wasm` first)
 
 A cold runtime image takes minutes (debootstrap, pip, mypyc); a cached one well under a
 second. Builds are serialised by a lock in the script, so parallel workers may all ask.
@@ -69,6 +71,10 @@ def busybox() -> Image:
 
 def coredns(binary: Path) -> Image:
     return _build("coredns", str(binary))
+
+
+def spin() -> Image:
+    return _build("spin")
 
 
 def buildah(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
