@@ -446,7 +446,7 @@ def test_a_spinapp_never_runs_the_runtime_image() -> None:
     body = load_example("spinapp.yaml")
     del body["spec"]["spin"]
     body["spec"]["image"] = "registry.example/agentnet-runtime:custom"
-    objects = desired_children(network_from(body), nats_password=PASSWORD)
+    objects = desired_children(network_from(body), **SECRETS)
     images = {o["metadata"]["name"]: o["spec"]["image"] for o in objects if o["kind"] == "SpinApp"}
     assert images == {"spin-crdt-service": names.SPIN_IMAGE, "spin-egraph-service": names.SPIN_IMAGE}
     (red,) = [o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "spin-stream-red"]
@@ -456,7 +456,7 @@ def test_a_spinapp_never_runs_the_runtime_image() -> None:
 def test_under_spinapp_the_timeline_keeps_its_claim() -> None:
     body = load_example("spinapp.yaml")
     body["spec"]["components"] = [{"name": "interaction-timeline"}, {"name": "skill-verification"}]
-    keys = {(o["kind"], o["metadata"]["name"]) for o in desired_children(network_from(body), nats_password=PASSWORD)}
+    keys = {(o["kind"], o["metadata"]["name"]) for o in desired_children(network_from(body), **SECRETS)}
     assert {("PersistentVolumeClaim", "spin-interaction-timeline"), ("Deployment", "spin-interaction-timeline"),
             ("SpinApp", "spin-skill-verification")} <= keys
 
