@@ -60,3 +60,18 @@ def test_a_component_set_up_as_another_is_refused():
     assert wasm_reading("egraph-service", "EgraphSettings", {"COMPONENT_ID": "crdt-service"}) == \
         python_reading("egraph-service", "EgraphSettings", {"COMPONENT_ID": "crdt-service"}) == \
         "COMPONENT_ID must be egraph-service for egraph-service, got crdt-service"
+
+
+NAMES = st.sampled_from(["saturation_timeout_ms", "SATURATION_TIMEOUT_MS", "Node_Limit", "node_limit", "log_level"])
+SOURCE = st.dictionaries(NAMES, st.sampled_from(["", " ", "1", "250", "x"]), max_size=4)
+
+
+@given(config=SOURCE, environ=SOURCE)
+def test_a_setting_is_the_config_stores_else_the_environments(config, environ):
+    """wasi:config/store (Spin variables) over the environment, by lower-case name; empty is unset in either."""
+    merged = wasm_settings.given(config, environ)
+    for name in {key.lower() for key in (*config, *environ)}:
+        stored = [v for k, v in config.items() if k.lower() == name and v.strip()]
+        environment = [v for k, v in environ.items() if k.lower() == name and v.strip()]
+        assert merged.get(name) == (stored or environment or [None])[-1]
+    assert set(merged) <= {key.lower() for key in (*config, *environ)}

@@ -1,5 +1,6 @@
-"""A Spin component's settings from its WASI environment (spin.toml's `environment`, `wasmtime serve
---env`), by the fields, defaults and bounds of settings.py's model for the component.
+"""A Spin component's settings from what its host gives it: wasi:config/store (Spin's variables, spin.toml's
+`[component.X.variables]`; `wasmtime serve -S config-var`) over the WASI environment (spin.toml's
+`environment`, `wasmtime serve --env`), by the fields, defaults and bounds of settings.py's model.
 
 pydantic's core is compiled and cannot load under WASI, so the build freezes each model's JSON schema
 into the component (`agentnet_wasm_build.SCHEMAS`, written by wasm/build.sh); outside the build the
@@ -73,9 +74,16 @@ def _float(raw: str) -> float | None:
         return None
 
 
+def given(config: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, str]:
+    """name (lower case) -> value: the config store's, else the environment's; an empty value is unset
+    in either, so an empty Spin variable (a setting whose default is None) leaves the environment's."""
+    return {key.lower(): value for source in (environ, config) for key, value in source.items() if value.strip()}
+
+
 def read(schema: dict[str, Any], component: str, environ: Mapping[str, str]) -> dict[str, Any]:
-    """field -> value: the environment variable of the field's upper-case name (any case), else the
-    default; COMPONENT_ID, if given, must be the component's own name. SettingError if one is refused."""
+    """field -> value: the variable of the field's name (any case) in `environ` (the environment, or
+    `given`'s), else the default; COMPONENT_ID, if given, must be the component's own name.
+    SettingError if one is refused."""
     given = {key.lower(): value for key, value in environ.items() if value.strip()}
     settings: dict[str, Any] = {}
     for field, rule in schema["properties"].items():
