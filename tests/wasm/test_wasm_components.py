@@ -1,5 +1,6 @@
-"""The Spin components on a real Wasm runtime: each build/wasm/<component>.wasm (built here by
-scripts/wasm/build.py, a copy from its cache when the sources are unchanged) served by `wasmtime serve`,
+"""The Spin components on a real Wasm runtime: each build/wasm-wasmtime/<component>.wasm (built here by
+scripts/wasm/build.py --host wasmtime, a copy from its cache when the sources are unchanged: the Spin
+build but for the version of wasi:config/store it imports) served by `wasmtime serve`,
 and the same component as the Python process serves it (its Service's app, started as the component
 tests start it), answer every case of wasm_cases.CASES alike: the status and the fields each case
 expects, then the whole body field by field but for what the case says depends on state or timing."""
@@ -29,8 +30,9 @@ SETTINGS = {"skill-verification": VERIFICATION_SETTINGS}
 
 
 def built(component: str) -> Path:
-    subprocess.run([sys.executable, str(REPO / "scripts" / "wasm" / "build.py"), component], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
-    return REPO / "build" / "wasm" / f"{component}.wasm"
+    subprocess.run([sys.executable, str(REPO / "scripts" / "wasm" / "build.py"), "--host", "wasmtime", component],
+                   check=True, cwd=REPO, stdout=subprocess.DEVNULL)  # fmt: skip
+    return REPO / "build" / "wasm-wasmtime" / f"{component}.wasm"
 
 
 def environment(component: str) -> dict[str, str]:
@@ -110,3 +112,27 @@ def test_a_setting_is_refused_with_the_same_words(monkeypatch, tmp_path):
     assert server.first_status == 500
     assert answer.status_code == 500 and answer.json() == {"error": str(refused.value)}
     assert str(refused.value) == "SATURATION_TIMEOUT_MS must be > 0, got -5"
+
+
+@pytest.mark.xdist_group("wasm-egraph-service")
+def test_a_setting_comes_from_wasi_config_over_the_environment():
+    """Spin hands a component its variables through wasi:config/store; wasmtime serve's -S config-var does
+    the same. The store's value wins over the environment's, an empty one leaves the environment's, and the
+    environment alone still works: each shows in GET /'s settings and /health's timeoutMs."""
+    wasm = built("egraph-service")
+    env = {"SATURATION_TIMEOUT_MS": "3000", "NODE_LIMIT": "777"}
+    for config, timeout in (({"saturation_timeout_ms": "2000"}, 2000), ({"saturation_timeout_ms": ""}, 3000), ({}, 3000)):
+        with WasmtimeServer(wasm, env=env, config=config, cache=WASMTIME_CACHE) as server:
+            metadata = httpx.get(server.url + "/egraph/", timeout=120).json()
+            health = httpx.get(server.url + "/egraph/health", timeout=120).json()
+        assert server.first_status == 200, config
+        assert metadata["settings"]["saturation_timeout_ms"] == health["timeoutMs"] == timeout, config
+        assert metadata["settings"]["node_limit"] == 777, config  # not in the store: the environment's
+
+
+@pytest.mark.xdist_group("wasm-egraph-service")
+def test_a_setting_from_wasi_config_is_refused_as_from_the_environment():
+    with WasmtimeServer(built("egraph-service"), config={"saturation_timeout_ms": "-5"}, cache=WASMTIME_CACHE) as server:
+        answer = httpx.post(server.url + "/egraph/saturate", json={"term": "x"}, timeout=120)
+    assert server.first_status == answer.status_code == 500
+    assert answer.json() == {"error": "SATURATION_TIMEOUT_MS must be > 0, got -5"}

@@ -5,7 +5,8 @@ componentize-py (wasm/build.sh), and wasmtime serve or Spin runs it.
 - `routes`: what each Spin component answers (its stateless routes, /, /health, /ready) and how,
   over the same pure functions the Python components use (request_checks.py, answers/), so
   bodies, errors and status codes match;
-- `settings`: a component's settings from the WASI environment, by settings.py's models (their
+- `settings`: a component's settings from wasi:config/store (Spin variables) over the WASI
+  environment, by settings.py's models (their
   JSON schema, frozen into the build), since pydantic's compiled core cannot load under WASI;
 - `handler`: the wasi:http incoming-handler, only importable inside the build (its bindings).
 

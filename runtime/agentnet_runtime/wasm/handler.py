@@ -1,9 +1,9 @@
 """The wasi:http incoming-handler of a Spin component: reads the request, answers with routes.respond.
 
 Importable only inside the build (wasm/build.sh): `wit_world` is componentize-py's bindings of the
-world, and `agentnet_wasm_build` says which component this build is. The environment is read per
-request from wasi:cli/environment: os.environ would hold the build's, frozen when componentize-py
-snapshots the interpreter.
+world, and `agentnet_wasm_build` says which component this build is. The settings are read per
+request from wasi:config/store (Spin's variables) over wasi:cli/environment: os.environ would hold
+the build's, frozen when componentize-py snapshots the interpreter.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import heapq  # noqa: F401 (Counter.most_common imports it when called: componen
 
 from componentize_py_types import Err, Ok
 from wit_world import exports
-from wit_world.imports import environment
+from wit_world.imports import environment, store
 from wit_world.imports.streams import StreamError_Closed
 from wit_world.imports.types import (
     Fields, IncomingBody, IncomingRequest, Method_Delete, Method_Get, Method_Head, Method_Options, Method_Other,
@@ -21,6 +21,7 @@ from wit_world.imports.types import (
 
 from agentnet_runtime.catalogue import BY_NAME
 from agentnet_runtime.wasm.routes import render, respond
+from agentnet_runtime.wasm.settings import given
 from agentnet_wasm_build import COMPONENT
 
 _METHODS = {Method_Get: "GET", Method_Head: "HEAD", Method_Post: "POST", Method_Put: "PUT", Method_Delete: "DELETE",
@@ -57,10 +58,18 @@ def _body(request: IncomingRequest) -> bytes:
     return b"".join(chunks)
 
 
+def _respond(method: str, request: IncomingRequest) -> tuple[int, dict[str, str], dict]:
+    try:
+        config = store.get_all()
+    except Err as error:  # the host's config provider failed: say so, as a refused setting would
+        return 500, {}, {"error": f"wasi:config/store: {error.value.value}"}
+    return respond(COMPONENT, method, _path(request), _body(request), given(dict(config), dict(environment.get_environment())))
+
+
 class IncomingHandler(exports.IncomingHandler):
     def handle(self, request: IncomingRequest, response_out: ResponseOutparam) -> None:
         method = _method(request)
-        status, headers, payload = respond(COMPONENT, method, _path(request), _body(request), dict(environment.get_environment()))
+        status, headers, payload = _respond(method, request)
         data = b"" if method == "HEAD" else render(payload)
         response = OutgoingResponse(Fields.from_list([("content-type", b"application/json"), *((k, v.encode()) for k, v in headers.items())]))
         response.set_status_code(status)

