@@ -77,3 +77,15 @@ def test_cli_prints_the_manifest_the_image_and_the_components(capsys) -> None:
     assert spin.main(["manifest"]) == 0
     assert tomllib.loads(capsys.readouterr().out) == manifest()
     assert spin.main(["nonsense"]) == 2
+
+
+def test_each_spin_component_gets_every_setting_it_reads_as_a_variable() -> None:
+    """The Spin build reads a setting from wasi:config/store under its own name (wasm/settings.py): the
+    manifest must give the component a variable of that name for each one but its identity."""
+    from agentnet_runtime.wasm import settings as wasm_settings
+    from agentnet_runtime.wasm.routes import SPIN
+
+    toml = manifest()
+    for component, spin_component in SPIN.items():
+        read = set(wasm_settings.schemas()[spin_component.settings_model]["properties"]) - {"component_id"}
+        assert read <= set(toml["component"][component]["variables"]), component
