@@ -9,6 +9,7 @@ servers' certificate 90 days (cert-manager's defaults for a leaf).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,6 +22,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 CA_LIFETIME = timedelta(days=3650)
 CERT_LIFETIME = timedelta(days=90)
 RENEW_AT = 2 / 3  # of a certificate's lifetime
+COMMON_NAME_LIMIT = 64  # characters (RFC 5280's ub-common-name)
 CLOCK_SKEW = timedelta(minutes=5)  # notBefore this far back: a node whose clock is behind still accepts it
 
 
@@ -70,10 +72,18 @@ def _usage(*, sign: bool) -> x509.KeyUsage:
                          decipher_only=False)  # fmt: skip
 
 
+def _common_name(text: str) -> str:
+    """A subject's common name, which X.509 caps at 64 characters (a long namespace passes it); clients
+    check the SubjectAltNames, so a shortened one still names the same thing, and its hash tells them apart."""
+    if len(text) <= COMMON_NAME_LIMIT:
+        return text
+    return f"{text[:COMMON_NAME_LIMIT - 13]}~{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
 def issue_ca(common_name: str, now: datetime) -> tuple[str, str]:
     """A self-signed CA: (certificate, key) as PEM."""
     key = _new_key()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, _common_name(common_name))])
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - CLOCK_SKEW).not_valid_after(now + CA_LIFETIME)
@@ -93,7 +103,7 @@ def issue_server(ca_cert: str, ca_key: str, names: list[str], now: datetime) -> 
     assert isinstance(signer, ec.EllipticCurvePrivateKey)
     key = _new_key()
     end = min(now + CERT_LIFETIME, issuer.not_valid_after_utc)  # never outlives its CA
-    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, _common_name(names[0]))]))
             .issuer_name(issuer.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - CLOCK_SKEW).not_valid_after(end)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)

@@ -161,6 +161,17 @@ def test_ensure_keeps_what_is_good_and_renews_at_two_thirds_of_a_lifetime() -> N
     assert new_ca.ca_cert != first.ca_cert and tls.signed_by(new_ca.cert, new_ca.ca_cert)
 
 
+def test_a_long_namespace_still_gets_its_certificates() -> None:
+    """X.509 caps a common name at 64 characters; the names of a network in a long namespace pass it
+    (the rig's e2e namespaces do), so the names are shortened there and the SANs carry them whole."""
+    network = network_from({**load_example("network.yaml"), "metadata": {"name": "ramanujan"}},
+                           namespace="e2e-test-the-example-network-runs-converges-b324ed")
+    dns = nats_children.certificate_names(network)
+    assert max(map(len, dns)) > 64
+    material = tls.ensure(None, f"{network.name}.{network.namespace} NATS CA", dns, NOW)
+    assert tls.signed_by(material.cert, material.ca_cert) and sorted(tls.dns_names(material.cert)) == sorted(dns)
+
+
 @settings(max_examples=10, deadline=None)
 @given(days=st.integers(0, 3650))
 def test_a_certificate_is_due_exactly_after_two_thirds_of_its_lifetime(days: int) -> None:
