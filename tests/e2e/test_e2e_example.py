@@ -10,13 +10,14 @@ import yaml
 from kubernetes import client
 
 from agentnet_operator import names
-from e2e_support import (E2E, OPERATOR_NAMESPACE, RELEASE, agent_pod, converged, example_network, get_network,
-                         is_ready, port_forward, post_from_pod)
+from e2e_support import (E2E, OPERATOR_NAMESPACE, OPERATOR_REPLICAS, RELEASE, agent_pod, converged, example_network,
+                         get_network, is_ready, port_forward, post_from_pod)
 from rig import EXISTING_KUBECONFIG, wait_for
 from rig.node import NODE_NAME
 
 pytestmark = E2E
 NETWORK, AGENTS, COMPONENTS = "ramanujan", 9, 11
+NATS_SERVERS = 3  # the managed NATS cluster by default (spec.nats.replicas)
 PROVE = ["x*(y+z)", "x*y + x*z"]
 
 
@@ -27,12 +28,14 @@ def agents_url(namespace: str, agent: int) -> str:
 
 def test_the_operator_runs_as_a_pod_under_its_service_account(k8s, installed_operator):
     core = client.CoreV1Api(k8s)
-    (pod,) = core.list_namespaced_pod(OPERATOR_NAMESPACE, label_selector=f"app.kubernetes.io/instance={RELEASE}").items
-    assert pod.spec.service_account_name == RELEASE
-    assert pod.status.container_statuses[0].ready
-    assert pod.status.container_statuses[0].container_id.startswith("containerd://" if not EXISTING_KUBECONFIG else "")
-    if not EXISTING_KUBECONFIG:
-        assert pod.spec.node_name == NODE_NAME
+    pods = core.list_namespaced_pod(OPERATOR_NAMESPACE, label_selector=f"app.kubernetes.io/instance={RELEASE}").items
+    assert len(pods) == OPERATOR_REPLICAS  # (one leads, the others stand by: tests/e2e/test_e2e_failover.py)
+    for pod in pods:
+        assert pod.spec.service_account_name == RELEASE
+        assert pod.status.container_statuses[0].ready
+        assert pod.status.container_statuses[0].container_id.startswith("containerd://" if not EXISTING_KUBECONFIG else "")
+        if not EXISTING_KUBECONFIG:
+            assert pod.spec.node_name == NODE_NAME
 
 
 def test_the_example_network_runs_converges_and_shows_in_the_dashboard(
@@ -42,7 +45,7 @@ def test_the_example_network_runs_converges_and_shows_in_the_dashboard(
     wait_for(lambda: is_ready(get_network(k8s, ns, NETWORK)), 600, "the example network to be Ready")
 
     pods = core.list_namespaced_pod(ns).items
-    assert len(pods) == AGENTS + COMPONENTS + 1  # and one NATS server
+    assert len(pods) == AGENTS + COMPONENTS + NATS_SERVERS
     for pod in pods:
         if not EXISTING_KUBECONFIG:
             assert pod.spec.node_name == NODE_NAME, f"{pod.metadata.name} is on {pod.spec.node_name}"
