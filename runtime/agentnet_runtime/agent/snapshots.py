@@ -63,7 +63,6 @@ def write(data_dir: Path, agent: int, wire: dict) -> Path:
     if not newest.exists() and old_newest.exists():
         os.replace(old_newest, newest)  # the earlier format's newest becomes the previous below
     old_previous.unlink(missing_ok=True)
-    seal_path(data_dir, agent).unlink(missing_ok=True)  # a seal speaks for the newest snapshot only
     if newest.exists():
         os.replace(newest, previous)
     _replace_durably(temporary, data, newest)
