@@ -109,12 +109,14 @@ def post_from_pod(kubectl: Callable[..., str], namespace: str, target: str, url:
 
 # Queues terms through a stream component's Service, from inside the network, `batch` to a POST.
 QUEUE_TERMS = """
-import httpx, sys
+import httpx, os, sys
 service, shape, count, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+token = os.environ.get("AGENTNET_API_TOKEN")  # the network's, as its pods have it where POSTs need one
+headers = {"Authorization": "Bearer " + token} if token else {}
 queued = 0
 for start in range(0, count, batch):
     terms = [shape.format(i=i) for i in range(start, min(start + batch, count))]
-    reply = httpx.post(f"http://{service}:8080/terms", json={"terms": terms}, timeout=60)
+    reply = httpx.post(f"http://{service}:8080/terms", json={"terms": terms}, headers=headers, timeout=60)
     assert reply.status_code == 202, reply.text
     queued += reply.json()["queued"]
 print(queued)
