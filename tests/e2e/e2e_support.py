@@ -125,6 +125,30 @@ def post_from_pod(kubectl: Callable[..., str], namespace: str, target: str, url:
     return json.loads(in_pod(kubectl, namespace, target, code, url, json.dumps(body), token).strip().splitlines()[-1])
 
 
+# Queues terms through a stream component's Service, from inside the network, `batch` to a POST.
+QUEUE_TERMS = """
+import httpx, os, sys
+service, shape, count, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+token = os.environ.get("AGENTNET_API_TOKEN")  # the network's, as its pods have it where POSTs need one
+headers = {"Authorization": "Bearer " + token} if token else {}
+queued = 0
+for start in range(0, count, batch):
+    terms = [shape.format(i=i) for i in range(start, min(start + batch, count))]
+    reply = httpx.post(f"http://{service}:8080/terms", json={"terms": terms}, headers=headers, timeout=60)
+    assert reply.status_code == 202, reply.text
+    queued += reply.json()["queued"]
+print(queued)
+"""
+
+
+def queue_terms(kubectl: Callable[..., str], namespace: str, deployment: str, count: int,
+                shape: str = "a{i}*(b{i}+c{i})", batch: int = 10_000) -> int:
+    """Queue `count` distinct terms (`shape` formatted with i) on the work queue of the component `deployment`
+    (its Service has the same name); how many it accepted."""
+    return int(in_pod(kubectl, namespace, f"deploy/{deployment}", QUEUE_TERMS, deployment, shape, str(count),
+                      str(batch)).strip().splitlines()[-1])
+
+
 @contextmanager
 def port_forward(kubectl_bin: Path, kubeconfig: Path, namespace: str, target: str, remote: int) -> Iterator[int]:
     """`kubectl port-forward` to `target` (e.g. svc/NAME); yields the local port."""

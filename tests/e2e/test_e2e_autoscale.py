@@ -10,7 +10,7 @@ import yaml
 from kubernetes import client
 
 from agentnet_operator import names
-from e2e_support import E2E, get_network, in_pod, is_ready, pod_get, ready_pod
+from e2e_support import E2E, get_network, is_ready, pod_get, queue_terms, ready_pod, stored_revisions
 from rig import wait_for
 
 pytestmark = E2E
@@ -30,18 +30,6 @@ def scaled_network(image: str) -> dict:
     }
 
 
-# Queues distinct terms through the component's Service, from inside the network.
-FILL = """
-import httpx, os, sys
-service, start, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-terms = [f"a{i}*(b{i}+c{i})" for i in range(start, start + count)]
-token = {"Authorization": "Bearer " + os.environ["AGENTNET_API_TOKEN"]}  # the network's, as every pod has it
-reply = httpx.post(f"http://{service}:8080/terms", json={"terms": terms}, headers=token, timeout=60)
-assert reply.status_code == 202, reply.text
-print(reply.json()["queued"])
-"""
-
-
 def test_stream_red_drains_a_filled_queue_scaling_up_and_back_down(k8s, kubectl, installed_operator, real_namespace,
                                                                    runtime_image):
     ns, core, apps = real_namespace, client.CoreV1Api(k8s), client.AppsV1Api(k8s)
@@ -49,10 +37,10 @@ def test_stream_red_drains_a_filled_queue_scaling_up_and_back_down(k8s, kubectl,
     kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump(scaled_network(runtime_image)))
     wait_for(lambda: is_ready(get_network(k8s, ns, NETWORK)), 300, "the network to be Ready")
     assert apps.read_namespaced_deployment(deployment, ns).spec.replicas == 1
+    revisions = stored_revisions(k8s, ns, NETWORK)
+    assert [n for n, _ in revisions] == [1]
 
-    for start in range(0, QUEUED, 10_000):
-        queued = in_pod(kubectl, ns, f"deploy/{deployment}", FILL, deployment, str(start), "10000")
-        assert queued.strip() == "10000"
+    assert queue_terms(kubectl, ns, deployment, QUEUED) == QUEUED
 
     def stream_red() -> dict:
         return (get_network(k8s, ns, NETWORK).get("status") or {}).get("components", {}).get("stream-red", {})
@@ -79,3 +67,5 @@ def test_stream_red_drains_a_filled_queue_scaling_up_and_back_down(k8s, kubectl,
              "a ScaleDown Event")
     assert sum(processed.values()) > 0
     wait_for(lambda: is_ready(get_network(k8s, ns, NETWORK)), 120, "the network Ready at one replica")
+    # Replicas are the autoscaler's, not the spec's: scaling up and down stored no new revision.
+    assert stored_revisions(k8s, ns, NETWORK) == revisions
