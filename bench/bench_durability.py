@@ -69,6 +69,7 @@ class Soak:
     submitted: int = 0
     failures: list[str] = field(default_factory=list)  # requests that failed, and why
     slowest: float = 0.0  # seconds, the slowest POST
+    late_samples: int = 0  # samples whose e-node count an agent was too busy to give in time
 
     def total(self, index: int) -> int:
         return sum(self.samples[index][1].values())
@@ -93,8 +94,13 @@ def _resident(root: psutil.Process) -> dict[str, int]:
     return resident
 
 
-def _largest_replica(client: httpx.Client, base: str, agents: int) -> int:
-    return max(client.get(f"{base}/agent/{i}/state", timeout=10).json()["egraph_nodes"] for i in range(agents))
+def _largest_replica(client: httpx.Client, base: str, agents: int) -> int | None:
+    """The most e-nodes any agent holds; None when an agent is too busy to answer in time (a shared
+    machine): that sample repeats the previous count, and the soak goes on."""
+    try:
+        return max(client.get(f"{base}/agent/{i}/state", timeout=10).json()["egraph_nodes"] for i in range(agents))
+    except httpx.HTTPError:
+        return None
 
 
 def soak(seconds: float, budget: int | None) -> Soak:
@@ -132,7 +138,11 @@ def soak(seconds: float, budget: int | None) -> Soak:
             loader.start()
             with httpx.Client() as client:
                 while (elapsed := time.monotonic() - began) < seconds:
-                    result.samples.append((elapsed, _resident(root), _largest_replica(client, base, agents)))
+                    nodes = _largest_replica(client, base, agents)
+                    if nodes is None:
+                        result.late_samples += 1
+                        nodes = result.samples[-1][2] if result.samples else 0
+                    result.samples.append((elapsed, _resident(root), nodes))
                     time.sleep(SAMPLE_EVERY)
         finally:
             stop.set()
@@ -159,6 +169,7 @@ def soak_entries(bounded: Soak, unbounded: Soak) -> list[dict]:
             minutes=minutes, warm_up_ends_s=round(bounded.samples[warm][0]), terms=bounded.submitted,
             resident_mb_at_warm=round(bounded.total(warm) / 2**20, 1), resident_mb_at_end=round(bounded.total(end) / 2**20, 1),
             largest_replica_nodes=bounded.samples[end][2], failed_posts=len(bounded.failures),
+            late_samples=bounded.late_samples,
             slowest_post_s=round(bounded.slowest, 2), first_failures=bounded.failures[:3],
             how=f"`agentnet up -f examples/network.yaml` + spec.retention.maxNodes, {RATE} terms/s (half repeated, half "
                 f"distinct), RSS of every process of its tree (nats-server included) every {SAMPLE_EVERY:g} s",
@@ -167,6 +178,7 @@ def soak_entries(bounded: Soak, unbounded: Soak) -> list[dict]:
             "soak without a budget: bytes per e-node, end of run", per_node(u_end), "B", None, higher_is_better=False,
             baseline={"name": "the same at the end of warm-up", "value": per_node(u_warm)}, minutes=minutes,
             largest_replica_nodes=unbounded.samples[u_end][2], terms=unbounded.submitted, failed_posts=len(unbounded.failures),
+            late_samples=unbounded.late_samples,
             slowest_post_s=round(unbounded.slowest, 2), first_failures=unbounded.failures[:3],
             resident_mb_idle=round(idle / 2**20, 1), resident_mb_at_end=round(unbounded.total(u_end) / 2**20, 1),
             how="(RSS of the whole tree - RSS before the load) / (e-nodes of the largest replica x 9 replicas)",
