@@ -75,6 +75,9 @@ async def test_streams_feed_the_agents_and_publish_what_they_derived(nats_server
 
                 await eventually(acked_by_all, 10, f"every {colour} agent to acknowledge the stream's event")
             assert metric("agentnet_stream_terms_total", component="stream-blue", result="processed") == processed_before + 1
+            # The agents adopted what the streams derived as events of their own: no stream's id is in a clock.
+            for agent in host.agents.values():
+                assert set(agent.egraph.clock) <= {a.replica for a in host.agents.values()}, agent.egraph.clock
         await eventually(lambda: published, 5, "a delta on stream.derived.blue")
         assert published[0]["from"] == -2
         derived = EGraph("listener").join(Delta.from_wire(published[0]["body"]))

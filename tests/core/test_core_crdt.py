@@ -134,3 +134,35 @@ def test_equality_proven_on_one_replica_holds_everywhere_after_merge(terms, othe
     c.join(b.delta_since(c.clock))  # c only through b
     for s, t in proven:
         assert b.equivalent(s, t) and c.equivalent(s, t)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(histories(max_ops=4), min_size=1, max_size=4), histories(), st.randoms(use_true_random=False),
+       st.booleans())
+def test_an_adopted_delta_means_what_a_joined_one_does_without_entering_the_clock(chunks, own, rng, compacted):
+    """What agents do with a stream component's deltas (EGraph.adopt): whatever order, duplicates and a
+    checkpoint, the adopting replica ends with the contents a joining one has, and its clock holds only
+    its own entry; its own event carries them on to a third replica."""
+    stream = EGraph("stream.pod.worker")
+    deltas = []
+    for chunk in chunks:
+        before = stream.clock
+        play(stream, chunk, Colour.RED)
+        deltas.append(stream.delta_since(before))
+    if compacted:
+        stream.compact(stream.clock)
+        deltas.append(stream.delta_since({}))  # the whole state, as a checkpoint
+    delivered = deltas + [rng.choice(deltas)]
+    rng.shuffle(delivered)
+    adopting, joining = replica("agent-0", own), replica("agent-1", own)
+    for delta in delivered:
+        adopting.adopt(delta)
+        joining.join(delta)
+    assert (adopting.digest(), frozenset(adopting._nodes)) == (joining.digest(), frozenset(joining._nodes))
+    assert set(adopting.clock) <= {"agent-0"}
+    events = adopting.clock.get("agent-0", 0)
+    for delta in deltas:
+        assert not adopting.adopt(delta)  # nothing new: no event
+    assert adopting.clock.get("agent-0", 0) == events
+    neighbour = EGraph("agent-2").join(adopting.delta_since({}))
+    assert neighbour.digest() == joining.digest() and "stream.pod.worker" not in neighbour.clock

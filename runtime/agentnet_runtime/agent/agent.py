@@ -148,6 +148,9 @@ class Agent:
         self.peer_digests: dict[int, str] = {}
         self.in_step: dict[int, int] = {}  # neighbour -> e-graph version at which an exchange found its digest equal
         self.pending_acks: set[int] = set()
+        # Per stream component (subjects.ADOPTED_SENDERS), per replica of it: how many of its events in a row
+        # this agent adopted; what it acks to the component (not a clock entry: see adopt).
+        self.adopted: dict[int, dict[str, int]] = {}
         self.dirty = False  # learned something the rewrite family has not been applied to
         self.last_input = self.last_rewrite = 0.0  # time.monotonic() of the last news and the last rewrite pass
         self.sent_count = self.received_count = self.syncs_completed = 0
@@ -234,6 +237,25 @@ class Agent:
         if self.egraph.version != version:
             self._news()
         return len(self.egraph) - before
+
+    def adopt(self, sender: int, delta: Delta) -> int:
+        """Take what a stream component derived as this agent's own event (EGraph.adopt), so the component's
+        replica ids (one per worker life and pod) never enter the network's clocks; returns how many e-nodes
+        were new here. A gap in the component's events stops the count it is acked, so it sends them again."""
+        before = len(self.egraph)
+        if self.egraph.adopt(delta):
+            self._news()
+        counts = self.adopted.setdefault(sender, {})
+        for origin, seq in sorted((batch[0], batch[1]) for batch in delta.batches):
+            if seq == counts.get(origin, 0) + 1:
+                counts[origin] = seq
+        self.pending_acks.add(sender)
+        return len(self.egraph) - before
+
+    def ack_for(self, sender: int) -> VectorClock:
+        """What an ack to `sender` says this agent holds: its clock, or to a stream component what it adopted."""
+        adopted = self.adopted.get(sender)
+        return dict(adopted) if adopted is not None else self.egraph.clock
 
     def deltas_to_push(self) -> list[tuple[int, Delta]]:
         """What each neighbour has not been sent yet, less what others relay to it; marks it all sent."""

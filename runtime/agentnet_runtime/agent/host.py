@@ -190,7 +190,7 @@ class AgentHost:
             for n, delta in agent.deltas_to_push():
                 await self._send(agent, subjects.STATE, n, delta.to_wire(), {"to": n, "nodes": delta.node_count})
         for n in sorted(agent.pending_acks):
-            await self._send(agent, subjects.ACK, n, {"clock": agent.egraph.clock}, {"to": n})
+            await self._send(agent, subjects.ACK, n, {"clock": agent.ack_for(n)}, {"to": n})
         agent.pending_acks.clear()
 
     async def _send(self, agent: Agent, template: str, to: int, body: Any, summary: dict) -> bool:
@@ -229,7 +229,7 @@ class AgentHost:
             except ValueError as error:  # the transport warns (rate-limited) and counts it
                 METRICS.errors.labels("agent", "bad-delta").inc()
                 raise Refused(BAD_DELTA, f"agent {agent.id}, from {sender}: {error}") from None
-            new = agent.receive(sender, delta)
+            new = agent.adopt(sender, delta) if sender in subjects.ADOPTED_SENDERS else agent.receive(sender, delta)
             agent.recorder.record("receive", subject, {"from": sender, "nodes": delta.node_count, "new": new}, stamp)
             self.wake(agent)
         elif kind == "ack":

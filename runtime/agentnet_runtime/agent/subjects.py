@@ -37,6 +37,9 @@ ORCHESTRATOR_ID = -4
 VERIFIER_ID = -5
 DASHBOARD_ID = -6
 TRANSDUCTION_ID = -7
+# Agents adopt these components' deltas as events of their own (Agent.adopt): a stream's replica id
+# changes with every worker and pod, and must not become an entry of every clock for good.
+ADOPTED_SENDERS = frozenset(STREAM_IDS.values())
 
 INBOX_KINDS = ("state", "sync", "ack")
 

@@ -18,8 +18,10 @@ happen in a worker process (below); messages are acknowledged once the delta is 
 
 Hand-off: the delta goes to every agent of the colour (to every agent when none has it) on agent.{id}.state, in the
 agents' envelope, from the sender id -1 / -2 / -3 (RED / BLUE / GREEN): agent ids are never negative, so it cannot
-collide with one. The agents join it and spread it to the whole network by their normal delta sync; they ack it on
-agent.{sender}.ack, which the component listens to. If no agent has acknowledged an event after REDELIVER_MS
+collide with one. The agents adopt it as an event of their own (Agent.adopt: the contents, not the component's dots,
+so the component's replica id, one per worker life, never enters the network's clocks) and spread it to the whole
+network by their normal delta sync; they ack, on agent.{sender}.ack, how many of the component's events in a row
+they adopted, which the component listens to. If no agent has acknowledged an event after REDELIVER_MS
 (e.g. the agents started after the work was done), it is sent again, waiting twice as long each time nobody
 answers (up to a minute). The same delta is published for anyone else on stream.derived.{colour} (same
 envelope; large ones fragmented as transport.py does, so subscribe with Transport.subscribe).

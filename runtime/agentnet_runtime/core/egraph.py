@@ -45,6 +45,15 @@ _BITS = len(COLOURS)
 
 
 @lru_cache(maxsize=1 << 12)
+def _mask_of(epochs: Epochs) -> int:
+    """The colour bits an element's epochs say it has."""
+    mask = 0
+    for bit in range(_BITS):
+        if epochs[1 + bit]:
+            mask |= 1 << bit
+    return mask
+
+
 def _interned(epochs: Epochs) -> Epochs:
     """One shared tuple per distinct epochs value: there are few (a handful of epochs, few colours)."""
     return epochs
@@ -715,6 +724,40 @@ class EGraph:
         self.rebuild()
         self._retain(other.floor)
         return self
+
+    def adopt(self, delta: Delta) -> bool:
+        """Take a delta's contents as this replica's own change (one event of its own at the next seal),
+        keeping what is new here; the delta's dots are not recorded. Contents mean the same everywhere
+        (ids are content hashes), so re-stamping them is sound: it is how agents take what a stream
+        component derived, so that the component's replica ids never enter the network's clocks.
+        True if anything was new."""
+        self._seal()
+        version, opened = self.version, self._open
+        nodes: list[NodeRow] = [row for batch in delta.batches for row in batch[2]]
+        unions: list[tuple[NodeId, NodeId]] = [pair for batch in delta.batches for pair in batch[3]]
+        tags: list[tuple[NodeId, int]] = [tag for batch in delta.batches for tag in batch[4]]
+        if delta.checkpoint is not None:
+            nodes += [(node, _mask_of(epochs), op, kids) for node, epochs, op, kids in delta.checkpoint.nodes]
+            unions += [(a, b) for a, b, _ in delta.checkpoint.unions]
+            tags += [(node, _mask_of(epochs)) for node, epochs in delta.checkpoint.tags]
+        for node, mask, op, kids in nodes:
+            if node not in self._nodes:
+                self._insert(node, op, kids, mask)
+                opened.nodes.append((node, mask, op, kids))
+                self.version += 1
+            else:
+                tags.append((node, mask))
+        for node, mask in tags:
+            added = mask & ~self._masks.get(node, 0)
+            if added and self._tag(node, added):
+                opened.tags.append((node, added))
+        for a, b in unions:
+            for end in (a, b):
+                if end not in self._parent:
+                    self._new_id(end)
+            self._union(a, b)
+        self.rebuild()
+        return self.version != version
 
     def _absorb(self, batch: BatchRow) -> None:
         """Set-union one event into the state (nothing, if the floor would evict all of it)."""

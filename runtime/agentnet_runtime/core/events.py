@@ -30,7 +30,9 @@ neighbours) takes a new id, `<agent>.<boot>`. Retiring such ids afterwards was t
 without agreement on a boot's final count: the property tests (test_core_compaction) found a
 replica that restarted empty, never saw boot a, retires boot b, and its per-agent watermark then
 claims a too, so a peer holding a's events never sends them and the two diverge. So an entry costs
-one int per crash per clock, and one per stream-worker life (components/streams.py).
+one int per crash per clock. Components whose replica ids come and go with their workers and pods
+(the stream components) never reach the clocks: agents adopt their deltas as events of their own
+(EGraph.adopt).
 
 Epochs. Every event carries an epoch stamp from its origin, a hybrid clock: max(the wall-clock
 epoch, EPOCH_SECONDS long, the largest epoch it has absorbed), so a derived fact is never
