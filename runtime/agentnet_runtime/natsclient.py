@@ -25,6 +25,7 @@ import contextlib
 import importlib
 import logging
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
@@ -134,12 +135,35 @@ def server_urls(url: str) -> list[str]:
     return [part.strip() for part in url.split(",") if part.strip()]
 
 
+async def _import_nats() -> Any:
+    """`import nats` (about a second of aiohttp and friends, several under load) off the event loop, so a
+    process answers /health meanwhile; in a daemon thread, because asyncio.run waits for its executor's
+    threads at exit, and a SIGTERM during the import then waited for it to finish."""
+    loop = asyncio.get_running_loop()
+    imported = loop.create_future()
+
+    def settle(how: Callable[[Any], None], value: Any) -> None:
+        if not imported.done():  # cancelled meanwhile: nobody waits
+            how(value)
+
+    def load() -> None:
+        try:
+            outcome = (imported.set_result, importlib.import_module("nats"))
+        except BaseException as error:  # handed to the caller
+            outcome = (imported.set_exception, error)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the process is stopping
+            loop.call_soon_threadsafe(settle, *outcome)
+
+    threading.Thread(target=load, name="import-nats", daemon=True).start()
+    return await imported
+
+
 async def connect(url: str, auth: NatsAuth = NatsAuth(), name: str = "agentnet", *, state: NatsState | None = None,
                   retry_every: float = 0.25, **callbacks: Any):
     """A connected nats-py client; waits (retrying) until a server of `url` (one, or a comma-separated
     list) answers and takes our credentials."""
     state = state or NatsState()
-    nats = await asyncio.to_thread(importlib.import_module, "nats")
+    nats = await _import_nats()
     while True:
         try:
             client = await nats.connect(
