@@ -84,14 +84,23 @@ class Soak:
 
 
 def _resident(root: psutil.Process) -> dict[str, int]:
-    """Resident bytes per process of a process tree, keyed name:pid."""
+    """Resident bytes per process of a process tree, keyed by what it runs (e.g. `agentnet component
+    crdt-service`, `nats-server`) and its pid."""
     resident = {}
     for process in [root, *root.children(recursive=True)]:
         try:
-            resident[f"{process.name()}:{process.pid}"] = process.memory_info().rss
+            words = [Path(word).name for word in process.cmdline()[:4] if not word.startswith("-")]
+            resident[f"{' '.join(words[:3]) or process.name()}:{process.pid}"] = process.memory_info().rss
         except psutil.NoSuchProcess:
             pass
     return resident
+
+
+def growth_by_process(run: Soak, start: int, end: int, top: int = 5) -> dict[str, float]:
+    """MB each process grew between two samples, the largest first (where a soak's growth went)."""
+    before, after = run.samples[start][1], run.samples[end][1]
+    grown = {name: (after[name] - before.get(name, 0)) / 2**20 for name in after}
+    return {name: round(mb, 1) for name, mb in sorted(grown.items(), key=lambda item: -abs(item[1]))[:top]}
 
 
 def _largest_replica(client: httpx.Client, base: str, agents: int) -> int | None:
@@ -169,7 +178,7 @@ def soak_entries(bounded: Soak, unbounded: Soak) -> list[dict]:
             minutes=minutes, warm_up_ends_s=round(bounded.samples[warm][0]), terms=bounded.submitted,
             resident_mb_at_warm=round(bounded.total(warm) / 2**20, 1), resident_mb_at_end=round(bounded.total(end) / 2**20, 1),
             largest_replica_nodes=bounded.samples[end][2], failed_posts=len(bounded.failures),
-            late_samples=bounded.late_samples,
+            late_samples=bounded.late_samples, growth_mb_by_process=growth_by_process(bounded, warm, end),
             slowest_post_s=round(bounded.slowest, 2), first_failures=bounded.failures[:3],
             how=f"`agentnet up -f examples/network.yaml` + spec.retention.maxNodes, {RATE} terms/s (half repeated, half "
                 f"distinct), RSS of every process of its tree (nats-server included) every {SAMPLE_EVERY:g} s",
