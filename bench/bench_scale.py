@@ -15,8 +15,8 @@ quarter of a core, converged within 5 s of the burst.
 The stretch (`--stretch`): networks past the CRD's 1,000 agents (the operator's model bounds
 `agents`; the bench builds network.json past it on purpose), packed in several `agentnet agent`
 processes on one nats-server, sizes doubling until one does not come up within its bound or the
-machine's memory would run out; each size reports the same idle figures. The 2D torus, since a
-ramanujan graph's eigenvalue check is a dense n x n eigensolve.
+machine's memory would run out; each size reports the same idle figures. The 2D torus, since
+ramanujan topologies stop at 5,000 agents (topology.MAX_RAMANUJAN_AGENTS).
 
 With no scipy, the dashboard cannot lay out 500 agents or more (networkx's spring_layout needs
 it); such a size runs without the dashboard, and the result says so.

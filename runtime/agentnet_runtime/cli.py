@@ -5,10 +5,16 @@ Subcommands are imported only when invoked, so `agentnet agent` never pays for
 """
 
 import importlib
+import os
 
-import click
+# One BLAS thread (read when numpy is first imported, so before any subcommand): the engine's numpy
+# work is small (the topology's spectral check, layouts), and a BLAS thread pool spinning against the
+# event loop on busy cores made the check many times slower. The image sets the same.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from agentnet_runtime import __version__
+import click  # noqa: E402
+
+from agentnet_runtime import __version__  # noqa: E402
 
 # name -> "module:attribute" of a click command. Add a line to add a subcommand.
 SUBCOMMANDS: dict[str, str] = {

@@ -3,17 +3,29 @@ import math
 import networkx as nx
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agentnet_runtime.core.topology import (
     TOPOLOGY_KINDS,
     TopologyError,
     build_topology,
     check_topology,
+    nontrivial_spectral_radius,
     rook_graph,
 )
 
 # (agents, degree) for the Ramanujan sizes the issue asks for, where agents*degree is even.
 RAMANUJAN_CASES = [(n, d) for n in (9, 64, 256, 1000) for d in (3, 4, 6) if n * d % 2 == 0]
+
+
+def dense_nontrivial_radius(graph: nx.Graph, degree: int) -> float:
+    """The reference: every eigenvalue by a dense solve, less d once (and -d once when bipartite)."""
+    eigenvalues = np.sort(np.linalg.eigvalsh(nx.to_numpy_array(graph, nodelist=range(graph.number_of_nodes()))))
+    nontrivial = eigenvalues[:-1]
+    if nx.is_bipartite(graph):
+        nontrivial = nontrivial[1:]
+    return float(np.abs(nontrivial).max()) if nontrivial.size else 0.0
 
 
 def assert_ramanujan(graph: nx.Graph, degree: int) -> None:
@@ -34,6 +46,27 @@ def test_ramanujan_graphs_meet_the_bound(agents, degree):
     assert sorted(graph) == list(range(agents))
     assert_ramanujan(graph, degree)
     assert graph.graph["kind"] == "ramanujan" and graph.graph["degree"] == degree
+
+
+@settings(max_examples=60, deadline=None)
+@given(agents=st.integers(4, 120), degree=st.integers(3, 8), seed=st.integers(0, 2**32 - 1), parts=st.integers(1, 3))
+def test_spectral_radius_matches_a_dense_eigensolve(agents, degree, seed, parts):
+    """Lanczos agrees with every eigenvalue solved densely: regular graphs, disconnected ones (d repeats,
+    so the radius is d) and bipartite ones (-d is trivial) alike."""
+    size = max(4, agents // parts)
+    if degree >= size or size * degree % 2:
+        degree = 3 if size > 3 and size % 2 == 0 else 2
+    graph = nx.Graph()
+    for part in range(parts):  # `parts` random regular components, numbered on
+        graph = nx.disjoint_union(graph, nx.random_regular_graph(degree, size, seed=seed + part))
+    assert nontrivial_spectral_radius(graph, degree) == pytest.approx(dense_nontrivial_radius(graph, degree), abs=1e-8)
+
+
+@pytest.mark.parametrize("graph, degree", [(nx.cycle_graph(10), 2), (nx.complete_bipartite_graph(4, 4), 4),
+                                           (nx.convert_node_labels_to_integers(nx.hypercube_graph(5)), 5),
+                                           (nx.complete_graph(6), 5), (rook_graph(3), 4)])  # fmt: skip
+def test_spectral_radius_of_known_spectra(graph, degree):
+    assert nontrivial_spectral_radius(graph, degree) == pytest.approx(dense_nontrivial_radius(graph, degree), abs=1e-8)
 
 
 def edges(graph: nx.Graph) -> set[frozenset]:

@@ -339,6 +339,14 @@ class Agent:
         if neighbour in self.known:
             self.in_step[neighbour] = self.egraph.version
 
+    def in_step_by_digest(self) -> None:
+        """Neighbours whose last heard digest is this replica's hold its present state: in step, as an
+        exchange that found the digests equal would say (at start, so equal replicas skip the catch-up)."""
+        digest = self.egraph.digest()
+        for neighbour, theirs in self.peer_digests.items():
+            if theirs == digest:
+                self._in_step(neighbour)
+
     def out_of_step(self) -> list[int]:
         """Neighbours a repair round should visit: all but those known to hold this replica's present state."""
         version, digest, peers = self.egraph.version, self.egraph.digest(), self.peer_digests

@@ -131,8 +131,13 @@ class AgentHost:
             self._spawn(self._every(self.settings.sync_interval, self.repair_round), "anti-entropy")
         self._spawn(self._every(self.settings.heartbeat_interval, self.heartbeat), "heartbeat")
         self.ready.set()
-        await self.sync_round()  # a (re)started agent catches up at once
+        # A (re)started agent catches up at once, from the neighbours whose digest differs or is not heard
+        # yet: the heartbeat hands hosted neighbours each other's digests, so a fresh network exchanges
+        # nothing (a full round of 1,000 agents was thousands of exchanges before it could serve).
         await self.heartbeat()
+        for agent in self.agents.values():
+            agent.in_step_by_digest()
+        await self.repair_round()
 
     async def _write(self, function: Callable[..., Any], *args: Any) -> Any:
         """Run a write in a worker thread, shielded and tracked: a timer cancelled at stop would
