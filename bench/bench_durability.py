@@ -5,7 +5,8 @@ Issue 16 asks for three figures, all measured here for real (an embedded nats-se
 process, snapshot files on disk):
   - a soak: the example network (9 agents) under a steady mix of repeated and distinct terms for 10 minutes
     (90 s with --quick), resident memory of every process of `agentnet up` sampled every few seconds, once
-    with a knowledge budget (spec.retention.maxNodes) and once without. With the budget, growth after warm-up
+    with a budget (spec.retention.maxNodes, and the timeline's retention.timeline.maxEvents, which the example
+    sets to a million) and once without. With the budget, growth after warm-up (once both bounds are reached)
     must stay under 10 %; without it, memory per e-node must stay flat (bytes per e-node at the end of
     warm-up against the end);
   - storage per agent (the snapshot files: columnar, lzma) after 1,000 and 10,000 terms, against the guides' 1 MB;
@@ -47,6 +48,7 @@ EXAMPLE = yaml.safe_load((REPO / "examples" / "network.yaml").read_text())
 RATE = 10  # terms per second into the soak, one agent after another
 SAMPLE_EVERY = 3.0  # seconds between memory samples
 BUDGET = 10_000  # spec.retention.maxNodes in the soak with a budget
+TIMELINE_BUDGET = 10_000  # and its spec.retention.timeline.maxEvents (the timeline's DuckDB index grows with its events)
 GUIDE_STORAGE = 1_000_000  # bytes per agent (the guides)
 
 
@@ -70,16 +72,21 @@ class Soak:
     failures: list[str] = field(default_factory=list)  # requests that failed, and why
     slowest: float = 0.0  # seconds, the slowest POST
     late_samples: int = 0  # samples whose e-node count an agent was too busy to give in time
+    timeline_full: float | None = None  # seconds into the load when the timeline's retention first dropped events
 
     def total(self, index: int) -> int:
         return sum(self.samples[index][1].values())
 
-    def warm_index(self) -> int:
-        """The end of warm-up: a minute after the largest replica first holds 90 % of the budget (it keeps whole
-        epochs, so it stays a little under it), else after the first fifth of the run."""
-        elapsed = self.samples[-1][0]
+    def bounds_reached(self) -> float | None:
+        """Seconds into the load when every bound was reached: the largest replica holds 90 % of the budget (it
+        keeps whole epochs, so it stays a little under it) and the timeline has begun dropping; None if not."""
         full = None if self.budget is None else next((t for t, _, nodes in self.samples if nodes >= 0.9 * self.budget), None)
-        warm = elapsed * 0.2 if full is None else full + 60
+        return None if full is None or self.timeline_full is None else max(full, self.timeline_full)
+
+    def warm_index(self) -> int:
+        """The end of warm-up: a minute after every bound was reached, else after the first fifth of the run."""
+        elapsed, reached = self.samples[-1][0], self.bounds_reached()
+        warm = elapsed * 0.2 if reached is None else reached + 60
         return next(i for i, sample in enumerate(self.samples) if sample[0] >= min(warm, elapsed))
 
 
@@ -112,8 +119,18 @@ def _largest_replica(client: httpx.Client, base: str, agents: int) -> int | None
         return None
 
 
+def _timeline_dropped(client: httpx.Client, base: str) -> bool:
+    try:
+        return client.get(f"{base}/timeline/retention", timeout=10).json()["dropped"] > 0
+    except httpx.HTTPError:
+        return False
+
+
 def soak(seconds: float, budget: int | None) -> Soak:
-    body = {**EXAMPLE, "spec": {**EXAMPLE["spec"], **({"retention": {"maxNodes": budget}} if budget else {})}}
+    retention = EXAMPLE["spec"]["retention"]
+    if budget:
+        retention = {**retention, "maxNodes": budget, "timeline": {**retention["timeline"], "maxEvents": TIMELINE_BUDGET}}
+    body = {**EXAMPLE, "spec": {**EXAMPLE["spec"], "retention": retention}}
     result = Soak(budget)
     with tempfile.TemporaryDirectory() as directory:
         manifest, port = Path(directory) / "network.yaml", free_port()
@@ -148,6 +165,8 @@ def soak(seconds: float, budget: int | None) -> Soak:
             with httpx.Client() as client:
                 while (elapsed := time.monotonic() - began) < seconds:
                     nodes = _largest_replica(client, base, agents)
+                    if budget and result.timeline_full is None and _timeline_dropped(client, base):
+                        result.timeline_full = elapsed
                     if nodes is None:
                         result.late_samples += 1
                         nodes = result.samples[-1][2] if result.samples else 0
@@ -174,13 +193,15 @@ def soak_entries(bounded: Soak, unbounded: Soak) -> list[dict]:
     minutes = round(bounded.samples[-1][0] / 60, 1)
     return [
         entry(
-            f"soak with maxNodes {BUDGET:,}: resident memory growth after warm-up", growth, "%", 10, higher_is_better=False,
+            f"soak with maxNodes {BUDGET:,} and timeline maxEvents {TIMELINE_BUDGET:,}: resident memory growth after warm-up",
+            growth, "%", 10, higher_is_better=False,
             minutes=minutes, warm_up_ends_s=round(bounded.samples[warm][0]), terms=bounded.submitted,
+            bounds_reached_s=bounded.bounds_reached(), timeline_max_events=TIMELINE_BUDGET,
             resident_mb_at_warm=round(bounded.total(warm) / 2**20, 1), resident_mb_at_end=round(bounded.total(end) / 2**20, 1),
             largest_replica_nodes=bounded.samples[end][2], failed_posts=len(bounded.failures),
             late_samples=bounded.late_samples, growth_mb_by_process=growth_by_process(bounded, warm, end),
             slowest_post_s=round(bounded.slowest, 2), first_failures=bounded.failures[:3],
-            how=f"`agentnet up -f examples/network.yaml` + spec.retention.maxNodes, {RATE} terms/s (half repeated, half "
+            how=f"`agentnet up -f examples/network.yaml` + spec.retention.maxNodes and .timeline.maxEvents, {RATE} terms/s (half repeated, half "
                 f"distinct), RSS of every process of its tree (nats-server included) every {SAMPLE_EVERY:g} s",
         ),
         entry(
