@@ -125,11 +125,12 @@ class Rule:
         return matches
 
     @cached_property
-    def matcher(self) -> tuple[Callable, tuple[tuple[str], ...]]:
-        """(search, leaves): what search() runs, for a caller that does its checks itself (saturate.py):
-        `search(classes, numbers, tops, limit)` over the class index and number analysis, once every
-        constant leaf shape in `leaves` is in the e-graph; it does not check conditions."""
-        return self._compiled[0], self._leaves
+    def matcher(self) -> tuple[Callable, Callable, tuple[tuple[str], ...]]:
+        """(search, apply, leaves): what search() and apply() run, for a caller that does its checks
+        itself (saturate.py): `search(classes, numbers, tops, limit)` over the class index and number
+        analysis, once every constant leaf shape in `leaves` is in the e-graph (it does not check
+        conditions); `apply(matches, egraph, colour bit, node limit)`."""
+        return self._compiled[0], self._compiled[1], self._leaves
 
     @cached_property
     def _leaves(self) -> tuple[tuple[str], ...]:
@@ -410,8 +411,9 @@ class FoldRule(Rule):
     """Constant folding for one operator: `?a op ?b`, both numbers, joins the numeral of its value.
 
     The analysis's "modify" step (egg), as a rule: what it adds (a numeral, a union) is an
-    ordinary e-node and union, so it replicates like any rewrite. Where the operator has no
-    rational value (x / 0, 2 ^ (1/2)) it adds nothing.
+    ordinary e-node and union, so it replicates like any rewrite. Its right side is its left
+    side, which apply builds folded, as its numeral (see _apply_source); where the operator has
+    no rational value (x / 0, 2 ^ (1/2)) that is the matched e-node, and it adds nothing.
     """
 
     def __init__(self, op: str):
@@ -420,17 +422,6 @@ class FoldRule(Rule):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.lhs} => its value{self._conditions_text}"
-
-    def apply(self, egraph, matches: list[Match], node_limit: int | None = None) -> int:
-        limit = math.inf if node_limit is None else node_limit
-        op, mask = self.lhs.op, self.colour.bit
-        for applied, (cls, left, right) in enumerate(matches):
-            if len(egraph) > limit:
-                return applied
-            folded = _add_folded(egraph, mask, op, left, right)  # (the matched e-node itself if it has no value)
-            if folded != egraph._find(cls):
-                egraph._union(cls, folded)
-        return len(matches)
 
 
 # --- rules as text -------------------------------------------------------------------
