@@ -23,16 +23,16 @@ def extract(egraph: EGraph, class_id: NodeId, cost: Cost = ast_size) -> Term:
     best: dict[NodeId, float] = {}  # class root -> cheapest cost found
     tied: dict[NodeId, list[tuple]] = {}  # class root -> its shapes of that cost
     size = cost is ast_size  # (a binary e-node's size inline: this loop is hot)
-    get = best.get
+    infinity = math.inf
     changed = True
     while changed:  # costs only fall, over finitely many choices: a fixpoint is reached
         changed = False
         for cls, shapes in classes.items():
-            cheapest = get(cls, math.inf)
+            cheapest = best.get(cls, infinity)  # (best.get, not a bound `get`: compiled, a direct dict read)
             cheapest_shapes = []
             for shape in shapes:
                 if size and len(shape) == 3:  # a binary operator, by far the most common e-node
-                    left, right = get(shape[1]), get(shape[2])
+                    left, right = best.get(shape[1]), best.get(shape[2])
                     if left is None or right is None:
                         continue
                     total = 1 + left + right
@@ -49,30 +49,36 @@ def extract(egraph: EGraph, class_id: NodeId, cost: Cost = ast_size) -> Term:
     root = egraph.root(class_id)
     if root not in best:
         raise ValueError(f"class {class_id} has no finite term (its e-nodes have not all arrived)")
-    return _build(root, tied, egraph.find)
+    return _build(root, tied, egraph)
 
 
-def _build(root: NodeId, tied: dict[NodeId, list[tuple]], find: Callable) -> Term:
+def _build(root: NodeId, tied: dict[NodeId, list[tuple]], egraph: EGraph) -> Term:
     """The chosen term of `root`'s class, children first on an explicit stack: a chain of any depth (say, a
     state from the wire) is built without recursion, which compiled would overflow the C stack."""
     built: dict[NodeId, Term] = {}
-    open_classes: set[NodeId] = set()  # expanded, not built yet: the path from the root
+    chosen: dict[NodeId, tuple] = {}  # expanded, not built yet: the path from the root, with its choice
     todo: list[tuple[NodeId, bool]] = [(root, False)]
     while todo:
         cls, expanded = todo.pop()
-        shape = _choice(tied[cls], find)
         if expanded:
-            open_classes.discard(cls)
+            shape = chosen.pop(cls)
             built[cls] = Term(shape[0], tuple([built[kid] for kid in shape[1:]]))
         elif cls not in built:
-            if cls in open_classes:
+            if cls in chosen:
                 raise ValueError("cost function is not increasing: the cheapest choice is cyclic")
-            open_classes.add(cls)
+            shape = chosen[cls] = _choice(tied[cls], egraph)
             todo.append((cls, True))
             todo.extend([(kid, False) for kid in shape[1:]])
     return built[root]
 
 
-def _choice(cheapest: list[tuple], find: Callable) -> tuple:
-    """One of a class's equally cheap shapes, the same on every replica."""
-    return cheapest[0] if len(cheapest) == 1 else min(cheapest, key=lambda shape: (shape[0], *map(find, shape[1:])))
+def _choice(cheapest: list[tuple], egraph: EGraph) -> tuple:
+    """One of a class's equally cheap shapes, the same on every replica: the least written with class ids."""
+    if len(cheapest) == 1:
+        return cheapest[0]
+    best, best_key = cheapest[0], None
+    for shape in cheapest:
+        key = (shape[0], *[egraph.find(kid) for kid in shape[1:]])
+        if best_key is None or key < best_key:
+            best, best_key = shape, key
+    return best

@@ -64,6 +64,7 @@ def spell(number: Fraction) -> str:
     return f"{digits[:-places]}.{digits[-places:]}"
 
 
+@lru_cache(maxsize=4_096)  # (asked of every leaf an e-graph files: few distinct ones)
 def numeral_of(op: str) -> str | None:
     """The one spelling of a leaf operator that is a numeral (in any accepted spelling), else None."""
     if not is_numeral(op) or not _SPELLING.fullmatch(op):

@@ -125,11 +125,12 @@ class Rule:
         return matches
 
     @cached_property
-    def matcher(self) -> tuple[Callable, tuple[tuple[str], ...]]:
-        """(search, leaves): what search() runs, for a caller that does its checks itself (saturate.py):
-        `search(classes, numbers, tops, limit)` over the class index and number analysis, once every
-        constant leaf shape in `leaves` is in the e-graph; it does not check conditions."""
-        return self._compiled[0], self._leaves
+    def matcher(self) -> tuple[Callable, Callable, tuple[tuple[str], ...]]:
+        """(search, apply, leaves): what search() and apply() run, for a caller that does its checks
+        itself (saturate.py): `search(classes, numbers, tops, limit)` over the class index and number
+        analysis, once every constant leaf shape in `leaves` is in the e-graph (it does not check
+        conditions); `apply(matches, egraph, colour bit, node limit)`."""
+        return self._compiled[0], self._compiled[1], self._leaves
 
     @cached_property
     def _leaves(self) -> tuple[tuple[str], ...]:
@@ -168,20 +169,73 @@ class Rule:
 # A rule compiles, once, to the source of two small functions: a search of nested loops,
 # one loop per e-node of the left side, and an apply that builds the right side for each
 # match. Straight-line code with no call per pattern step is what makes both cheap in CPython.
+# The source is typed, so mypyc can compile it too: setup.py writes the built-in rules' code
+# to a module (native_module) and compiles it with the engine, and _compile takes a rule's
+# functions from there when its source is there (user rules are exec'd as before).
+
+_HEADER = "from __future__ import annotations\n"  # the annotations name types exec'd source need not import
 
 
 def _compile(
     lhs: Term, rhs: Term, name: str, valued: frozenset[str] = frozenset()
 ) -> tuple[Callable, Callable, str, list[str]]:
     """(search, apply, their source, the variables in match order) for a rule."""
-    search, variables = _search_source(lhs, valued)
-    source = search + _apply_source(rhs, variables, valued)
+    source, variables = _source(lhs, rhs, valued)
+    search, apply = _native_rules().get(source) or _interpret(source, name)
+    return search, apply, source, variables
+
+
+def _interpret(source: str, name: str) -> tuple[Callable, Callable]:
+    """A rule's search and apply from their source, as Python bytecode."""
     namespace: dict = {"NO_NODES": _NO_NODES, "add_folded": _add_folded}
-    exec(compile(source, f"<rule {name}>", "exec"), namespace)
-    return namespace["search"], namespace["apply"], source, variables
+    exec(compile(_HEADER + source, f"<rule {name}>", "exec"), namespace)
+    return namespace["search"], namespace["apply"]
 
 
-def _search_source(lhs: Term, valued: frozenset[str] = frozenset()) -> tuple[str, list[str]]:
+def _source(lhs: Term, rhs: Term, valued: frozenset[str], suffix: str = "") -> tuple[str, list[str]]:
+    """Source of a rule's `search{suffix}` and `apply{suffix}`, and the variables in match order."""
+    search, variables = _search_source(lhs, valued, suffix)
+    return search + _apply_source(rhs, variables, valued, suffix), variables
+
+
+def _native_rules() -> dict[str, tuple[Callable, Callable]]:
+    """The compiled rules by source (empty if setup.py did not write them: AGENTNET_PURE_PYTHON=1)."""
+    try:
+        from . import generated_rules  # type: ignore[attr-defined]  # (written by setup.py, not in git)
+    except ImportError:
+        return {}
+    return generated_rules.RULES
+
+
+def native_module(rules: Iterable[Rule]) -> str:
+    """Source of a module holding the rules' search and apply, for mypyc (see setup.py); its RULES
+    maps each rule's source (as _compile makes it) to its two functions."""
+    parts = [
+        f'"""Search and apply of the built-in rules, for mypyc: written by setup.py from rewrites.native_module.\n\n'
+        f'Do not edit; rewrites._compile uses a function here only for a rule whose source is the same."""\n\n'
+        f"{_HEADER}\nfrom typing import Iterable\n\nfrom .egraph import EGraph\n"
+        f"from .rewrites import _NO_NODES as NO_NODES\nfrom .rewrites import _add_folded as add_folded\n",
+    ]
+    table = []
+    for number, rule in enumerate(dict.fromkeys(rules)):
+        valued = frozenset(variable for _, variable in rule.conditions)
+        source, _ = _source(rule.lhs, rule.rhs, valued)
+        numbered, _ = _source(rule.lhs, rule.rhs, valued, f"_{number}")
+        parts.append(f"\n# {rule}\n{numbered}")
+        table.append(f"    {source!r}: (search_{number}, apply_{number}),\n")
+    parts.append("\n\nRULES = {\n" + "".join(table) + "}\n")
+    return "".join(parts)
+
+
+# The types of the generated functions (mypyc compiles them to native code with these).
+_SEARCH_SIGNATURE = (
+    "(classes: dict[str, dict[tuple[str, ...], None]], numbers: dict[str, str], "
+    "tops: Iterable[tuple[tuple[str, ...], str]], limit: int | None) -> list[tuple[str, ...]]:"
+)
+_APPLY_SIGNATURE = "(matches: list[tuple[str, ...]], egraph: EGraph, mask: int, node_limit: float) -> int:"
+
+
+def _search_source(lhs: Term, valued: frozenset[str] = frozenset(), suffix: str = "") -> tuple[str, list[str]]:
     """Source of `search(classes, numbers, tops, limit) -> [match]`, and the variables in match order.
 
     `tops` are (shape, class root) pairs: the e-nodes to try as the top of the pattern.
@@ -189,7 +243,8 @@ def _search_source(lhs: Term, valued: frozenset[str] = frozenset()) -> tuple[str
     `numbers` (class root -> its numeral, see EGraph) prunes classes whose value is known, as
     egg's constant folding does: such a class is its numeral and nothing else to a search,
     since every term in it equals that numeral (folding finds the value; AC, say, would
-    only make more ways to write it). Callers leave such classes out of `tops`.
+    only make more ways to write it). So a numeral leaf tests the class's numeral, and an
+    operator finds no e-node in a class with a value. Callers leave such classes out of `tops`.
 
     Register r0 holds the top's class, and each child position of a matched e-node gets
     a register (rK) for its class. A variable is its first register; a repeat becomes an
@@ -197,18 +252,19 @@ def _search_source(lhs: Term, valued: frozenset[str] = frozenset()) -> tuple[str
 
         for shape, r0 in tops:
             if len(shape) != 3: continue
-            _, r1, r2 = shape
-            for shape_r1 in (classes.get(r1, NO_NODES) if r1 not in numbers else ((numbers[r1],),)):
+            r1 = shape[1]
+            r2 = shape[2]
+            for shape_r1 in (classes.get(r1, NO_NODES) if r1 not in numbers else NO_NODES):
                 if shape_r1[0] != '+' or len(shape_r1) != 3: continue
-                _, r3, r4 = shape_r1
-                append((r0, r3, r4, r2))
+                r3 = shape_r1[1]
+                r4 = shape_r1[2]
+                out.append((r0, r3, r4, r2))
     """
     registers = itertools.count(1)
     first: dict[str, str] = {}  # variable -> register of its first occurrence (preorder)
     lines = [
-        "def search(classes, numbers, tops, limit):",
-        "    out = []",
-        "    append = out.append",
+        f"def search{suffix}{_SEARCH_SIGNATURE}",
+        "    out: list[tuple[str, ...]] = []",
         "    for shape, r0 in tops:",
     ]
 
@@ -219,8 +275,7 @@ def _search_source(lhs: Term, valued: frozenset[str] = frozenset()) -> tuple[str
         # The operator first: most e-nodes of a class fail on it (tops have the right one).
         op_differs = f"{shape}[0] != {pattern.op!r} or " if check_op else ""
         lines.append(f"{pad}if {op_differs}len({shape}) != {len(kids) + 1}: continue")
-        if kids:
-            lines.append(f"{pad}_, {', '.join(kids)} = {shape}")
+        lines.extend(f"{pad}{kid} = {shape}[{position}]" for position, kid in enumerate(kids, start=1))
         for arg, kid in zip(pattern.args, kids):
             depth = child(arg, kid, depth)
         return depth
@@ -237,15 +292,19 @@ def _search_source(lhs: Term, valued: frozenset[str] = frozenset()) -> tuple[str
                 return depth + 1
             lines.append(f"{pad}if {register} == {first[pattern.op]}:")
         elif not pattern.args:
-            lines.append(f"{pad}if ({pattern.op!r},) in {_shapes(register)}:")
+            numeral = numbers.numeral_of(pattern.op)
+            if numeral is not None:  # a class with this numeral in it has it as its value
+                lines.append(f"{pad}if numbers.get({register}) == {numeral!r}:")
+            else:
+                lines.append(f"{pad}if {register} not in numbers and ({pattern.op!r},) in classes.get({register}, NO_NODES):")
         else:
             shape = f"shape_{register}"
-            lines.append(f"{pad}for {shape} in {_shapes(register)}:")
+            lines.append(f"{pad}for {shape} in (classes.get({register}, NO_NODES) if {register} not in numbers else NO_NODES):")
             return unpack(pattern, shape, depth + 1, check_op=True)
         return depth + 1
 
     depth = unpack(lhs, "shape", 2, check_op=False)
-    lines.append(f"{'    ' * depth}append(({', '.join(['r0', *first.values()])},))")
+    lines.append(f"{'    ' * depth}out.append(({', '.join(['r0', *first.values()])},))")
     lines += [
         "        if limit is not None and len(out) >= limit:  # checked per top: the limit is soft",
         "            break",
@@ -254,12 +313,7 @@ def _search_source(lhs: Term, valued: frozenset[str] = frozenset()) -> tuple[str
     return "\n".join(lines) + "\n", list(first)
 
 
-def _shapes(register: str) -> str:
-    """The shapes of a class to a search: its numeral alone if it has a value (see _search_source)."""
-    return f"(classes.get({register}, NO_NODES) if {register} not in numbers else ((numbers[{register}],),))"
-
-
-def _apply_source(rhs: Term, variables: list[str], valued: frozenset[str] = frozenset()) -> str:
+def _apply_source(rhs: Term, variables: list[str], valued: frozenset[str] = frozenset(), suffix: str = "") -> str:
     """Source of `apply(matches, egraph, mask, node_limit) -> matches applied`.
 
     Arithmetic on numbers in the right side (a numeral, or a variable in `valued`, whose
@@ -270,17 +324,17 @@ def _apply_source(rhs: Term, variables: list[str], valued: frozenset[str] = froz
     Each match builds the right side bottom-up and unions it with the matched class r0,
     unless that is its class already. Most matches of a saturating e-graph build only what
     exists, so an e-node's hash-cons lookup is inlined (EGraph._add, whose slow path
-    `add_new` files a new e-node or adds a colour bit). For `?a + ?b` and match (r0, v1, v2):
+    `_add_new` files a new e-node or adds a colour bit). For `?a + ?b` and match (r0, v1, v2):
 
         shape = ('+', v2, v1)
-        node = get(shape)
+        node = hashcons.get(shape)
         if node is None or mask & ~masks[node]:
-            t1 = add_new(shape, mask, node)
+            t1 = egraph._add_new(shape, mask, node)
         else:
             up = parent[node]
-            t1 = up if parent[up] == up else find(node)
+            t1 = up if parent[up] == up else egraph._find(node)
         if t1 != r0:
-            union(r0, t1)
+            egraph._union(r0, t1)
     """
     names = {variable: f"v{number}" for number, variable in enumerate(variables, start=1)}
     temporaries = itertools.count(1)
@@ -298,27 +352,27 @@ def _apply_source(rhs: Term, variables: list[str], valued: frozenset[str] = froz
             return register, True
         body.extend([
             f"shape = ({', '.join([repr(term.op), *kids])},)",
-            "node = get(shape)",
+            "node = hashcons.get(shape)",
             "if node is None or mask & ~masks[node]:",
-            f"    {register} = add_new(shape, mask, node)",
+            f"    {register} = egraph._add_new(shape, mask, node)",
             "else:",
             "    up = parent[node]",
-            f"    {register} = up if parent[up] == up else find(node)",
+            f"    {register} = up if parent[up] == up else egraph._find(node)",
         ])  # fmt: skip
         return register, not term.args and numbers.numeral_of(term.op) is not None
 
     built, _ = build(rhs)
     pad = "        "
     return (
-        "\ndef apply(matches, egraph, mask, node_limit):\n"
-        "    get, masks, parent, nodes = egraph._hashcons.get, egraph._masks, egraph._parent, egraph._nodes\n"
-        "    add_new, find, union = egraph._add_new, egraph._find, egraph._union\n"
+        f"\ndef apply{suffix}{_APPLY_SIGNATURE}\n"
+        "    hashcons, masks, parent, nodes = egraph._hashcons, egraph._masks, egraph._parent, egraph._nodes\n"
+        "    shape: tuple[str, ...]\n"
         f"    for applied, ({', '.join(['r0', *names.values()])},) in enumerate(matches):\n"
         "        if len(nodes) > node_limit:\n"
         "            return applied\n"
         + "".join(f"{pad}{line}\n" for line in body)
         + f"        if {built} != r0:  # (a class root; the same root is the same class)\n"
-        f"            union(r0, {built})\n"
+        f"            egraph._union(r0, {built})\n"
         "    return len(matches)\n"
     )
 
@@ -357,8 +411,9 @@ class FoldRule(Rule):
     """Constant folding for one operator: `?a op ?b`, both numbers, joins the numeral of its value.
 
     The analysis's "modify" step (egg), as a rule: what it adds (a numeral, a union) is an
-    ordinary e-node and union, so it replicates like any rewrite. Where the operator has no
-    rational value (x / 0, 2 ^ (1/2)) it adds nothing.
+    ordinary e-node and union, so it replicates like any rewrite. Its right side is its left
+    side, which apply builds folded, as its numeral (see _apply_source); where the operator has
+    no rational value (x / 0, 2 ^ (1/2)) that is the matched e-node, and it adds nothing.
     """
 
     def __init__(self, op: str):
@@ -367,17 +422,6 @@ class FoldRule(Rule):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.lhs} => its value{self._conditions_text}"
-
-    def apply(self, egraph, matches: list[Match], node_limit: int | None = None) -> int:
-        limit = math.inf if node_limit is None else node_limit
-        op, mask = self.lhs.op, self.colour.bit
-        for applied, (cls, left, right) in enumerate(matches):
-            if len(egraph) > limit:
-                return applied
-            folded = _add_folded(egraph, mask, op, left, right)  # (the matched e-node itself if it has no value)
-            if folded != egraph._find(cls):
-                egraph._union(cls, folded)
-        return len(matches)
 
 
 # --- rules as text -------------------------------------------------------------------

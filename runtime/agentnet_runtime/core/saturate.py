@@ -112,9 +112,9 @@ class Saturation:
         self._searched = False  # has a full search run yet?
         self._evictions = egraph.evictions  # an eviction rebuilt the e-graph: search everywhere again
         self._present: set[str] = set()  # operators of the e-graph's e-nodes (known from its changes)
-        self._groups, self._conditioned, self._matchers = _plan(self.rules)
+        self._groups, self._conditioned, self._matchers, self._masks = _plan(self.rules)
         self._complete = [True] * len(self.rules)  # did the rule's last search find all its matches?
-        self._unapplied: list[tuple[Rule, list[Match]]] = []
+        self._unapplied: list[tuple[int, list[Match]]] = []  # (rule number, its matches)
         # Matches applied already, per rule. Semi-naive search still finds some again (an e-node
         # re-keyed by a merge is searched anew); skipping them saves re-building what exists.
         # Only a cache: it is dropped when it grows large, and forgetting costs only the rework.
@@ -157,14 +157,15 @@ class Saturation:
         found = self._unapplied + self._new_matches(budget.matches)
         self._unapplied = []
         matches = 0
-        for number, (rule, rule_matches) in enumerate(found):
+        for position, (number, rule_matches) in enumerate(found):
             before = egraph.version
             if self._record is not None:
-                self._record(egraph, rule, rule_matches)
-            applied = rule.apply(egraph, rule_matches, budget.nodes)
+                self._record(egraph, self.rules[number], rule_matches)
+            _, apply, _ = self._matchers[number]  # (Rule.apply, inline)
+            applied = apply(rule_matches, egraph, self._masks[number], budget.nodes)
             matches += applied
             if egraph.version != before:
-                self._used[rule.name] = None
+                self._used[self.rules[number].name] = None
             if len(egraph) > budget.nodes:
                 stop = StopReason.NODES
             elif time.perf_counter() > deadline:
@@ -172,8 +173,8 @@ class Saturation:
             else:
                 continue
             # Keep the rest for the next run: no search will find them again.
-            self._unapplied = [(rule, rule_matches[applied:])] if applied < len(rule_matches) else []
-            self._unapplied += found[number + 1 :]
+            self._unapplied = [(number, rule_matches[applied:])] if applied < len(rule_matches) else []
+            self._unapplied += found[position + 1 :]
             egraph.rebuild()
             return stop, matches
         egraph.rebuild()
@@ -181,7 +182,7 @@ class Saturation:
             return StopReason.GOAL, matches
         return (StopReason.SATURATED if egraph.version == version else None), matches
 
-    def _new_matches(self, limit: int) -> list[tuple[Rule, list[Match]]]:
+    def _new_matches(self, limit: int) -> list[tuple[int, list[Match]]]:
         """Every rule's matches not found by an earlier search (all of them, the first time)."""
         egraph = self.egraph
         shapes, merged = egraph.changes(self._changes)
@@ -202,7 +203,7 @@ class Saturation:
         self._valued = dict(values)
         present, any_value = self._present, bool(values)
         classes, hashcons = egraph.class_index(), egraph._hashcons
-        found: list[tuple[Rule, list[Match]] | None] = [None] * len(self.rules)
+        found: list[tuple[int, list[Match]] | None] = [None] * len(self.rules)
         for (op, shape_depth, depth), numbers in self._groups:  # rules with the same top and depths share candidates
             if op not in present:
                 continue  # no e-node has the operator: nothing can match (say, ^ in a sum of products)
@@ -224,14 +225,16 @@ class Saturation:
                     rule_tops = tops
                 else:
                     continue
-                search, leaves = self._matchers[number]
-                if conditioned:
-                    results = self.rules[number].search(egraph, rule_tops, limit)
-                elif all(leaf in hashcons for leaf in leaves):  # (Rule.search, inline: a call per rule was 5 %)
+                search, _, leaves = self._matchers[number]
+                if all(leaf in hashcons for leaf in leaves):  # (Rule.search, inline: a call per rule was 5 %)
                     results = search(classes, values, rule_tops, limit)
+                    self._complete[number] = len(results) < limit
+                    if conditioned and results:  # the search found classes with values: test them
+                        rule = self.rules[number]
+                        results = [match for match in results if rule._holds(egraph, match)]
                 else:
                     results = []  # a constant it needs (say 0) is nowhere in the e-graph
-                self._complete[number] = len(results) < limit
+                    self._complete[number] = True
                 if results:
                     seen = self._applied.get(number)
                     if seen is None:
@@ -245,7 +248,7 @@ class Saturation:
                             fresh.append(match)
                     if fresh:
                         self._applied_count += len(fresh)
-                        found[number] = (self.rules[number], fresh)
+                        found[number] = (number, fresh)
         if self._applied_count > APPLIED_CACHE:
             self._applied = {}
             self._applied_count = 0
@@ -253,14 +256,14 @@ class Saturation:
 
 
 Groups = list[tuple[tuple[str, int, int], list[int]]]
-Plan = tuple[Groups, list[bool], list[tuple[Callable, tuple[tuple[str], ...]]]]
+Plan = tuple[Groups, list[bool], list[tuple[Callable, Callable, tuple[tuple[str], ...]]], list[int]]
 _PLANS: dict[int, tuple[tuple[Rule, ...], Plan]] = {}  # id of a rules tuple -> (it, its plan)
 
 
 def _plan(rules: tuple[Rule, ...]) -> Plan:
     """Rule numbers grouped by (top operator, shape depth, depth), which share search candidates;
-    whether each rule has conditions; its compiled search and the constant leaves it needs. Made
-    once per tuple of rules: a Saturator makes a Saturation per phase of every term, and reading
+    whether each rule has conditions; its compiled search and apply and the constant leaves it
+    needs (Rule.matcher); its colour bit. Made once per tuple of rules: a Saturator makes a Saturation per phase of every term, and reading
     the rules' properties again was 3 % of saturating one."""
     known = _PLANS.get(id(rules))
     if known is not None and known[0] is rules:
@@ -268,7 +271,12 @@ def _plan(rules: tuple[Rule, ...]) -> Plan:
     groups: dict[tuple[str, int, int], list[int]] = {}
     for number, rule in enumerate(rules):
         groups.setdefault((rule.lhs.op, rule.shape_depth, rule.depth), []).append(number)
-    plan = (list(groups.items()), [bool(rule.conditions) for rule in rules], [rule.matcher for rule in rules])
+    plan = (
+        list(groups.items()),
+        [bool(rule.conditions) for rule in rules],
+        [rule.matcher for rule in rules],
+        [rule.colour.bit for rule in rules],
+    )
     if len(_PLANS) >= 64:  # rule sets are few (the families, a Saturator's phases); a bound all the same
         _PLANS.clear()
     _PLANS[id(rules)] = (rules, plan)
