@@ -77,6 +77,12 @@ def _refused_subject(error: Exception) -> bool:
     return "permissions violation" in str(error).lower()
 
 
+def _refused_reply(error: Exception) -> bool:
+    # A reply refused although the grant allows responses: the server allows one reply per request it delivered
+    # on this connection, so the request came before a reconnection (its server is gone) or was answered already.
+    return 'permissions violation for publish to "_inbox.' in str(error).lower()
+
+
 class NatsState:
     """What one NATS connection is doing, for readiness; `connect(state=...)` keeps it up to date."""
 
@@ -87,6 +93,7 @@ class NatsState:
         self.changed = asyncio.Event()  # set at every (re)connection and disconnection
         self._last_error = ""
         self._refusals: set[str] = set()  # permission violations said already
+        self._reply_refused = False  # a refused reply said on this connection already
 
     @property
     def connected(self) -> bool:
@@ -103,7 +110,12 @@ class NatsState:
         async def on_error(error: Exception) -> None:
             if not self.connected:  # an attempt failed (errors of a live connection do not say why it is down)
                 self.refused = _refused_credentials(error)
-            if _refused_subject(error):  # the connection stays up; each subject refused is said once
+            if _refused_reply(error):  # every reply has a subject of its own: said once per connection
+                if not self._reply_refused:
+                    self._reply_refused = True
+                    log.warning("NATS refused a reply (its request came before a reconnection, or was answered "
+                                "already): %s", error)
+            elif _refused_subject(error):  # the connection stays up; each subject refused is said once
                 if str(error) not in self._refusals:
                     self._refusals.add(str(error))
                     log.error("NATS refused a subject to this process's user (its grant in permissions.py lacks it): %s", error)
@@ -127,7 +139,7 @@ class NatsState:
 
     def _up(self) -> None:
         self.connections += 1
-        self.refused, self._last_error = False, ""
+        self.refused, self._last_error, self._reply_refused = False, "", False
         self.changed.set()
 
     async def wait_changed(self, timeout: float) -> None:

@@ -284,6 +284,32 @@ async def test_an_agent_is_refused_when_it_speaks_as_another_agent(secured, tmp_
     assert 'user:agents-0" - Publish Violation - Subject "agent.3.heartbeat"' in server_log(secured)
 
 
+async def test_a_second_reply_is_refused_and_said_as_such(secured, tmp_path, caplog):
+    """An identity may answer each request delivered to its connection once (allow_responses): a second answer
+    is refused, as is one after a reconnection (the server that delivered the request is gone). The runtime says
+    so as a warning, once per connection, not as a grant that lacks a subject."""
+    caplog.set_level(logging.WARNING, logger="agentnet.nats")
+    asker, _ = await connected(pod_config(secured, tmp_path, pod=0))
+    answerer, errors = await connected(pod_config(secured, tmp_path, pod=1))
+
+    async def twice(message) -> None:
+        await message.respond(b"first")
+        await message.respond(b"second")
+
+    try:
+        await answerer.subscribe("agent.3.sync", cb=twice)
+        await answerer.flush()
+        for _ in range(2):
+            assert (await asker.request("agent.3.sync", b"{}", timeout=5)).data == b"first"
+        await eventually(lambda: len(refusals(errors)) == 2, 10, "both second replies refused")
+    finally:
+        await asker.close()
+        await answerer.close()
+    said = [r for r in caplog.records if r.name == "agentnet.nats" and "refused a reply" in r.getMessage()]
+    assert [r.levelno for r in said] == [logging.WARNING] and '"_inbox.agents-0.' in said[0].getMessage()
+    assert logged_refusals(caplog) == []
+
+
 async def test_inboxes_are_private(secured, tmp_path):
     """Replies to the dashboard's requests come to _INBOX.dashboard.…: no other identity may read them."""
     agents, errors = await connected(pod_config(secured, tmp_path, pod=1))
