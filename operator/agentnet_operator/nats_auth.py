@@ -16,7 +16,6 @@ as another agent pod (components cannot: each mounts its own key only).
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 from collections.abc import Mapping
@@ -92,15 +91,3 @@ def _authorization(identities: Identities, secret: str) -> str:
     users = [json.dumps({"user": identity, "password": passwords[identity], "permissions": _permissions(grant)})
              for identity, grant in _grants(identities).items()]  # fmt: skip
     return "authorization {\n  users: [\n    " + ",\n    ".join(users) + "\n  ]\n}\n"  # one user a line
-
-
-def grants_digest(network: AgentNetwork) -> str:
-    """Changes when a user or a permission does (passwords never change): the NATS pods restart to
-    read a new config, as nats-server does not watch its file."""
-    return _grants_digest(_identities(network))
-
-
-@lru_cache(maxsize=64)
-def _grants_digest(identities: Identities) -> str:
-    grants = {identity: _permissions(grant) for identity, grant in _grants(identities).items()}
-    return hashlib.sha256(json.dumps(grants, sort_keys=True).encode()).hexdigest()[:16]

@@ -10,7 +10,9 @@
 | PodDisruptionBudget `<net>-nats` | one server away at a time: a JetStream cluster keeps its majority |
 
 TLS is on for clients and routes; routes verify each other's certificate (that is their
-authentication: the users are for clients). Clients are given every server's URL (servers do not advertise pod IPs, which the certificate does not name).
+authentication: the users are for clients). Clients are given every server's URL (servers do not
+advertise pod IPs, which the certificate does not name). The config carries the users, so the
+servers restart one at a time when a user or a grant changes (nats-server reads it at start only).
 
 External NATS (spec.nats.url) adds nothing: pods get its URL and mount its credentials Secret.
 """
