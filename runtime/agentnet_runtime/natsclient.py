@@ -73,6 +73,17 @@ def _refused_credentials(error: Exception) -> bool:
     return type(error).__name__ == "AuthorizationError" or "authorization violation" in str(error).lower()
 
 
+def _refused_subject(error: Exception) -> bool:
+    # The server's -ERR 'Permissions Violation for Publish to "..."' (or Subscription to), as nats-py passes it on.
+    return "permissions violation" in str(error).lower()
+
+
+def _refused_reply(error: Exception) -> bool:
+    # A reply refused although the grant allows responses: the server allows one reply per request it delivered
+    # on this connection, so the request came before a reconnection (its server is gone) or was answered already.
+    return 'permissions violation for publish to "_inbox.' in str(error).lower()
+
+
 class NatsState:
     """What one NATS connection is doing, for readiness; `connect(state=...)` keeps it up to date."""
 
@@ -82,6 +93,8 @@ class NatsState:
         self.refused = False  # the server refused our credentials at the last attempt
         self.changed = asyncio.Event()  # set at every (re)connection and disconnection
         self._last_error = ""
+        self._refusals: set[str] = set()  # permission violations said already
+        self._reply_refused = False  # a refused reply said on this connection already
 
     @property
     def connected(self) -> bool:
@@ -98,7 +111,16 @@ class NatsState:
         async def on_error(error: Exception) -> None:
             if not self.connected:  # an attempt failed (errors of a live connection do not say why it is down)
                 self.refused = _refused_credentials(error)
-            if str(error) != self._last_error:  # nats-py retries every 0.25 s: say it once
+            if _refused_reply(error):  # every reply has a subject of its own: said once per connection
+                if not self._reply_refused:
+                    self._reply_refused = True
+                    log.warning("NATS refused a reply (its request came before a reconnection, or was answered "
+                                "already): %s", error)
+            elif _refused_subject(error):  # the connection stays up; each subject refused is said once
+                if str(error) not in self._refusals:
+                    self._refusals.add(str(error))
+                    log.error("NATS refused a subject to this process's user (its grant in permissions.py lacks it): %s", error)
+            elif str(error) != self._last_error:  # nats-py retries every 0.25 s: say it once
                 self._last_error = str(error)
                 log.warning("NATS: %s", error)
             if error_cb is not None:
@@ -118,7 +140,7 @@ class NatsState:
 
     def _up(self) -> None:
         self.connections += 1
-        self.refused, self._last_error = False, ""
+        self.refused, self._last_error, self._reply_refused = False, "", False
         self.changed.set()
 
     async def wait_changed(self, timeout: float) -> None:

@@ -56,6 +56,7 @@ def test_the_reference_network_has_the_designed_children() -> None:
         ("Secret", "ramanujan-nats"),
         ("Secret", "ramanujan-nats-ca"),
         ("Secret", "ramanujan-nats-tls"),
+        ("Secret", "ramanujan-nats-agents"),
         ("PodDisruptionBudget", "ramanujan-nats"),  # a cluster of three servers
     }
     expected |= {(kind, f"ramanujan-{c}") for c in COMPONENT_NAMES for kind in ("Deployment", "Service")}
@@ -64,6 +65,7 @@ def test_the_reference_network_has_the_designed_children() -> None:
     assert set(keys) == expected and len(keys) == len(expected)
     assert keys[0] == ("ConfigMap", "ramanujan-config")  # config before the pods that mount it
     assert keys.index(("Secret", "ramanujan-nats")) < keys.index(("StatefulSet", "ramanujan-nats"))
+    assert keys.index(("Secret", "ramanujan-nats-agents")) < keys.index(("StatefulSet", "ramanujan-agents"))
     assert all(o["metadata"]["namespace"] == "demo" for o in objects)
 
 
@@ -284,8 +286,8 @@ def test_managed_nats() -> None:
     objects = by_key(build("network.yaml"))
     secret = objects[("Secret", "ramanujan-nats")]
     data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
-    assert data[names.NATS_SECRET_USER] == names.NATS_USER and data[names.NATS_SECRET_PASSWORD] == PASSWORD
-    assert "jetstream {" in data[names.NATS_SECRET_CONFIG] and PASSWORD in data[names.NATS_SECRET_CONFIG]
+    assert data[names.NATS_SECRET_PASSWORD] == PASSWORD  # the network's secret, every user's password derived from it
+    assert "jetstream {" in data[names.NATS_SECRET_CONFIG] and PASSWORD not in data[names.NATS_SECRET_CONFIG]
     sts = objects[("StatefulSet", "ramanujan-nats")]
     assert sts["spec"]["serviceName"] == "ramanujan-nats-headless" and sts["spec"]["replicas"] == 3
     (nats,) = sts["spec"]["template"]["spec"]["containers"]
@@ -294,10 +296,10 @@ def test_managed_nats() -> None:
     assert objects[("Service", "ramanujan-nats-headless")]["spec"]["clusterIP"] == "None"
     client_ports = {p["name"]: p["port"] for p in objects[("Service", "ramanujan-nats")]["spec"]["ports"]}
     assert client_ports["client"] == 4222
-    # clients get user and password, not the server's configuration
+    # clients get their own password, not the server's configuration (test_operator_nats_auth.py has the rest)
     agent_pod = objects[("StatefulSet", "ramanujan-agents")]["spec"]["template"]["spec"]
     (creds,) = [v for v in agent_pod["volumes"] if v["name"] == names.VOLUME_NATS_CREDENTIALS]
-    assert [i["key"] for i in creds["secret"]["items"]] == ["user", "password"]
+    assert creds["secret"] == {"secretName": "ramanujan-nats-agents"}
 
 
 def nats_container(body: dict[str, Any]) -> dict[str, Any]:

@@ -39,7 +39,7 @@ def test_example_network_comes_up_ready_and_is_garbage_collected(operator, kubec
     assert all(c["status"]["phase"] == "Bound" for c in claims)
     owned = [o for o in labelled if o not in claims]
     expected = {("ConfigMap", "ramanujan-config"), ("Secret", "ramanujan-nats"), ("Secret", "ramanujan-nats-ca"),
-                ("Secret", "ramanujan-api-token"),
+                ("Secret", "ramanujan-api-token"), ("Secret", "ramanujan-nats-agents"),
                 ("Secret", "ramanujan-nats-tls"), ("PodDisruptionBudget", "ramanujan-nats"),
                 ("Service", "ramanujan-nats"), ("Service", "ramanujan-nats-headless"),
                 ("StatefulSet", "ramanujan-nats"), ("Service", "ramanujan-agents"),

@@ -20,7 +20,6 @@ from agentnet_operator import children, names, nats_children, tls
 from agentnet_operator.children import desired_children
 from agentnet_operator.model import AgentNetwork
 from agentnet_runtime import natsclient
-from rig.natscluster import PASSWORD as CLUSTER_PASSWORD
 from rig.natscluster import LoopbackCluster
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -197,7 +196,7 @@ def test_a_server_certificate_never_outlives_its_ca() -> None:
 
 
 async def replicated_stream(cluster: LoopbackCluster) -> tuple[int, list[str]]:
-    client = await natsclient.connect(cluster.url, cluster.auth)
+    client = await natsclient.connect(cluster.url, cluster.auth("stream-red"))  # it keeps the work queue's stream
     try:
         js = client.jetstream()
         need = natsclient.work_stream(3)
@@ -229,7 +228,8 @@ def test_a_connection_without_tls_is_refused() -> None:
         with socket.create_connection(("localhost", cluster.servers[0].port), timeout=10) as plain:
             info = plain.recv(4096)
             assert info.startswith(b"INFO ") and b'"tls_required":true' in info
-            plain.sendall(f'CONNECT {{"user":"{names.NATS_USER}","pass":"{CLUSTER_PASSWORD}"}}\r\nPING\r\n'.encode())
+            auth = cluster.auth("stream-red")  # good credentials, without TLS
+            plain.sendall(f'CONNECT {{"user":"{auth.user}","pass":"{auth.password}"}}\r\nPING\r\n'.encode())
             answer = b""
             while chunk := plain.recv(4096):
                 answer += chunk

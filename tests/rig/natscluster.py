@@ -5,7 +5,8 @@ routes, routes between every server, JetStream clustered) without a Kubernetes n
 
 What only a cluster has is replaced in the text, nothing else: the servers' DNS names become
 `localhost` (which the certificate also names) with a port per server, and the file paths
-(certificates, JetStream's store) become a temp dir's.
+(certificates, JetStream's store) become a temp dir's. Every identity of the network is a user
+with its grant (nats_auth.py): a client connects as one of them, `auth(identity)`.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from agentnet_operator import names
+from agentnet_operator import names, nats_auth
 from agentnet_operator.model import AgentNetwork
 from agentnet_operator.nats_children import certificate_names, nats_server_config, server_hosts
 from agentnet_operator.tls import TlsMaterial, issue_ca, issue_server
+from agentnet_runtime import permissions
 from agentnet_runtime.config import NatsAuth
 from agentnet_runtime.natsbin import EmbeddedNats, free_port
 
@@ -28,11 +30,12 @@ PASSWORD = "loopback-cluster-password"
 NAMESPACE = "loop"
 
 
-def cluster_network(size: int, name: str = "loop") -> AgentNetwork:
+def cluster_network(size: int, name: str = "loop", **spec: object) -> AgentNetwork:
+    """A network whose NATS is `size` servers; `spec` overrides its agents, topology, components, ..."""
     return AgentNetwork.model_validate({
         "apiVersion": names.API_VERSION, "kind": names.KIND,
         "metadata": {"name": name, "namespace": NAMESPACE, "uid": "loopback"},
-        "spec": {"agents": 3, "topology": {"kind": "ring"}, "nats": {"managed": True, "replicas": size}},
+        "spec": {"agents": 3, "topology": {"kind": "ring"}, **spec, "nats": {"managed": True, "replicas": size}},
     })  # fmt: skip
 
 
@@ -44,14 +47,18 @@ def loopback_material(network: AgentNetwork) -> TlsMaterial:
 
 @dataclass
 class LoopbackCluster:
-    """`size` servers of one network's cluster; `with LoopbackCluster(3) as cluster:`."""
+    """`size` servers of one network's cluster; `with LoopbackCluster(3) as cluster:`. `spec`: the
+    network's (agents, topology, components: who the users are), cluster_network's by default.
+    `users=False` leaves the users out (anyone may connect and do anything): a baseline of what they cost."""
 
     size: int
+    spec: dict = field(default_factory=dict)
+    users: bool = True
     directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="agentnet-natscluster-")))
     servers: list[EmbeddedNats] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.network = cluster_network(self.size)
+        self.network = cluster_network(self.size, **self.spec)
         self.tls = loopback_material(self.network)
         tls_dir = self.directory / "tls"
         tls_dir.mkdir(parents=True, exist_ok=True)
@@ -59,6 +66,8 @@ class LoopbackCluster:
             (tls_dir / key).write_text(text)
         routes = [free_port() for _ in range(self.size)]
         config = nats_server_config(self.network, PASSWORD).replace(names.NATS_TLS_DIR, str(tls_dir))
+        if not self.users:
+            config = config.replace(nats_auth.authorization(self.network, PASSWORD), "")
         for k, host in enumerate(server_hosts(self.network)):
             config = config.replace(f"{host}:{names.NATS_CLUSTER_PORT}", f"localhost:{routes[k]}")
         for k in range(self.size):
@@ -74,10 +83,10 @@ class LoopbackCluster:
         """Every server's URL, as the operator gives them to clients."""
         return ",".join(f"tls://localhost:{server.port}" for server in self.servers)
 
-    @property
-    def auth(self) -> NatsAuth:
-        """The credentials and CA a client of the network gets."""
-        return NatsAuth(user=names.NATS_USER, password=PASSWORD, tls_ca=self.tls.ca_cert)
+    def auth(self, identity: str) -> NatsAuth:
+        """The credentials and CA the process of `identity` (permissions.py) gets."""
+        return NatsAuth(user=identity, password=nats_auth.password(PASSWORD, identity),
+                        inbox_prefix=permissions.inbox_prefix(identity), tls_ca=self.tls.ca_cert)
 
     def start(self) -> "LoopbackCluster":
         for server in self.servers:

@@ -13,6 +13,8 @@ from agentnet_runtime import natsclient
 from agentnet_runtime.config import ConfigError, NatsAuth
 from rig.natscluster import LoopbackCluster, loopback_material
 
+RED = "stream-red"  # the identity that queues work.red and keeps the work queue's stream (permissions.py)
+
 
 @pytest.fixture(scope="module")
 def cluster():
@@ -27,12 +29,12 @@ async def connected_port(client) -> int:
 async def test_a_client_verifies_the_servers_against_the_networks_ca(cluster):
     """Without the CA, or with another one, the handshake fails: the client refuses a server it cannot verify."""
     other_ca = loopback_material(cluster.network).ca_cert
-    for auth in (replace(cluster.auth, tls_ca=None), replace(cluster.auth, tls_ca=other_ca)):
+    for auth in (replace(cluster.auth(RED), tls_ca=None), replace(cluster.auth(RED), tls_ca=other_ca)):
         nats = __import__("nats")
         with pytest.raises(Exception, match="CERTIFICATE_VERIFY_FAILED"):
             await nats.connect(natsclient.server_urls(cluster.url), allow_reconnect=False, connect_timeout=5,
                                max_reconnect_attempts=0, **auth.connect_options())  # fmt: skip
-    client = await natsclient.connect(cluster.url, cluster.auth)
+    client = await natsclient.connect(cluster.url, cluster.auth(RED))
     assert client.is_connected and client.connected_url.scheme == "tls"
     await client.close()
 
@@ -56,7 +58,7 @@ async def test_work_survives_the_loss_of_the_clients_server(cluster):
     """Messages acknowledged by the R3 work-queue stream before and after the client's own server
     stops are all there, and the client is on another server without being told."""
     state = natsclient.NatsState()
-    client = await natsclient.connect(cluster.url, cluster.auth, state=state)
+    client = await natsclient.connect(cluster.url, cluster.auth(RED), state=state)
     js = client.jetstream()
     async with asyncio.timeout(60):
         while True:  # the cluster's JetStream leader is elected first
@@ -65,7 +67,6 @@ async def test_work_survives_the_loss_of_the_clients_server(cluster):
                 break
             except Exception:
                 await asyncio.sleep(0.5)
-    await js.purge_stream(natsclient.WORK_STREAM)
     before = [await js.publish(natsclient.work_subject("RED"), f"before {i}".encode()) for i in range(20)]
     first = await connected_port(client)
     (victim,) = [s for s in cluster.servers if s.port == first]

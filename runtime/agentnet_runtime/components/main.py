@@ -55,7 +55,7 @@ def component_command(name: str, log_level: str | None, log_format: str | None, 
     """Run one service component: its routes, NATS work and /metrics."""
     log_settings = logs.from_flags(log_level, log_format)
     try:
-        config = load_config(agent_ids=(), **flags)
+        config = load_config(agent_ids=(), component=name, **flags)
         logs.setup(log_settings, network=config.network.name, component=name)
         service = create(name, config)
     except ConfigError as error:
