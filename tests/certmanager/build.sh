@@ -11,23 +11,19 @@ here=$(cd "$(dirname "$0")" && pwd)
 command -v go >/dev/null || { echo "build.sh: Go >= 1.26 is needed for cert-manager" >&2; exit 1; }
 # shellcheck source=version.env
 source "$here/version.env"
+# shellcheck source=../gomodule.sh
+source "$here/../gomodule.sh"
 
 module=github.com/cert-manager/cert-manager
-# Outside any module, so the download is just the module (cached in GOMODCACHE, read-only).
-src=$(cd / && go mod download -json "$module@$CERT_MANAGER_VERSION" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')
+src=$(module_source "$module" "$CERT_MANAGER_VERSION")
 [ -d "$src/deploy/crds" ] || { echo "build.sh: no deploy/crds in $module@$CERT_MANAGER_VERSION" >&2; exit 1; }
 if [ "${1:-}" = --crds ]; then
   echo "$src/deploy/crds"
   exit 0
 fi
 
-key=$( (cat "$here/version.env" "$here/build.sh" "$here/controller/main.go"; go env GOVERSION) | sha256sum | cut -c1-16)
-cache_root=${AGENTNET_CACHE:-$HOME/.cache/agentnet}/cert-manager
-out=$cache_root/$key
-if [ -x "$out/cert-manager" ]; then
-  echo "$out/cert-manager"
-  exit 0
-fi
+use_cached cert-manager cert-manager "$here/version.env" "$here/build.sh" "$here/../gomodule.sh" \
+  "$here/controller/main.go"
 
 echo "[cert-manager build] $module $CERT_MANAGER_VERSION (takes minutes, once)" >&2
 work=$(mktemp -d)
@@ -40,8 +36,4 @@ cp "$here/controller/main.go" "$work/cmd/agentnet-cert-manager/"
 (cd "$work" && CGO_ENABLED=0 go build -trimpath -o "$work/cert-manager" \
    -ldflags "-s -w -X github.com/cert-manager/cert-manager/pkg/util.AppVersion=$CERT_MANAGER_VERSION" \
    ./cmd/agentnet-cert-manager) >&2
-mkdir -p "$out"
-mv "$work/cert-manager" "$out/"
-# Builds for other versions are dead weight.
-find "$cache_root" -mindepth 1 -maxdepth 1 -type d ! -name "$key" -exec rm -rf {} +
-echo "$out/cert-manager"
+keep "$work/cert-manager"

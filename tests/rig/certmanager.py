@@ -10,51 +10,28 @@ with their Certificate.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 from agentnet_operator import names
-from rig import answers, wait_for
-from rig.controlplane import die_with_parent, free_port, stop_process
-
-BUILD_SCRIPT = Path(__file__).resolve().parents[1] / "certmanager" / "build.sh"
-BUILD_TIMEOUT = 3600  # a cold build takes minutes on a busy 2-core machine
-
-
-def _build(*args: str) -> Path:
-    result = subprocess.run(["bash", str(BUILD_SCRIPT), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, timeout=BUILD_TIMEOUT)
-    if result.returncode != 0:
-        raise RuntimeError(f"tests/certmanager/build.sh {' '.join(args)} exited {result.returncode}:\n"
-                           f"{result.stderr[-4000:]}")
-    return Path(result.stdout.strip().splitlines()[-1])
+from rig.gomodule import RunningController, build_script
 
 
 def build() -> Path:
     """The cert-manager controller binary, built (or found) in the cache."""
-    return _build()
+    return build_script("certmanager")
 
 
 def crds() -> Path:
     """The directory of the module's own CRD manifests (deploy/crds); no build."""
-    return _build("--crds")
+    return build_script("certmanager", "--crds")
 
 
-class RunningCertManager:
+class RunningCertManager(RunningController):
     """cert-manager's controllers as a subprocess against `kubeconfig`, watching every namespace."""
 
     def __init__(self, binary: Path, kubeconfig: Path, log: Path):
-        probe_port = free_port()
-        self.log = log
-        self.process = subprocess.Popen(
-            [str(binary), f"--kubeconfig={kubeconfig}", f"--health-probe-bind-address=127.0.0.1:{probe_port}",
-             "--enable-certificate-owner-ref"],
-            stdout=log.open("wb"), stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
-        wait_for(lambda: answers(self.process, f"http://127.0.0.1:{probe_port}/readyz", log), 120,
-                 "cert-manager's readiness probe")
-
-    def stop(self) -> None:
-        stop_process(self.process)
+        super().__init__([str(binary), f"--kubeconfig={kubeconfig}", "--enable-certificate-owner-ref"], log,
+                         "cert-manager", timeout=120)
 
 
 def install_crds(kubectl) -> None:
