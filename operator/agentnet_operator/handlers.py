@@ -124,7 +124,7 @@ class Controller:
     keeps its caches warm from the same watches and takes over with a full resync."""
 
     def __init__(self, cluster: Cluster, *, resync_seconds: float = 60.0, autoscale_seconds: float = 1.0,
-                 elector: LeaderElector | None = None):
+                 elector: LeaderElector | None = None, use_cert_manager: bool = True):
         self.cluster, self.elector = cluster, elector
         self.resync_seconds, self.autoscale_seconds = resync_seconds, autoscale_seconds
         self.networks: dict[NetworkKey, dict[str, Any]] = {}
@@ -134,7 +134,8 @@ class Controller:
         self.queue: WorkQueue[NetworkKey] = WorkQueue(self.reconcile_network)
         # Whether cert-manager's Certificate CRD is served: asked once before the first reconcile,
         # then kept by the CRD's watch events (installed or removed while the operator runs).
-        self.cert_manager: bool | None = None
+        self.use_cert_manager = use_cert_manager
+        self.cert_manager: bool | None = None if use_cert_manager else False
         self.loops: list[asyncio.Task] = []
 
     @property
@@ -175,7 +176,7 @@ class Controller:
                 self._enqueue((namespace, ref["name"]))
 
     async def on_crd(self, type: str | None, body: kopf.Body, name: str, **_: Any) -> None:
-        if name != names.CERTIFICATE_CRD:
+        if name != names.CERTIFICATE_CRD or not self.use_cert_manager:
             return
         served = type != "DELETED" and certmanager.crd_served(body)
         if served != self.cert_manager:

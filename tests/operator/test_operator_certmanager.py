@@ -5,6 +5,7 @@ tests/e2e/test_e2e_certmanager.py runs it with the real cert-manager on real pod
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import fnmatch
 from datetime import UTC, datetime
@@ -185,3 +186,29 @@ def test_the_servers_certificate_names_every_server_and_its_cas_name_fits_x509(
         assert any(fnmatch.fnmatchcase(host, pattern) and host.count(".") == pattern.count(".")
                    for pattern in dns_names), host
     assert len(objects[1]["spec"]["commonName"]) <= tls.COMMON_NAME_LIMIT
+
+
+def test_the_operator_follows_cert_manager_being_installed_and_removed_unless_told_not_to() -> None:
+    """The Certificate CRD's watch events switch the path and resync every network; other CRDs do nothing."""
+    from kubernetes import client
+
+    from agentnet_operator.cluster import Cluster
+    from agentnet_operator.handlers import Controller
+
+    async def events(controller: Controller) -> list[tuple[bool | None, set]]:
+        controller.networks[("demo", "ramanujan")] = {}
+        seen = []
+        for type_, body, name in (("ADDED", crd(established="False"), names.CERTIFICATE_CRD),
+                                  ("MODIFIED", crd(), names.CERTIFICATE_CRD),
+                                  ("ADDED", crd(), "issuers.cert-manager.io"),
+                                  ("DELETED", crd(), names.CERTIFICATE_CRD)):
+            controller.queue.waiting.clear()
+            await controller.on_crd(type=type_, body=body, name=name)
+            seen.append((controller.cert_manager, set(controller.queue.waiting)))
+        return seen
+
+    queued = {("demo", "ramanujan")}
+    following = asyncio.run(events(Controller(Cluster(client.ApiClient()))))
+    assert following == [(False, queued), (True, queued), (True, set()), (False, queued)]
+    told_not_to = asyncio.run(events(Controller(Cluster(client.ApiClient()), use_cert_manager=False)))
+    assert told_not_to == [(False, set())] * 4
