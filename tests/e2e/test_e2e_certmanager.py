@@ -168,7 +168,10 @@ def test_nats_tls_from_cert_manager_on_real_pods(k8s, kubectl, cert_manager, rea
     def serving_renewed() -> bool:
         if not pods_ready(core, ns, nats_selector, SERVERS):
             return False
-        return served_fingerprints(kubectl, ns, stream_red) == [fingerprint(renewed["tls.crt"])] * SERVERS
+        try:
+            return served_fingerprints(kubectl, ns, stream_red) == [fingerprint(renewed["tls.crt"])] * SERVERS
+        except AssertionError:  # a server between two pods of the rolling restart: not reachable for a moment
+            return False
 
     wait_for(serving_renewed, TIMEOUT, "every NATS server serving the renewed certificate", interval=5)
     assert post_from_pod(kubectl, ns, stream_red, agent_url(3), {"term": "p*(q*r)"})["status"] == 202
