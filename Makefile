@@ -11,7 +11,7 @@ DEV_CLUSTER_DIR ?= $(HOME)/.cache/agentnet/dev-cluster
 # What setup.py's mypyc build leaves next to the engine's source.
 COMPILED_ENGINE = runtime/agentnet_runtime/core/*.so
 
-.PHONY: setup host-packages controlplane prometheus spin-operator browser image wasm spin-image test run bench crds e2e-kind dev-cluster dev-cluster-down clean
+.PHONY: setup host-packages controlplane prometheus spin-operator cert-manager browser image wasm spin-image test run bench crds e2e-kind dev-cluster dev-cluster-down clean
 
 setup: $(VENV)/.installed
 
@@ -44,6 +44,11 @@ prometheus:
 # its Go module once and cached under ~/.cache/agentnet (its CRDs come from the same module).
 spin-operator:
 	bash tests/spinoperator/build.sh
+
+# The real cert-manager (its controllers for Issuers and Certificates) the cert-manager TLS test runs
+# against the control plane, built from its Go module once (its CRDs come from the same module).
+cert-manager:
+	bash tests/certmanager/build.sh
 
 # Debian's headless Chromium for the dashboard's browser tests (Playwright drives it and
 # downloads no browser of its own).

@@ -64,6 +64,8 @@ NAMESPACED_GRANTS = {
     *(("apps", resource, verb) for resource in ("statefulsets", "deployments", "controllerrevisions")
       for verb in WRITE),
     *(("core.spinkube.dev", "spinapps", verb) for verb in WRITE),
+    *(("cert-manager.io", resource, verb) for resource in ("issuers", "certificates")
+      for verb in ("list", "watch", "create", "patch", "delete")),
     *(("policy", "poddisruptionbudgets", verb) for verb in ("list", "watch", "create", "patch", "delete")),
     ("", "pods", "get"), ("", "pods", "list"), ("", "pods", "delete"),
     ("", "events", "create"),
@@ -71,7 +73,8 @@ NAMESPACED_GRANTS = {
 # Kinds in agentnet_operator.cluster.RESOURCES the operator never creates or patches.
 NOT_WRITTEN = {("v1", "Pod"): ("get", "list", "delete")}  # the autoscaler's `pods` source; stuck pods
 # Kinds written and watched but never read one by one (no `get`: least privilege).
-NOT_READ = {("policy/v1", "PodDisruptionBudget"): ("list", "watch", "create", "patch", "delete")}
+NOT_READ = {kind: ("list", "watch", "create", "patch", "delete") for kind in (
+    ("policy/v1", "PodDisruptionBudget"), ("cert-manager.io/v1", "Issuer"), ("cert-manager.io/v1", "Certificate"))}
 CRD_WATCH = {("apiextensions.k8s.io", "customresourcedefinitions", verb) for verb in ("list", "watch")}
 NAMESPACE_WATCH = {("", "namespaces", verb) for verb in ("list", "watch")}
 # Leader election: the Lease in the release's namespace (get and update by its name only).

@@ -27,7 +27,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentnet_operator import names, spin
 from agentnet_operator.model import AgentNetwork, AgentNetworkSpec, ComponentSpec, Resources, Scheduling, Volume
@@ -35,6 +35,9 @@ from agentnet_operator.tls import TlsMaterial
 from agentnet_runtime import permissions
 from agentnet_runtime.catalogue import BY_NAME, HEALTH_PATH, HTTP_PORT, READY_PATH
 from agentnet_runtime.settings import GuardSettings
+
+if TYPE_CHECKING:  # certmanager builds on this module's blocks
+    from agentnet_operator.certmanager import FromCertManager
 
 # Pods run as this non-root user (the distroless "nonroot" id) under the
 # restricted Pod Security Standard.
@@ -699,7 +702,7 @@ def desired_children(
     *,
     nats_password: str | None = None,
     api_token: str | None = None,
-    nats_tls: TlsMaterial | None = None,
+    nats_tls: TlsMaterial | FromCertManager | None = None,
     scale: Mapping[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     """Every object the network owns, in apply order (config and Secret first).
@@ -707,9 +710,9 @@ def desired_children(
     nats_password: the managed NATS server's password (read it from the
     existing Secret, or make one with new_secret_value()); required when NATS
     is managed. nats_tls: the managed cluster's CA and certificate (tls.ensure() of what the
-    Secrets hold); required when NATS is managed. api_token: the network's API token (read it from
-    the existing Secret, or make one with new_secret_value()); without it the Secret is left out (the
-    pods still refer to it). scale: the autoscaler's replicas per component, which win over
+    Secrets hold), or FromCertManager when cert-manager issues them; required when NATS is managed.
+    api_token: the network's API token (read it from the existing Secret, or make one with
+    new_secret_value()); without it the Secret is left out (the pods still refer to it). scale: the autoscaler's replicas per component, which win over
     spec replicas (kept within min/max).
 
     Raises agentnet_runtime.core.topology.TopologyError when the topology cannot
@@ -758,6 +761,8 @@ CHILD_KINDS: tuple[tuple[str, str], ...] = (
     ("v1", "PersistentVolumeClaim"),
     ("policy/v1", "PodDisruptionBudget"),
     (names.SPINAPP_API_VERSION, names.SPINAPP_KIND),
+    (names.CERT_MANAGER_API_VERSION, names.ISSUER_KIND),  # watched once cert-manager's CRDs exist
+    (names.CERT_MANAGER_API_VERSION, names.CERTIFICATE_KIND),
 )
 
 

@@ -29,6 +29,9 @@ RESOURCES: dict[tuple[str, str], tuple[str, str]] = {
     ("policy/v1", "PodDisruptionBudget"): ("/apis/policy/v1", "poddisruptionbudgets"),
     ("v1", "Pod"): ("/api/v1", "pods"),  # read (the autoscaler's pods source); deleted only when stuck
     (names.SPINAPP_API_VERSION, names.SPINAPP_KIND): (f"/apis/{names.SPINAPP_API_VERSION}", "spinapps"),
+    (names.CERT_MANAGER_API_VERSION, names.ISSUER_KIND): (f"/apis/{names.CERT_MANAGER_API_VERSION}", "issuers"),
+    (names.CERT_MANAGER_API_VERSION, names.CERTIFICATE_KIND): (
+        f"/apis/{names.CERT_MANAGER_API_VERSION}", "certificates"),
     (names.API_VERSION, names.KIND): (f"/apis/{names.API_VERSION}", names.PLURAL),
 }
 
@@ -82,7 +85,9 @@ def replacement(desired: Mapping[str, Any], live: Mapping[str, Any]) -> str | No
       before spec.persistence, or the NATS server's before it became a cluster: "Orphan", so its pods
       keep serving until the new one adopts them;
     - a Deployment whose strategy type changes (the timeline's Recreate): server-side apply cannot
-      remove the rollingUpdate the API server defaulted, which Recreate forbids: "Background"."""
+      remove the rollingUpdate the API server defaulted, which Recreate forbids: "Background";
+    - a Secret of another type (immutable), e.g. the kubernetes.io/tls one cert-manager wrote for a
+      network whose certificates the operator makes once cert-manager is gone: "Background"."""
     spec, live_spec = desired.get("spec") or {}, live.get("spec") or {}  # a ConfigMap or a Secret has none
     if desired["kind"] == "StatefulSet":
         def claims(sts_spec: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -92,6 +97,8 @@ def replacement(desired: Mapping[str, Any], live: Mapping[str, Any]) -> str | No
         policy = (spec.get("podManagementPolicy"), live_spec.get("podManagementPolicy", "OrderedReady"))
         same = covers(claims(spec), claims(live_spec)) and policy[0] in (None, policy[1])
         return None if same else "Orphan"
+    if desired["kind"] == "Secret":
+        return None if desired.get("type", "Opaque") == live.get("type", "Opaque") else "Background"
     if desired["kind"] == "Deployment":
         wanted = (spec.get("strategy") or {}).get("type", "RollingUpdate")
         have = (live_spec.get("strategy") or {}).get("type", "RollingUpdate")

@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 import kopf
 from prometheus_client import Counter, Gauge, Histogram
 
-from agentnet_operator import names
+from agentnet_operator import certmanager, names
 from agentnet_operator.children import CHILD_KINDS
 from agentnet_operator.cluster import RESOURCES, Cluster
 from agentnet_operator.leader import LeaderElector
@@ -124,7 +124,7 @@ class Controller:
     keeps its caches warm from the same watches and takes over with a full resync."""
 
     def __init__(self, cluster: Cluster, *, resync_seconds: float = 60.0, autoscale_seconds: float = 1.0,
-                 elector: LeaderElector | None = None):
+                 elector: LeaderElector | None = None, use_cert_manager: bool = True):
         self.cluster, self.elector = cluster, elector
         self.resync_seconds, self.autoscale_seconds = resync_seconds, autoscale_seconds
         self.networks: dict[NetworkKey, dict[str, Any]] = {}
@@ -132,6 +132,10 @@ class Controller:
         self.decided: dict[tuple[NetworkKey, str], datetime] = {}  # time of the read last acted on
         self.reader = MetricReader(cluster)
         self.queue: WorkQueue[NetworkKey] = WorkQueue(self.reconcile_network)
+        # Whether cert-manager's Certificate CRD is served: asked once before the first reconcile,
+        # then kept by the CRD's watch events (installed or removed while the operator runs).
+        self.use_cert_manager = use_cert_manager
+        self.cert_manager: bool | None = None if use_cert_manager else False
         self.loops: list[asyncio.Task] = []
 
     @property
@@ -147,6 +151,7 @@ class Controller:
         for group, version, plural in _child_resources():
             child = kopf.on.event(group, version, plural, labels=MANAGED, registry=registry, id=f"child-{plural}")
             child(self.on_child)
+        kopf.on.event(*CRD_RESOURCE, registry=registry, id="cert-manager-crd")(self.on_crd)
         kopf.on.cleanup(registry=registry)(self.close)
         return registry
 
@@ -170,6 +175,16 @@ class Controller:
             if ref.get("kind") == names.KIND and ref.get("controller") and (namespace, ref["name"]) in self.networks:
                 self._enqueue((namespace, ref["name"]))
 
+    async def on_crd(self, type: str | None, body: kopf.Body, name: str, **_: Any) -> None:
+        if name != names.CERTIFICATE_CRD or not self.use_cert_manager:
+            return
+        served = type != "DELETED" and certmanager.crd_served(body)
+        if served != self.cert_manager:
+            log.info("cert-manager's Certificate CRD is %s: certificates now come from %s",
+                     "served" if served else "gone", "cert-manager" if served else "the operator")
+            self.cert_manager = served
+            await self.resync()
+
     def _enqueue(self, key: NetworkKey) -> None:
         if self.leading:
             self.queue.enqueue(key)
@@ -185,10 +200,13 @@ class Controller:
         body = self.networks.get(key)
         if body is None or not self.leading:
             return None  # deleted meanwhile (garbage collection removes the children), or no longer the leader
+        if self.cert_manager is None:
+            self.cert_manager = self.cluster.api_group_served(names.CERT_MANAGER_API_VERSION)
         fresh = self.fresh_readings(key)
         started = time.perf_counter()
         try:
-            outcome = reconcile(self.cluster, body, now=datetime.now(UTC), readings=fresh)
+            outcome = reconcile(self.cluster, body, now=datetime.now(UTC), readings=fresh,
+                                cert_manager=self.cert_manager)
         except Exception:
             RECONCILES.labels("error").inc()
             raise
@@ -257,6 +275,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 
 MANAGED = {names.LABEL_MANAGED_BY: names.MANAGED_BY}
+CRD_RESOURCE = ("apiextensions.k8s.io", "v1", "customresourcedefinitions")  # kopf's observe grant covers it
 
 
 def _child_resources() -> list[tuple[str, str, str]]:

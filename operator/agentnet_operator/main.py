@@ -45,6 +45,9 @@ def lease_settings(namespace: str | None, **timing: object) -> LeaseSettings:
               help="Reconcile every network at least this often, events or not.")
 @click.option("--autoscale-seconds", type=float, default=1.0, show_default=True,
               help="Read the metrics of autoscaled components this often.")
+@click.option("--cert-manager/--no-cert-manager", "cert_manager", default=True, show_default=True,
+              help="Take a managed NATS cluster's certificates from cert-manager while its Certificate CRD is "
+                   "served; without it (or --no-cert-manager) the operator makes its own CA.")
 @click.option("--kubeconfig", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Kubeconfig to use. Default: in-cluster credentials, else $KUBECONFIG or ~/.kube/config.")
 @click.option("--leader-elect/--no-leader-elect", default=False, show_default=True,
@@ -63,7 +66,7 @@ def lease_settings(namespace: str | None, **timing: object) -> LeaseSettings:
               help="How often the leader renews and a standby reads the Lease.")
 @logs.options()
 def operator_command(namespaces: tuple[str, ...], liveness_port: int, metrics_port: int,
-                     resync_seconds: float, autoscale_seconds: float, kubeconfig: str | None,
+                     resync_seconds: float, autoscale_seconds: float, cert_manager: bool, kubeconfig: str | None,
                      leader_elect: bool, lease_namespace: str | None, lease_name: str, duration_seconds: int,
                      renew_deadline_seconds: float, retry_period_seconds: float,
                      log_level: str | None, log_format: str | None) -> None:
@@ -91,6 +94,7 @@ def operator_command(namespaces: tuple[str, ...], liveness_port: int, metrics_po
     api = client.ApiClient()
     api.user_agent = names.USER_AGENT
     controller = Controller(Cluster(api), resync_seconds=resync_seconds, autoscale_seconds=autoscale_seconds,
+                            use_cert_manager=cert_manager,
                             elector=LeaderElector(api, lease) if lease else None)
     registry = controller.registry()
     kopf.on.login(registry=registry)(kopf.login_via_client)

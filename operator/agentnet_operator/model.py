@@ -1080,6 +1080,9 @@ class NatsStatus(_StatusObject):
     """URL agents and components connect to."""
     ready: bool | None = None
     """Whether the server is ready (unknown for an external server not yet probed)."""
+    certificates: Literal["cert-manager", "operator"] | None = None
+    """Who issues a managed cluster's TLS certificates: cert-manager (when its Certificate CRD is
+    served; Certificate <network>-nats-tls), or the operator (its CA in Secret <network>-nats-ca)."""
 
 
 class AgentNetworkStatus(_StatusObject):

@@ -70,6 +70,7 @@ SUFFIX_API_TOKEN = "api-token"
 SUFFIX_NATS_TLS = "nats-tls"
 SUFFIX_NATS_CA = "nats-ca"
 SUFFIX_NATS_AGENTS = "nats-agents"
+SUFFIX_NATS_SELFSIGNED = "nats-selfsigned"
 SUFFIXES: tuple[str, ...] = (
     SUFFIX_AGENTS,
     SUFFIX_CONFIG,
@@ -79,6 +80,7 @@ SUFFIXES: tuple[str, ...] = (
     SUFFIX_NATS_TLS,
     SUFFIX_NATS_CA,
     SUFFIX_NATS_AGENTS,
+    SUFFIX_NATS_SELFSIGNED,
     *COMPONENT_NAMES,
 )
 MAX_NETWORK_NAME_LENGTH = DNS_LABEL_MAX - 1 - max(len(s) for s in SUFFIXES)
@@ -138,6 +140,11 @@ def nats_ca_name(network: str) -> str:
     """Secret of the CA the operator made (certificate and key), or cert-manager's CA Certificate
     and the Issuer that signs with it."""
     return child_name(network, SUFFIX_NATS_CA)
+
+
+def nats_selfsigned_name(network: str) -> str:
+    """cert-manager's self-signed Issuer that signs the network's CA Certificate."""
+    return child_name(network, SUFFIX_NATS_SELFSIGNED)
 
 
 def nats_pod_host(network: str, namespace: str | None, ordinal: int) -> str:
@@ -234,6 +241,7 @@ VOLUME_NATS_CA = "nats-ca"
 CERT_MANAGER_API_VERSION = "cert-manager.io/v1"
 CERTIFICATE_KIND = "Certificate"
 ISSUER_KIND = "Issuer"
+CERTIFICATE_CRD = "certificates.cert-manager.io"  # served: the operator's certificates come from cert-manager
 
 
 def labels(network: str, role: str, *, app: str = APP_NAME) -> dict[str, str]:

@@ -7,6 +7,7 @@
 | Secret `<net>-nats` | the servers' config file (every identity a user with its grant, nats_auth.py), the network's secret the passwords derive from, each component's and the operator's password |
 | Secret `<net>-nats-agents` | the agent pods' passwords, one key per pod |
 | Secrets `<net>-nats-ca`, `<net>-nats-tls` | the CA the operator made (tls.py), the servers' certificate it signed |
+| or Issuers and Certificates (certmanager.py) | when cert-manager is installed: it writes those two Secrets |
 | PodDisruptionBudget `<net>-nats` | one server away at a time: a JetStream cluster keeps its majority |
 
 TLS is on for clients and routes; routes verify each other's certificate (that is their
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentnet_operator import names, nats_auth
+from agentnet_operator import certmanager, names, nats_auth
 from agentnet_operator.children import (
     SECRET_VALUE, _b64, _claim_templates, _empty_dir, _field_env, _pod_spec, _resources, child_metadata,
     container_security_context, digest, pod_disruption_budget)
@@ -237,11 +238,18 @@ def nats_statefulset(network: AgentNetwork, restart_digest: str) -> dict[str, An
     }
 
 
-def managed_nats_children(network: AgentNetwork, password: str, tls: TlsMaterial) -> list[dict[str, Any]]:
-    """A managed NATS cluster's objects, in apply order (the Secrets its pods mount first)."""
+def managed_nats_children(network: AgentNetwork, password: str,
+                          tls: TlsMaterial | certmanager.FromCertManager) -> list[dict[str, Any]]:
+    """A managed NATS cluster's objects, in apply order (the Secrets its pods mount first, or the
+    Certificates cert-manager writes them from)."""
     secret = nats_secret(network, password)
-    restart = digest({"config": secret["data"][names.NATS_SECRET_CONFIG], "certificate": tls.cert})
-    out = [secret, nats_agents_secret(network, password), *tls_secrets(network, tls), *nats_services(network),
+    if isinstance(tls, TlsMaterial):
+        tls_children, served = tls_secrets(network, tls), tls.cert
+    else:  # the servers read their certificate at start: they restart when cert-manager renews it
+        tls_children = certmanager.tls_objects(network, certificate_names(network))
+        served = f"cert-manager revision {tls.revision}"
+    restart = digest({"config": secret["data"][names.NATS_SECRET_CONFIG], "certificate": served})
+    out = [secret, nats_agents_secret(network, password), *tls_children, *nats_services(network),
            nats_statefulset(network, restart)]
     if network.spec.nats.replicas > 1:
         out.append(pod_disruption_budget(network, names.nats_name(network.name), names.ROLE_NATS,

@@ -21,6 +21,7 @@ from kubernetes.client.exceptions import ApiException
 
 from agentnet_operator import names
 from agentnet_operator.autoscale import step as autoscale_step
+from agentnet_operator.certmanager import FromCertManager, revision
 from agentnet_operator.children import (
     CHILD_KINDS, child_key, desired_children, digest, new_secret_value, obsolete_children, spinapp_components)
 from agentnet_operator.cluster import Cluster, api_error_message, needs_apply, replacement, stamp_digest
@@ -36,6 +37,7 @@ from agentnet_operator.status import (
 from agentnet_operator.tls import TlsMaterial, ensure
 
 REASON_APPLY_FAILED = "ApplyFailed"
+REASON_CERTIFICATES = "Certificates"  # which path issues a managed NATS cluster's certificates, when it changes
 
 
 class Notice(NamedTuple):
@@ -81,9 +83,16 @@ def nats_password(cluster: Cluster, network: AgentNetwork) -> str:
     return stored or new_secret_value()
 
 
-def nats_tls(cluster: Cluster, network: AgentNetwork, now: datetime) -> TlsMaterial:
-    """The managed NATS cluster's CA and certificate: kept from the Secrets while good, renewed
-    once due (tls.ensure), made the first time."""
+def nats_tls(cluster: Cluster, network: AgentNetwork, now: datetime, *,
+             cert_manager: bool = False) -> TlsMaterial | FromCertManager:
+    """The managed NATS cluster's CA and certificate: from cert-manager when it is installed (the
+    revision it issued, as the cache holds the Certificate), else kept from the Secrets while good,
+    renewed once due (tls.ensure), made the first time."""
+    if cert_manager:
+        certificate = cluster.cached({"apiVersion": names.CERT_MANAGER_API_VERSION, "kind": names.CERTIFICATE_KIND,
+                                      "metadata": {"namespace": network.namespace,
+                                                   "name": names.nats_tls_name(network.name)}})
+        return FromCertManager(revision(certificate))
     ca = stored_secret(cluster, network, names.nats_ca_name(network.name))
     served = stored_secret(cluster, network, names.nats_tls_name(network.name))
     current = None
@@ -145,8 +154,9 @@ def autoscale(cluster: Cluster, network: AgentNetwork, readings: Mapping[str, Re
 
 
 def reconcile(cluster: Cluster, body: Mapping[str, Any], *, now: datetime,
-              readings: Mapping[str, Reading] | None = None) -> Outcome:
-    """readings: the autoscaler's metric reads not yet acted on, by component."""
+              readings: Mapping[str, Reading] | None = None, cert_manager: bool = False) -> Outcome:
+    """readings: the autoscaler's metric reads not yet acted on, by component. cert_manager: whether
+    cert-manager is installed (a managed NATS cluster's certificates then come from it)."""
     original = AgentNetwork.from_body(body)
     outcome = Outcome()
     rollout = plan_rollout(original, stored_revisions(cluster.children_of(original.metadata.uid)))
@@ -176,7 +186,7 @@ def reconcile(cluster: Cluster, body: Mapping[str, Any], *, now: datetime,
         network.status = (network.status or AgentNetworkStatus()).model_copy(
             update={"history": history, "update_revision": number})
         password = nats_password(cluster, network) if spec.nats.managed else None
-        tls = nats_tls(cluster, network, now) if spec.nats.managed else None
+        tls = nats_tls(cluster, network, now, cert_manager=cert_manager) if spec.nats.managed else None
         desired = desired_children(network, nats_password=password, nats_tls=tls, api_token=api_token(cluster, network),
                                    scale=current_scale(network))
         if not spinkube:  # the rest of the network still runs; Degraded says why the components don't
@@ -217,6 +227,9 @@ def reconcile(cluster: Cluster, body: Mapping[str, Any], *, now: datetime,
                             rolled_back=rollout.rolled_back)
     if number is not None:
         settle_revision(cluster, network, status, history, number, now, outcome)
+    issuer = (status.get("nats") or {}).get("certificates")
+    if issuer and issuer != ((body.get("status") or {}).get("nats") or {}).get("certificates"):
+        outcome.notices.append(Notice("Normal", REASON_CERTIFICATES, f"NATS TLS certificates from {issuer}"))
     if status != body.get("status"):
         cluster.patch_status(network.namespace, network.name, status)
         outcome.status_written = True

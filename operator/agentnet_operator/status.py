@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from agentnet_operator import names
+from agentnet_operator import certmanager, names
 from agentnet_operator.children import (
     CONFIG_MAP_LIMIT, component_replicas, component_workload_kind, config_size, nats_url, network_config,
     spinapp_components, topology_plan,
@@ -307,7 +307,13 @@ def compute_status(
         nats_sts = names.nats_name(network.name)
         nats_state = workload_state(index.get(("StatefulSet", nats_sts)), spec.nats.replicas, what=f"StatefulSet {nats_sts}")
         track(nats_state)
-        nats = NatsStatus(url=nats_url(network), ready=nats_state.ready)
+        # cert-manager's servers' Certificate, when it issues them: the servers wait for its Secret.
+        certificate = index.get((names.CERTIFICATE_KIND, names.nats_tls_name(network.name)))
+        issued, why = certmanager.ready(certificate) if certificate is not None else (True, "")
+        if not issued:
+            waiting.append(f"Certificate {names.nats_tls_name(network.name)}: {why}")
+        nats = NatsStatus(url=nats_url(network), ready=nats_state.ready and issued,
+                          certificates="cert-manager" if certificate is not None else "operator")
     else:
         nats = NatsStatus(url=nats_url(network), ready=nats_ready)
         if nats_ready is False:

@@ -71,7 +71,7 @@ def test_all_children_ready() -> None:
     assert status["components"]["stream-red"] == {"workload": "Deployment", "replicas": 1, "readyReplicas": 1}
     assert len(status["components"]) == 11
     servers = [f"tls://ramanujan-nats-{k}.ramanujan-nats-headless.demo.svc:4222" for k in range(3)]
-    assert status["nats"] == {"url": ",".join(servers), "ready": True}
+    assert status["nats"] == {"url": ",".join(servers), "ready": True, "certificates": "operator"}
     assert (
         status["selector"]
         == "app.kubernetes.io/name=agentnet,app.kubernetes.io/instance=ramanujan,app.kubernetes.io/component=agent"

@@ -12,17 +12,22 @@ from rig.controlplane import free_port, stop_process
 
 
 class RunningOperator:
-    """`agentnet operator` as a subprocess, with its liveness probe and metrics on free ports."""
+    """`agentnet operator` as a subprocess, with its liveness probe and metrics on free ports.
+
+    cert_manager: whether it takes certificates from cert-manager while its CRDs are installed. Off
+    unless a test asks: the rig is shared, and another test's cert-manager must not change this one's
+    certificates."""
 
     def __init__(self, kubeconfig: Path, log: Path, *, namespace: str | None = None,
-                 resync_seconds: float = 60.0, args: tuple[str, ...] = ()):
+                 resync_seconds: float = 60.0, args: tuple[str, ...] = (), cert_manager: bool = False):
         self.metrics_port, liveness_port = free_port(), free_port()
         self.log = log
         scope = [f"--namespace={namespace}"] if namespace else []
         self.process = subprocess.Popen(
             [str(Path(sys.executable).with_name("agentnet")), "operator", f"--kubeconfig={kubeconfig}",
              *scope, f"--liveness-port={liveness_port}", f"--metrics-port={self.metrics_port}",
-             f"--resync-seconds={resync_seconds}", *args],
+             f"--resync-seconds={resync_seconds}", "--cert-manager" if cert_manager else "--no-cert-manager",
+             *args],
             stdout=log.open("wb"), stderr=subprocess.STDOUT)
         healthz = f"http://127.0.0.1:{liveness_port}/healthz"
         wait_for(lambda: answers(self.process, healthz, log), 60, "the operator's liveness probe")

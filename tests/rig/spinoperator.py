@@ -10,51 +10,29 @@ ask for a RuntimeClass no node serves.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-from rig import answers, wait_for
-from rig.controlplane import die_with_parent, free_port, stop_process
+from rig.gomodule import RunningController, build_script
 
-BUILD_SCRIPT = Path(__file__).resolve().parents[1] / "spinoperator" / "build.sh"
-BUILD_TIMEOUT = 3600  # a cold build takes minutes on a busy 2-core machine
 CRD_NAMES = ("spinapps.core.spinkube.dev", "spinappexecutors.core.spinkube.dev")
-
-
-def _build(*args: str) -> Path:
-    result = subprocess.run(["bash", str(BUILD_SCRIPT), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, timeout=BUILD_TIMEOUT)
-    if result.returncode != 0:
-        raise RuntimeError(f"tests/spinoperator/build.sh {' '.join(args)} exited {result.returncode}:\n"
-                           f"{result.stderr[-4000:]}")
-    return Path(result.stdout.strip().splitlines()[-1])
 
 
 def build() -> Path:
     """The spin-operator binary, built (or found) in the cache."""
-    return _build()
+    return build_script("spinoperator")
 
 
 def crds() -> Path:
     """The directory of the module's own CRD manifests (SpinApp, SpinAppExecutor); no build."""
-    return _build("--crds")
+    return build_script("spinoperator", "--crds")
 
 
-class RunningSpinOperator:
+class RunningSpinOperator(RunningController):
     """spin-operator as a subprocess against `kubeconfig`, watching every namespace."""
 
     def __init__(self, binary: Path, kubeconfig: Path, log: Path):
-        probe_port = free_port()
-        self.log = log
-        self.process = subprocess.Popen(
-            [str(binary), f"--kubeconfig={kubeconfig}", "--metrics-bind-address=0",
-             f"--health-probe-bind-address=127.0.0.1:{probe_port}", "--leader-elect=false"],
-            stdout=log.open("wb"), stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
-        wait_for(lambda: answers(self.process, f"http://127.0.0.1:{probe_port}/readyz", log), 60,
-                 "spin-operator's readiness probe")
-
-    def stop(self) -> None:
-        stop_process(self.process)
+        super().__init__([str(binary), f"--kubeconfig={kubeconfig}", "--metrics-bind-address=0",
+                          "--leader-elect=false"], log, "spin-operator")
 
 
 def install_crds(kubectl) -> None:

@@ -94,6 +94,12 @@ and fails when one is missing here, or when anything is granted beyond its state
 - apiGroups: ["core.spinkube.dev"]
   resources: ["spinapps"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# A managed NATS cluster's TLS from cert-manager, when it is installed: an Issuer and
+# Certificate chain per network, written by server-side apply, pruned by delete, watched for
+# readiness and renewal (never read alone); cert-manager itself writes the Secrets.
+- apiGroups: ["cert-manager.io"]
+  resources: ["issuers", "certificates"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 # The autoscaler's `pods` metric source lists a component's ready pods; a StatefulSet's pod
 # stuck unready on an earlier revision is deleted so that it starts on the current one.
 - apiGroups: [""]
