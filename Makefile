@@ -72,7 +72,7 @@ wasm: setup
 spin-image: setup host-packages wasm
 	bash scripts/image/build.sh spin
 
-test: setup host-packages controlplane prometheus spin-operator browser image wasm spin-image
+test: setup host-packages controlplane prometheus spin-operator cert-manager browser image wasm spin-image
 	$(PY) -m pytest -n $(TEST_WORKERS)
 
 # The example network on this machine: embedded nats-server, 9 agents, one port (3000).
