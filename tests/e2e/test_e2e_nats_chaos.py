@@ -1,19 +1,26 @@
 """NATS chaos on real pods: a network whose managed NATS is a cluster of three servers (TLS,
 JetStream streams on all three, a claim each) keeps going while its servers are killed.
 
-Under a steady load of work-queue messages and agent traffic, one NATS pod is killed, then
-another once the first is back: every message JetStream acknowledged to the publisher is
-processed, and the agents reach one digest. JetStream's rule for a work queue: a message is
-delivered until a worker acknowledges it (at least once), so one whose acknowledgement died with
-a server is delivered again; the stream keeps a message until it is acknowledged and then drops
-it. So: processed >= published (nothing lost), and processed <= the consumer's deliveries
-(nothing processed twice except what JetStream delivered again). Then every NATS pod is
-restarted at once: the network is Ready again and no agent or component pod restarted. Last, a
-client that speaks plain text to a server is refused."""
+Under a steady load of work-queue messages and agent traffic (each POST with the network's API token,
+as the pod running the load has it), one NATS pod is killed, then another once the first is back:
+every message JetStream acknowledged to the publisher is processed, and the agents reach one digest.
+
+JetStream's rules this test relies on (stream-red's consumer: a durable pull consumer, explicit acks,
+AckWait 30 s and MaxDeliver unlimited, the server's defaults; the work stream: work-queue retention,
+duplicate window 2 min):
+- a publish is acknowledged once the stream's replicas hold it (a majority of three); the publisher
+  retries one that got no acknowledgement with the same Nats-Msg-Id, and the stream stores it once
+  (the retry's acknowledgement says `duplicate`), so the stream stores exactly the messages published;
+- a stored message is delivered until a worker acknowledges it (at least once): one whose worker
+  failed (nak) or whose acknowledgement died with a server is delivered again, and every delivery,
+  first or again, advances the consumer's delivered sequence; an acknowledged message leaves the stream.
+So: published <= processed (nothing lost) and processed <= deliveries (nothing processed twice except
+what JetStream delivered again). Then every NATS pod is restarted at once: the network is Ready again
+and no agent or component pod restarted. Last, a client that speaks plain text to a server is refused.
+Every wait is bounded, and the test's timeout bounds the whole."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 
 import pytest
@@ -21,65 +28,84 @@ import yaml
 from kubernetes import client
 
 from agentnet_operator import names
-from e2e_support import E2E, converged, get_network, in_pod, is_ready, pod_get, replaced
+from e2e_support import (E2E, POD_NATS, converged, get_network, in_pod, is_ready, last_json, pod_get, queue_terms,
+                         replaced)
 from rig import wait_for
 from rig.controlplane import stop_process
 
 pytestmark = [*E2E, pytest.mark.timeout(2400)]
-NETWORK, AGENTS, MESSAGES, RATE = "chaos", 5, 300, 5.0  # a minute of work at 5 messages a second
+NETWORK, AGENTS, RATE = "chaos", 5, 5.0  # work-queue messages a second
+POST_EVERY = 5  # every fifth message, a term POSTed to an agent too
+POST_PATIENCE = 60  # seconds a POST is retried (an agent reconnecting to NATS is briefly not Ready: not in DNS)
+MOST = 5_000  # messages the load publishes at most (a quarter of an hour at RATE), should the test not stop it
 
-# Run in the stream-red pod with the pod's own NATS URL list, credentials and CA (as the runtime reads them).
-CONNECT = r"""
-import asyncio, json, os, sys
-from agentnet_runtime import natsclient
-from agentnet_runtime.config import NatsAuth
-
-async def connected():
-    auth = NatsAuth.from_dir(os.environ["AGENTNET_NATS_CREDENTIALS_DIR"]).with_ca_file(os.environ["AGENTNET_NATS_CA_FILE"])
-    return await natsclient.connect(os.environ["AGENTNET_NATS_URL"], auth, "e2e-chaos")
-"""
-
-# argv: count rate network agents. Publishes `count` distinct terms on stream-red's queue, each retried
-# (same Nats-Msg-Id: the stream stores it once) until JetStream acknowledges it; every fifth, a term to an agent.
-LOAD = CONNECT + r"""
+# argv: rate network agents every patience most. Until a line (or the end) on its stdin, publishes distinct
+# terms on stream-red's queue, each retried (same Nats-Msg-Id: the stream stores it once) until JetStream
+# acknowledges it; every `every`-th, a term to an agent through its pod's DNS name, with the network's API token
+# as the pod has it, retried until accepted. Prints what it did as one JSON line.
+LOAD = POD_NATS + r"""
+import asyncio, json, os, sys, threading, time
+from collections import Counter
 import httpx
 
-async def main(count, rate, network, agents):
-    client = await connected()
+AUTHORIZATION = {"Authorization": "Bearer " + os.environ["AGENTNET_API_TOKEN"]}
+
+async def post(http, url, term, patience, refusals):
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        try:
+            reply = await http.post(url, json={"term": term}, headers=AUTHORIZATION)
+            if reply.status_code == 202:
+                return True
+            refusals[str(reply.status_code)] += 1
+        except httpx.HTTPError as error:
+            refusals[type(error).__name__] += 1
+        await asyncio.sleep(0.5)
+    return False
+
+async def main(rate, network, agents, every, patience, most):
+    stop = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
+    client = await pod_nats("e2e-chaos-load")
     js = client.jetstream()
-    acknowledged = retries = posted = 0
+    acknowledged = duplicates = retries = posts = accepted = 0
+    refusals = Counter()
     async with httpx.AsyncClient(timeout=5) as http:
-        for i in range(count):
+        for i in range(most):
+            if stop.is_set():
+                break
             while True:
                 try:
-                    await js.publish("work.red", f"x{i}*(y+z)".encode(), headers={"Nats-Msg-Id": f"chaos-{i}"}, timeout=5)
+                    ack = await js.publish("work.red", f"x{i}*(y+z)".encode(), headers={"Nats-Msg-Id": f"chaos-{i}"}, timeout=5)
                     acknowledged += 1
+                    duplicates += bool(ack.duplicate)
                     break
                 except Exception:
                     retries += 1
                     await asyncio.sleep(0.2)
-            if i % 5 == 0:
-                agent = (i // 5) % agents
+            if i % every == 0:
+                agent = (i // every) % agents
                 url = f"http://{network}-agents-{agent}.{network}-agents:8080/agent/{agent}/message"
-                try:
-                    posted += (await http.post(url, json={"term": f"a{i}+(b+c)"})).status_code == 202
-                except httpx.HTTPError:
-                    pass
+                posts += 1
+                accepted += await post(http, url, f"a{i}+(b+c)", patience, refusals)
             await asyncio.sleep(1 / rate)
-    print(json.dumps({"acknowledged": acknowledged, "retries": retries, "posted": posted}))
+    print(json.dumps({"acknowledged": acknowledged, "duplicates": duplicates, "retries": retries,
+                      "posts": posts, "accepted": accepted, "refusals": refusals}))
     await client.close()
 
-asyncio.run(main(int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], int(sys.argv[4])))
+asyncio.run(main(float(sys.argv[1]), sys.argv[2], *map(int, sys.argv[3:])))
 """
 
 # The work stream and stream-red's consumer: what waits, and how many deliveries the consumer made.
-QUEUE = CONNECT + r"""
+QUEUE = POD_NATS + r"""
+import asyncio, json
+
 async def main():
-    client = await connected()
+    client = await pod_nats("e2e-chaos-queue")
     js = client.jetstream()
     stream = await js.stream_info(natsclient.WORK_STREAM)
     consumer = await js.consumer_info(natsclient.WORK_STREAM, natsclient.work_consumer("stream-red"))
-    print(json.dumps({"messages": stream.state.messages, "replicas": stream.config.num_replicas,
+    print(json.dumps({"messages": stream.state.messages, "stored": stream.state.last_seq, "replicas": stream.config.num_replicas,
                       "pending": consumer.num_pending, "unacknowledged": consumer.num_ack_pending,
                       "deliveries": consumer.delivered.consumer_seq}))
     await client.close()
@@ -120,9 +146,9 @@ def identities(core: client.CoreV1Api, ns: str) -> dict[str, tuple[str, int]]:
     return {name: (p.metadata.uid, p.status.container_statuses[0].restart_count) for name, p in workers.items()}
 
 
-def last_json(output: str) -> dict:
-    """The last JSON line of a pod's output (asyncio's warnings about TLS come on the same stream)."""
-    return json.loads(next(line for line in reversed(output.strip().splitlines()) if line.startswith("{")))
+def processed(k8s: client.ApiClient, ns: str, pod: str) -> int:
+    """Terms stream-red has processed since it started (each delivery it worked, again ones too)."""
+    return pod_get(k8s, ns, pod, "/status")["processed"]
 
 
 def test_nats_servers_killed_under_load_lose_nothing(k8s, kubectl, rig_bin, kubeconfig, installed_operator,
@@ -138,35 +164,41 @@ def test_nats_servers_killed_under_load_lose_nothing(k8s, kubectl, rig_bin, kube
     (stream_pod,) = pods(core, ns, "stream-red")
     queue = last_json(in_pod(kubectl, ns, worker, QUEUE))
     assert queue["replicas"] == 3
-    processed_before = pod_get(k8s, ns, stream_pod, "/status")["processed"]
+    processed_before = processed(k8s, ns, stream_pod)
     unchanged = identities(core, ns)
 
-    load = subprocess.Popen([str(rig_bin / "kubectl"), f"--kubeconfig={kubeconfig}", "exec", "-n", ns, worker, "--",
-                             "python", "-c", LOAD, str(MESSAGES), str(RATE), NETWORK, str(AGENTS)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    load = subprocess.Popen([str(rig_bin / "kubectl"), f"--kubeconfig={kubeconfig}", "exec", "-i", "-n", ns, worker,
+                             "--", "python", "-c", LOAD, str(RATE), NETWORK, str(AGENTS), str(POST_EVERY),
+                             str(POST_PATIENCE), str(MOST)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     try:
-        # One server killed, then another once the first is back: a majority of three is up throughout.
-        for victim in nats_pods[:2]:
-            wait_for(lambda: pod_get(k8s, ns, stream_pod, "/status")["processed"] > processed_before, 300,
-                     "stream-red to be processing the load")
-            old_uid = core.read_namespaced_pod(victim, ns).metadata.uid
-            core.delete_namespaced_pod(victim, ns, grace_period_seconds=0)
-            wait_for(lambda: replaced(core, ns, victim, old_uid), 300, f"{victim} back and Ready")
-        output, _ = load.communicate(timeout=900)
+        # One server killed, then another once the first is back: a majority of three is up throughout. Before
+        # each kill, and before the load stops, stream-red has processed more of the load since the last step.
+        since = processed_before
+        for victim in (*nats_pods[:2], None):
+            since = wait_for(lambda: (now := processed(k8s, ns, stream_pod)) > since and now, 300,
+                             "stream-red to be processing the load")
+            if victim is not None:
+                old_uid = core.read_namespaced_pod(victim, ns).metadata.uid
+                core.delete_namespaced_pod(victim, ns, grace_period_seconds=0)
+                wait_for(lambda: replaced(core, ns, victim, old_uid), 300, f"{victim} back and Ready")
+        output, _ = load.communicate(input="stop\n", timeout=POST_PATIENCE + 120)
     finally:
         stop_process(load, grace=5)
     assert load.returncode == 0, output
-    published = last_json(output)
-    assert published["acknowledged"] == MESSAGES and published["posted"] > 0, published
+    load_did = last_json(output)
+    published = load_did["acknowledged"]
+    assert published > 0 and 0 < load_did["posts"] == load_did["accepted"], load_did
 
     def drained() -> dict | None:
         now = last_json(in_pod(kubectl, ns, worker, QUEUE))
         return now if now["messages"] == now["pending"] == now["unacknowledged"] == 0 else None
 
     after = wait_for(drained, 600, "stream-red to work the queue off", interval=2)
-    processed = pod_get(k8s, ns, stream_pod, "/status")["processed"] - processed_before
+    assert after["stored"] - queue["stored"] == published, (after, queue, load_did)  # each stored once
+    worked = processed(k8s, ns, stream_pod) - processed_before
     deliveries = after["deliveries"] - queue["deliveries"]
-    assert MESSAGES <= processed <= deliveries, (processed, deliveries)
+    assert published <= worked <= deliveries, (published, worked, deliveries, load_did)
     wait_for(lambda: converged(k8s, ns, NETWORK, AGENTS), 300, "the agents to reach one digest")
     assert identities(core, ns) == unchanged, "an agent or component pod restarted during the chaos"
 
@@ -178,6 +210,9 @@ def test_nats_servers_killed_under_load_lose_nothing(k8s, kubectl, rig_bin, kube
     wait_for(lambda: is_ready(get_network(k8s, ns, NETWORK)), 300, "the network Ready again")
     assert identities(core, ns) == unchanged, "an agent or component pod restarted with NATS"
     assert last_json(in_pod(kubectl, ns, worker, QUEUE))["replicas"] == 3  # the stream outlived its servers
+    before = processed(k8s, ns, stream_pod)  # and work flows again: terms queued through stream-red's POST /terms
+    assert queue_terms(kubectl, ns, names.component_name(NETWORK, "stream-red"), 10, "after{i}*(y+z)") == 10
+    wait_for(lambda: processed(k8s, ns, stream_pod) >= before + 10, 120, "stream-red to work terms queued after it")
 
     # Plain text to a server: it requires TLS and never serves the client.
     host = names.nats_pod_host(NETWORK, ns, 0)
