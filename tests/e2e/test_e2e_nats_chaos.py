@@ -199,6 +199,7 @@ def test_nats_servers_killed_under_load_lose_nothing(k8s, kubectl, rig_bin, kube
     worked = processed(k8s, ns, stream_pod) - processed_before
     deliveries = after["deliveries"] - queue["deliveries"]
     assert published <= worked <= deliveries, (published, worked, deliveries, load_did)
+    print("chaos figures:", {**load_did, "processed": worked, "deliveries": deliveries})  # shown with -rP
     wait_for(lambda: converged(k8s, ns, NETWORK, AGENTS), 300, "the agents to reach one digest")
     assert identities(core, ns) == unchanged, "an agent or component pod restarted during the chaos"
 
