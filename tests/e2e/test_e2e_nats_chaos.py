@@ -38,19 +38,39 @@ NETWORK, AGENTS, RATE = "chaos", 5, 5.0  # work-queue messages a second
 POST_EVERY = 5  # every fifth message, a term POSTed to an agent too
 POST_PATIENCE = 60  # seconds a POST is retried (an agent reconnecting to NATS is briefly not Ready: not in DNS)
 MOST = 5_000  # messages the load publishes at most (a quarter of an hour at RATE), should the test not stop it
+STOP_FILE = f"{names.TMP_DIR}/chaos-load-stop"  # the load stops once this file exists in its pod
 
-# argv: rate network agents every patience most. Until a line (or the end) on its stdin, publishes distinct
-# terms on stream-red's queue, each retried (same Nats-Msg-Id: the stream stores it once) until JetStream
-# acknowledges it; every `every`-th, a term to an agent through its pod's DNS name, with the network's API token
-# as the pod has it, retried until accepted. Prints what it did as one JSON line.
+# argv: rate network agents every patience most stop-file. Until `stop-file` exists, publishes distinct terms
+# on stream-red's queue at `rate`, each retried (same Nats-Msg-Id: the stream stores it once) until JetStream
+# acknowledges it; and, apart, at rate/every, terms to the agents in turn through their pods' DNS names, with the
+# network's API token as the pod has it, each retried until accepted. Prints what it did as one JSON line.
 LOAD = POD_NATS + r"""
-import asyncio, json, os, sys, threading, time
+import asyncio, json, os, sys, time
 from collections import Counter
 import httpx
 
 AUTHORIZATION = {"Authorization": "Bearer " + os.environ["AGENTNET_API_TOKEN"]}
+rate, network, agents, every, patience, most, stop_file = float(sys.argv[1]), sys.argv[2], *map(int, sys.argv[3:7]), sys.argv[7]
+done = Counter()
+refusals = Counter()
 
-async def post(http, url, term, patience, refusals):
+async def publish(js):
+    for i in range(most):
+        if os.path.exists(stop_file):
+            return "asked"
+        while True:
+            try:
+                ack = await js.publish("work.red", f"x{i}*(y+z)".encode(), headers={"Nats-Msg-Id": f"chaos-{i}"}, timeout=5)
+                done["acknowledged"] += 1
+                done["duplicates"] += bool(ack.duplicate)
+                break
+            except Exception:
+                done["retries"] += 1
+                await asyncio.sleep(0.2)
+        await asyncio.sleep(1 / rate)
+    return "most"
+
+async def post(http, url, term):
     deadline = time.monotonic() + patience
     while time.monotonic() < deadline:
         try:
@@ -63,37 +83,24 @@ async def post(http, url, term, patience, refusals):
         await asyncio.sleep(0.5)
     return False
 
-async def main(rate, network, agents, every, patience, most):
-    stop = threading.Event()
-    threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
-    client = await pod_nats("e2e-chaos-load")
-    js = client.jetstream()
-    acknowledged = duplicates = retries = posts = accepted = 0
-    refusals = Counter()
+async def posts():
     async with httpx.AsyncClient(timeout=5) as http:
-        for i in range(most):
-            if stop.is_set():
-                break
-            while True:
-                try:
-                    ack = await js.publish("work.red", f"x{i}*(y+z)".encode(), headers={"Nats-Msg-Id": f"chaos-{i}"}, timeout=5)
-                    acknowledged += 1
-                    duplicates += bool(ack.duplicate)
-                    break
-                except Exception:
-                    retries += 1
-                    await asyncio.sleep(0.2)
-            if i % every == 0:
-                agent = (i // every) % agents
-                url = f"http://{network}-agents-{agent}.{network}-agents:8080/agent/{agent}/message"
-                posts += 1
-                accepted += await post(http, url, f"a{i}+(b+c)", patience, refusals)
-            await asyncio.sleep(1 / rate)
-    print(json.dumps({"acknowledged": acknowledged, "duplicates": duplicates, "retries": retries,
-                      "posts": posts, "accepted": accepted, "refusals": refusals}))
-    await client.close()
+        for j in range(most):
+            if os.path.exists(stop_file):
+                return
+            url = f"http://{network}-agents-{j % agents}.{network}-agents:8080/agent/{j % agents}/message"
+            done["posts"] += 1
+            done["accepted"] += await post(http, url, f"a{j}+(b+c)")
+            await asyncio.sleep(every / rate)
 
-asyncio.run(main(float(sys.argv[1]), sys.argv[2], *map(int, sys.argv[3:])))
+async def main():
+    start = time.monotonic()
+    client = await pod_nats("e2e-chaos-load")
+    stopped, _ = await asyncio.gather(publish(client.jetstream()), posts())
+    await client.close()
+    print(json.dumps({**done, "refusals": refusals, "stopped": stopped, "seconds": round(time.monotonic() - start, 1)}))
+
+asyncio.run(main())
 """
 
 # The work stream and stream-red's consumer: what waits, and how many deliveries the consumer made.
@@ -167,10 +174,10 @@ def test_nats_servers_killed_under_load_lose_nothing(k8s, kubectl, rig_bin, kube
     processed_before = processed(k8s, ns, stream_pod)
     unchanged = identities(core, ns)
 
-    load = subprocess.Popen([str(rig_bin / "kubectl"), f"--kubeconfig={kubeconfig}", "exec", "-i", "-n", ns, worker,
+    load = subprocess.Popen([str(rig_bin / "kubectl"), f"--kubeconfig={kubeconfig}", "exec", "-n", ns, f"pod/{stream_pod}",
                              "--", "python", "-c", LOAD, str(RATE), NETWORK, str(AGENTS), str(POST_EVERY),
-                             str(POST_PATIENCE), str(MOST)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+                             str(POST_PATIENCE), str(MOST), STOP_FILE],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     try:
         # One server killed, then another once the first is back: a majority of three is up throughout. Before
         # each kill, and before the load stops, stream-red has processed more of the load since the last step.
@@ -182,13 +189,15 @@ def test_nats_servers_killed_under_load_lose_nothing(k8s, kubectl, rig_bin, kube
                 old_uid = core.read_namespaced_pod(victim, ns).metadata.uid
                 core.delete_namespaced_pod(victim, ns, grace_period_seconds=0)
                 wait_for(lambda: replaced(core, ns, victim, old_uid), 300, f"{victim} back and Ready")
-        output, _ = load.communicate(input="stop\n", timeout=POST_PATIENCE + 120)
+        assert load.poll() is None, f"the load ended before the test stopped it: {load.communicate()[0]}"
+        in_pod(kubectl, ns, f"pod/{stream_pod}", "import sys; open(sys.argv[1], 'x').close()", STOP_FILE)
+        output, _ = load.communicate(timeout=POST_PATIENCE + 120)
     finally:
         stop_process(load, grace=5)
     assert load.returncode == 0, output
     load_did = last_json(output)
     published = load_did["acknowledged"]
-    assert published > 0 and 0 < load_did["posts"] == load_did["accepted"], load_did
+    assert load_did["stopped"] == "asked" and published > 0 and 0 < load_did["posts"] == load_did["accepted"], load_did
 
     def drained() -> dict | None:
         now = last_json(in_pod(kubectl, ns, worker, QUEUE))
