@@ -2,8 +2,9 @@
 JetStream streams on all three, a claim each) keeps going while its servers are killed.
 
 Under a steady load of work-queue messages and agent traffic (each POST with the network's API token,
-as the pod running the load has it), one NATS pod is killed, then another once the first is back:
-every message JetStream acknowledged to the publisher is processed, and the agents reach one digest.
+as the pod running the load has it), the NATS pod leading the work stream is killed, then the pod leading
+it next once the first is back: every message JetStream acknowledged to the publisher is processed, and
+the agents reach one digest.
 
 JetStream's rules this test relies on (stream-red's consumer: a durable pull consumer, explicit acks,
 AckWait 30 s and MaxDeliver unlimited, the server's defaults; the work stream: work-queue retention,
@@ -38,6 +39,7 @@ NETWORK, AGENTS, RATE = "chaos", 5, 5.0  # work-queue messages a second
 POST_EVERY = 5  # every fifth message, a term POSTed to an agent too
 POST_PATIENCE = 60  # seconds a POST is retried (an agent reconnecting to NATS is briefly not Ready: not in DNS)
 MOST = 5_000  # messages the load publishes at most (a quarter of an hour at RATE), should the test not stop it
+STEADY = 25  # messages stream-red works before each kill and before the load stops (5 s of load)
 STOP_FILE = f"{names.TMP_DIR}/chaos-load-stop"  # the load stops once this file exists in its pod
 
 # argv: rate network agents every patience most stop-file. Until `stop-file` exists, publishes distinct terms
@@ -103,7 +105,8 @@ async def main():
 asyncio.run(main())
 """
 
-# The work stream and stream-red's consumer: what waits, and how many deliveries the consumer made.
+# The work stream and stream-red's consumer: what waits, how many deliveries the consumer made, and which
+# server leads the stream (server names are pod names).
 QUEUE = POD_NATS + r"""
 import asyncio, json
 
@@ -112,7 +115,8 @@ async def main():
     js = client.jetstream()
     stream = await js.stream_info(natsclient.WORK_STREAM)
     consumer = await js.consumer_info(natsclient.WORK_STREAM, natsclient.work_consumer("stream-red"))
-    print(json.dumps({"messages": stream.state.messages, "stored": stream.state.last_seq, "replicas": stream.config.num_replicas,
+    print(json.dumps({"messages": stream.state.messages, "stored": stream.state.last_seq,
+                      "replicas": stream.config.num_replicas, "leader": stream.cluster.leader,
                       "pending": consumer.num_pending, "unacknowledged": consumer.num_ack_pending,
                       "deliveries": consumer.delivered.consumer_seq}))
     await client.close()
@@ -179,16 +183,22 @@ def test_nats_servers_killed_under_load_lose_nothing(k8s, kubectl, rig_bin, kube
                              str(POST_PATIENCE), str(MOST), STOP_FILE],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     try:
-        # One server killed, then another once the first is back: a majority of three is up throughout. Before
-        # each kill, and before the load stops, stream-red has processed more of the load since the last step.
+        # The server leading the work stream killed, then the one leading it next once the first is back: the
+        # stream elects a leader under load twice, and a majority of three is up throughout. Before each kill and
+        # before the load stops, stream-red works STEADY more messages of the load.
+        killed: list[str] = []
         since = processed_before
-        for victim in (*nats_pods[:2], None):
-            since = wait_for(lambda: (now := processed(k8s, ns, stream_pod)) > since and now, 300,
-                             "stream-red to be processing the load")
-            if victim is not None:
-                old_uid = core.read_namespaced_pod(victim, ns).metadata.uid
-                core.delete_namespaced_pod(victim, ns, grace_period_seconds=0)
-                wait_for(lambda: replaced(core, ns, victim, old_uid), 300, f"{victim} back and Ready")
+        for step in range(3):
+            since = wait_for(lambda: (now := processed(k8s, ns, stream_pod)) >= since + STEADY and now, 300,
+                             "stream-red to be working the load")
+            if step == 2:
+                break
+            leader = wait_for(lambda: last_json(in_pod(kubectl, ns, worker, QUEUE))["leader"], 60, "a stream leader")
+            victim = leader if leader not in killed else next(pod for pod in nats_pods if pod not in killed)
+            old_uid = core.read_namespaced_pod(victim, ns).metadata.uid
+            core.delete_namespaced_pod(victim, ns, grace_period_seconds=0)
+            killed.append(victim)
+            wait_for(lambda: replaced(core, ns, victim, old_uid), 300, f"{victim} back and Ready")
         assert load.poll() is None, f"the load ended before the test stopped it: {load.communicate()[0]}"
         in_pod(kubectl, ns, f"pod/{stream_pod}", "import sys; open(sys.argv[1], 'x').close()", STOP_FILE)
         output, _ = load.communicate(timeout=POST_PATIENCE + 120)
@@ -208,7 +218,7 @@ def test_nats_servers_killed_under_load_lose_nothing(k8s, kubectl, rig_bin, kube
     worked = processed(k8s, ns, stream_pod) - processed_before
     deliveries = after["deliveries"] - queue["deliveries"]
     assert published <= worked <= deliveries, (published, worked, deliveries, load_did)
-    print("chaos figures:", {**load_did, "processed": worked, "deliveries": deliveries})  # shown with -rP
+    print("chaos figures:", {**load_did, "processed": worked, "deliveries": deliveries, "killed": killed})  # shown with -rP
     wait_for(lambda: converged(k8s, ns, NETWORK, AGENTS), 300, "the agents to reach one digest")
     assert identities(core, ns) == unchanged, "an agent or component pod restarted during the chaos"
 
