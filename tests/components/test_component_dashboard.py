@@ -30,6 +30,7 @@ from agentnet_runtime.core.egraph import EGraph
 from agentnet_runtime.core.terms import parse
 from agentnet_runtime.local.up import network_document_from
 from agentnet_runtime.natsbin import free_port
+from agentnet_runtime.settings import GuardSettings
 from agentnet_runtime.web import HttpServer
 from rig import wait_for
 
@@ -53,9 +54,9 @@ def assert_drawn_in_polarity(page: Page, nodes: list[dict]) -> None:
 
 
 @contextmanager
-def page_under_up(tmp_path, name: str, components: list[str]):
-    """`agentnet up` of 9 agents with these components, and the dashboard open once every agent is alive:
-    (page, base URL, the agents as the operator assigns them); `up` must stop cleanly on SIGINT."""
+def page_under_up(tmp_path, name: str, components: list[str], *flags: str):
+    """`agentnet up` of 9 agents with these components (and `flags`), and the dashboard open once every agent
+    is alive: (page, base URL, the agents as the operator assigns them); `up` must stop cleanly on SIGINT."""
     body = {
         "apiVersion": "agentnet.dev/v1alpha1", "kind": "AgentNetwork", "metadata": {"name": name},
         "spec": {"agents": 9, "topology": {"kind": "ramanujan", "degree": 4, "seed": 0},
@@ -64,7 +65,7 @@ def page_under_up(tmp_path, name: str, components: list[str]):
     (tmp_path / "network.yaml").write_text(yaml.safe_dump(body))
     port, processes = free_port(), Processes(tmp_path)
     base = f"http://127.0.0.1:{port}"
-    processes.start("up", "up", "-f", "network.yaml", "--port", str(port), "--data-dir", str(tmp_path / "data"))
+    processes.start("up", "up", "-f", "network.yaml", "--port", str(port), "--data-dir", str(tmp_path / "data"), *flags)
     try:
         processes.wait_healthy("up", port)
         with browser() as page:
@@ -157,6 +158,8 @@ def held_everywhere(page: Page, base: str, agents: int, held) -> None:
 def test_a_person_asks_the_network_from_the_page_and_watches_the_answer_spread(tmp_path):
     with page_under_up(tmp_path, "ask", ["dashboard"]) as (page, base, _):
         assert page.page.get_attribute("#ask-lhs", "id") == page.page.get_attribute("label[for=ask-lhs]", "for")
+        page_wait(page, "window.agentnetDashboard.updates > 0", "the first update")
+        assert page.page.is_hidden("#ask-token") and page.page.is_hidden("#ask-token-help")  # an open network
 
         # A term the engine has no laws for: the error names the field and the operator, at the field.
         page.page.fill("#ask-lhs", "x % 2")
@@ -200,6 +203,42 @@ def test_a_person_asks_the_network_from_the_page_and_watches_the_answer_spread(t
         refused = httpx.post(f"{base}/dashboard/ask", json={"term": "x", "agent": 9}, timeout=5)
         assert refused.status_code == 422 and refused.json()["field"] == "agent"
         save_screenshot(page, tmp_path, "dashboard-ask.png")
+
+
+@pytest.mark.timeout(240)
+def test_where_the_network_has_an_api_token_the_page_asks_with_it(tmp_path, monkeypatch):
+    """As in a cluster, where every pod has the network's token: `up --require-token` guards /dashboard/ask."""
+    token = "the-networks-api-token-0123456789"
+    monkeypatch.setenv(GuardSettings.env_name("api_token"), token)
+    with page_under_up(tmp_path, "guarded", ["dashboard"], "--require-token") as (page, base, _):
+        page_wait(page, "window.agentnetDashboard.updates > 0", "the first update")
+        assert page.page.is_visible("#ask-token") and page.page.get_attribute("#ask-token", "type") == "password"
+        assert page.page.get_attribute("#ask-token", "id") == page.page.get_attribute("label[for=ask-token]", "for")
+        help_text = page.page.text_content("#ask-token-help")
+        assert "kubectl get secret guarded-api-token" in help_text and page.page.is_visible("#ask-token-help")
+
+        # No token, then a wrong one: the server's 401, at the token field; nothing is asked.
+        for given, said in (("", "needs the network's API token"), ("not-the-token-0123456789", "not the network's")):
+            page.page.fill("#ask-token", given)
+            page.page.fill("#ask-lhs", "x*(y+z)")
+            page.page.press("#ask-lhs", "Enter")
+            page_wait(page, f"document.querySelector('#ask-error').textContent.includes({json.dumps(said)})", said)
+            assert page.page.get_attribute("#ask-error", "data-field") == "Authorization"
+            assert page.page.get_attribute("#ask-token", "aria-invalid") == "true"
+            assert page.page.evaluate("document.activeElement.id") == "ask-token"
+            assert page.page.evaluate("document.querySelectorAll('#asks li').length") == 0
+
+        # The network's token: asked, and the agent holds it; the tab keeps the token across a reload.
+        page.page.fill("#ask-token", token)
+        added = ask_on_the_page(page, "x*(y+z)", agent=4)
+        assert added["verdict"] == "added" and page.page.get_attribute("#ask-token", "aria-invalid") is None, added
+        held_everywhere(page, base, 9, lambda egraph: egraph.lookup(parse("x*(y+z)")) is not None)
+        page.page.reload()
+        page_wait(page, "document.querySelectorAll('#nodes g.agent[data-state=alive]').length === 9", "9 alive agents")
+        assert page.page.input_value("#ask-token") == token
+        assert ask_on_the_page(page, "x+x", "2*x")["verdict"] == "equal"
+        assert httpx.post(f"{base}/dashboard/ask", json={"term": "x"}, timeout=5).status_code == 401  # not open
+        save_screenshot(page, tmp_path, "dashboard-ask-token.png")
 
 
 # --- in a browser, agents as processes: a killed one is shown gone ----------------------------------
@@ -407,6 +446,8 @@ async def test_an_ask_is_answered_and_each_agent_is_seen_to_hold_it(nats_server)
             answer = (await client.post("/ask", json={"prove": ["x+1", "x+2"]})).json()
             assert answer["verdict"] == "unequal" and answer["agent"] == 0
             assert set(answer["counterexample"]) == {"point", "lhs", "rhs"} and answer["event"] == 2
+
+            assert (await client.get("/state")).json()["ask_token"] is False  # no guard with a token here
 
             async def everyone_holds(event: int):
                 agents = (await client.get("/state")).json()["agents"]

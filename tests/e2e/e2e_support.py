@@ -111,6 +111,30 @@ def in_pod(kubectl: Callable[..., str], namespace: str, target: str, code: str, 
     return kubectl("exec", "-n", namespace, target, "--", "python", "-c", code, *args)
 
 
+def last_json(output: str) -> dict:
+    """The last line of a pod's output that is a JSON object (asyncio's TLS warnings and other log lines share
+    its stream)."""
+    for line in reversed(output.strip().splitlines()):
+        try:
+            found = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(found, dict):
+            return found
+    raise AssertionError(f"no JSON line in the pod's output:\n{output[-3000:]}")
+
+
+# For code run in a pod: the process's NATS connection as a component of the pod makes it (its own URL list,
+# credentials and CA, read by the runtime's load_config), so the test follows however the runtime connects.
+POD_NATS = """
+from agentnet_runtime import natsclient
+from agentnet_runtime.config import load_config
+
+async def pod_nats(name):
+    config = load_config(agent_ids=())
+    return await natsclient.connect(config.nats_url, config.nats_auth, name)
+"""
+
 POD_TOKEN = "-"  # post_from_pod's default: the network's API token, as the pod has it (AGENTNET_API_TOKEN)
 
 

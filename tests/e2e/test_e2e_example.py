@@ -2,9 +2,12 @@
 `kubectl apply -f examples/network.yaml` starts 21 real containers on the real
 node, the agents converge over the managed NATS in the cluster, a term sent to
 one agent through its Service is provable on another, and the dashboard, reached
-through `kubectl port-forward`, shows all nine agents in headless Chromium."""
+through `kubectl port-forward`, shows all nine agents in headless Chromium and asks the
+network from its panel with the API token from the network's Secret."""
 
 from __future__ import annotations
+
+import base64
 
 import yaml
 from kubernetes import client
@@ -81,6 +84,14 @@ def test_the_example_network_runs_converges_and_shows_in_the_dashboard(
         page_wait(page, f"document.querySelectorAll('#nodes g.agent').length === {AGENTS}", "nine agents", 60)
         page_wait(page, "[...document.querySelectorAll('#nodes g.agent')].every(g => g.dataset.state !== 'gone')",
                   "every agent alive", 60)
+        # Asking from the page: the mutating route wants the network's token, which a user reads from its Secret.
+        page_wait(page, "!document.querySelector('#ask-token-field').hidden", "the ask panel's token field")
+        secret = core.read_namespaced_secret(names.api_token_name(NETWORK), ns)
+        page.page.fill("#ask-token", base64.b64decode(secret.data[names.API_TOKEN_KEY]).decode())
+        page.page.fill("#ask-lhs", "p*(q+r)")
+        page.page.press("#ask-lhs", "Enter")
+        page_wait(page, f"document.querySelector('#asks li .arrival')?.dataset.held === '{AGENTS}'",
+                  "every agent holding the term asked on the page", 120)
         save_screenshot(page, tmp_path, "e2e-dashboard.png")
         assert sorted(drawn_agents(page)) == list(range(AGENTS))
         assert page.not_local() == []

@@ -8,6 +8,11 @@ GET /events    server-sent events: `topology` once per connection (positions com
                timeline events, component metrics
 GET /state     what the page shows, as one JSON document (for tools and tests)
 POST /ask      {"term": ...} or {"prove": [lhs, rhs]}, and "agent" (default the lowest id): a person's question.
+               A mutating route (web.MUTATING): where the network has an API token (in a cluster, always)
+               it needs `Authorization: Bearer <token>`, which the page sends from its token field. The
+               page's first update says whether it is needed (`ask_token`), so the field shows only then.
+               Not a server-side proxy adding the dashboard's own token: that would let anyone who reaches
+               the dashboard write to the network, which the token exists to prevent.
                A pair gets the engine's verdict (equal with the rules used, unequal with a counterexample,
                unknown), as egraph-service's /verify answers it with every family. The term, or both sides
                (and their union when equal), become one event of the dashboard's own replica, pushed to that
@@ -81,6 +86,7 @@ from agentnet_runtime.core.layout import positions
 from agentnet_runtime.core.rewrites import rules_for
 from agentnet_runtime.core.saturate import Budget, Saturator, Verdict
 from agentnet_runtime.core.terms import Term
+from agentnet_runtime.guard import SCOPE_KEY
 from agentnet_runtime.refusals import WRONG_SHAPE, refuse
 from agentnet_runtime.settings import DashboardSettings
 from agentnet_runtime.web import METRICS, RequestError, json_body
@@ -619,7 +625,7 @@ class Dashboard(Service):
 
     async def state_route(self, request: Request) -> JSONResponse:
         self.sweep()
-        return JSONResponse({"topology": await self.topology(), **self.update(full=True)})
+        return JSONResponse({"topology": await self.topology(), **self.update(full=True), "ask_token": ask_token(request)})
 
     async def ask(self, request: Request) -> JSONResponse:
         body = await json_body(request)
@@ -661,7 +667,7 @@ class Dashboard(Service):
             await self.topology()
             yield self._topology_event
             self.sweep()
-            yield _event("update", self.update(full=True))
+            yield _event("update", {**self.update(full=True), "ask_token": ask_token(request)})
             seen = self._update[0]
             while True:
                 async with self._updated:
@@ -673,6 +679,12 @@ class Dashboard(Service):
         finally:
             self.clients -= 1
             CLIENTS.dec()
+
+
+def ask_token(request: Request) -> bool:
+    """Whether the guard of the server this request came through wants the API token on /ask."""
+    guard = request.scope.get(SCOPE_KEY)
+    return guard is not None and guard.token is not None
 
 
 def _event(kind: str, body: Any) -> str:

@@ -11,6 +11,7 @@
   const CHART_POINTS = 60; // samples a sparkline shows
   const MAX_ASKS = 20; // answers kept in the ask panel
   const TIMINGS = 50; // updates whose cost is kept (model.timings), for tests and the curious
+  const TOKEN_KEY = "agentnet-api-token"; // where this tab keeps the API token the ask panel sends
   const $ = (selector) => document.querySelector(selector);
 
   const model = {
@@ -302,14 +303,16 @@
     const rhs = $("#ask-rhs").value.trim();
     const body = rhs ? { prove: [lhs, rhs] } : { term: lhs };
     body.agent = Number($("#ask-agent").value || 0);
+    const token = $("#ask-token").value.trim();
+    const headers = { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) };
     const button = $("#ask-submit");
     button.disabled = true;
     showAskError(null);
     try {
-      const response = await fetch("ask", {
-        method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
-      });
+      const response = await fetch("ask", { method: "POST", headers, body: JSON.stringify(body) });
       const answer = await response.json().catch(() => ({ error: `the dashboard answered HTTP ${response.status}` }));
+      if (response.status === 401) showTokenField(true); // (a token the server now wants, or a wrong one)
+      if (response.ok && token) remember(token);
       if (response.ok) addAsk(answer);
       else showAskError(answer);
     } catch (error) {
@@ -321,7 +324,9 @@
 
   function showAskError(answer) {
     // The server names the field at fault (term, prove[0], prove[1], agent): mark that control and move there.
-    const controls = { term: "#ask-lhs", "prove[0]": "#ask-lhs", "prove[1]": "#ask-rhs", agent: "#ask-agent" };
+    const controls = {
+      term: "#ask-lhs", "prove[0]": "#ask-lhs", "prove[1]": "#ask-rhs", agent: "#ask-agent", Authorization: "#ask-token",
+    };
     for (const selector of new Set(Object.values(controls))) $(selector).removeAttribute("aria-invalid");
     const message = $("#ask-error");
     message.hidden = !answer;
@@ -332,6 +337,24 @@
       $(control).setAttribute("aria-invalid", "true");
       $(control).focus();
     }
+  }
+
+  function showTokenField(needed) {
+    $("#ask-token-field").hidden = !needed;
+    $("#ask-token-help").hidden = !needed;
+    if (model.topology) {
+      $("#ask-token-command").textContent =
+        `kubectl get secret ${model.topology.network}-api-token -o jsonpath='{.data.token}' | base64 -d`;
+    }
+  }
+
+  // The token lives in this tab's sessionStorage (gone with the tab); storage may be off: then it is typed again.
+  function remember(token) {
+    try { sessionStorage.setItem(TOKEN_KEY, token); } catch (error) { /* not kept */ }
+  }
+
+  function remembered() {
+    try { return sessionStorage.getItem(TOKEN_KEY) || ""; } catch (error) { return ""; }
   }
 
   function explain(answer) {
@@ -393,6 +416,7 @@
   function applyUpdate(update) {
     markOnce("agentnet-update-received");
     const started = performance.now();
+    if (update.ask_token !== undefined) showTokenField(update.ask_token); // said in a connection's first update
     applyAgents(update.agents);
     showArrival();
     applyConvergence(update);
@@ -431,6 +455,7 @@
     stream.addEventListener("update", (message) => applyUpdate(JSON.parse(message.data)));
   }
 
+  $("#ask-token").value = remembered();
   $("#ask-form").addEventListener("submit", ask);
   $("#show-chatter").addEventListener("change", (event) => {
     $("#timeline").classList.toggle("hide-chatter", !event.target.checked);
