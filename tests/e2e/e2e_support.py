@@ -130,8 +130,9 @@ POD_NATS = """
 from agentnet_runtime import natsclient
 from agentnet_runtime.config import load_config
 
-async def pod_nats(name):
-    config = load_config(agent_ids=())
+async def pod_nats(name, component):
+    # As the component whose pod this runs in: its own NATS user, with that component's grant (permissions.py).
+    config = load_config(agent_ids=(), component=component)
     return await natsclient.connect(config.nats_url, config.nats_auth, name)
 """
 

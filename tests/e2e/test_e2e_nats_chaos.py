@@ -97,7 +97,7 @@ async def posts():
 
 async def main():
     start = time.monotonic()
-    client = await pod_nats("e2e-chaos-load")
+    client = await pod_nats("e2e-chaos-load", "stream-red")
     stopped, _ = await asyncio.gather(publish(client.jetstream()), posts())
     await client.close()
     print(json.dumps({**done, "refusals": refusals, "stopped": stopped, "seconds": round(time.monotonic() - start, 1)}))
@@ -111,7 +111,7 @@ QUEUE = POD_NATS + r"""
 import asyncio, json
 
 async def main():
-    client = await pod_nats("e2e-chaos-queue")
+    client = await pod_nats("e2e-chaos-queue", "stream-red")
     js = client.jetstream()
     stream = await js.stream_info(natsclient.WORK_STREAM)
     consumer = await js.consumer_info(natsclient.WORK_STREAM, natsclient.work_consumer("stream-red"))
