@@ -11,7 +11,7 @@ DEV_CLUSTER_DIR ?= $(HOME)/.cache/agentnet/dev-cluster
 # What setup.py's mypyc build leaves next to the engine's source.
 COMPILED_ENGINE = runtime/agentnet_runtime/core/*.so
 
-.PHONY: setup host-packages controlplane prometheus spin-operator cert-manager browser image wasm spin-image test run bench crds e2e-kind dev-cluster dev-cluster-down clean
+.PHONY: setup host-packages controlplane prometheus spin-operator cert-manager go-builds browser image wasm spin-image test run bench crds e2e-kind dev-cluster dev-cluster-down clean
 
 setup: $(VENV)/.installed
 
@@ -50,6 +50,13 @@ spin-operator:
 cert-manager:
 	bash tests/certmanager/build.sh
 
+# The four Go-module builds above at once: cold, most of their time is downloading modules through the
+# proxy, which overlaps; Go's module and build caches are safe to share. Fails if any of them fails.
+GO_BUILDS := controlplane prometheus spinoperator certmanager
+go-builds:
+	@pids=""; for build in $(GO_BUILDS); do bash tests/$$build/build.sh & pids="$$pids $$!"; done; \
+	failed=0; for pid in $$pids; do wait $$pid || failed=1; done; exit $$failed
+
 # Debian's headless Chromium for the dashboard's browser tests (Playwright drives it and
 # downloads no browser of its own).
 browser:
@@ -72,7 +79,7 @@ wasm: setup
 spin-image: setup host-packages wasm
 	bash scripts/image/build.sh spin
 
-test: setup host-packages controlplane prometheus spin-operator cert-manager browser image wasm spin-image
+test: setup host-packages go-builds browser image wasm spin-image
 	$(PY) -m pytest -n $(TEST_WORKERS)
 
 # The example network on this machine: embedded nats-server, 9 agents, one port (3000).
