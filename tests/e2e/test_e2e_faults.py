@@ -156,7 +156,9 @@ def test_agent_nats_and_operator_pods_deleted(k8s, kubectl, installed_operator, 
     core.delete_collection_namespaced_pod(OPERATOR_NAMESPACE, label_selector=operator)
     wait_for(lambda: pods_ready(core, OPERATOR_NAMESPACE, operator, OPERATOR_REPLICAS), 120, "new operator pods")
 
-    done = wait_for(lambda: deployed(k8s, ns, NETWORK, 2), 300, "revision 2 Ready")
+    # Both operator pods start again, elect a leader and roll revision 2 out: minutes on a loaded 2-core machine.
+    done = wait_for(lambda: deployed(k8s, ns, NETWORK, 2), 600,
+                    lambda: f"revision 2 Ready; status: {get_network(k8s, ns, NETWORK).get('status')}")
     assert [(h["revision"], h["result"]) for h in done["status"]["history"]] == [(2, "Deployed"), (1, "Superseded")]
     stored = stored_revisions(k8s, ns, NETWORK)
     assert [n for n, _ in stored] == [1, 2] and len({name for _, name in stored}) == 2

@@ -11,15 +11,15 @@ from pathlib import Path
 EXISTING_KUBECONFIG = os.environ.get("AGENTNET_TEST_KUBECONFIG")
 
 
-def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.2):
-    """Poll until `predicate()` is truthy and return its value; fail naming `what`."""
+def wait_for(predicate: Callable[[], object], timeout: float, what: str | Callable[[], str], interval: float = 0.2):
+    """Poll until `predicate()` is truthy and return its value; fail naming `what` (a callable: what it says then)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout}s waiting for {what() if callable(what) else what}")
         time.sleep(interval)
 
 
