@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 from kubernetes import client
 
@@ -20,7 +21,8 @@ from e2e_support import (E2E, OPERATOR_NAMESPACE, OPERATOR_REPLICAS, RELEASE, ag
                          replaced, stored_revisions)
 from rig import storage, wait_for
 
-pytestmark = E2E
+# Every fault in turn, then a rollout finished by new operator pods: over 10 minutes under CI's load.
+pytestmark = [*E2E, pytest.mark.timeout(1800)]
 NETWORK, AGENTS = "faults", 5
 
 

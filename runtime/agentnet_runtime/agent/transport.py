@@ -18,6 +18,7 @@ the addressee's handler in memory, through the same checks, and partitions cut t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -152,7 +153,8 @@ class Transport:
             try:
                 await asyncio.wait_for(self.nc.drain(), 2)
             except Exception:  # the server may be gone; closing is all that is left
-                await self.nc.close()
+                with contextlib.suppress(Exception):  # e.g. ConnectionResetError: the connection is already lost
+                    await self.nc.close()
 
     async def _error(self, error: Exception) -> None:
         METRICS.errors.labels("nats", type(error).__name__).inc()
