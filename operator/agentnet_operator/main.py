@@ -1,6 +1,9 @@
 """`agentnet operator`: run the kopf operator."""
 
+import logging
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -14,6 +17,26 @@ from agentnet_operator.settings import LeaseSettings
 
 # Where a pod finds its own namespace (the Lease's default place in a cluster).
 IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+# Between kopf's exit on a vanished kind and its next start: no hot loop should discovery lag the removal.
+RESTART_PAUSE_SECONDS = 1.0
+
+log = logging.getLogger("agentnet.operator")
+
+
+def run_until_stopped(serve_once: Callable[[], None], pause: float = RESTART_PAUSE_SECONDS) -> None:
+    """Run `serve_once` (kopf, with a fresh controller) until it returns (a signal stopped it); run it
+    again when it exited because a kind it watched vanished. kopf stops watching a kind once it sees the
+    kind's CRD deleted, but a watch that reconnects before that meets a 404, and kopf 1.45 exits on it:
+    deleting cert-manager's or SpinKube's CRDs must not stop the operator. Any other error stops it."""
+    while True:
+        try:
+            serve_once()
+            return
+        except Exception as error:
+            if getattr(error, "status", None) != 404:  # kopf's APINotFoundError (its module is private)
+                raise
+            log.warning("a watched kind vanished under its watch (%s): watching again", error)
+            time.sleep(pause)
 
 
 def _lease_default(field: str) -> object:
@@ -93,13 +116,17 @@ def operator_command(namespaces: tuple[str, ...], liveness_port: int, metrics_po
         config.load_kube_config()
     api = client.ApiClient()
     api.user_agent = names.USER_AGENT
-    controller = Controller(Cluster(api), resync_seconds=resync_seconds, autoscale_seconds=autoscale_seconds,
-                            use_cert_manager=cert_manager,
-                            elector=LeaderElector(api, lease) if lease else None)
-    registry = controller.registry()
-    kopf.on.login(registry=registry)(kopf.login_via_client)
+
+    def serve_once() -> None:
+        """kopf with a controller of its own: its caches fill again from kopf's first lists."""
+        controller = Controller(Cluster(api), resync_seconds=resync_seconds, autoscale_seconds=autoscale_seconds,
+                                use_cert_manager=cert_manager,
+                                elector=LeaderElector(api, lease) if lease else None)
+        registry = controller.registry()
+        kopf.on.login(registry=registry)(kopf.login_via_client)
+        kopf.run(registry=registry, standalone=True, namespaces=list(namespaces), clusterwide=not namespaces,
+                 liveness_endpoint=f"http://0.0.0.0:{liveness_port}/healthz")
 
     start_http_server(metrics_port)
-    kopf.run(registry=registry, standalone=True, namespaces=list(namespaces), clusterwide=not namespaces,
-             liveness_endpoint=f"http://0.0.0.0:{liveness_port}/healthz")
+    run_until_stopped(serve_once)
 
