@@ -25,6 +25,7 @@ import contextlib
 import importlib
 import logging
 import re
+import socket
 import threading
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
@@ -44,6 +45,14 @@ TIMELINE_STREAM_MAX_BYTES = 256 * 2**20
 TIMELINE_DUPLICATE_WINDOW = 120.0  # seconds the server drops a batch republished with the same Nats-Msg-Id
 TIMELINE_CONSUMER_INACTIVE = 7 * 86_400.0  # a timeline replica gone this long loses its durable consumer
 CHECK_INTERVAL = 1.0  # seconds between two looks at a process's JetStream objects
+
+# How long data sent to a server may stay unacknowledged before the kernel drops the connection (TCP_USER_TIMEOUT).
+# A server whose pod is deleted sends FIN, then its address vanishes: what we sent after that is never
+# acknowledged, and without a bound the kernel retransmits it for about 15 minutes (tcp_retries2). nats-py's
+# reconnect waits for the old TLS connection to close, and asyncio closes it only once that data is out
+# (nats-io/nats.py#671): the process stays disconnected that long. Pings (every 5 s) keep this well above
+# what a live server takes to acknowledge.
+UNACKNOWLEDGED_SECONDS = 10
 
 # Readiness reasons of a connection that is not up.
 NATS_DISCONNECTED = "NATS disconnected"
@@ -139,6 +148,7 @@ class NatsState:
         return {"error_cb": on_error, "disconnected_cb": on_disconnected, "reconnected_cb": on_reconnected, **others}
 
     def _up(self) -> None:
+        bound_unacknowledged_time(self.client)
         self.connections += 1
         self.refused, self._last_error, self._reply_refused = False, "", False
         self.changed.set()
@@ -149,6 +159,15 @@ class NatsState:
             async with asyncio.timeout(timeout):
                 await self.changed.wait()
         self.changed.clear()
+
+
+def bound_unacknowledged_time(client: Any) -> None:
+    """Set TCP_USER_TIMEOUT on the client's current connection (a new socket at every reconnection).
+    nats-py has no option for it: its transport's stream writer is the way to the socket."""
+    writer = getattr(getattr(client, "_transport", None), "_io_writer", None)
+    sock = writer.get_extra_info("socket") if writer is not None else None
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, UNACKNOWLEDGED_SECONDS * 1000)
 
 
 def server_urls(url: str) -> list[str]:

@@ -1,6 +1,10 @@
-"""The NATS adapter on a real nats-server: large messages in fragments."""
+"""The NATS adapter on a real nats-server: large messages in fragments; every connection bounds how long
+what it sent may go unacknowledged."""
 
 from __future__ import annotations
+
+import os
+import socket
 
 import orjson
 import pytest
@@ -8,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from runtime_support import eventually
 
+from agentnet_runtime import natsclient
 from agentnet_runtime.agent.transport import Transport
 
 pytestmark = pytest.mark.timeout(30)
@@ -36,6 +41,38 @@ async def test_messages_larger_than_max_payload_arrive_whole(nats_server):
     finally:
         await sender.close()
         await receiver.close()
+
+
+def unacknowledged_timeouts_to(port: int) -> list[int]:
+    """TCP_USER_TIMEOUT (ms) of each of this process's TCP connections to `port`, read from its sockets' fds."""
+    found = []
+    for fd in map(int, os.listdir("/proc/self/fd")):
+        try:
+            if not os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                continue
+            with socket.socket(fileno=os.dup(fd)) as sock:
+                if sock.type == socket.SOCK_STREAM and sock.getpeername()[1:2] == (port,):
+                    found.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT))
+        except OSError:  # closed meanwhile, or not connected
+            continue
+    return found
+
+
+async def test_a_connection_bounds_how_long_sent_data_may_go_unacknowledged_after_a_reconnection_too(nats_server):
+    """Without the bound, a server whose address vanished (its pod deleted) keeps nats-py from reconnecting
+    for the ~15 minutes the kernel retransmits to it (nats-io/nats.py#671)."""
+    transport = Transport(nats_server.url, name="bounded")
+    await transport.connect()
+    try:
+        bound = natsclient.UNACKNOWLEDGED_SECONDS * 1000
+        assert unacknowledged_timeouts_to(nats_server.port) == [bound]
+        nats_server.stop()
+        await eventually(lambda: not transport.connected, 10, "the disconnection")
+        nats_server.start()
+        await eventually(lambda: transport.connected, 20, "the reconnection")
+        assert unacknowledged_timeouts_to(nats_server.port) == [bound]
+    finally:
+        await transport.close()
 
 
 @settings(max_examples=200, deadline=None)
