@@ -127,6 +127,8 @@ def last_json(output: str) -> dict:
 # For code run in a pod: the process's NATS connection as a component of the pod makes it (its own URL list,
 # credentials and CA, read by the runtime's load_config), so the test follows however the runtime connects.
 POD_NATS = """
+import asyncio
+import nats.errors, nats.js.errors
 from agentnet_runtime import natsclient
 from agentnet_runtime.config import load_config
 
@@ -134,6 +136,18 @@ async def pod_nats(name, component):
     # As the component whose pod this runs in: its own NATS user, with that component's grant (permissions.py).
     config = load_config(agent_ids=(), component=component)
     return await natsclient.connect(config.nats_url, config.nats_auth, name)
+
+async def settled(call, patience=60):
+    # A JetStream API call, made again while nobody answers it: a stream electing a leader after its
+    # server died, or a server recovering its store, answers nothing (timeout) or 503 for a while.
+    deadline = asyncio.get_running_loop().time() + patience
+    while True:
+        try:
+            return await call()
+        except (nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError):
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(1)
 """
 
 POD_TOKEN = "-"  # post_from_pod's default: the network's API token, as the pod has it (AGENTNET_API_TOKEN)

@@ -16,9 +16,9 @@ import yaml
 from kubernetes import client
 
 from agentnet_operator import names
-from e2e_support import (E2E, OPERATOR_NAMESPACE, OPERATOR_REPLICAS, RELEASE, agent_pod, agent_states, converged,
-                         deployed, get_network, in_pod, is_ready, pod_get, post_from_pod, pods_ready, ready_pod,
-                         replaced, stored_revisions)
+from e2e_support import (E2E, OPERATOR_NAMESPACE, OPERATOR_REPLICAS, POD_NATS, RELEASE, agent_pod, agent_states,
+                         converged, deployed, get_network, in_pod, is_ready, pod_get, post_from_pod, pods_ready,
+                         ready_pod, replaced, stored_revisions)
 from rig import storage, wait_for
 
 # Every fault in turn, then a rollout finished by new operator pods: over 10 minutes under CI's load.
@@ -47,20 +47,17 @@ def identities(pods: dict[str, client.V1Pod]) -> dict[str, tuple[str, int]]:
 # stream, nothing else: permissions.py). `write` queues three terms on the work queue (each acknowledged by
 # the server as stored) and prints their sequence numbers; `read` prints the stream's last sequence number,
 # which a server that lost its store starts again from 0 (stream-red then makes the stream anew).
-DURABLE_STREAM = r"""
-import asyncio, json, sys
-from agentnet_runtime import natsclient
-from agentnet_runtime.config import load_config
+DURABLE_STREAM = POD_NATS + r"""
+import json, sys
 
 async def main():
-    config = load_config(agent_ids=(), component="stream-red")
-    client = await natsclient.connect(config.nats_url, config.nats_auth)
+    client = await pod_nats("e2e-faults-stream", "stream-red")
     js = client.jetstream()
     if sys.argv[1] == "write":
         acks = [await js.publish(natsclient.work_subject("RED"), term.encode()) for term in ("a*1", "b*1", "c*1")]
         print(json.dumps([ack.seq for ack in acks]))
     else:
-        print(json.dumps((await js.stream_info(natsclient.WORK_STREAM)).state.last_seq))
+        print(json.dumps((await settled(lambda: js.stream_info(natsclient.WORK_STREAM))).state.last_seq))
     await client.close()
 
 asyncio.run(main())

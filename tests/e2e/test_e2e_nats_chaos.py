@@ -113,8 +113,8 @@ import asyncio, json
 async def main():
     client = await pod_nats("e2e-chaos-queue", "stream-red")
     js = client.jetstream()
-    stream = await js.stream_info(natsclient.WORK_STREAM)
-    consumer = await js.consumer_info(natsclient.WORK_STREAM, natsclient.work_consumer("stream-red"))
+    stream = await settled(lambda: js.stream_info(natsclient.WORK_STREAM))
+    consumer = await settled(lambda: js.consumer_info(natsclient.WORK_STREAM, natsclient.work_consumer("stream-red")))
     print(json.dumps({"messages": stream.state.messages, "stored": stream.state.last_seq,
                       "replicas": stream.config.num_replicas, "leader": stream.cluster.leader,
                       "pending": consumer.num_pending, "unacknowledged": consumer.num_ack_pending,
