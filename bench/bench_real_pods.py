@@ -5,7 +5,7 @@ It starts its own rig in a temp dir (etcd, API server, controller-manager, sched
 real node: containerd + runc, CNI bridge, kubelet, kube-proxy, CoreDNS), installs the operator
 with its Helm chart (a pod, cluster-wide) and measures, in one run:
 
-1. examples/network.yaml (9 agents, 11 components, managed NATS: 21 pods), from `kubectl apply`
+1. examples/network.yaml (9 agents, 11 components, a managed NATS cluster of 3: 23 pods), from `kubectl apply`
    to the network's Ready condition, broken down: all pods scheduled (spec.nodeName), all pod
    sandboxes and all containers started (containerd task start events), all agents connected
    to NATS (/status) and ready (/ready 200), the nine agents converged (one digest) after a term
@@ -28,6 +28,7 @@ Run: .venv/bin/python -m bench.bench_real_pods [--runs 5] [--cold-starts 5] [--b
 from __future__ import annotations
 
 import argparse
+import base64
 import calendar
 import contextlib
 import copy
@@ -61,6 +62,7 @@ from rig import controlplane, images, wait_for  # noqa: E402  (the test rig live
 from rig.node import NODE_NAME, Slot, cni_config, containerd_socket  # noqa: E402
 
 from agentnet_operator import names  # noqa: E402
+from agentnet_operator.model import DEFAULT_NATS_REPLICAS  # noqa: E402
 from agentnet_operator.nats_children import NATS_HEALTH_PATH  # noqa: E402
 from agentnet_runtime.catalogue import COMPONENT_NAMES, HTTP_PORT  # noqa: E402
 from agentnet_runtime.local.up import network_document_from  # noqa: E402
@@ -69,7 +71,7 @@ from agentnet_runtime.natsbin import EmbeddedNats, free_port  # noqa: E402
 CHART = REPO / "charts" / "agentnet"
 EXAMPLE = yaml.safe_load((REPO / "examples" / "network.yaml").read_text())
 NETWORK, AGENTS = EXAMPLE["metadata"]["name"], EXAMPLE["spec"]["agents"]
-PODS = AGENTS + len(COMPONENT_NAMES) + 1  # agents, components, the managed NATS server
+PODS = AGENTS + len(COMPONENT_NAMES) + DEFAULT_NATS_REPLICAS  # agents, components, the managed NATS servers
 OPERATOR_NAMESPACE, RELEASE = "agentnet-system", "agentnet"
 AGENTNET = str(Path(sys.executable).with_name("agentnet"))
 TERM = "x*(y+z)"
@@ -90,13 +92,16 @@ def log(text: str) -> None:
 
 
 def http_request(host: str, port: int, path: str, method: str = "GET", body: Any = None,
-                 timeout: float = 0.5) -> tuple[int, bytes] | None:
-    """(status, body), or None when nothing answers."""
+                 timeout: float = 0.5, token: str | None = None) -> tuple[int, bytes] | None:
+    """(status, body), or None when nothing answers. `token`: the network's API token, which its
+    mutating routes require in the cluster."""
     connection = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         payload = None if body is None else json.dumps(body)
-        connection.request(method, path, body=payload,
-                           headers={} if body is None else {"content-type": "application/json"})
+        headers = {} if body is None else {"content-type": "application/json"}
+        if token is not None:
+            headers["authorization"] = f"Bearer {token}"
+        connection.request(method, path, body=payload, headers=headers)
         response = connection.getresponse()
         return response.status, response.read()
     except (OSError, http.client.HTTPException):
@@ -198,6 +203,14 @@ class Cluster:
                 except (OSError, IndexError):
                     continue
         return None
+
+
+def api_token(cluster: Cluster, namespace: str, network: str) -> str:
+    """The network's API token, from the Secret the operator made (waits for it)."""
+    secret = wait_for(lambda: next(iter(cluster.core.list_namespaced_secret(
+        namespace, field_selector=f"metadata.name={names.api_token_name(network)}").items), None),
+        120, f"the API token Secret of {network}")
+    return base64.b64decode(secret.data[names.API_TOKEN_KEY]).decode()
 
 
 def condition_true(body: dict, kind: str) -> bool:
@@ -457,8 +470,8 @@ def network_run(cluster: Cluster, events: ContainerdEvents, memory: OperatorMemo
     agents_prefix = names.agents_name(NETWORK) + "-"
     first: dict[str, dict[Any, float]] = {key: {} for key in ("scheduled", "running", "ready", "nats", "agent_ready")}
     agent_ips: dict[int, str] = {}
-    nats_pod, nats_ip, nats_serving = f"{names.nats_name(NETWORK)}-0", None, None
-    term_sent = converged = network_ready = None
+    nats_pod, nats_ip, nats_serving = f"{names.nats_name(NETWORK)}-0", None, None  # the first server
+    term_sent = converged = network_ready = token = None
     pods: list[dict] = []
     pool = ThreadPoolExecutor(max_workers=AGENTS)
 
@@ -506,7 +519,9 @@ def network_run(cluster: Cluster, events: ContainerdEvents, memory: OperatorMemo
                 if ready:
                     first["agent_ready"].setdefault(agent, time.time())
             if term_sent is None and len(first["agent_ready"]) == AGENTS:
-                answer = http_request(agent_ips[0], HTTP_PORT, "/agent/0/message", "POST", {"term": TERM}, timeout=5)
+                token = token or api_token(cluster, namespace, NETWORK)
+                answer = http_request(agent_ips[0], HTTP_PORT, "/agent/0/message", "POST", {"term": TERM}, timeout=5,
+                                      token=token)
                 if answer is not None and answer[0] == 202:
                     term_sent = time.time()
             if term_sent is not None and converged is None:
