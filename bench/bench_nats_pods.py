@@ -12,7 +12,7 @@ spread), kill against calm.
 
 Records only: the project sets no target here.
 Writes bench/results/nats_pods.json and nats_pods.png (each trial's convergence time).
-Run: .venv/bin/python -m bench.bench_nats_pods [--trials 3] [--terms 200]
+Run: .venv/bin/python -m bench.bench_nats_pods [--trials 5] [--terms 200]
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def draw(path: Path, trials: list[dict]) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trials", type=int, default=3, help="trials of each kind, alternating (default 3)")
+    parser.add_argument("--trials", type=int, default=5, help="trials of each kind, alternating (default 5)")
     parser.add_argument("--terms", type=int, default=200, help="terms in each burst (default 200)")
     args = parser.parse_args()
     began = time.time()
