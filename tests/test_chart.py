@@ -34,7 +34,7 @@ from agentnet_operator import model, names
 from agentnet_operator.children import CHILD_KINDS
 from agentnet_operator.cluster import RESOURCES
 from agentnet_runtime import __version__
-from rig import EXISTING_KUBECONFIG, answers, images, wait_for
+from rig import EXISTING_KUBECONFIG, answers, images, wait_established, wait_for
 from rig.controlplane import free_port, stop_process
 
 REPO = Path(__file__).resolve().parent.parent
@@ -410,7 +410,7 @@ def monitoring_crds(kubectl) -> bool:
             if EXISTING_KUBECONFIG:
                 return False
             kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=json.dumps(crd))
-        kubectl("wait", "--for=condition=Established", f"crd/{crd['metadata']['name']}", "--timeout=60s")
+        wait_established(kubectl, crd["metadata"]["name"])
     return True
 
 

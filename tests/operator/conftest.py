@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from agentnet_operator import names
-from rig import EXISTING_KUBECONFIG
+from rig import EXISTING_KUBECONFIG, wait_established
 from rig.operator import RunningOperator
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,7 +80,7 @@ def apply_defaults(schema: dict[str, Any], value: Any) -> Any:
 @pytest.fixture(scope="session")
 def agentnet_crd(kubectl):
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
-    kubectl("wait", "--for=condition=Established", f"crd/{names.CRD_NAME}", "--timeout=60s")
+    wait_established(kubectl, names.CRD_NAME)
 
 
 @pytest.fixture

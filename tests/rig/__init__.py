@@ -23,6 +23,13 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str | Callab
         time.sleep(interval)
 
 
+def wait_established(kubectl: Callable[..., str], crd: str, timeout: float = 60) -> None:
+    """Until the API server serves a CRD just applied. Not `kubectl wait --for=condition=Established`:
+    it fails at once ("accessor error") when the CRD has no status conditions yet."""
+    jsonpath = "jsonpath={.status.conditions[?(@.type=='Established')].status}"
+    wait_for(lambda: kubectl("get", f"crd/{crd}", "-o", jsonpath) == "True", timeout, f"CRD {crd} Established")
+
+
 def answers(process: subprocess.Popen, url: str, log: Path | None = None) -> bool:
     """Whether `url` answers 200 yet; fails at once (with the tail of `log`) if `process` has exited."""
     assert process.poll() is None, f"{process.args[0]} exited" + (f":\n{log.read_text()[-3000:]}" if log else "")

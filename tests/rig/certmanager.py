@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agentnet_operator import names
+from rig import wait_established
 from rig.gomodule import RunningController, build_script
 
 
@@ -37,7 +38,7 @@ class RunningCertManager(RunningController):
 def install_crds(kubectl) -> None:
     """Apply the real CRDs (server-side) and wait until the API server serves Certificates."""
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crds()))
-    kubectl("wait", "--for=condition=Established", f"crd/{names.CERTIFICATE_CRD}", "--timeout=60s")
+    wait_established(kubectl, names.CERTIFICATE_CRD)
 
 
 def uninstall_crds(kubectl) -> None:

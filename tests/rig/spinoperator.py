@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rig import wait_established
 from rig.gomodule import RunningController, build_script
 
 CRD_NAMES = ("spinapps.core.spinkube.dev", "spinappexecutors.core.spinkube.dev")
@@ -40,4 +41,4 @@ def install_crds(kubectl) -> None:
     wait until the API server serves them."""
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crds()))
     for crd in CRD_NAMES:
-        kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
+        wait_established(kubectl, crd)
