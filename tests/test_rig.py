@@ -5,6 +5,7 @@ helm talk to it, NATS serves JetStream, and nothing is left running after teardo
 import json
 import os
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import nats
 import pytest
 from kubernetes import client
 
+from agentnet_runtime import natsbin
 from agentnet_runtime.natsbin import EmbeddedNats
 from rig import EXISTING_KUBECONFIG, controlplane, images, node, storage, wait_for
 
@@ -242,6 +244,21 @@ def test_stopped_nats_server_leaves_no_process(tmp_path):
     pid = server.process.pid
     server.stop()
     assert not controlplane.pid_alive(pid)
+
+
+def test_a_nats_server_whose_chosen_port_was_taken_meanwhile_chooses_another(tmp_path, monkeypatch):
+    # The race is made, not mocked: a real socket listens on the first port chosen.
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        chosen = iter([taken, natsbin.free_port()])
+        monkeypatch.setattr(natsbin, "free_port", lambda host="127.0.0.1": next(chosen))
+        with EmbeddedNats(tmp_path / "chosen") as server:
+            assert server.port != taken
+        # A port the caller named is theirs: it is not silently changed.
+        with pytest.raises(natsbin.PortTaken, match="exited"):
+            EmbeddedNats(tmp_path / "named", port=taken).start()
 
 
 def test_build_cache_is_keyed_by_the_pinned_versions(tmp_path):

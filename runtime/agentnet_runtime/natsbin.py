@@ -44,6 +44,10 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
         pass
 
 
+class PortTaken(RuntimeError):
+    """nats-server could not listen: one of its ports was taken by then."""
+
+
 class EmbeddedNats:
     """A nats-server child process with JetStream on 127.0.0.1; `with EmbeddedNats() as nats:`."""
 
@@ -54,6 +58,8 @@ class EmbeddedNats:
         port are still ours); `env`: variables it may refer to ($NAME), besides ours."""
         self.host, self.args, self.config, self.env = host, tuple(args), config, dict(env or {})
         self.port = port or free_port(host)
+        self._own_port = port is None
+        self._has_listened = False  # once it has, a restart keeps its port: clients know that one
         self._own_store = store_dir is None
         self.store_dir = Path(store_dir) if store_dir else Path(tempfile.mkdtemp(prefix="agentnet-nats-"))
         self.process: subprocess.Popen | None = None
@@ -62,13 +68,28 @@ class EmbeddedNats:
     def url(self) -> str:
         return f"nats://{self.host}:{self.port}"
 
-    def start(self, timeout: float = 10.0) -> "EmbeddedNats":
+    def start(self, timeout: float = 10.0, attempts: int = 3) -> "EmbeddedNats":
+        """Start and wait until it listens. A port we chose can be taken between choosing and binding
+        (by any process's outgoing connection: both come from the ephemeral range), so then we choose
+        again, up to `attempts` times."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._start_once(timeout)
+            except PortTaken:
+                if not self._own_port or self._has_listened or attempt == attempts:
+                    raise
+                self.port = free_port(self.host)
+        raise AssertionError("unreachable")
+
+    def _start_once(self, timeout: float) -> "EmbeddedNats":
         self.store_dir.mkdir(parents=True, exist_ok=True)
         options = ["-js", "-sd", str(self.store_dir)]
         if self.config is not None:
             (self.store_dir / "nats.conf").write_text(self.config)
             options = ["-c", str(self.store_dir / "nats.conf")]
-        with open(self.store_dir / "nats-server.log", "ab") as log:
+        log_path = self.store_dir / "nats-server.log"
+        logged_before = log_path.stat().st_size if log_path.exists() else 0
+        with open(log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [str(nats_server_binary()), *options, "-a", self.host, "-p", str(self.port), *self.args],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **self.env},
@@ -79,10 +100,16 @@ class EmbeddedNats:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"nats-server exited with {self.process.returncode}; see {self.store_dir}/nats-server.log")
+                message = f"nats-server exited with {self.process.returncode}; see {log_path}"
+                with open(log_path, "rb") as log:
+                    log.seek(logged_before)
+                    said = log.read().decode(errors="replace")
+                self.process = None
+                raise (PortTaken if "address already in use" in said else RuntimeError)(message)
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.5) as s:
                     if s.recv(4).startswith(b"INFO"):
+                        self._has_listened = True
                         return self
             except OSError:
                 time.sleep(0.02)

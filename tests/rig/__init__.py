@@ -1,5 +1,6 @@
 """Test rig: real parts (Kubernetes control plane, nats-server) for the suite."""
 
+import json
 import os
 import subprocess
 import time
@@ -24,10 +25,13 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str | Callab
 
 
 def wait_established(kubectl: Callable[..., str], crd: str, timeout: float = 60) -> None:
-    """Until the API server serves a CRD just applied. Not `kubectl wait --for=condition=Established`:
-    it fails at once ("accessor error") when the CRD has no status conditions yet."""
-    jsonpath = "jsonpath={.status.conditions[?(@.type=='Established')].status}"
-    wait_for(lambda: kubectl("get", f"crd/{crd}", "-o", jsonpath) == "True", timeout, f"CRD {crd} Established")
+    """Until the API server serves a CRD just applied. Neither `kubectl wait --for=condition=Established`
+    ("accessor error") nor a jsonpath filter ("<nil> is not array") copes with a CRD that has no
+    status conditions yet, so the conditions are read as JSON."""
+    def established() -> bool:
+        conditions = json.loads(kubectl("get", f"crd/{crd}", "-o", "json")).get("status", {}).get("conditions") or []
+        return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+    wait_for(established, timeout, f"CRD {crd} Established")
 
 
 def answers(process: subprocess.Popen, url: str, log: Path | None = None) -> bool:

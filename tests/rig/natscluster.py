@@ -24,7 +24,7 @@ from agentnet_operator.nats_children import certificate_names, nats_server_confi
 from agentnet_operator.tls import TlsMaterial, issue_ca, issue_server
 from agentnet_runtime import permissions
 from agentnet_runtime.config import NatsAuth
-from agentnet_runtime.natsbin import EmbeddedNats, free_port
+from agentnet_runtime.natsbin import EmbeddedNats, PortTaken, free_port
 
 PASSWORD = "loopback-cluster-password"
 NAMESPACE = "loop"
@@ -64,12 +64,18 @@ class LoopbackCluster:
         tls_dir.mkdir(parents=True, exist_ok=True)
         for key, text in ((names.TLS_CERT, self.tls.cert), (names.TLS_KEY, self.tls.key), (names.TLS_CA, self.tls.ca_cert)):
             (tls_dir / key).write_text(text)
+        self._configure()
+
+    def _configure(self) -> None:
+        """The servers, each with its own ports (fresh ones on every call)."""
+        tls_dir = self.directory / "tls"
         routes = [free_port() for _ in range(self.size)]
         config = nats_server_config(self.network, PASSWORD).replace(names.NATS_TLS_DIR, str(tls_dir))
         if not self.users:
             config = config.replace(nats_auth.authorization(self.network, PASSWORD), "")
         for k, host in enumerate(server_hosts(self.network)):
             config = config.replace(f"{host}:{names.NATS_CLUSTER_PORT}", f"localhost:{routes[k]}")
+        self.servers = []
         for k in range(self.size):
             mine = re.sub(rf"(?m)^  port: {names.NATS_CLUSTER_PORT}$", f"  port: {routes[k]}", config)
             mine = re.sub(rf"(?m)^http_port: {names.NATS_MONITOR_PORT}$", f"http_port: {free_port()}", mine)
@@ -88,10 +94,21 @@ class LoopbackCluster:
         return NatsAuth(user=identity, password=nats_auth.password(PASSWORD, identity),
                         inbox_prefix=permissions.inbox_prefix(identity), tls_ca=self.tls.ca_cert)
 
-    def start(self) -> "LoopbackCluster":
-        for server in self.servers:
-            server.start()
-        return self
+    def start(self, attempts: int = 3) -> "LoopbackCluster":
+        """Start every server. A route or monitoring port in the configuration can be taken before its
+        server binds it (free_port's race): then every server starts again on fresh ports."""
+        for attempt in range(1, attempts + 1):
+            try:
+                for server in self.servers:
+                    server.start()
+                return self
+            except PortTaken:
+                for server in self.servers:
+                    server.stop()
+                if attempt == attempts:
+                    raise
+                self._configure()
+        raise AssertionError("unreachable")
 
     def stop(self) -> None:
         for server in self.servers:
