@@ -101,11 +101,12 @@ def trial(cluster: Cluster, pool: ThreadPoolExecutor, ips: dict[int, str], token
 
 def draw(path: Path, trials: list[dict]) -> Path:
     figure, axis = plt.subplots(figsize=(7, 3.6))
-    for row, (label, kill) in enumerate((("calm", False), ("a NATS pod killed", True))):
+    kinds = (("calm", False), ("a NATS pod killed", True))
+    for row, (_, kill) in enumerate(kinds):
         values = [t["converged_s"] for t in trials if (t["victim"] is not None) == kill]
         axis.scatter(values, [row] * len(values), s=40, alpha=0.7)
         axis.plot([statistics.median(values)] * 2, [row - 0.25, row + 0.25], color="black")
-    axis.set_yticks([0, 1], ["calm", "a NATS pod killed"])
+    axis.set_yticks(range(len(kinds)), [label for label, _ in kinds])
     axis.set_ylim(-0.6, 1.6)
     axis.set_xlabel("seconds from the burst's first POST until the 9 agent pods hold one digest")
     axis.set_title("9 agent pods, 3 NATS servers, the rig's real node (bar: median)", fontsize=10)
