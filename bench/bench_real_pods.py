@@ -11,9 +11,10 @@ with its Helm chart (a pod, cluster-wide) and measures, in one run:
    to NATS (/status) and ready (/ready 200), the nine agents converged (one digest) after a term
    is POSTed to agent 0's pod as soon as all nine are ready, every pod Ready, and the network's
    Ready condition. Repeated (--runs) while it fits the time budget (--budget); median and spread.
-2. the operator pod's memory: workingSetBytes from the kubelet's stats summary (also read from
-   the pod's cgroup every 0.25 s: the kubelet refreshes its figure only every ~10 s), idle and
-   while the networks are applied (peak), against the chart's memory request and limit.
+2. the leading operator pod's memory (the chart runs two, one leading by its Lease): workingSetBytes
+   from the kubelet's stats summary (also read from the pod's cgroup every 0.25 s: the kubelet
+   refreshes its figure only every ~10 s), idle and while the networks are applied (peak), against
+   the chart's memory request and limit.
 3. a pod's cold start on the real node, an agent pod and a component pod (the old pod deleted,
    its controller makes a new one): from containerd's container create, task create and task
    start events to the process answering /health and /ready at the pod IP (polled every 10 ms),
@@ -315,14 +316,25 @@ class ContainerdEvents:
 # --- the operator pod's memory -----------------------------------------------------------------------
 
 
+def leading_pod(cluster: Cluster) -> str:
+    """The operator pod holding the chart's Lease (named after the release; identity `<pod>_<random>`), or ""."""
+    try:
+        lease = client.CoordinationV1Api(cluster.api).read_namespaced_lease(RELEASE, OPERATOR_NAMESPACE)
+    except client.ApiException:
+        return ""
+    return (lease.spec.holder_identity or "").rpartition("_")[0]
+
+
 class OperatorMemory:
-    """Samples the operator pod's memory: the kubelet's stats summary (workingSetBytes, refreshed by
-    the kubelet every ~10 s), the pod's cgroup (working set = usage - inactive file, as cAdvisor
-    computes it) every 0.25 s, and the process's RSS from its /metrics. `phase()` marks spans."""
+    """Samples the leading operator pod's memory (the chart runs a standby beside it, which does no work):
+    the kubelet's stats summary (workingSetBytes, refreshed by the kubelet every ~10 s), the pod's cgroup
+    (working set = usage - inactive file, as cAdvisor computes it) every 0.25 s, and the process's RSS
+    from its /metrics. `phase()` marks spans."""
 
     def __init__(self, cluster: Cluster):
+        leader = wait_for(lambda: leading_pod(cluster), 60, "a leading operator pod", interval=0.5)
         (pod,) = [p for p in cluster.pods(OPERATOR_NAMESPACE, f"app.kubernetes.io/instance={RELEASE}")
-                  if not p["metadata"].get("deletionTimestamp")]
+                  if p["metadata"]["name"] == leader]
         self.pod, self.ip = pod["metadata"]["name"], pod["status"]["podIP"]
         self.resources = pod["spec"]["containers"][0].get("resources") or {}
         uid = pod["metadata"]["uid"]

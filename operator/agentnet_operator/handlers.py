@@ -151,7 +151,8 @@ class Controller:
         for group, version, plural in _child_resources():
             child = kopf.on.event(group, version, plural, labels=MANAGED, registry=registry, id=f"child-{plural}")
             child(self.on_child)
-        kopf.on.event(*CRD_RESOURCE, registry=registry, id="cert-manager-crd")(self.on_crd)
+        kopf.on.event(*CRD_RESOURCE, field="metadata.name", value=_watched_crd, registry=registry,
+                      id="crd")(self.on_crd)
         kopf.on.cleanup(registry=registry)(self.close)
         return registry
 
@@ -176,6 +177,9 @@ class Controller:
                 self._enqueue((namespace, ref["name"]))
 
     async def on_crd(self, type: str | None, body: kopf.Body, name: str, **_: Any) -> None:
+        """Our own CRD's event comes as soon as kopf watches (it is always there), so the loops, leader
+        election included, start on an empty cluster too; the Certificate CRD's say whether cert-manager is."""
+        self._start_loops()
         if name != names.CERTIFICATE_CRD or not self.use_cert_manager:
             return
         served = type != "DELETED" and certmanager.crd_served(body)
@@ -276,6 +280,11 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 MANAGED = {names.LABEL_MANAGED_BY: names.MANAGED_BY}
 CRD_RESOURCE = ("apiextensions.k8s.io", "v1", "customresourcedefinitions")  # kopf's observe grant covers it
+
+
+def _watched_crd(value: str | None, **_: Any) -> bool:
+    """The CRDs (by metadata.name) on_crd is called for: kopf neither calls nor logs a handler for the others."""
+    return value in (names.CRD_NAME, names.CERTIFICATE_CRD)
 
 
 def _child_resources() -> list[tuple[str, str, str]]:

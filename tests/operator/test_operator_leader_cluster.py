@@ -27,16 +27,18 @@ def election_args(namespace: str, duration: int = DURATION) -> tuple[str, ...]:
 
 @pytest.fixture
 def elected(agentnet_crd, kubeconfig, kubectl, namespace, tmp_path):
-    """Starts two operators sharing a Lease, with the network `ha` Ready; returns (leader, standby)."""
+    """Starts two operators sharing a Lease, with the network `ha` Ready (unless told not to); returns
+    (leader, standby)."""
     started: list[RunningOperator] = []
 
-    def start(duration: int = DURATION) -> tuple[RunningOperator, RunningOperator]:
+    def start(duration: int = DURATION, with_network: bool = True) -> tuple[RunningOperator, RunningOperator]:
         pair = [RunningOperator(kubeconfig, tmp_path / f"operator-{i}.log", namespace=namespace,
                                 resync_seconds=RESYNC_SECONDS, args=election_args(namespace, duration))
                 for i in range(2)]
         started.extend(pair)
-        apply(kubectl, namespace, small_network("ha"))
-        wait_ready(kubectl, namespace, "ha")
+        if with_network:
+            apply(kubectl, namespace, small_network("ha"))
+            wait_ready(kubectl, namespace, "ha")
         leader = wait_for(lambda: the_leader(pair), 30, "one operator to lead")
         return leader, next(r for r in pair if r is not leader)
 
@@ -85,6 +87,14 @@ def reconciled(k8s, namespace: str, name: str, generation: int) -> bool:
     body = network(k8s, namespace, name)
     ready = any(c["type"] == "Ready" and c["status"] == "True" for c in body.get("status", {}).get("conditions", []))
     return body["status"].get("observedGeneration") == generation and ready
+
+
+def test_one_leads_before_any_network_exists(elected, k8s, namespace):
+    """Election starts with the operators, not with the first network's watch event: on a fresh install
+    the Lease already says which pod leads (the chart's two pods once waited, both unelected, for one)."""
+    leader, standby = elected(with_network=False)
+    assert lease(k8s, namespace).holder_identity and standby.metric("agentnet_operator_leader") == 0
+    assert reconciles(leader) == 0
 
 
 def test_one_reconciles_and_the_other_takes_over_when_it_is_killed(elected, k8s, kubectl, namespace):
