@@ -106,6 +106,25 @@ async def test_a_consumer_deleted_under_a_running_component_is_made_again(nats_s
         await eventually(lambda: service.processed == 1, 20, "a term processed through the new consumer")
 
 
+async def test_a_stream_component_started_before_jetstream_answers_waits_for_it(tmp_path):
+    """A NATS cluster just formed may not answer for a stream it has just made ("stream not found", seen on
+    the rig's real pods): the component stays up and unready until JetStream answers, instead of crashing
+    at start into a restart with back-off. Here JetStream is off at first, then on, on the same port."""
+    without = EmbeddedNats(tmp_path / "nats", config="")  # no jetstream block: its API has no responders
+    without.start()
+    try:
+        async with serving("stream-red", component_config("stream-red", without.url)) as (service, client):
+            status, body = await readiness(client)
+            assert status == 503 and any("JetStream" in reason for reason in body["reasons"]), body
+            without.stop()
+            with EmbeddedNats(tmp_path / "nats", port=without.port):
+                await eventually(lambda: ready(client), 30, "stream-red ready once JetStream answers")
+                assert (await client.post("/terms", json={"term": "x*(y+z)"})).status_code == 202
+                await eventually(lambda: service.processed == 1, 20, "the term processed")
+    finally:
+        without.stop()
+
+
 # --- credentials the server refuses --------------------------------------------------------------------
 
 

@@ -43,6 +43,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
+import nats.errors
 from prometheus_client import Counter, Gauge, Histogram
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -328,7 +329,12 @@ class StreamService(Service):
         # whenever the server has lost it, and the binding keeps working across that.
         subscription = await self.js.pull_subscribe_bind(self.consumer, natsclient.WORK_STREAM)
         await self.transport.subscribe(subjects.for_agent(subjects.ACK, self.sender), self._on_ack)
-        await self.refresh_lag()
+        try:
+            await self.refresh_lag()
+        except nats.errors.Error as error:
+            # A cluster just formed may not answer yet for the stream the keeper has just made ("stream not
+            # found"); /ready says so meanwhile, and the lag loop reads it again: no crash into a restart.
+            log.info("%s: the work queue's lag cannot be read yet: %r", self.name, error)
         self._tasks = [
             asyncio.create_task(self._consume(subscription), name=f"{self.name}-consume"),
             asyncio.create_task(self._every(self.lag_interval, self.refresh_lag), name=f"{self.name}-lag"),
