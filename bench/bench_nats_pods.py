@@ -32,10 +32,10 @@ import yaml
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from bench.bench_real_pods import (EXAMPLE, NETWORK, Cluster, api_token, condition_true, create_namespace,  # noqa: E402
+from bench.bench_real_pods import (EXAMPLE, NETWORK, Cluster, api_token, create_namespace,  # noqa: E402
                                    http_json, http_request, install_operator, log)
 from bench.common import RESULTS_DIR, burst, entry, report, significant  # noqa: E402
-from rig import controlplane, images, wait_for  # noqa: E402
+from rig import condition_true, controlplane, images, wait_for  # noqa: E402
 
 from agentnet_operator import names  # noqa: E402
 from agentnet_runtime.catalogue import HTTP_PORT  # noqa: E402

@@ -59,7 +59,7 @@ from bench.common import RESULTS_DIR, entry, report, significant
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
-from rig import controlplane, images, wait_for  # noqa: E402  (the test rig lives under tests/)
+from rig import condition_true, controlplane, images, wait_for  # noqa: E402  (the test rig lives under tests/)
 from rig.node import NODE_NAME, Slot, cni_config, containerd_socket  # noqa: E402
 
 from agentnet_operator import names  # noqa: E402
@@ -212,11 +212,6 @@ def api_token(cluster: Cluster, namespace: str, network: str) -> str:
         namespace, field_selector=f"metadata.name={names.api_token_name(network)}").items), None),
         120, f"the API token Secret of {network}")
     return base64.b64decode(secret.data[names.API_TOKEN_KEY]).decode()
-
-
-def condition_true(body: dict, kind: str) -> bool:
-    return any(c.get("type") == kind and c.get("status") == "True"
-               for c in (body.get("status") or {}).get("conditions") or [])
 
 
 def create_namespace(cluster: Cluster, namespace: str) -> None:

@@ -28,10 +28,14 @@ def wait_established(kubectl: Callable[..., str], crd: str, timeout: float = 60)
     """Until the API server serves a CRD just applied. Neither `kubectl wait --for=condition=Established`
     ("accessor error") nor a jsonpath filter ("<nil> is not array") copes with a CRD that has no
     status conditions yet, so the conditions are read as JSON."""
-    def established() -> bool:
-        conditions = json.loads(kubectl("get", f"crd/{crd}", "-o", "json")).get("status", {}).get("conditions") or []
-        return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
-    wait_for(established, timeout, f"CRD {crd} Established")
+    wait_for(lambda: condition_true(json.loads(kubectl("get", f"crd/{crd}", "-o", "json")), "Established"),
+             timeout, f"CRD {crd} Established")
+
+
+def condition_true(body: dict, kind: str) -> bool:
+    """Whether an object's status has condition `kind` with status True (none yet: False)."""
+    return any(c.get("type") == kind and c.get("status") == "True"
+               for c in (body.get("status") or {}).get("conditions") or [])
 
 
 def answers(process: subprocess.Popen, url: str, log: Path | None = None) -> bool:
