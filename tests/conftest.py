@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from kubernetes import client, config
 
 from agentnet_runtime.core import compiled_modules
@@ -26,6 +27,11 @@ from agentnet_runtime.natsbin import EmbeddedNats
 
 from rig import EXISTING_KUBECONFIG, controlplane, wait_for
 from rig.node import fake_node_namespace
+
+# No per-example deadline anywhere: it is a timed assert, and it failed property tests whenever the
+# machine was busy (speed is measured in `make bench`).
+settings.register_profile("agentnet", deadline=None)
+settings.load_profile("agentnet")
 
 RIG_DIR_ENV, RIG_OWNER_ENV = "AGENTNET_RIG_DIR", "AGENTNET_RIG_OWNER_PID"
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from agentnet_runtime.core.explain import Explanation
 from agentnet_runtime.core.rewrites import ALL_RULES, FoldRule, Rule
-from agentnet_runtime.core.saturate import Saturator
+from agentnet_runtime.core.saturate import Budget, Saturator
 from agentnet_runtime.core.terms import Term, is_pattern_var, parse
 from polynomials import VARIABLES, normal_form, polynomial_term, random_term, value_at
 
@@ -143,7 +143,9 @@ def test_a_step_that_is_no_rewrite_fails_the_replay():
         assert_replays(forged, parse("x + x"), parse("2 * x"))
 
 
-SATURATOR = Saturator()  # shared: explanations of repeated claims come from its memo
+# Shared: explanations of repeated claims come from its memo. Its iterations and nodes, not the clock, end a
+# search: with the default 1 s, a busy machine let verify give up on an identity that explain then proved.
+SATURATOR = Saturator(budget=Budget(seconds=60.0))
 
 
 @settings(max_examples=40, deadline=None)
