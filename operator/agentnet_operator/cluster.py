@@ -111,7 +111,7 @@ def stamp_digest(obj: dict[str, Any], digest: str) -> dict[str, Any]:
     return obj
 
 
-def _version(obj: Mapping[str, Any]) -> int:
+def resource_version(obj: Mapping[str, Any]) -> int:
     """resourceVersion as a number: etcd's revision, which only grows (every
     Kubernetes API server backed by etcd hands them out this way)."""
     try:
@@ -136,7 +136,7 @@ class Cluster:
         with self._lock:
             if deleted:
                 self._children.pop(key, None)
-            elif key not in self._children or _version(obj) >= _version(self._children[key]):
+            elif key not in self._children or resource_version(obj) >= resource_version(self._children[key]):
                 # managedFields is most of an object's size and nothing here reads it
                 self._children[key] = {
                     **obj, "metadata": {k: v for k, v in obj["metadata"].items() if k != "managedFields"}}
@@ -202,9 +202,9 @@ class Cluster:
         result = self._call("list", kind, "GET", _path(api_version, kind, namespace), query=[("labelSelector", selector)])
         return [{"apiVersion": api_version, "kind": kind, **item} for item in result.get("items", [])]
 
-    def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
-        # A merge patch replaces lists whole, so conditions are written as computed.
-        self._call("patch_status", names.KIND, "PATCH",
+    def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> dict[str, Any]:
+        """The network as written. A merge patch replaces lists whole, so conditions are written as computed."""
+        return self._call("patch_status", names.KIND, "PATCH",
                    _path(names.API_VERSION, names.KIND, namespace, name, "status"),
                    body={"status": status}, content_type="application/merge-patch+json")
 

@@ -11,6 +11,7 @@ With leader election (leader.py) only the process holding the Lease does either.
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from agentnet_operator import certmanager, names
 from agentnet_operator.children import CHILD_KINDS
-from agentnet_operator.cluster import RESOURCES, Cluster
+from agentnet_operator.cluster import RESOURCES, Cluster, resource_version
 from agentnet_operator.leader import LeaderElector
 from agentnet_operator.metric_sources import MetricReader, Reading
 from agentnet_operator.model import AgentNetwork
@@ -128,6 +129,7 @@ class Controller:
         self.cluster, self.elector = cluster, elector
         self.resync_seconds, self.autoscale_seconds = resync_seconds, autoscale_seconds
         self.networks: dict[NetworkKey, dict[str, Any]] = {}
+        self.networks_lock = threading.Lock()  # watch events on the loop, status writes from reconcile threads
         self.readings: dict[NetworkKey, dict[str, Reading]] = {}  # latest read per component
         self.decided: dict[tuple[NetworkKey, str], datetime] = {}  # time of the read last acted on
         self.reader = MetricReader(cluster)
@@ -162,10 +164,11 @@ class Controller:
         self._start_loops()
         key = (namespace, name)
         if type == "DELETED":
-            self.networks.pop(key, None)
+            with self.networks_lock:
+                self.networks.pop(key, None)
             self.readings.pop(key, None)
         else:
-            self.networks[key] = dict(body)
+            self._keep_newest(key, body)
             self._enqueue(key)
         NETWORKS.set(len(self.networks))
 
@@ -188,6 +191,17 @@ class Controller:
                      "served" if served else "gone", "cert-manager" if served else "the operator")
             self.cert_manager = served
             await self.resync()
+
+    def _keep_newest(self, key: NetworkKey, body: Mapping[str, Any], *, known: bool = False) -> None:
+        """A reconcile's own status write and the watch event that follows it race: a reconcile that
+        ran on the older body would act on a decision twice (an Event posted again, a scale repeated).
+        known: only replace a kept body (a network deleted meanwhile stays gone)."""
+        with self.networks_lock:
+            kept = self.networks.get(key)
+            if kept is None and known:
+                return
+            if kept is None or resource_version(body) >= resource_version(kept):
+                self.networks[key] = dict(body)
 
     def _enqueue(self, key: NetworkKey) -> None:
         if self.leading:
@@ -218,6 +232,8 @@ class Controller:
             RECONCILE_SECONDS.observe(time.perf_counter() - started)
         for component, reading in fresh.items():
             self.decided[(key, component)] = reading.time
+        if outcome.written is not None:
+            self._keep_newest(key, outcome.written, known=True)
         RECONCILES.labels("changed" if outcome.wrote else "unchanged").inc()
         _count(key, outcome)
         _post_events(body, outcome)

@@ -56,13 +56,17 @@ class Outcome:
     stuck_pods_deleted: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
-    status_written: bool = False
+    written: dict[str, Any] | None = None  # the network as the last status write returned it
     notices: list[Notice] = field(default_factory=list)  # Events to post: scaling, revisions, rollbacks
     requeue_after: float | None = None  # seconds until a rollout's progress deadline
 
     @property
     def wrote(self) -> bool:
         return bool(self.applied or self.deleted or self.stuck_pods_deleted or self.status_written)
+
+    @property
+    def status_written(self) -> bool:
+        return self.written is not None
 
 
 def _describe(obj: Mapping[str, Any]) -> str:
@@ -172,10 +176,9 @@ def reconcile(cluster: Cluster, body: Mapping[str, Any], *, now: datetime,
             # Written before the workloads: a restart between the two must not undo a decision.
             status = network.status or AgentNetworkStatus()
             components = {**(status.components or {}), **scaled}
-            cluster.patch_status(network.namespace, network.name,
-                                 {"components": {name: c.dump() for name, c in scaled.items()}})
+            outcome.written = cluster.patch_status(network.namespace, network.name,
+                                                   {"components": {name: c.dump() for name, c in scaled.items()}})
             network.status = status.model_copy(update={"components": components})
-            outcome.status_written = True
 
     history = network.status.history if network.status and network.status.history else []
     number: int | None = None
@@ -231,8 +234,7 @@ def reconcile(cluster: Cluster, body: Mapping[str, Any], *, now: datetime,
     if issuer and issuer != ((body.get("status") or {}).get("nats") or {}).get("certificates"):
         outcome.notices.append(Notice("Normal", REASON_CERTIFICATES, f"NATS TLS certificates from {issuer}"))
     if status != body.get("status"):
-        cluster.patch_status(network.namespace, network.name, status)
-        outcome.status_written = True
+        outcome.written = cluster.patch_status(network.namespace, network.name, status)
     return outcome
 
 

@@ -240,3 +240,28 @@ def test_a_child_that_cannot_be_updated_is_made_again(operator, kubectl, k8s, na
     (volume,) = [v for v in deployment.spec.template.spec.volumes if v.name == names.VOLUME_DATA]
     assert volume.persistent_volume_claim.claim_name == names.timeline_claim_name("timeline")
     wait_ready(kubectl, namespace, "timeline")
+
+
+def test_a_reconcile_before_the_watch_brings_its_status_write_does_not_write_or_announce_again(
+        agentnet_crd, k8s, kubectl, namespace, monkeypatch):
+    """A reconcile's status write and the watch event that brings it race. A reconcile that ran on the
+    body from before the write wrote the status again and posted its Events again: CI saw two
+    'NATS TLS certificates from cert-manager' Events. No watch runs here, so the second reconcile
+    always comes before the event; the controller must act on the network as it wrote it."""
+    from agentnet_operator import handlers
+    from agentnet_operator.cluster import Cluster
+
+    posted = []
+    monkeypatch.setattr(handlers, "_post_events", lambda body, outcome: posted.append(outcome))
+    apply(kubectl, namespace, small_network())
+    controller = handlers.Controller(Cluster(k8s), use_cert_manager=False)
+    key = (namespace, "small")
+    controller.networks[key] = network(k8s, namespace, "small")  # as the watch's ADDED event brings it
+
+    controller.reconcile_network(key)
+    controller.reconcile_network(key)
+    first, second = posted
+    assert first.status_written and first.applied and first.notices
+    assert not second.wrote, (second.applied, second.deleted, second.written)
+    assert second.notices == []
+    assert controller.networks[key]["status"] == network(k8s, namespace, "small")["status"]
