@@ -11,6 +11,7 @@ import copy
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -21,7 +22,7 @@ from wasm_cases import CASES, VERIFICATION_SETTINGS, Case
 
 from agentnet_runtime.catalogue import BY_NAME
 from agentnet_runtime.config import ConfigError
-from agentnet_runtime.wasm.wasmtime import WasmtimeServer
+from agentnet_runtime.wasm.wasmtime import WasmtimeServer, cache_config
 
 REPO = Path(__file__).resolve().parents[2]
 # Kept between runs: compiling an 18 MB component takes wasmtime about a minute on a busy machine.
@@ -46,8 +47,9 @@ def wasm_url() -> Iterator[Any]:
 
     def url(component: str) -> str:
         if component not in servers:
-            servers[component] = WasmtimeServer(built(component), env=environment(component), cache=WASMTIME_CACHE)
-            servers[component].start()
+            server = WasmtimeServer(built(component), env=environment(component), cache=WASMTIME_CACHE)
+            server.start()  # kept once it answers: a server that failed to start fails its one test, not all
+            servers[component] = server
         return servers[component].url
 
     yield url
@@ -136,3 +138,22 @@ def test_a_setting_from_wasi_config_is_refused_as_from_the_environment():
         answer = httpx.post(server.url + "/egraph/saturate", json={"term": "x"}, timeout=120)
     assert server.first_status == answer.status_code == 500
     assert answer.json() == {"error": "SATURATION_TIMEOUT_MS must be > 0, got -5"}
+
+
+def test_servers_started_together_read_their_cache_configuration_whole(tmp_path):
+    """Test workers start wasmtime servers at once, each writing the cache configuration the others read:
+    one read it empty and exited ("missing field `cache`"), failing a CI run. 200 rounds of 4 starts
+    each read it whole (written in place, 5 % of the reads were empty)."""
+    read: list[str] = []
+
+    def start(directory: Path) -> None:
+        read.append(cache_config(directory).read_text())
+
+    for round_ in range(200):
+        starts = [threading.Thread(target=start, args=(tmp_path / str(round_),)) for _ in range(4)]
+        for thread in starts:
+            thread.start()
+        for thread in starts:
+            thread.join()
+    assert len(read) == 800
+    assert [text for text in read if not text.startswith("[cache]")] == []

@@ -11,6 +11,7 @@ import os
 import socket
 import stat
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -35,10 +36,16 @@ def free_port() -> int:
 
 
 def cache_config(directory: Path) -> Path:
-    """A wasmtime cache configuration keeping compiled components in `directory`."""
+    """A wasmtime cache configuration keeping compiled components in `directory`. Written whole under
+    another name and renamed: servers started in parallel (test workers) read the file meanwhile,
+    and a wasmtime that read it half-written exited with "missing field `cache`"."""
     directory.mkdir(parents=True, exist_ok=True)
-    config = directory / "wasmtime-cache.toml"
-    config.write_text(f'[cache]\ndirectory = "{directory}"\n')
+    config, text = directory / "wasmtime-cache.toml", f'[cache]\ndirectory = "{directory}"\n'
+    if not config.exists() or config.read_text() != text:
+        handle, written = tempfile.mkstemp(dir=directory, prefix=".wasmtime-cache.")
+        with os.fdopen(handle, "w") as out:
+            out.write(text)
+        os.replace(written, config)
     return config
 
 
