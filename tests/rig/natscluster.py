@@ -89,6 +89,12 @@ class LoopbackCluster:
         """Every server's URL, as the operator gives them to clients."""
         return ",".join(f"tls://localhost:{server.port}" for server in self.servers)
 
+    def monitor_url(self, server: int = 0) -> str:
+        """Server `server`'s monitoring endpoint (/subsz, /connz...), on the port its configuration got."""
+        port = re.search(r"(?m)^http_port: (\d+)$", self.servers[server].config)
+        assert port, "no http_port in the server's configuration"
+        return f"http://localhost:{port[1]}"
+
     def auth(self, identity: str) -> NatsAuth:
         """The credentials and CA the process of `identity` (permissions.py) gets."""
         return NatsAuth(user=identity, password=nats_auth.password(PASSWORD, identity),

@@ -4,9 +4,14 @@ nats-server, and polling with a deadline (every wait is bounded)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import secrets
 import time
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Awaitable, Callable
+
+import httpx
+import nats.errors
 
 from agentnet_runtime.agent.host import AgentHost
 from agentnet_runtime.config import AgentSettings, NetworkConfig, RuntimeConfig, load_config
@@ -63,3 +68,30 @@ def one_digest(*hosts: AgentHost) -> str | None:
     digests = {d for host in hosts for d in host.digests().values()}
     busy = any(agent.dirty for host in hosts for agent in host.agents.values())
     return digests.pop() if len(digests) == 1 and not busy else None
+
+
+async def subscribed(monitor: str, client: Any, *subjects: str, timeout: float = 10) -> None:
+    """Until the server at `monitor` (its monitoring URL) would deliver each of `subjects` to `client`: its
+    subscription list (/subsz, what it routes messages by) holds a subscription of the client's connection
+    matching it. nats-py's flush() is no such wait: it writes its PING to the socket at once, ahead of the SUBs
+    still in the client's buffer (its flusher task writes them later), so the PONG can come before the server
+    has them, and a message published meanwhile reaches no one."""
+
+    async def known() -> bool:
+        async with httpx.AsyncClient(base_url=monitor, timeout=5) as http:
+            for subject in subjects:
+                found = (await http.get("/subsz", params={"subs": 1, "test": subject})).json()
+                if not any(s["cid"] == client.client_id for s in found.get("subscriptions_list") or []):
+                    return False
+        return True
+
+    await client.flush()
+    await eventually(known, timeout, f"the server to know the subscriptions to {', '.join(subjects)}")
+
+
+async def server_has_read(client: Any) -> None:
+    """Until the server has read what `client` wrote so far, its SUBs included (see `subscribed` for why a
+    flush is not that), where the client may publish anywhere: a request to a subject no one serves is
+    answered 'no responders' once the server has read it, so after all that came before it."""
+    with contextlib.suppress(nats.errors.NoRespondersError):
+        await client.request(f"probe.{secrets.token_hex(4)}", b"", timeout=10)

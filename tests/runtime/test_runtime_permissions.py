@@ -31,7 +31,7 @@ from agentnet_runtime.config import (ENV_NATS_CA_FILE, ENV_NATS_CREDENTIALS_DIR,
                                      load_config)
 from rig.natscluster import PASSWORD as SECRET  # the managed NATS Secret's `password`: the network's secret
 from rig.natscluster import LoopbackCluster, cluster_network
-from runtime_support import FAST, eventually, one_digest
+from runtime_support import FAST, eventually, one_digest, subscribed
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -226,7 +226,7 @@ async def test_a_component_is_refused_on_another_components_subjects(secured, tm
     seen, got = collector()
     try:
         await listener.subscribe("stream.derived.*", cb=got)
-        await listener.flush()
+        await subscribed(secured.monitor_url(), listener, "stream.derived.red")
         await red.subscribe("crdt.merge", cb=got)
         for subject in ("stream.derived.blue", "work.blue", "stream.derived.red"):
             await red.publish(subject, b"{}")
@@ -264,7 +264,7 @@ async def test_an_agent_is_refused_when_it_speaks_as_another_agent(secured, tmp_
     try:
         await neighbour.subscribe("agent.2.heartbeat", cb=beat)
         await neighbour.subscribe("agent.3.heartbeat", cb=beat)  # its own agent's: what pod 0 must not say
-        await neighbour.flush()
+        await subscribed(secured.monitor_url(), neighbour, "agent.2.heartbeat", "agent.3.heartbeat")
         await transport.nc.subscribe("agent.3.state", cb=read)
         await transport.nc.subscribe("agent.3.heartbeat")
         await transport.nc.subscribe("agent.4.heartbeat")
@@ -298,7 +298,7 @@ async def test_a_second_reply_is_refused_and_said_as_such(secured, tmp_path, cap
 
     try:
         await answerer.subscribe("agent.3.sync", cb=twice)
-        await answerer.flush()
+        await subscribed(secured.monitor_url(), answerer, "agent.3.sync")
         for _ in range(2):
             assert (await asker.request("agent.3.sync", b"{}", timeout=5)).data == b"first"
         await eventually(lambda: len(refusals(errors)) == 2, 10, "both second replies refused")

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from runtime_support import eventually
+from runtime_support import eventually, server_has_read
 
 from agentnet_runtime import natsclient
 from agentnet_runtime.agent.transport import Transport
@@ -29,7 +29,7 @@ async def test_messages_larger_than_max_payload_arrive_whole(nats_server):
 
     try:
         await receiver.subscribe("agent.1.state", handler)
-        await receiver.nc.flush()
+        await server_has_read(receiver.nc)
         big = {"blob": "x" * (3 * sender.nc.max_payload)}  # three times what one message may carry
         assert await sender.send("agent.1.state", 0, 1, big, {"lamport": 1})
         assert await sender.send("agent.1.state", 0, 1, {"small": True})
