@@ -3,6 +3,7 @@ HTTP client on its app, in the test's own event loop."""
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
@@ -11,6 +12,8 @@ import httpx
 from agentnet_runtime import components
 from agentnet_runtime.config import RuntimeConfig
 from runtime_support import network_document, runtime_config
+
+STOP_SECONDS = 30.0  # a component's stop: its own bounded waits (the timeline's last fetch) take seconds
 
 
 def component_config(name: str, nats_url: str = "nats://127.0.0.1:1", agents: int = 9, settings: dict | None = None,
@@ -34,4 +37,7 @@ async def serving(name: str, config: RuntimeConfig) -> AsyncIterator[tuple[compo
         async with httpx.AsyncClient(transport=transport, base_url="http://component") as client:
             yield service, client
     finally:
-        await service.stop()
+        try:  # bounded: a stop that hangs fails naming the component (not the test's whole timeout, unnamed)
+            await asyncio.wait_for(service.stop(), STOP_SECONDS)
+        except TimeoutError:
+            raise AssertionError(f"{name} did not stop within {STOP_SECONDS:.0f} s") from None

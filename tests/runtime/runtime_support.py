@@ -54,8 +54,11 @@ async def eventually(predicate: Callable[[], Any | Awaitable[Any]], timeout: flo
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
+        if asyncio.iscoroutine(value):  # bounded too: a check that never returns fails naming `what`
+            try:
+                value = await asyncio.wait_for(value, max(deadline - time.monotonic(), interval))
+            except TimeoutError:
+                raise AssertionError(f"timed out after {timeout}s waiting for {what} (its check did not return)") from None
         if value:
             return value
         if time.monotonic() > deadline:
