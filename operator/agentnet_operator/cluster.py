@@ -205,8 +205,8 @@ class Cluster:
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> dict[str, Any]:
         """The network as written. A merge patch replaces lists whole, so conditions are written as computed."""
         return self._call("patch_status", names.KIND, "PATCH",
-                   _path(names.API_VERSION, names.KIND, namespace, name, "status"),
-                   body={"status": status}, content_type="application/merge-patch+json")
+                          _path(names.API_VERSION, names.KIND, namespace, name, "status"),
+                          body={"status": status}, content_type="application/merge-patch+json")
 
     def api_group_served(self, group_version: str) -> bool:
         """Whether the API server serves e.g. core.spinkube.dev/v1alpha1 (its CRD is installed)."""
