@@ -54,9 +54,9 @@ async def eventually(predicate: Callable[[], Any | Awaitable[Any]], timeout: flo
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
-        if asyncio.iscoroutine(value):  # bounded too: a check that never returns fails naming `what`
+        if asyncio.iscoroutine(value):  # bounded too (one check may take `timeout`): a hung one fails naming `what`
             try:
-                value = await asyncio.wait_for(value, max(deadline - time.monotonic(), interval))
+                value = await asyncio.wait_for(value, timeout)
             except TimeoutError:
                 raise AssertionError(f"timed out after {timeout}s waiting for {what} (its check did not return)") from None
         if value:
