@@ -65,10 +65,16 @@ def test_a_packed_network_runs_eight_agents_to_a_pod_and_converges(
     assert {digest for digest, _ in after.values()} != {digest for digest, _ in before.values()}
 
     def orchestrator_sees_it():
+        """The orchestrator's view: 24 alive, converged on the digest the agents hold now. Not the one read
+        above: all 24 can share a digest while their rewriting of the term still goes on (a CI run saw them
+        move on, and the orchestrator rightly report the later one)."""
         selector = names.selector_string(NETWORK, "agent-orchestrator")
         (pod,) = core.list_namespaced_pod(ns, label_selector=selector).items
         status = pod_get(k8s, ns, pod.metadata.name, "/status")
-        return status if status["alive"] == AGENTS and status["converged"] else None
+        if status["alive"] != AGENTS or not status["converged"]:
+            return None
+        now = digests(k8s, ns)
+        held = {digest for digest, _ in now.values()} if now is not None else None
+        return status if held == {view["digest"] for view in status["agents"].values()} else None
 
-    status = wait_for(orchestrator_sees_it, 120, "the orchestrator to see 24 alive agents, converged", interval=2)
-    assert {view["digest"] for view in status["agents"].values()} == {next(iter(after.values()))[0]}
+    wait_for(orchestrator_sees_it, 120, "the orchestrator to see 24 alive agents, converged on their digest", interval=2)
