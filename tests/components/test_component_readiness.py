@@ -204,3 +204,16 @@ def test_a_refused_setting_ends_the_component_at_start(tmp_path, component, sett
     assert result.returncode == 1, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], result.stderr
+
+
+def test_no_component_module_imports_nats_at_import():
+    """nats-py takes a second or more to import under load: natsclient loads it off the event loop, so a
+    process answers /health meanwhile. A module-level `import nats...` in a component undoes that (one in
+    streams.py did)."""
+    from agentnet_runtime.catalogue import COMPONENT_NAMES
+    from agentnet_runtime.components import module_name
+
+    modules = "; ".join(f"import {module_name(name)}" for name in COMPONENT_NAMES)
+    check = f"import sys; {modules}; print(sorted(m for m in sys.modules if m == 'nats' or m.startswith('nats.')))"
+    loaded = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"

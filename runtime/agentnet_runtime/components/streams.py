@@ -43,7 +43,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
-import nats.errors
 from prometheus_client import Counter, Gauge, Histogram
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -321,6 +320,8 @@ class StreamService(Service):
                 natsclient.work_queue_consumer(self.name, max(1_000, 4 * self.batch_size))]
 
     async def on_start(self) -> None:
+        import nats.errors  # loaded by now (natsclient imports nats off the event loop, not at module import)
+
         await self._new_worker()
         self.transport = _EncodedTransport(self.config.nats_url, self.config.nats_auth, self.name)
         self.transport.nc = self.nc  # the Service's connection, with the agents' envelopes and fragmenting
