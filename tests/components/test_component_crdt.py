@@ -91,7 +91,7 @@ def test_a_bad_cache_size_is_refused_by_name(monkeypatch):
         components.create("crdt-service", component_config("crdt-service"))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(
     bound=st.integers(1, 500),
     operations=st.lists(st.tuples(st.sampled_from("gp"), st.integers(0, 15), st.integers(0, 200)), max_size=80),

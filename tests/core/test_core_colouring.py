@@ -83,7 +83,7 @@ def test_a_self_loop_can_never_be_coloured():
     assert not colouring.proper and (1, 1) in colouring.conflicts and "self-loop" in colouring.reason
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(
     st.integers(1, 8).flatmap(
         lambda n: st.sets(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=20).map(lambda e: (n, e))

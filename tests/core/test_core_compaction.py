@@ -34,13 +34,13 @@ def assert_converged(network: Network) -> None:
         assert replica.events_held() == 0 and replica.digest() == digest
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=120)
 @given(gossip())
 def test_replicas_that_compact_and_restart_converge(schedule):
     assert_converged(Network(3).run(schedule))
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=120)
 @given(gossip(), st.sampled_from([3, 6, 12]))
 def test_replicas_under_a_budget_converge_and_keep_within_it(schedule, max_nodes):
     network = Network(3, max_nodes).run(schedule)
@@ -66,7 +66,7 @@ def joined(*replicas, max_nodes=5):
 EPOCHS = st.integers(0, 4)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=80)
 @given(histories(), histories(), histories(), EPOCHS, EPOCHS, EPOCHS)
 def test_join_under_a_budget_is_commutative_associative_idempotent(first, second, third, ea, eb, ec):
     a, b, c = budgeted(first, ea, name="1.a"), budgeted(second, eb, name="2.a"), budgeted(third, ec, name="3.a")
@@ -77,7 +77,7 @@ def test_join_under_a_budget_is_commutative_associative_idempotent(first, second
     assert ab.join(ab.delta_since({})).digest() == joined(a, b).digest()
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(st.dictionaries(st.integers(1, 9), st.integers(0, 6)), st.dictionaries(st.integers(1, 9), st.integers(0, 6)),
        st.integers(1, 10))  # fmt: skip
 def test_the_cutoff_only_rises_as_knowledge_grows(counts, more, max_nodes):
@@ -150,7 +150,7 @@ def test_a_bad_budget_is_refused_naming_the_field(bad):
         EGraph("1.a", max_nodes=bad)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 @given(histories())
 def test_a_version_1_snapshot_still_restores(history):
     a = play(EGraph("1.a"), history)
@@ -167,7 +167,7 @@ def test_the_schedules_reach_checkpoints_restarts_and_evictions():
     checkpoints, restart and (under a budget) evict, not only add and deliver."""
     seen = {"schedules": 0, "checkpoints": 0, "restarts": 0, "evictions": 0}
 
-    @settings(max_examples=150, deadline=None, database=None)
+    @settings(max_examples=150, database=None)
     @given(gossip())
     def run(schedule):
         network = Network(3, max_nodes=6).run(schedule)

@@ -23,7 +23,7 @@ def test_histories_make_congruence_merges():
     in a replica and make congruence merges (a union whose closure merges more), not only add terms."""
     seen: Counter = Counter()
 
-    @settings(max_examples=200, deadline=None, database=None)
+    @settings(max_examples=200, database=None)
     @given(histories())
     def run(history):
         stats: Counter = Counter()
@@ -54,7 +54,7 @@ def state(egraph):
     return egraph.digest(), frozenset(egraph._nodes), frozenset(egraph._unions)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=80)
 @given(histories(), histories(), COLOURS, COLOURS)
 def test_join_is_commutative(first, second, colour_a, colour_b):
     a, b = replica("a", first, colour_a), replica("b", second, colour_b)
@@ -62,7 +62,7 @@ def test_join_is_commutative(first, second, colour_a, colour_b):
     assert state(a.fork("x").join(b)) == state(b.fork("y").join(a))  # joining replicas directly
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(histories(), histories(), histories())
 def test_join_is_associative(first, second, third):
     a, b, c = replica("a", first), replica("b", second, Colour.RED), replica("c", third, Colour.BLUE)
@@ -71,7 +71,7 @@ def test_join_is_associative(first, second, third):
     assert state(left) == state(right)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(histories(), histories())
 def test_join_is_idempotent(first, second):
     a, b = replica("a", first), replica("b", second)
@@ -84,7 +84,7 @@ def test_join_is_idempotent(first, second):
     assert state(ab) == before
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(
     st.lists(st.lists(histories(max_ops=4), min_size=3, max_size=3), min_size=1, max_size=4),
     st.randoms(use_true_random=False),
@@ -120,7 +120,7 @@ def test_any_delivery_order_duplication_or_loss_converges(rounds, rng: random.Ra
         assert len({str(extract(egraph, node)) for egraph in replicas}) == 1
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 @given(st.lists(arith_terms, min_size=1, max_size=3), histories(), histories())
 def test_equality_proven_on_one_replica_holds_everywhere_after_merge(terms, other_b, other_c):
     prover = EGraph("prover")
@@ -136,7 +136,7 @@ def test_equality_proven_on_one_replica_holds_everywhere_after_merge(terms, othe
         assert b.equivalent(s, t) and c.equivalent(s, t)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(st.lists(histories(max_ops=4), min_size=1, max_size=4), histories(), st.randoms(use_true_random=False),
        st.booleans())
 def test_an_adopted_delta_means_what_a_joined_one_does_without_entering_the_clock(chunks, own, rng, compacted):

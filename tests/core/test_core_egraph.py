@@ -50,7 +50,7 @@ def test_unknown_ids_are_errors():
         EGraph("")
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(histories(max_ops=12))
 def test_rebuild_matches_a_brute_force_congruence_closure(history):
     g = play(EGraph("a"), history)
@@ -117,7 +117,7 @@ def test_parent_before_child_is_fine():
     assert b.digest() == a.digest() and b.equivalent(parse("f(x, y)"), parse("f(x, y)"))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(histories(), histories())
 def test_wire_round_trip_through_json(first, second):
     a = play(EGraph("a"), first)
@@ -171,7 +171,7 @@ def test_from_wire_rejects_bad_input(tamper, message):
         EGraph.from_wire(wire)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 @given(st.lists(arith_terms, min_size=1, max_size=5))
 def test_fork_and_stats(terms):
     a = EGraph("a")

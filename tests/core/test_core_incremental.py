@@ -45,7 +45,7 @@ def indexed_shapes(egraph: EGraph) -> list:
     return [(find(root), (shape[0], *map(find, shape[1:]))) for root, shape in egraph.canonical_nodes()]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(histories(max_ops=12), histories(max_ops=8), st.randoms(use_true_random=False))
 def test_the_class_index_is_the_congruence_closure(first, second, rng):
     """Whatever order events arrive in (children after parents, unions before their nodes),
@@ -119,7 +119,7 @@ def brute_force_matches(egraph: EGraph, rule: Rule) -> set:
     }
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(
     st.lists(call_terms, min_size=1, max_size=4), st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3)), max_size=2)
 )
@@ -140,7 +140,7 @@ def assert_a_full_search_finds_nothing_new(egraph: EGraph, rules) -> None:
     assert len(egraph) == size and {node: egraph.find(node) for node in egraph._nodes} == classes
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(st.lists(arith_terms, min_size=1, max_size=3), st.lists(arith_terms, min_size=1, max_size=3), st.booleans())
 def test_saturation_that_keeps_its_place_misses_nothing(first, later, union_them):
     """An agent's rewriting: runs separated by news (joined deltas, local terms and unions);
@@ -163,7 +163,7 @@ def test_saturation_that_keeps_its_place_misses_nothing(first, later, union_them
         assert_a_full_search_finds_nothing_new(egraph, rules)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(st.lists(arith_terms, min_size=1, max_size=3), st.sampled_from("abc"), st.sampled_from(["0", "1", "2"]))
 def test_a_class_that_gains_a_value_is_searched_around(term_list, name, numeral):
     """Folding, identities (x * 1) and conditions (collect-once) test a class's value, and are searched
@@ -182,7 +182,7 @@ def test_a_class_that_gains_a_value_is_searched_around(term_list, name, numeral)
         assert_a_full_search_finds_nothing_new(egraph, ALL_RULES)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 @given(st.lists(arith_terms, min_size=1, max_size=3))
 def test_runs_cut_short_resume_where_they_stopped(term_list):
     """Out of time after the first rule of an iteration: the rest of what was found waits for the
@@ -243,7 +243,7 @@ def test_a_watcher_sees_a_merge_of_two_older_classes_but_not_a_new_class_joining
     egraph.unwatch(watcher)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(histories(max_ops=10), histories(max_ops=6), st.sampled_from(list(Colour)))
 def test_the_digest_kept_up_to_date_equals_one_computed_afresh(first, second, colour):
     egraph = EGraph("a")

@@ -80,7 +80,7 @@ def test_a_small_expander_is_laid_out_by_force_and_the_same_seed_draws_the_same_
     assert mean_edge < mean_any
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(
     kind=st.sampled_from(["ring", "complete", "torus", "ramanujan"]),
     agents=st.integers(min_value=1, max_value=600),

@@ -37,7 +37,7 @@ def test_the_built_in_rules_run_compiled_exactly_when_the_engine_is():
     assert [runs_native(rule) for rule in USER_RULES] == [False, compiled]
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 @given(st.lists(arith_terms | CALL_TERMS, min_size=1, max_size=4),
        st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3)), max_size=2))
 def test_compiled_rules_do_what_their_source_does(term_list, unions):

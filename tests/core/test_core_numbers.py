@@ -120,7 +120,7 @@ def test_a_condition_holds_only_for_a_class_whose_value_passes_it():
 number_histories = histories(numbers=st.sampled_from(["0", "1", "2", "0.5"]), operators=("+", "*", "-", "/"))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(number_histories, number_histories, st.randoms(use_true_random=False))
 def test_replicas_agree_on_every_class_value_whatever_the_order_of_events(first, second, rng):
     source = play(EGraph("a"), first)

@@ -82,7 +82,7 @@ def judge(lhs: Term, rhs: Term, saturator: Saturator) -> str:
     return kind
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(claims())
 def test_the_engine_never_contradicts_arithmetic(claim):
     judge(*claim, Saturator(budget=Budget(iterations=30, nodes=4_000, seconds=0.3)))

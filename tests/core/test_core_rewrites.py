@@ -157,7 +157,7 @@ DEEP_RULES = parse_rules(
 )
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(arith_terms, arith_terms)
 def test_incremental_search_misses_nothing(first, second):
     """Saturated means a full search finds nothing new: a second saturate() (whose first
@@ -215,7 +215,7 @@ def test_extraction_finds_the_smallest_term():
     assert Saturator().canonical("a * 1 + 0 * b") == parse("a")
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(arith_terms)
 def test_canonical_form_is_equal_and_never_larger(term):
     saturator = Saturator(budget=Budget(iterations=8, nodes=3_000))

@@ -6,13 +6,13 @@ from hypothesis import strategies as st
 from agentnet_runtime.core.terms import Term, TermLimitError, TermSyntaxError, num, parse, size, var, variables
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(terms())
 def test_print_then_parse_round_trips(term):
     assert parse(str(term)) == term
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(terms())
 def test_printing_is_stable(term):
     text = str(term)
@@ -112,7 +112,7 @@ def test_a_term_50000_deep_parses_and_prints_when_the_limit_allows_it():
     assert str(parse(nested, max_depth=60_000)) == "a - b"
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(terms(), st.integers(1, 12))
 def test_a_term_is_refused_exactly_when_it_is_deeper_or_larger_than_the_limit(term, limit):
     text = str(term)

@@ -48,7 +48,7 @@ def test_ramanujan_graphs_meet_the_bound(agents, degree):
     assert graph.graph["kind"] == "ramanujan" and graph.graph["degree"] == degree
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(agents=st.integers(4, 120), degree=st.integers(3, 8), seed=st.integers(0, 2**32 - 1), parts=st.integers(1, 3))
 def test_spectral_radius_matches_a_dense_eigensolve(agents, degree, seed, parts):
     """Lanczos agrees with every eigenvalue solved densely: regular graphs, disconnected ones (d repeats,

@@ -175,7 +175,7 @@ NAME = st.from_regex(r"[a-z][a-z0-9]{0,14}", fullmatch=True)
 NAMESPACE = st.from_regex(r"[a-z][-a-z0-9]{0,50}[a-z0-9]", fullmatch=True)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50)
 @given(name=NAME, namespace=NAMESPACE, replicas=st.sampled_from([1, 3, 5, 9]))
 def test_the_servers_certificate_names_every_server_and_its_cas_name_fits_x509(
         name: str, namespace: str, replicas: int) -> None:

@@ -503,7 +503,7 @@ SMALL_TOPOLOGIES = st.sampled_from(
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, suppress_health_check=[HealthCheck.too_slow])
 @given(
     topology=SMALL_TOPOLOGIES,
     per_pod=st.integers(1, 5),

@@ -171,7 +171,7 @@ def test_a_long_namespace_still_gets_its_certificates() -> None:
     assert tls.signed_by(material.cert, material.ca_cert) and sorted(tls.dns_names(material.cert)) == sorted(dns)
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=10)
 @given(days=st.integers(0, 3650))
 def test_a_certificate_is_due_exactly_after_two_thirds_of_its_lifetime(days: int) -> None:
     cert, _ = tls.issue_ca("CA", NOW)

@@ -106,7 +106,7 @@ def test_the_bucket_refills_evenly_and_keeps_clients_apart():
     assert limiter.take("a") == 0.0 and limiter.take("a") == pytest.approx(1.0)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(requests=st.integers(1, 20), period=st.floats(0.5, 100),
        gaps=st.lists(st.floats(0, 10, allow_nan=False), min_size=1, max_size=200))
 def test_no_client_gets_more_than_the_burst_plus_the_refill(requests, period, gaps):

@@ -358,7 +358,7 @@ def matches(pattern: str, subject: str) -> bool:
     return len(want) == len(have)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 @given(st.integers(1, 40), st.integers(1, 8), st.sampled_from(["ring", "complete"]))
 def test_each_agent_pod_speaks_as_its_own_agents_and_hears_only_their_neighbours(agents, per_pod, kind):
     network = cluster_network(1, agents=agents, agentsPerPod=per_pod, topology={"kind": kind})

@@ -25,7 +25,7 @@ def canonical(wire: dict) -> dict:
     return wire
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=120)
 @given(gossip(), st.sampled_from([None, 3, 6, 12]), st.integers(0, 2))
 def test_any_replica_state_round_trips_exactly(schedule, max_nodes, which):
     network = Network(3, max_nodes).run(schedule)

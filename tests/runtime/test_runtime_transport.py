@@ -75,7 +75,7 @@ async def test_a_connection_bounds_how_long_sent_data_may_go_unacknowledged_afte
         await transport.close()
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(sizes=st.lists(st.integers(0, 300), max_size=40), limit=st.integers(60, 400))
 def test_packed_envelopes_fit_the_limit_and_account_for_every_item_in_order(sizes, limit):
     """Timeline batches for JetStream: each envelope fits, the items come out in order, and one too

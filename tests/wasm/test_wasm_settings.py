@@ -8,7 +8,6 @@ from unittest import mock
 
 from components.component_support import component_config
 from hypothesis import given
-from hypothesis import settings as examples
 from hypothesis import strategies as st
 
 from agentnet_runtime import settings
@@ -42,7 +41,6 @@ def wasm_reading(component: str, model: str, environ: dict[str, str]) -> dict | 
     return {name: value for name, value in read.items() if name not in getattr(settings, model).network_defaults(component_config(component))}
 
 
-@examples(deadline=None)  # the first example builds the schemas and a network config: slow on a busy machine
 @given(field=st.sampled_from(FIELDS), value=VALUES)
 def test_a_setting_reads_the_same_in_the_spin_build(field, value):
     component, model, name = field
