@@ -265,3 +265,27 @@ def test_a_reconcile_before_the_watch_brings_its_status_write_does_not_write_or_
     assert not second.wrote, (second.applied, second.deleted, second.written)
     assert second.notices == []
     assert controller.networks[key]["status"] == network(k8s, namespace, "small")["status"]
+
+
+def test_an_operator_whose_chosen_port_was_taken_meanwhile_starts_on_another(
+        agentnet_crd, kubeconfig, namespace, tmp_path, monkeypatch):
+    """The rig's operator chooses its metrics and liveness ports by binding port 0; another process can take
+    one before the operator binds it (a make test run failed so: "Address already in use"). The race is made,
+    not mocked: a real socket listens on the first metrics port chosen."""
+    import socket
+
+    from rig import controlplane
+    from rig import operator as rig_operator
+
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        chosen = iter([taken, controlplane.free_port()])
+        monkeypatch.setattr(rig_operator, "free_port", lambda: next(chosen, None) or controlplane.free_port())
+        running = rig_operator.RunningOperator(kubeconfig, tmp_path / "operator.log", namespace=namespace)
+        try:
+            assert running.metrics_port != taken
+            assert running.metric("process_resident_memory_bytes") > 0  # its metrics answer on the port it got
+        finally:
+            running.stop()

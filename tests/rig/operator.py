@@ -19,18 +19,28 @@ class RunningOperator:
     certificates."""
 
     def __init__(self, kubeconfig: Path, log: Path, *, namespace: str | None = None,
-                 resync_seconds: float = 60.0, args: tuple[str, ...] = (), cert_manager: bool = False):
-        self.metrics_port, liveness_port = free_port(), free_port()
+                 resync_seconds: float = 60.0, args: tuple[str, ...] = (), cert_manager: bool = False,
+                 attempts: int = 3):
         self.log = log
         scope = [f"--namespace={namespace}"] if namespace else []
-        self.process = subprocess.Popen(
-            [str(Path(sys.executable).with_name("agentnet")), "operator", f"--kubeconfig={kubeconfig}",
-             *scope, f"--liveness-port={liveness_port}", f"--metrics-port={self.metrics_port}",
-             f"--resync-seconds={resync_seconds}", "--cert-manager" if cert_manager else "--no-cert-manager",
-             *args],
-            stdout=log.open("wb"), stderr=subprocess.STDOUT)
-        healthz = f"http://127.0.0.1:{liveness_port}/healthz"
-        wait_for(lambda: answers(self.process, healthz, log), 60, "the operator's liveness probe")
+        for attempt in range(1, attempts + 1):
+            # Ports chosen by binding port 0 come from the ephemeral range: any process's outgoing
+            # connection can take one before the operator binds it. Then choose again, as EmbeddedNats does.
+            self.metrics_port, liveness_port = free_port(), free_port()
+            self.process = subprocess.Popen(
+                [str(Path(sys.executable).with_name("agentnet")), "operator", f"--kubeconfig={kubeconfig}",
+                 *scope, f"--liveness-port={liveness_port}", f"--metrics-port={self.metrics_port}",
+                 f"--resync-seconds={resync_seconds}", "--cert-manager" if cert_manager else "--no-cert-manager",
+                 *args],
+                stdout=log.open("wb"), stderr=subprocess.STDOUT)
+            healthz = f"http://127.0.0.1:{liveness_port}/healthz"
+            try:
+                wait_for(lambda: answers(self.process, healthz, log), 60, "the operator's liveness probe")
+                return
+            except AssertionError:
+                if attempt == attempts or "Address already in use" not in log.read_text():
+                    raise
+                stop_process(self.process)
 
     def metric(self, name: str, **labels: str) -> float:
         """Sum of the samples of `name` whose labels include `labels`."""
