@@ -161,6 +161,14 @@ class NatsState:
         self.changed.clear()
 
 
+def cancel_was_swallowed() -> bool:
+    """Whether the running task was cancelled although nothing raised. nats-py's request waits with
+    asyncio.wait_for, which in Python 3.11 returns a reply that arrives together with a cancel and
+    drops the cancel: a loop that makes requests checks this, or stop() would wait for it forever."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 def bound_unacknowledged_time(client: Any) -> None:
     """Set TCP_USER_TIMEOUT on the client's current connection (a new socket at every reconnection).
     nats-py has no option for it: its transport's stream writer is the way to the socket."""

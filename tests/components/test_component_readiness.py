@@ -4,6 +4,7 @@ that ends `agentnet component` before it serves."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -217,3 +218,26 @@ def test_no_component_module_imports_nats_at_import():
     check = f"import sys; {modules}; print(sorted(m for m in sys.modules if m == 'nats' or m.startswith('nats.')))"
     loaded = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+async def test_a_timer_ends_when_a_request_it_made_swallowed_the_cancel():
+    """nats-py's request waits with asyncio.wait_for, which in Python 3.11 returns a reply that arrives together
+    with a cancel and drops the cancel; a timer that went on would then keep stop() waiting forever (CI:
+    'skill-verification did not stop within 30 s'). A real nats-server cannot be timed to make the reply and the
+    cancel meet, so here a future stands in for the reply and both come in one step of the event loop."""
+    from agentnet_runtime.components.common import every
+
+    replies: list[asyncio.Future] = []
+    asked = asyncio.Event()
+
+    async def request() -> str:
+        replies.append(asyncio.get_running_loop().create_future())
+        asked.set()
+        return await asyncio.wait_for(replies[-1], 10)
+
+    timer = asyncio.create_task(every(0.001, request, "test"))
+    await asked.wait()
+    replies[-1].set_result("reply")
+    timer.cancel()
+    done, _ = await asyncio.wait([timer], timeout=2)
+    assert timer in done and timer.cancelled() and len(replies) == 1

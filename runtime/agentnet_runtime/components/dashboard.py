@@ -427,6 +427,8 @@ class Dashboard(Service):
             except Exception:
                 METRICS.errors.labels(self.name, "timer").inc()
                 log.exception("dashboard: periodic %s failed", action.__name__)
+            if natsclient.cancel_was_swallowed():
+                raise asyncio.CancelledError
 
     # --- what arrives on NATS ----------------------------------------------------------------------------
 
