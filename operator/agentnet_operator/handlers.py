@@ -100,7 +100,9 @@ class WorkQueue(Generic[K]):
 
 def _post_events(body: Mapping[str, Any], outcome: Outcome) -> None:
     """Events for what changed; a reconcile that wrote nothing posts nothing."""
+    meta = body["metadata"]
     for notice in outcome.notices:
+        log.info("%s/%s: %s: %s", meta["namespace"], meta["name"], notice.reason, notice.message)
         kopf.event(body, type=notice.type, reason=notice.reason, message=notice.message)
     if outcome.applied:
         kopf.event(body, type="Normal", reason="Applied", message=_list(outcome.applied))

@@ -100,6 +100,10 @@ def operator_command(namespaces: tuple[str, ...], liveness_port: int, metrics_po
     # kopf's loggers (kopf.objects carries the object each record is about) go through the same formatter;
     # kopf.run, unlike `kopf run`, configures no logging of its own.
     logs.setup(logs.from_flags(log_level, log_format), component="operator")
+    if logging.getLogger().level > logging.DEBUG:
+        # kopf says "Handler 'child-deployments' succeeded." at info for every watch event of every child;
+        # the operator's own records say what it decided. Its warnings and errors stay, and all of it at debug.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     if kubeconfig:  # before importing the client: it reads $KUBECONFIG at import; kopf's login uses it too
         os.environ["KUBECONFIG"] = kubeconfig
     import kopf

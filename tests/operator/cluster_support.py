@@ -41,7 +41,15 @@ def apply(kubectl, namespace: str, manifest: dict) -> None:
 
 
 def wait_ready(kubectl, namespace: str, name: str) -> None:
-    kubectl("-n", namespace, "wait", "--for=condition=Ready", f"anet/{name}", f"--timeout={READY_TIMEOUT}")
+    """Until the network is Ready; else fail with what its conditions, pods and claims said then."""
+    try:
+        kubectl("-n", namespace, "wait", "--for=condition=Ready", f"anet/{name}", f"--timeout={READY_TIMEOUT}")
+    except AssertionError as error:
+        status = json.loads(kubectl("-n", namespace, "get", "anet", name, "-o", "json")).get("status", {})
+        conditions = "\n".join(f"{c['type']}={c['status']} {c.get('reason')}: {c.get('message')}"
+                               for c in status.get("conditions", []))
+        pods = kubectl("-n", namespace, "get", "pods,pvc", "-o", "wide")
+        raise AssertionError(f"{error}\nconditions:\n{conditions}\npods and claims:\n{pods}") from None
 
 
 def network(k8s, namespace: str, name: str) -> dict:

@@ -9,6 +9,7 @@ have no process behind their IPs."""
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -53,6 +54,12 @@ def manifest(nats_url: str, *components: dict) -> dict:
 def replicas(kubectl, namespace: str, component: str) -> int:
     deployment = json.loads(kubectl("-n", namespace, "get", "deployment", f"load-{component}", "-o", "json"))
     return deployment["spec"]["replicas"]
+
+
+def replicas_asked(kubectl, namespace: str) -> list[int]:
+    """What the metric asked for at each scale-up, as the ScaleUp Events say."""
+    events = json.loads(kubectl("-n", namespace, "get", "events", "--field-selector", "reason=ScaleUp", "-o", "json"))
+    return [int(re.search(r"metric asks for (\d+) replicas", event["message"])[1]) for event in events["items"]]
 
 
 def generate_load(url: str, stop: threading.Event) -> threading.Thread:
@@ -111,11 +118,12 @@ def test_stream_red_follows_its_queue_up_and_down(source, agentnet_crd, kubeconf
         load = generate_load(nats_server.url, stop)
         wait_for(lambda: replicas(kubectl, namespace, "stream-red") == MAX_REPLICAS, 30, "stream-red scaled up")
         status = network(k8s, namespace, "load")["status"]["components"]["stream-red"]
-        assert status["desired"] == MAX_REPLICAS and status["metric"] > TARGET and status["lastScaleTime"]
-        assert status["reason"] in ("ScaleUp", "AtBound")
+        assert status["desired"] == MAX_REPLICAS and status["lastScaleTime"]
         assert operator.metric("agentnet_operator_scalings_total", component="stream-red", direction="up") >= 1
-        wait_for(lambda: kubectl("-n", namespace, "get", "events", "--field-selector", "reason=ScaleUp", "-o", "name"),
-                 10, "a ScaleUp Event")  # kopf posts Events from a queue of its own
+        # The metric as the decisions to scale up read it: status shows the latest read, and the one worker
+        # may have caught up meanwhile (the stabilisation window keeps the replicas then).
+        wait_for(lambda: any(asked >= MAX_REPLICAS for asked in replicas_asked(kubectl, namespace)), 10,
+                 "a ScaleUp Event whose metric asks for the maximum")  # kopf posts Events from a queue of its own
 
         # An operator restarted under load keeps the replicas it decided on.
         operator.stop()
