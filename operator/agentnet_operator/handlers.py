@@ -63,18 +63,28 @@ class WorkQueue(Generic[K]):
         self.again: set[K] = set()
         self.failures: dict[K, int] = {}
         self.tasks: set[asyncio.Task] = set()  # the loop holds tasks weakly: keep them alive
+        self.closed = False
 
     def _start(self, key: K) -> None:
+        if self.closed:
+            return
         task = asyncio.create_task(self._run(key))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
     def enqueue(self, key: K, delay: float | None = None) -> None:
+        if self.closed:
+            return
         if key in self.running:
             self.again.add(key)
         elif key not in self.waiting:
             self.waiting.add(key)
             asyncio.get_running_loop().call_later(self.delay if delay is None else delay, self._start, key)
+
+    async def close(self) -> None:
+        """Start nothing more (on shutdown the loop's executor goes next); wait for the work under way."""
+        self.closed = True
+        await asyncio.gather(*self.tasks, return_exceptions=True)
 
     async def _run(self, key: K) -> None:
         self.waiting.discard(key)
@@ -236,8 +246,8 @@ class Controller:
             self.decided[(key, component)] = reading.time
         if outcome.written is not None:
             self._keep_newest(key, outcome.written, known=True)
+        _count(key, outcome)  # before the reconcile itself: a reconcile counted has its scalings counted
         RECONCILES.labels("changed" if outcome.wrote else "unchanged").inc()
-        _count(key, outcome)
         _post_events(body, outcome)
         return outcome.requeue_after
 
@@ -284,8 +294,9 @@ class Controller:
             task.cancel()
         await asyncio.gather(*self.loops, return_exceptions=True)
         if self.elector is not None:
-            self.elector.stop("shutting down")  # no new reconcile starts
-            await asyncio.gather(*self.queue.tasks, return_exceptions=True)
+            self.elector.stop("shutting down")
+        await self.queue.close()
+        if self.elector is not None:
             await self.elector.release()
         await self.reader.close()
 

@@ -56,6 +56,13 @@ def replicas(kubectl, namespace: str, component: str) -> int:
     return deployment["spec"]["replicas"]
 
 
+def scalings(operator: RunningOperator, direction: str) -> None:
+    """Until the operator has counted a scaling of stream-red in `direction`: it counts once the reconcile
+    that applied the replicas is over, which can be a moment after the Deployment shows them."""
+    wait_for(lambda: operator.metric("agentnet_operator_scalings_total", component="stream-red", direction=direction),
+             10, f"agentnet_operator_scalings_total{{direction={direction}}} to count the scaling")
+
+
 def replicas_asked(kubectl, namespace: str) -> list[int]:
     """What the metric asked for at each scale-up, as the ScaleUp Events say."""
     events = json.loads(kubectl("-n", namespace, "get", "events", "--field-selector", "reason=ScaleUp", "-o", "json"))
@@ -119,7 +126,7 @@ def test_stream_red_follows_its_queue_up_and_down(source, agentnet_crd, kubeconf
         wait_for(lambda: replicas(kubectl, namespace, "stream-red") == MAX_REPLICAS, 30, "stream-red scaled up")
         status = network(k8s, namespace, "load")["status"]["components"]["stream-red"]
         assert status["desired"] == MAX_REPLICAS and status["lastScaleTime"]
-        assert operator.metric("agentnet_operator_scalings_total", component="stream-red", direction="up") >= 1
+        scalings(operator, "up")
         # The metric as the decisions to scale up read it: status shows the latest read, and the one worker
         # may have caught up meanwhile (the stabilisation window keeps the replicas then).
         wait_for(lambda: any(asked >= MAX_REPLICAS for asked in replicas_asked(kubectl, namespace)), 10,
@@ -144,7 +151,7 @@ def test_stream_red_follows_its_queue_up_and_down(source, agentnet_crd, kubeconf
         wait_for(lambda: replicas(kubectl, namespace, "stream-red") == 1, 90, "stream-red scaled back down")
         status = network(k8s, namespace, "load")["status"]["components"]["stream-red"]
         assert status["desired"] == 1 and status["metric"] == 0
-        assert operator.metric("agentnet_operator_scalings_total", component="stream-red", direction="down") >= 1
+        scalings(operator, "down")
         # No autoscaling: the spec's replicas stood throughout.
         assert replicas(kubectl, namespace, "crdt-service") == 2
         wait_ready(kubectl, namespace, "load")
@@ -208,17 +215,17 @@ async def test_metric_sources_read_real_metrics_endpoints(nats_server, prometheu
             assert value == 0.0  # nothing queued
             with pytest.raises(MetricError, match="none of 2 pods served"):
                 await pods_average(session, [url, f"http://127.0.0.1:{free_port()}/metrics"], "no_such_metric")
-            async def scraped():
+            async def scraped_lag():  # not `up`: a scrape before the component first set its gauge has up 1, no lag
                 try:
-                    return await prometheus_value(session, prometheus.url, 'up{job="agentnet"}') == 1.0
+                    return await prometheus_value(session, prometheus.url, "sum(agentnet_stream_lag)")
                 except MetricError:
-                    return False
+                    return None
 
             deadline = time.monotonic() + 30
-            while not await scraped():
-                assert time.monotonic() < deadline, "Prometheus never scraped the component"
+            while (lag := await scraped_lag()) is None:
+                assert time.monotonic() < deadline, "Prometheus never scraped the component's lag"
                 await asyncio.sleep(0.5)
-            assert await prometheus_value(session, prometheus.url, "sum(agentnet_stream_lag)") == 0.0
+            assert lag == 0.0
             assert await prometheus_value(session, prometheus.url, "scalar(vector(3))") == 3.0
             with pytest.raises(MetricError, match="one number; it returned 2 series"):
                 await prometheus_value(session, prometheus.url, 'up or label_replace(up, "x", "y", "", "")')

@@ -97,6 +97,30 @@ async def test_a_failed_reconcile_is_retried():
     assert len(attempts) == 2 and not queue.failures
 
 
+async def test_a_closed_queue_finishes_the_work_under_way_and_starts_no_more():
+    """On shutdown: a reconcile started after the loop's executor went would fail ('Executor shutdown has
+    been called', logged as a failed reconcile)."""
+    release, started = threading.Event(), threading.Event()
+    runs: list[str] = []
+
+    def work(key):
+        started.set()
+        release.wait(2)
+        runs.append(key)
+
+    queue = WorkQueue(work, delay=0.01)
+    queue.enqueue("a")
+    await asyncio.to_thread(started.wait, 2)
+    queue.enqueue("a")  # would run again after this run
+    queue.enqueue("b", delay=0.05)  # waiting when the queue closes
+    closing = asyncio.create_task(queue.close())
+    release.set()
+    await closing
+    queue.enqueue("c")
+    await asyncio.sleep(0.2)
+    assert runs == ["a"] and not queue.tasks
+
+
 def test_the_cache_keeps_the_newest_version_when_an_event_overtakes_an_apply_response():
     from agentnet_operator.cluster import Cluster
 
