@@ -246,7 +246,7 @@ class Controller:
             self.decided[(key, component)] = reading.time
         if outcome.written is not None:
             self._keep_newest(key, outcome.written, known=True)
-        _count(key, outcome)  # before the reconcile itself: a reconcile counted has its scalings counted
+        _count(key, outcome)  # before the reconcile is counted: once it is, its scalings are
         RECONCILES.labels("changed" if outcome.wrote else "unchanged").inc()
         _post_events(body, outcome)
         return outcome.requeue_after
