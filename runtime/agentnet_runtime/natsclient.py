@@ -161,12 +161,13 @@ class NatsState:
         self.changed.clear()
 
 
-def cancel_was_swallowed() -> bool:
-    """Whether the running task was cancelled although nothing raised. nats-py's request waits with
-    asyncio.wait_for, which in Python 3.11 returns a reply that arrives together with a cancel and
-    drops the cancel: a loop that makes requests checks this, or stop() would wait for it forever."""
+def reraise_swallowed_cancel() -> None:
+    """Raise CancelledError when the running task was cancelled although nothing raised. nats-py's request
+    waits with asyncio.wait_for, which in Python 3.11 returns a reply that arrives together with a cancel
+    and drops the cancel: a loop that makes requests calls this each turn, or stop() would wait forever."""
     task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def bound_unacknowledged_time(client: Any) -> None:

@@ -19,6 +19,7 @@ from engine_support import consumer_lag
 from runtime_support import eventually, network_document
 
 from agentnet_runtime import natsclient
+from agentnet_runtime.components.common import every
 from agentnet_runtime.natsbin import EmbeddedNats, free_port
 from rig import wait_for
 
@@ -225,8 +226,6 @@ async def test_a_timer_ends_when_a_request_it_made_swallowed_the_cancel():
     with a cancel and drops the cancel; a timer that went on would then keep stop() waiting forever (CI:
     'skill-verification did not stop within 30 s'). A real nats-server cannot be timed to make the reply and the
     cancel meet, so here a future stands in for the reply and both come in one step of the event loop."""
-    from agentnet_runtime.components.common import every
-
     replies: list[asyncio.Future] = []
     asked = asyncio.Event()
 

@@ -16,7 +16,7 @@ from agentnet_runtime.core.clock import VectorClock
 from agentnet_runtime.core.clock import validate as validate_clock
 from agentnet_runtime.core.egraph import Delta, EGraph
 from agentnet_runtime.core.events import stable_clock
-from agentnet_runtime.natsclient import cancel_was_swallowed
+from agentnet_runtime.natsclient import reraise_swallowed_cancel
 from agentnet_runtime.refusals import BAD_DELTA, Refused
 from agentnet_runtime.request_checks import number, only_fields, requested_terms, verdict_fields  # noqa: F401 (the components import them from here)
 from agentnet_runtime.web import METRICS
@@ -38,8 +38,7 @@ async def every(interval: float, action: Callable[[], Awaitable[Any]], source: s
         except Exception:
             METRICS.errors.labels(source, "timer").inc()
             log.exception("%s: periodic %s failed", source, getattr(action, "__name__", action))
-        if cancel_was_swallowed():
-            raise asyncio.CancelledError
+        reraise_swallowed_cancel()
 
 
 class NetworkReplica:

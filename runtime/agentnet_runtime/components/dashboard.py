@@ -427,8 +427,7 @@ class Dashboard(Service):
             except Exception:
                 METRICS.errors.labels(self.name, "timer").inc()
                 log.exception("dashboard: periodic %s failed", action.__name__)
-            if natsclient.cancel_was_swallowed():
-                raise asyncio.CancelledError
+            natsclient.reraise_swallowed_cancel()
 
     # --- what arrives on NATS ----------------------------------------------------------------------------
 

@@ -56,7 +56,7 @@ from agentnet_runtime.core.clock import VectorClock, merge
 from agentnet_runtime.core.clock import validate as validate_clock
 from agentnet_runtime.core.egraph import Delta, EGraph
 from agentnet_runtime.core.events import stable_clock
-from agentnet_runtime.natsclient import cancel_was_swallowed
+from agentnet_runtime.natsclient import reraise_swallowed_cancel
 from agentnet_runtime.refusals import BAD_DELTA, Refused
 from agentnet_runtime.settings import URL_RULE, GuardSettings, TransductionSettings, peer_url
 from agentnet_runtime.web import LATENCY_BUCKETS, METRICS, RequestError, json_body
@@ -216,8 +216,7 @@ class Transduction(Service):
             except Exception:
                 METRICS.errors.labels(self.name, "round").inc()
                 log.exception("transduction round failed")
-            if cancel_was_swallowed():
-                raise asyncio.CancelledError
+            reraise_swallowed_cancel()
 
     async def round(self) -> None:
         """Pull from a few local agents, exchange with the peer, push the agents what they lack."""
