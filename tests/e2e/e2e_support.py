@@ -164,6 +164,16 @@ def post_from_pod(kubectl: Callable[..., str], namespace: str, target: str, url:
     return json.loads(in_pod(kubectl, namespace, target, code, url, json.dumps(body), token).strip().splitlines()[-1])
 
 
+def service_ready(kubectl: Callable[..., str], namespace: str, service: str) -> bool:
+    """Whether a component's Service answers GET /ready with 200 from inside one of its pods. A network Ready
+    again says its pods are; the Service routes to them once kube-proxy has their endpoints, a moment later
+    (until then a connection is refused)."""
+    code = ("import httpx, sys\n"
+            "try: print(httpx.get(f'http://{sys.argv[1]}:8080/ready', timeout=10).status_code)\n"
+            "except httpx.TransportError as error: print(repr(error))")
+    return in_pod(kubectl, namespace, f"deploy/{service}", code, service).strip().splitlines()[-1] == "200"
+
+
 # Queues terms through a stream component's Service, from inside the network, `batch` to a POST.
 QUEUE_TERMS = """
 import httpx, os, sys
