@@ -170,6 +170,18 @@ def reraise_swallowed_cancel() -> None:
         raise asyncio.CancelledError
 
 
+async def cancel_until_done(tasks: list[asyncio.Task], every: float = 1.0) -> None:
+    """Cancel the tasks and wait for them, cancelling again every `every` seconds those still running. A cancel
+    can be lost where no loop of ours can see it: nats-py's first connect retries forever in a loop of its own,
+    and a cancel that meets a refused connection there comes back as the OSError it retries on."""
+    pending = set(tasks)
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=every)
+    await asyncio.gather(*tasks, return_exceptions=True)  # all done: collects what they raised
+
+
 def bound_unacknowledged_time(client: Any) -> None:
     """Set TCP_USER_TIMEOUT on the client's current connection (a new socket at every reconnection).
     nats-py has no option for it: its transport's stream writer is the way to the socket."""

@@ -240,3 +240,27 @@ async def test_a_timer_ends_when_a_request_it_made_swallowed_the_cancel():
     timer.cancel()
     done, _ = await asyncio.wait([timer], timeout=2)
     assert timer in done and timer.cancelled() and len(replies) == 1
+
+
+async def test_stopping_cancels_again_a_task_whose_retry_loop_took_the_cancel_for_a_refused_connection():
+    """nats-py's first connect retries forever on OSError, waiting with asyncio.wait_for: a cancel that meets a
+    refused connection in one loop step comes back as that OSError, and the loop goes on (CI: an agent with NATS
+    away did not stop within 30 s of SIGTERM). Made to meet here, with a future for the connection attempt."""
+    attempts: list[asyncio.Future] = []
+    tried = asyncio.Event()
+
+    async def connect_forever() -> None:
+        while True:
+            attempts.append(asyncio.get_running_loop().create_future())
+            tried.set()
+            try:
+                await asyncio.wait_for(attempts[-1], 10)
+            except OSError:
+                continue
+
+    connecting = asyncio.create_task(connect_forever())
+    await tried.wait()
+    attempts[-1].set_exception(ConnectionRefusedError())
+    async with asyncio.timeout(5):  # inline, so its first cancel lands in the same step as the refusal
+        await natsclient.cancel_until_done([connecting], every=0.1)
+    assert connecting.cancelled() and len(attempts) == 2

@@ -95,9 +95,7 @@ class AgentHost:
         self._stopping = True
         for agent in self.agents.values():
             agent.recorder.record("stop", payload={"size": len(agent.egraph), "digest": agent.egraph.digest()})
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await natsclient.cancel_until_done(self._tasks)
         self._tasks.clear()
         await asyncio.gather(*self._writing, return_exceptions=True)  # a cancel does not stop a thread
         await self.transport.unsubscribe()  # no more messages, so no more events after the last flush

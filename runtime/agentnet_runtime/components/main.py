@@ -13,7 +13,7 @@ import logging
 
 import click
 
-from agentnet_runtime import logs
+from agentnet_runtime import logs, natsclient
 from agentnet_runtime.catalogue import COMPONENT_NAMES
 from agentnet_runtime.components import Service, create
 from agentnet_runtime.config import ConfigError, load_config
@@ -36,9 +36,7 @@ async def run_component(service: Service, stop: asyncio.Event) -> None:
     finally:
         stopping.cancel()
         await http.stop()
-        if not starting.done():  # still waiting for NATS
-            starting.cancel()
-        await asyncio.gather(starting, return_exceptions=True)
+        await natsclient.cancel_until_done([starting])  # if still waiting for NATS
         await service.stop()
 
 
