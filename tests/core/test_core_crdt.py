@@ -23,7 +23,7 @@ def test_histories_make_congruence_merges():
     in a replica and make congruence merges (a union whose closure merges more), not only add terms."""
     seen: Counter = Counter()
 
-    @settings(max_examples=200, database=None)
+    @settings(max_examples=200, database=None, derandomize=True)  # a fixed sample: the ratios below are of it, not of luck
     @given(histories())
     def run(history):
         stats: Counter = Counter()
