@@ -14,6 +14,8 @@ from runtime_support import eventually, server_has_read
 
 from agentnet_runtime import natsclient
 from agentnet_runtime.agent.transport import Transport
+from agentnet_runtime.core.egraph import Delta, EGraph
+from agentnet_runtime.core.terms import parse
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -38,6 +40,37 @@ async def test_messages_larger_than_max_payload_arrive_whole(nats_server):
         sender.partition([{0}, {1}])
         assert not await sender.send("agent.1.state", 0, 1, {"dropped": True})
         sender.heal()
+    finally:
+        await sender.close()
+        await receiver.close()
+
+
+async def test_a_delta_goes_to_another_process_in_its_wire_form_and_to_this_one_as_it_is(nats_server):
+    source = EGraph("0.test")
+    source.add_term(parse("x * (y + z)"))
+    delta = source.delta_since({})
+    sender, receiver = Transport(nats_server.url, name="sender"), Transport(nats_server.url, name="receiver")
+    await sender.connect()
+    await receiver.connect()
+    received: dict[str, list] = {"other process": [], "this process": []}
+
+    def keeper(where: str):
+        async def handler(subject, envelope, message):
+            received[where].append(envelope["body"])
+
+        return handler
+
+    try:
+        await receiver.subscribe("agent.1.state", keeper("other process"))
+        await server_has_read(receiver.nc)
+        await sender.subscribe_inbox(2, keeper("this process"))
+        assert await sender.send("agent.1.state", 0, 1, delta)
+        assert await sender.send("agent.2.state", 0, 2, delta)
+        await eventually(lambda: received["other process"], 10, "the delta in the other process")
+        [wire] = received["other process"]
+        assert wire == delta.to_wire()  # not orjson's rendering of the dataclass, which no reader takes
+        assert EGraph("1.test").join(Delta.from_wire(wire)).digest() == source.digest()
+        assert received["this process"] == [delta] and received["this process"][0] is delta  # neither encoded nor parsed
     finally:
         await sender.close()
         await receiver.close()

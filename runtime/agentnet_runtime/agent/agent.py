@@ -308,7 +308,7 @@ class Agent:
         reply = self.sync_request()
         if request["digest"] != reply["digest"]:
             since = merge(clock, self.sent[sender]) if sender in self.sent else clock
-            reply["delta"] = self.egraph.delta_since(since).to_wire()
+            reply["delta"] = self.egraph.delta_since(since)  # the transport encodes it if it leaves the process
         else:
             self._in_step(sender)
         return reply

@@ -191,7 +191,7 @@ class AgentHost:
         """Deltas to neighbours (when eager) and acks for what arrived."""
         if self.settings.eager:
             for n, delta in agent.deltas_to_push():
-                await self._send(agent, subjects.STATE, n, delta.to_wire(), {"to": n, "nodes": delta.node_count})
+                await self._send(agent, subjects.STATE, n, delta, {"to": n, "nodes": delta.node_count})
         for n in sorted(agent.pending_acks):
             await self._send(agent, subjects.ACK, n, {"clock": agent.ack_for(n)}, {"to": n})
         agent.pending_acks.clear()

@@ -201,7 +201,10 @@ class Delta:
 
     @classmethod
     def from_wire(cls, wire: object) -> "Delta":
-        """Parse and check a delta or state from the wire; every node id is re-derived from its content."""
+        """Parse and check a delta or state from the wire; every node id is re-derived from its content.
+        A Delta is itself: one handed over in memory (agent/transport.py) never left this process."""
+        if isinstance(wire, Delta):
+            return wire
         if not isinstance(wire, dict) or wire.get("kind") not in (DELTA_KIND, STATE_KIND):
             raise ValueError(f"not an e-graph delta or state (kind must be {DELTA_KIND!r} or {STATE_KIND!r})")
         version = wire.get("version")
