@@ -68,6 +68,8 @@ class METRICS:
         "agentnet_convergence_ratio", "Share of neighbours whose last reported digest equals the agent's", ["agent"]
     )
     rewrites = Counter("agentnet_rewrite_matches", "Rewrite matches applied by the agent's colour family", ["agent"])
+    rewrite_passes = Counter("agentnet_rewrite_passes", "Rewrite passes: run, or left to the agent of the same colour "
+                             "that searches for this process's agents of that colour", ["agent", "outcome"])  # fmt: skip
     timeline_events = Counter("agentnet_timeline_events", "Timeline events handed to the sink", ["sink"])
     timeline_flush = Histogram("agentnet_timeline_flush_seconds", "Time to append one timeline batch", buckets=LATENCY_BUCKETS)
 

@@ -13,6 +13,7 @@ import pytest
 from runtime_support import FAST, eventually, network, one_digest, running, runtime_config
 
 from agentnet_runtime.agent import subjects
+from agentnet_runtime.core.colour import Colour
 from agentnet_runtime.core.terms import parse
 
 pytestmark = pytest.mark.timeout(90)
@@ -73,6 +74,22 @@ async def test_agents_of_one_process_exchange_in_memory(nats_server):
             assert subjects.beats_of(beats[-1], "another network") == []
     finally:
         await wire.client.close()
+
+
+async def test_of_one_colour_one_agent_per_process_searches_and_the_others_get_what_it_derives(nats_server):
+    async with running(runtime_config(network(9), nats_server.url)) as host:
+        searchers = {min(a.id for a in host.agents.values() if a.colour == colour) for colour in Colour}
+        news = [(i, term) for i, term in zip((8, 7, 5), ("x*(y+z)", "(p+q)*r", "u*(v*w)"))]
+        assert not {i for i, _ in news} & searchers  # the terms go to agents that leave the search to another
+        for agent, term in news:
+            host.agents[agent].submit(parse(term))
+            host.wake(host.agents[agent])
+        await eventually(lambda: one_digest(host) and not any(a.dirty for a in host.agents.values()), 30, "one digest, nothing to rewrite")
+        derived = [("x*(y+z)", "x*y + x*z"), ("(p+q)*r", "r*q + r*p"), ("u*(v*w)", "(u*v)*w")]  # BLUE's, and RED's
+        for agent in host.agents.values():
+            assert all(agent.egraph.equivalent(parse(a), parse(b)) for a, b in derived), agent.id
+        rewriters = {a.id for a in host.agents.values() if any(event.kind == "rewrite" for event in a.recent)}
+        assert rewriters and rewriters <= searchers
 
 
 async def test_a_network_at_rest_sends_heartbeats_only_to_neighbours_in_other_processes(nats_server):

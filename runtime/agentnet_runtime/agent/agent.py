@@ -207,6 +207,12 @@ class Agent:
             )  # fmt: skip
         return report
 
+    def rewritten_elsewhere(self) -> None:
+        """Another agent of this colour searches this one's news (AgentHost._searcher), and what it derives
+        comes here: take the news as searched, without searching it."""
+        self.saturation.skip()
+        self.dirty = False
+
     def _any_rule_can_match(self) -> bool:
         """False when every rule needs a constant (e.g. GREEN's 0 and 1) this replica lacks: skip the pass."""
         lookup = self.egraph.lookup

@@ -2,7 +2,9 @@
 
 Each agent has a worker that wakes when something changed: it pushes deltas to its
 neighbours (agent.{n}.state) and acknowledges what it received (agent.{n}.ack) at once,
-and runs a time-sliced rewrite pass of its colour's family once its inbox is quiet.
+and runs a time-sliced rewrite pass of its colour's family once its inbox is quiet; of
+the agents of one colour in this process, one searches for all (AgentHost._searcher), the
+others take what it derives as deltas.
 Timers run anti-entropy rounds (agent.{n}.sync request/reply with digests), heartbeats,
 timeline flushes and, with a data directory, snapshots (snapshots.py; only of agents that
 changed since their last one). What goes to an agent of this process stays in memory
@@ -32,6 +34,7 @@ import orjson
 from agentnet_runtime import natsclient
 from agentnet_runtime.config import RuntimeConfig
 from agentnet_runtime.refusals import BAD_DELTA, Refused
+from agentnet_runtime.core.colour import Colour
 from agentnet_runtime.core.egraph import Delta
 from agentnet_runtime.timeline.events import Event
 from agentnet_runtime.web import METRICS
@@ -72,6 +75,9 @@ class AgentHost:
         self._gauges = {i: (METRICS.egraph_nodes.labels(str(i)), METRICS.clock_progress.labels(str(i)),
                             METRICS.convergence.labels(str(i))) for i in self.agents}  # looked up once, set every beat  # fmt: skip
         self._busy: set[int] = set()
+        self._by_colour: dict[Colour, list[Agent]] = {colour: [] for colour in Colour}  # hosted agents, lowest id first
+        for i in sorted(self.agents):
+            self._by_colour[self.agents[i].colour].append(self.agents[i])
         self._tasks: list[asyncio.Task] = []
         # agent id -> (e-graph version, own events) of its newest snapshot
         self._snapshotted: dict[int, tuple[int, int]] = {}
@@ -177,15 +183,31 @@ class AgentHost:
                 now = time.monotonic()
                 if agent.dirty and (now - agent.last_input >= settings.batch_delay or now - agent.last_rewrite >= settings.rewrite_gap):
                     version = agent.egraph.version
-                    report = agent.rewrite()
-                    if report is not None:
-                        METRICS.rewrites.labels(str(agent.id)).inc(report.matches)
+                    if self._searcher(agent) is not agent:
+                        agent.rewritten_elsewhere()
+                        METRICS.rewrite_passes.labels(str(agent.id), "left").inc()
+                    else:
+                        report = agent.rewrite()
+                        if report is not None:
+                            METRICS.rewrite_passes.labels(str(agent.id), "run").inc()
+                            METRICS.rewrites.labels(str(agent.id)).inc(report.matches)
                     if agent.egraph.version != version:
                         await self._push(agent)
                 if agent.dirty:
                     wake.set()
             finally:
                 self._busy.discard(agent.id)
+
+    def _searcher(self, agent: Agent) -> Agent:
+        """Who searches `agent`'s news for its rewrite family: the first hosted agent of its colour (lowest
+        id) not partitioned from it, often itself. Every event reaches every agent, so that one's replica
+        comes to hold all `agent` holds, and what it derives comes back here as deltas. With every agent
+        searching, the n agents of a colour derived the same e-nodes n times, and each of those n events
+        went to every agent: a burst's work grew with the square of the network."""
+        for peer in self._by_colour[agent.colour]:
+            if peer is agent or not self.transport.cut(peer.id, agent.id):
+                return peer
+        return agent
 
     async def _push(self, agent: Agent) -> None:
         """Deltas to neighbours (when eager) and acks for what arrived."""

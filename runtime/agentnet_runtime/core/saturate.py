@@ -126,6 +126,23 @@ class Saturation:
     def close(self) -> None:
         self.egraph.unwatch(self._changes)
 
+    def skip(self) -> None:
+        """Take what changed since the last search as searched, without searching it (nor applying what an
+        earlier run left unapplied). Only for a caller who knows that every match here is already applied
+        in a replica it will join: agent/host.py, when a replica closed under these rules holds all of this one."""
+        egraph = self.egraph
+        if egraph.evictions != self._evictions:  # as in _iterate: what it applied may name evicted roots
+            self._evictions = egraph.evictions
+            self._applied, self._applied_count = {}, 0
+        shapes, _ = egraph.changes(self._changes)
+        if self._searched:
+            self._present.update([shape[0] for shape in shapes])
+        else:
+            self._present = {shape[0] for shapes in egraph.class_index().values() for shape in shapes}
+        self._searched = True
+        self._valued = dict(egraph._numbers)
+        self._unapplied = []
+
     def run(self, budget: Budget | None = None, *, goal: Callable[[], bool] | None = None) -> SaturationReport:
         """Iterate until saturated, `goal()` holds, or the budget (default: the one given at creation) runs out."""
         budget = budget or self.budget
