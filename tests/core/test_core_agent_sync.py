@@ -158,6 +158,22 @@ def test_an_agent_whose_tree_parent_drops_the_push_gets_it_from_anti_entropy():
     assert agents[child].egraph.digest() == origin.egraph.digest()
 
 
+def test_an_agent_cut_off_from_its_tree_parent_gets_the_events_from_another_neighbour_whichever_side_asks_first():
+    agents = rook_network()
+    origin, child = agents[5], agents[7]
+    parent = next(a for a in child.neighbours if agents[a].relay.forwards(a, 5, 7))
+    other = next(a for a in child.neighbours if a != parent and 5 in agents[a].neighbours)  # holds them, relays them not
+    cut = {(parent, child.id), (child.id, parent)}
+    origin.submit(parse("a * b + c"))
+    deliver_pushes(agents, lost=cut)
+    assert len(child.egraph) == 0 and len(agents[other].egraph) == 5
+    for _ in range(3):  # a round as a host runs it, agents in id order, then pushes
+        sync(child, agents[other])  # the child asks first: the other finds the loss only when it asks, as an asker
+        sync(agents[other], child)
+        deliver_pushes(agents, lost=cut)
+    assert child.egraph.digest() == origin.egraph.digest()
+
+
 def test_events_a_component_hands_in_spread_to_everyone_though_no_tree_of_this_network_carries_them():
     agents = rook_network(size=64)  # a diameter of 4 or more: the spreading must go on past the entry's neighbours
     elsewhere = Agent(NodeConfig(3, 0, (), "RED", "#ff0000"), replica_name(3, "other-network"), AgentSettings())

@@ -148,6 +148,7 @@ class Agent:
         self.peer_digests: dict[int, str] = {}
         self.in_step: dict[int, int] = {}  # neighbour -> e-graph version at which an exchange found its digest equal
         self.pending_acks: set[int] = set()
+        self.resend: set[int] = set()  # neighbours found lacking what they were sent: the next push sends them everything
         # Per stream component (subjects.ADOPTED_SENDERS), per replica of it: how many of its events in a row
         # this agent adopted; what it acks to the component (not a clock entry: see adopt).
         self.adopted: dict[int, dict[str, int]] = {}
@@ -268,14 +269,24 @@ class Agent:
         out = []
         clock = self.egraph.clock
         for n in self.neighbours:
-            sent = self.sent[n]
-            others_relay = {replica: seq for replica, seq in clock.items() if seq > sent.get(replica, 0) and not self._relays(replica, n)}
-            delta = self.egraph.delta_since(merge(sent, others_relay) if others_relay else sent)
-            if delta or others_relay:
-                self.sent[n] = merge(sent, clock)
+            delta = self._unsent(n, clock, self.sent[n])
             if delta:
                 out.append((n, delta))
         return out
+
+    def _unsent(self, n: int, clock: VectorClock, seen: VectorClock) -> Delta:
+        """The events of `clock` that neighbour `n` has not `seen` (nor been sent), less those others relay to it;
+        marks them all sent to `n`."""
+        sent = self.sent[n]
+        if n in self.resend:
+            self.resend.discard(n)
+            others_relay = {}
+        else:
+            others_relay = {replica: seq for replica, seq in clock.items() if seq > seen.get(replica, 0) and not self._relays(replica, n)}
+        delta = self.egraph.delta_since(merge(seen, others_relay) if others_relay else seen)
+        if delta or others_relay:
+            self.sent[n] = merge(sent, clock)
+        return delta
 
     def _relays(self, replica: str, neighbour: int) -> bool:
         return self.relay is None or self.relay.forwards(self.id, self._origin(replica), neighbour)
@@ -289,17 +300,22 @@ class Agent:
     def sync_request(self) -> dict[str, Any]:
         return {"digest": self.egraph.digest(), "clock": self.egraph.clock, "floor": self.egraph.floor}
 
-    def _exchanged(self, neighbour: int, clock: VectorClock) -> None:
-        """A sync exchange says `neighbour` has seen `clock`: resend what it should have had by now."""
-        if neighbour in self.sent and not dominates(clock, self.settled[neighbour]):
-            # Pushed an interval ago and still missing: lost (or it restarted with nothing). Its own
-            # clock is the truth: resend everything from there, whatever it was thought to have.
+    def _exchanged(self, neighbour: int, clock: VectorClock) -> bool:
+        """A sync exchange says `neighbour` has seen `clock`: resend what it should have had by now.
+        True if it lacked some of that (lost, or it restarted with nothing)."""
+        lost = neighbour in self.sent and not dominates(clock, self.settled[neighbour])
+        if lost:
+            # Pushed an interval ago and still missing. Its own clock is the truth: resend everything
+            # from there, whatever it was thought to have, and what others relay to it too (its tree
+            # parent may be gone or cut off): the next push would count that as sent once more.
             self.known[neighbour] = dict(clock)
             self.sent[neighbour] = dict(clock)
+            self.resend.add(neighbour)
         self.learn(neighbour, clock)
         if neighbour in self.sent:
             self.settled[neighbour] = dict(self.sent[neighbour])
         self.compact()
+        return lost
 
     def compact(self) -> None:
         """Drop into the checkpoint the events every neighbour is known to have (and this replica has)."""
@@ -309,12 +325,19 @@ class Agent:
         """Reply to a digest: equal, or the delta the asker's clock has not seen (less pushes still in flight)."""
         clock = request["clock"]
         self.egraph.raise_floor(request.get("floor", 0))
-        self._exchanged(sender, clock)
+        lost = self._exchanged(sender, clock)
         self.peer_digests[sender] = request["digest"]
         reply = self.sync_request()
         if request["digest"] != reply["digest"]:
-            since = merge(clock, self.sent[sender]) if sender in self.sent else clock
-            reply["delta"] = self.egraph.delta_since(since)  # the transport encodes it if it leaves the process
+            # The transport encodes the delta if it leaves the process.
+            if sender in self.sent and not lost:
+                # Less pushes that may be in flight and what others relay to it (as a push would), all counted
+                # as sent, so the next push does not carry it again: a burst's repair rounds sent what pushes
+                # and relays were bringing anyway, and pushes then sent it once more.
+                reply["delta"] = self._unsent(sender, self.egraph.clock, merge(clock, self.sent[sender]))
+            else:  # everything it lacks (after a loss the next push resends too, should this answer be lost, but not all)
+                reply["delta"] = self.egraph.delta_since(merge(clock, self.sent[sender]) if sender in self.sent else clock)
+                self.resend.discard(sender)
         else:
             self._in_step(sender)
         return reply
