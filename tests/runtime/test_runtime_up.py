@@ -145,6 +145,31 @@ def jetstream_created(log: Path, stream: str) -> str:
     return asyncio.run(created())
 
 
+def test_up_without_a_data_dir_takes_no_snapshots(tmp_path):
+    """Without --data-dir everything lives in a temp dir removed on exit: snapshots there would never be read."""
+    port, log = free_port(), tmp_path / "up.log"
+    process = subprocess.Popen(
+        [AGENTNET, "up", "-f", str(REPO / "examples" / "network.yaml"), "--port", str(port), "--snapshot-interval", "0.2"],
+        stdout=subprocess.DEVNULL, stderr=open(log, "w"), cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        assert httpx.post(f"{base}/agent/0/message", json={"term": "x*(y+z)"}, timeout=LOOK).status_code == 202
+        time.sleep(2)  # ten snapshot intervals
+        store = next(line.split()[-1] for line in log.read_text().splitlines() if "nats-server (JetStream)" in line)
+        data = Path(store).parent  # the temp dir's data dir, as --data-dir would be
+        assert (data / "timeline.duckdb").exists() and not (data / snapshots.DIRECTORY).exists()
+        assert "(no snapshots without --data-dir)" in log.read_text()
+    finally:
+        stop(process, log)
+
+
 def test_up_with_a_data_dir_starts_again_with_every_agents_state(tmp_path):
     """Stop `agentnet up` and start it again on the same --data-dir: before any new traffic, every agent
     has the digest and size it had (restored from its snapshot), the timeline still holds the first
