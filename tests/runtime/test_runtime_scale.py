@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 
 import nats
 import orjson
@@ -90,6 +91,22 @@ async def test_of_one_colour_one_agent_per_process_searches_and_the_others_get_w
             assert all(agent.egraph.equivalent(parse(a), parse(b)) for a, b in derived), agent.id
         rewriters = {a.id for a in host.agents.values() if any(event.kind == "rewrite" for event in a.recent)}
         assert rewriters and rewriters <= searchers
+
+
+async def test_an_agent_that_pushes_to_a_neighbour_does_not_ack_it_too(nats_server):
+    # Two agents (node cap 0: no rewriting) take a term each at once. Agent 0 pushes first; agent 1 then
+    # owes it an ack but pushes its own term instead, whose delta carries its clock; agent 0 has nothing
+    # to push back (agent 1's term is agent 1's to spread), so it acks.
+    settings = replace(FAST, node_cap=0)
+    async with running(runtime_config(network(2, "ring"), nats_server.url, settings=settings)) as host:
+        for agent, term in ((0, "x*(y+z)"), (1, "(p+q)*r")):
+            host.agents[agent].submit(parse(term))
+            host.wake(host.agents[agent])
+        await eventually(lambda: host.settle(0), 10, "the two agents to settle")
+        assert one_digest(host)
+        sent = {a.id: [e.subject for e in a.recent if e.kind == "send" and e.subject.endswith((".state", ".ack"))]
+                for a in host.agents.values()}  # (a repair round may have exchanged digests meanwhile)
+        assert sent == {0: ["agent.1.state", "agent.1.ack"], 1: ["agent.0.state"]}
 
 
 async def test_a_network_at_rest_sends_heartbeats_only_to_neighbours_in_other_processes(nats_server):

@@ -210,11 +210,14 @@ class AgentHost:
         return agent
 
     async def _push(self, agent: Agent) -> None:
-        """Deltas to neighbours (when eager) and acks for what arrived."""
+        """Deltas to neighbours (when eager) and acks for what arrived, but to those just pushed to: a delta
+        carries its sender's clock, which is all an ack would say (half the messages of a burst were acks)."""
+        pushed = set()
         if self.settings.eager:
             for n, delta in agent.deltas_to_push():
-                await self._send(agent, subjects.STATE, n, delta, {"to": n, "nodes": delta.node_count})
-        for n in sorted(agent.pending_acks):
+                if await self._send(agent, subjects.STATE, n, delta, {"to": n, "nodes": delta.node_count}):
+                    pushed.add(n)
+        for n in sorted(agent.pending_acks - pushed):
             await self._send(agent, subjects.ACK, n, {"clock": agent.ack_for(n)}, {"to": n})
         agent.pending_acks.clear()
 
