@@ -92,12 +92,12 @@ LOOK = 30  # seconds one request may take: nine agents and eleven components sha
 
 
 def start_up(tmp_path, data_dir, log_name: str, *flags: str) -> tuple[subprocess.Popen, str, Path]:
-    """`agentnet up` on the example network with `data_dir` (and `flags`), once it answers /ready; (process, base URL,
-    its stderr file)."""
+    """`agentnet up` on the example network with `data_dir` (None: none) and `flags`, once it answers /ready; (process,
+    base URL, its stderr file)."""
     port, log = free_port(), tmp_path / log_name
+    keep = ["--data-dir", str(data_dir)] if data_dir is not None else []
     process = subprocess.Popen(
-        [AGENTNET, "up", "-f", str(REPO / "examples" / "network.yaml"), "--port", str(port), "--data-dir", str(data_dir),
-         *flags],
+        [AGENTNET, "up", "-f", str(REPO / "examples" / "network.yaml"), "--port", str(port), *keep, *flags],
         stdout=subprocess.DEVNULL, stderr=open(log, "w"), cwd=tmp_path, env={**os.environ, "PYTHONFAULTHANDLER": "1"},
     )  # fmt: skip
     base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60
@@ -147,19 +147,8 @@ def jetstream_created(log: Path, stream: str) -> str:
 
 def test_up_without_a_data_dir_takes_no_snapshots(tmp_path):
     """Without --data-dir everything lives in a temp dir removed on exit: snapshots there would never be read."""
-    port, log = free_port(), tmp_path / "up.log"
-    process = subprocess.Popen(
-        [AGENTNET, "up", "-f", str(REPO / "examples" / "network.yaml"), "--port", str(port), "--snapshot-interval", "0.2"],
-        stdout=subprocess.DEVNULL, stderr=open(log, "w"), cwd=tmp_path,
-    )  # fmt: skip
+    process, base, log = start_up(tmp_path, None, "up.log", "--snapshot-interval", "0.2")
     try:
-        base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
         assert httpx.post(f"{base}/agent/0/message", json={"term": "x*(y+z)"}, timeout=LOOK).status_code == 202
         time.sleep(2)  # ten snapshot intervals
         store = next(line.split()[-1] for line in log.read_text().splitlines() if "nats-server (JetStream)" in line)

@@ -14,7 +14,7 @@ Agents of one process share its connection, and what one sends to another's inbo
 (`subscribe_inbox`) never goes through the server: the envelope is handed to the addressee's
 handler in memory as it was built, bodies and deltas as objects, neither encoded nor checked
 again (this process's own code made them; in a burst, JSON and the re-derivation of every
-e-node id cost more than the joins). Partitions cut them alike.
+e-node id cost as much as the joins). Partitions cut them alike.
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ class Transport:
     def envelope(sender: int, body: Any, stamp: dict | None = None) -> bytes:
         # orjson: a burst moves megabytes of deltas, and the json module spent more time on them
         # than joining did. Non-string keys become strings, as with json.
-        return orjson.dumps({"from": sender, "stamp": stamp, "body": body}, default=_wire_form, option=_ENCODING)
+        return orjson.dumps(_envelope(sender, body, stamp), default=_wire_form, option=_ENCODING)
 
     @staticmethod
     def packed(sender: int, items: list[bytes], limit: int) -> list[tuple[int, bytes]]:
