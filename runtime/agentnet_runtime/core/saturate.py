@@ -128,8 +128,9 @@ class Saturation:
 
     def skip(self) -> None:
         """Take what changed since the last search as searched, without searching it (nor applying what an
-        earlier run left unapplied). Only for a caller who knows that every match here is already applied
-        in a replica it will join: agent/host.py, when a replica closed under these rules holds all of this one."""
+        earlier run left unapplied). Only for a caller who knows that another replica with these rules searches
+        all of this one and that what it derives comes here: an agent whose colour another agent of its
+        process searches for (agent/host.py)."""
         egraph = self.egraph
         if egraph.evictions != self._evictions:  # as in _iterate: what it applied may name evicted roots
             self._evictions = egraph.evictions
