@@ -336,7 +336,7 @@ class Agent:
                 # and relays were bringing anyway, and pushes then sent it once more.
                 reply["delta"] = self._unsent(sender, self.egraph.clock, merge(clock, self.sent[sender]))
             else:  # everything it lacks (after a loss the next push resends too, should this answer be lost, but not all)
-                reply["delta"] = self.egraph.delta_since(merge(clock, self.sent[sender]) if sender in self.sent else clock)
+                reply["delta"] = self.egraph.delta_since(clock)
                 self.resend.discard(sender)
         else:
             self._in_step(sender)

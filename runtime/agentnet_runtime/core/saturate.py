@@ -131,18 +131,26 @@ class Saturation:
         earlier run left unapplied). Only for a caller who knows that another replica with these rules searches
         all of this one and that what it derives comes here: an agent whose colour another agent of its
         process searches for (agent/host.py)."""
-        egraph = self.egraph
-        if egraph.evictions != self._evictions:  # as in _iterate: what it applied may name evicted roots
-            self._evictions = egraph.evictions
+        self._forget_if_evicted()
+        shapes, _ = self.egraph.changes(self._changes)
+        self._searched_up_to_now(shapes)
+        self._unapplied = []
+
+    def _forget_if_evicted(self) -> None:
+        """An eviction rebuilt the e-graph: its roots and matches name what may be gone, so search everywhere again."""
+        if self.egraph.evictions != self._evictions:
+            self._evictions = self.egraph.evictions
+            self._searched, self._unapplied = False, []
             self._applied, self._applied_count = {}, 0
-        shapes, _ = egraph.changes(self._changes)
+
+    def _searched_up_to_now(self, shapes: dict[tuple, NodeId]) -> None:
+        """Record a search of the e-graph as it is (everywhere, or its changes `shapes` after an earlier search)."""
         if self._searched:
             self._present.update([shape[0] for shape in shapes])
         else:
-            self._present = {shape[0] for shapes in egraph.class_index().values() for shape in shapes}
+            self._present = {shape[0] for shapes in self.egraph.class_index().values() for shape in shapes}
         self._searched = True
-        self._valued = dict(egraph._numbers)
-        self._unapplied = []
+        self._valued = dict(self.egraph._numbers)
 
     def run(self, budget: Budget | None = None, *, goal: Callable[[], bool] | None = None) -> SaturationReport:
         """Iterate until saturated, `goal()` holds, or the budget (default: the one given at creation) runs out."""
@@ -168,10 +176,7 @@ class Saturation:
         """One iteration (search, apply, rebuild): why to stop (None to go on), and the matches applied."""
         egraph = self.egraph
         version = egraph.version
-        if egraph.evictions != self._evictions:  # its roots and matches name what may be gone
-            self._evictions = egraph.evictions
-            self._searched, self._unapplied = False, []
-            self._applied, self._applied_count = {}, 0
+        self._forget_if_evicted()
         found = self._unapplied + self._new_matches(budget.matches)
         self._unapplied = []
         matches = 0
@@ -213,12 +218,9 @@ class Saturation:
             gained = {root: None for root, numeral in values.items() if valued.get(root) != numeral}
             if gained:
                 by_value = Frontier(egraph, {}, gained)
-            self._present.update([shape[0] for shape in shapes])
         else:
             frontier = everywhere
-            self._present = {shape[0] for shapes in egraph.class_index().values() for shape in shapes}
-        self._searched = True
-        self._valued = dict(values)
+        self._searched_up_to_now(shapes)
         present, any_value = self._present, bool(values)
         classes, hashcons = egraph.class_index(), egraph._hashcons
         found: list[tuple[int, list[Match]] | None] = [None] * len(self.rules)
