@@ -30,6 +30,42 @@ CHART = REPO / "charts" / "agentnet"
 IMAGE_ENV = "AGENTNET_TEST_IMAGE"
 
 
+LOG_LINES = 30  # of each container (probes' access lines left out), beside a failed test's report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A failed test on real pods reports the last lines of its namespace's and the operator's logs too:
+    a CI run is not kept, and what a pod logged is what explains most timeouts there."""
+    report = yield
+    funcargs = getattr(item, "funcargs", {})
+    if report.when == "call" and report.failed and "real_namespace" in funcargs:
+        namespaces = [funcargs["real_namespace"], *([OPERATOR_NAMESPACE] if "installed_operator" in funcargs else [])]
+        report.sections.append(("pod logs", pod_logs(funcargs["k8s"], namespaces)))
+    return report
+
+
+def pod_logs(k8s: client.ApiClient, namespaces: list[str]) -> str:
+    core, out = client.CoreV1Api(k8s), []
+    for namespace in namespaces:
+        try:
+            pods = core.list_namespaced_pod(namespace).items
+        except client.ApiException as error:
+            out.append(f"{namespace}: pods not listed ({error.status})")
+            continue
+        for pod in pods:
+            for container in pod.spec.containers:
+                try:
+                    text = core.read_namespaced_pod_log(pod.metadata.name, namespace, container=container.name,
+                                                        tail_lines=10 * LOG_LINES, _request_timeout=10)
+                    lines = [line for line in text.splitlines() if "kube-probe" not in line][-LOG_LINES:]
+                except Exception as error:  # a pod gone or a node that does not answer: say so, keep the rest
+                    lines = [f"(no log: {type(error).__name__})"]
+                out.append(f"--- {namespace}/{pod.metadata.name} [{container.name}]")
+                out.extend(lines)
+    return "\n".join(out)
+
+
 @pytest.fixture(scope="session")
 def runtime_image() -> str:
     """The agentnet image every pod of these tests runs (built by `make image`; the rig

@@ -155,8 +155,15 @@ def test_the_standby_finishes_a_rollout_and_a_scale_up_when_the_leader_pod_is_de
     # The queue fills in the background, so that the first step (1 -> 2) starts the clock of the second.
     with ThreadPoolExecutor(1) as pool:
         filled = pool.submit(queue_terms, kubectl, ns, deployment, QUEUED)
-        wait_for(lambda: deployment_replicas() == 2, 120,
-                 lambda: f"the autoscaler's first step; stream-red's status: {stream_red()}", interval=0.5)
+
+        def first_step() -> bool:
+            if filled.done():
+                filled.result()  # a filler that failed is the reason there is no lag to scale on: its error fails the test
+            return deployment_replicas() == 2
+
+        wait_for(first_step, 120, lambda: f"the autoscaler's first step (the queue filler "
+                 f"{'returned' if filled.done() else 'still running'}); stream-red's status: {stream_red()}",
+                 interval=0.5)
         begin_revision_2(kubectl, k8s, ns, failover_network(runtime_image, AUTOSCALED_RED, {"name": "duck-colors"}))
         in_flight = stream_red()
         new_leader = delete_leader(k8s, leader, standby, transitions)
