@@ -219,6 +219,29 @@ def test_a_run_searches_only_what_changed():
     saturation.close()
 
 
+def test_news_taken_as_searched_elsewhere_stay_searched_and_build_no_class_index():
+    """Saturation.skip: an agent whose colour another agent of its process searches. What it skipped is not
+    searched again, what comes after is; and it never builds the class index, which only search reads (kept
+    up to date from its first use, that index made every replicating agent's joins a third slower)."""
+    egraph = EGraph("a")
+    saturation = Saturation(egraph, ALL_RULES)
+    for name in "abcdefgh":
+        egraph.add_term(parse(f"{name} * (x + y)"))
+    saturation.skip()
+    other = EGraph("b")
+    other.add_term(parse("p * (x + y)"))
+    egraph.join(other.delta_since({}))
+    saturation.skip()
+    assert egraph._classes is None
+    again = saturation.run()
+    assert again.saturated and again.matches == 0
+    assert not egraph.equivalent(parse("a * (x + y)"), parse("a * x + a * y"))
+    egraph.add_term(parse("q * (x + y)"))
+    news = saturation.run()
+    assert news.matches > 0 and egraph.equivalent(parse("q * (x + y)"), parse("q * x + q * y"))
+    saturation.close()
+
+
 def test_a_watcher_sees_a_merge_of_two_older_classes_but_not_a_new_class_joining_one():
     """A rewrite's result, a class made since the watcher looked, joining the matched class brings
     only new shapes (which the watcher has), so the class does not count as grown; a union of two

@@ -148,7 +148,7 @@ class Saturation:
         if self._searched:
             self._present.update([shape[0] for shape in shapes])
         else:
-            self._present = {shape[0] for shapes in self.egraph.class_index().values() for shape in shapes}
+            self._present = self.egraph.operators()
         self._searched = True
         self._valued = dict(self.egraph._numbers)
 
