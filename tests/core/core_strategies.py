@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from agentnet_runtime.core.clock import merge
 from agentnet_runtime.core.colour import Colour
 from agentnet_runtime.core.egraph import Delta, EGraph
-from agentnet_runtime.core.events import EPOCH_SECONDS, stable_clock
+from agentnet_runtime.core.events import EPOCH_SECONDS
 from agentnet_runtime.core.terms import INFIX, Term
 
 VARIABLES = st.sampled_from(["a", "b", "c", "x", "y", "z", "foo", "_v1"])
@@ -219,7 +219,7 @@ class Network:
         if everything:
             self.replicas[r].compact(own)
         else:  # as an agent does (agent.compact)
-            self.replicas[r].compact(stable_clock(own, [known for j, known in enumerate(self.known[r]) if j != r]))
+            self.replicas[r].compact_seen_by([known for j, known in enumerate(self.known[r]) if j != r])
 
     def restart(self, r, how):
         if how != "sealed":

@@ -47,7 +47,6 @@ from agentnet_runtime.core.clock import VectorClock, dominates, merge
 from agentnet_runtime.core.colour import Colour
 from agentnet_runtime.core.counterexample import Counterexample, refute
 from agentnet_runtime.core.egraph import Delta, EGraph
-from agentnet_runtime.core.events import stable_clock
 from agentnet_runtime.core.rewrites import rules_for
 from agentnet_runtime.core.saturate import Budget, Saturation, SaturationReport, StopReason
 from agentnet_runtime.core.terms import Term, is_pattern_var
@@ -319,7 +318,7 @@ class Agent:
 
     def compact(self) -> None:
         """Drop into the checkpoint the events every neighbour is known to have (and this replica has)."""
-        self.egraph.compact(stable_clock(self.egraph.clock, list(self.known.values())))
+        self.egraph.compact_seen_by(list(self.known.values()))
 
     def answer_sync(self, sender: int, request: dict[str, Any]) -> dict[str, Any]:
         """Reply to a digest: equal, or the delta the asker's clock has not seen (less pushes still in flight)."""

@@ -15,7 +15,6 @@ from agentnet_runtime.agent.transport import Transport, Unreachable
 from agentnet_runtime.core.clock import VectorClock
 from agentnet_runtime.core.clock import validate as validate_clock
 from agentnet_runtime.core.egraph import Delta, EGraph
-from agentnet_runtime.core.events import stable_clock
 from agentnet_runtime.natsclient import reraise_swallowed_cancel
 from agentnet_runtime.refusals import BAD_DELTA, Refused
 from agentnet_runtime.request_checks import number, only_fields, requested_terms, verdict_fields  # noqa: F401 (the components import them from here)
@@ -99,7 +98,7 @@ class NetworkReplica:
             clock = validate_clock(answer["clock"])
             new = self.join(answer["delta"], f"agent.{agent}") if "delta" in answer else 0
             self.heard[agent] = clock
-            self.egraph.compact(stable_clock(self.egraph.clock, list(self.heard.values())))
+            self.egraph.compact_seen_by(list(self.heard.values()))
         except Unreachable:
             return "unreachable", 0, None
         except (KeyError, TypeError, ValueError) as error:

@@ -55,7 +55,6 @@ from agentnet_runtime.components import Service
 from agentnet_runtime.core.clock import VectorClock, merge
 from agentnet_runtime.core.clock import validate as validate_clock
 from agentnet_runtime.core.egraph import Delta, EGraph
-from agentnet_runtime.core.events import stable_clock
 from agentnet_runtime.natsclient import reraise_swallowed_cancel
 from agentnet_runtime.refusals import BAD_DELTA, Refused
 from agentnet_runtime.settings import URL_RULE, GuardSettings, TransductionSettings, peer_url
@@ -234,7 +233,7 @@ class Transduction(Service):
         if self.asker_clock is not None:
             askers.append(self.asker_clock)
         if askers:
-            self.replica.compact(stable_clock(self.replica.clock, askers))
+            self.replica.compact_seen_by(askers)
 
     # --- the local network, on NATS ------------------------------------------------------
 

@@ -35,7 +35,7 @@ from .clock import merge as merge_clocks
 from .colour import COLOURS, Colour, colours_of
 from .events import _CHECKED, DELTA_KIND, STATE_KIND  # noqa: F401  (where users of the e-graph found them)
 from .events import EPOCH_SECONDS, BatchRow, Checkpoint, Delta, Epochs, EventLog, NodeId, NodeRow
-from .events import make_checkpoint, make_delta, mask_of_epochs, node_id
+from .events import make_checkpoint, make_delta, mask_of_epochs, node_id, stable_clock
 from .numbers import CONFLICT, numeral_of
 from .numbers import join as join_numerals
 from .retention import cutoff
@@ -697,6 +697,14 @@ class EGraph:
         """Drop the events at or below `stable` (what every peer that asks has seen) into the checkpoint."""
         self._seal()
         self._log.compact(stable)
+
+    def compact_seen_by(self, peers: list[VectorClock]) -> None:
+        """compact() what every one of `peers` has seen. Reads only the replicas with events held: a clock
+        names every replica that ever made an event (a thousand, in a network of a thousand agents), and
+        this runs on every sync exchange."""
+        self._seal()
+        log = self._log
+        log.compact(stable_clock({origin: log.clock.get(origin, 0) for origin in log.events}, peers))
 
     def events_held(self) -> int:
         """Events kept individually (not yet compacted)."""

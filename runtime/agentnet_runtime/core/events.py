@@ -396,9 +396,10 @@ class EventLog:
         return batches
 
     def compact(self, stable: VectorClock) -> None:
-        """Drop the events at or below `stable` (never above the clock): the state holds their contents."""
-        for origin, count in self.clock.items():
-            upto = min(count, stable.get(origin, 0))
+        """Drop the events at or below `stable` (never above the clock): the state holds their contents.
+        Only origins with events held can have any to drop: at rest none, however many the clock names."""
+        for origin in [origin for origin in self.events if origin in stable]:
+            upto = min(self.clock.get(origin, 0), stable[origin])
             if upto > self.base.get(origin, 0):
                 self._drop(origin, upto)
 
