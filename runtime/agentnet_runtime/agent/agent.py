@@ -43,7 +43,7 @@ from dataclasses import replace
 from typing import Any, Callable, Mapping
 
 from agentnet_runtime.config import AgentSettings, NodeConfig
-from agentnet_runtime.core.clock import VectorClock, dominates, merge
+from agentnet_runtime.core.clock import VectorClock, dominates, merge, raise_to
 from agentnet_runtime.core.colour import Colour
 from agentnet_runtime.core.counterexample import Counterexample, refute
 from agentnet_runtime.core.egraph import Delta, EGraph
@@ -227,8 +227,8 @@ class Agent:
     def learn(self, neighbour: int, clock: VectorClock) -> None:
         """`neighbour` has seen `clock`."""
         if neighbour in self.known:
-            self.known[neighbour] = merge(self.known[neighbour], clock)
-            self.sent[neighbour] = merge(self.sent[neighbour], clock)
+            raise_to(self.known[neighbour], clock)
+            raise_to(self.sent[neighbour], clock)
 
     def receive(self, sender: int, delta: Delta) -> int:
         """Join a delta pushed by a neighbour; returns how many e-nodes were new here."""
@@ -284,7 +284,7 @@ class Agent:
             others_relay = {replica: seq for replica, seq in clock.items() if seq > seen.get(replica, 0) and not self._relays(replica, n)}
         delta = self.egraph.delta_since(merge(seen, others_relay) if others_relay else seen)
         if delta or others_relay:
-            self.sent[n] = merge(sent, clock)
+            raise_to(sent, clock)
         return delta
 
     def _relays(self, replica: str, neighbour: int) -> bool:

@@ -14,10 +14,15 @@ def dominates(a: VectorClock, b: VectorClock) -> bool:
 def merge(a: VectorClock, b: VectorClock) -> VectorClock:
     """Pointwise maximum: the least clock that dominates both."""
     merged = dict(a)
-    for replica, count in b.items():
-        if count > merged.get(replica, 0):
-            merged[replica] = count
+    raise_to(merged, b)
     return merged
+
+
+def raise_to(clock: VectorClock, other: VectorClock) -> None:
+    """merge() in place: `clock` becomes the pointwise maximum (no copy of a clock that may name thousands)."""
+    for replica, count in other.items():
+        if count > clock.get(replica, 0):
+            clock[replica] = count
 
 
 def compare(a: VectorClock, b: VectorClock) -> str:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from hashlib import blake2b
 from typing import Any, Callable
 
+from agentnet_runtime.core.clock import raise_to
+
 # What an event can be; `subject` says which message a send/receive was.
 KINDS = ("start", "stop", "submit", "prove", "send", "receive", "rewrite", "sync")
 
@@ -71,9 +73,7 @@ class Recorder:
         """The next event; `received` is the stamp of the message that caused it (see `stamp`)."""
         if received:
             self.lamport = max(self.lamport, int(received.get("lamport", 0)))
-            for replica, count in (received.get("clock") or {}).items():
-                if count > self.clock.get(replica, 0):
-                    self.clock[replica] = count
+            raise_to(self.clock, received.get("clock") or {})
         self.seq += 1
         self.lamport += 1
         self.clock[self.replica] = self.seq
