@@ -131,7 +131,8 @@ class _Digest:
 
     def merge(self, root: NodeId, child: NodeId) -> None:
         members = self.members
-        members[root] = members.get(root, int(root, 16)) + members.pop(child, int(child, 16))
+        total, moved = members.get(root), members.pop(child, None)  # (no default: it would parse the id every time)
+        members[root] = (int(root, 16) if total is None else total) + (int(child, 16) if moved is None else moved)
         self.classes -= self.hashed.pop(child, 0)
         self.stale.add(root)
 
