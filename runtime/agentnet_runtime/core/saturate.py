@@ -22,7 +22,7 @@ from mypy_extensions import mypyc_attr
 
 from .colour import Colour
 from .counterexample import Counterexample, refute
-from .egraph import EGraph, NodeId
+from .egraph import Changes, EGraph, NodeId
 from .explain import Explanation, ProofTooLong, Recorder
 from .extract import extract
 from .rewrites import ALL_RULES, Match, Rule, Top, can_fire
@@ -108,7 +108,7 @@ class Saturation:
         self._record = record
         self.rules = tuple(rules)
         self.budget = budget
-        self._changes = egraph.watch()
+        self._changes: Changes | None = egraph.watch()  # None while skipping (see skip)
         self._searched = False  # has a full search run yet?
         self._evictions = egraph.evictions  # an eviction rebuilt the e-graph: search everywhere again
         self._present: set[str] = set()  # operators of the e-graph's e-nodes (known from its changes)
@@ -124,17 +124,17 @@ class Saturation:
         self._used: dict[str, None] = {}  # rules that changed the e-graph in this run, in first-use order
 
     def close(self) -> None:
-        self.egraph.unwatch(self._changes)
+        if self._changes is not None:
+            self.egraph.unwatch(self._changes)
+            self._changes = None
 
     def skip(self) -> None:
-        """Take what changed since the last search as searched, without searching it (nor applying what an
-        earlier run left unapplied). Only for a caller who knows that another replica with these rules searches
-        all of this one and that what it derives comes here: an agent whose colour another agent of its
-        process searches for (agent/host.py)."""
-        self._forget_if_evicted()
-        shapes, _ = self.egraph.changes(self._changes)
-        self._searched_up_to_now(shapes)
-        self._unapplied = []
+        """Leave the search to another replica with these rules that searches all of this one and whose
+        derivations come here: an agent whose colour another agent of its process searches for (agent/host.py).
+        Stops watching the e-graph (nor applies what an earlier run left unapplied), so joins pay nothing for
+        a search this replica does not do; a later run, should it search again, searches everywhere once."""
+        self.close()
+        self._searched, self._unapplied = False, []
 
     def _forget_if_evicted(self) -> None:
         """An eviction rebuilt the e-graph: its roots and matches name what may be gone, so search everywhere again."""
@@ -155,6 +155,8 @@ class Saturation:
     def run(self, budget: Budget | None = None, *, goal: Callable[[], bool] | None = None) -> SaturationReport:
         """Iterate until saturated, `goal()` holds, or the budget (default: the one given at creation) runs out."""
         budget = budget or self.budget
+        if self._changes is None:  # skipped until now: watch again (and search everywhere first)
+            self._changes = self.egraph.watch()
         start = time.perf_counter()
         deadline = start + budget.seconds
         iterations = matches = 0
@@ -208,7 +210,9 @@ class Saturation:
     def _new_matches(self, limit: int) -> list[tuple[int, list[Match]]]:
         """Every rule's matches not found by an earlier search (all of them, the first time)."""
         egraph = self.egraph
-        shapes, merged = egraph.changes(self._changes)
+        watcher = self._changes
+        assert watcher is not None  # (run watches again)
+        shapes, merged = egraph.changes(watcher)
         everywhere = Everywhere(egraph)
         values = egraph._numbers
         by_value: Frontier | None = None  # where classes gained a value
