@@ -193,7 +193,9 @@ print(queued)
 def queue_terms(kubectl: Callable[..., str], namespace: str, deployment: str, count: int,
                 shape: str = "a{i}*(b{i}+c{i})", batch: int = 10_000) -> int:
     """Queue `count` distinct terms (`shape` formatted with i) on the work queue of the component `deployment`
-    (its Service has the same name); how many it accepted."""
+    through its Service (same name), once that routes (service_ready: a network just Ready may not route yet,
+    and a refused connection failed the failover test in CI); how many it accepted."""
+    wait_for(lambda: service_ready(kubectl, namespace, deployment), 60, f"{deployment}'s Service to route to a ready pod")
     return int(in_pod(kubectl, namespace, f"deploy/{deployment}", QUEUE_TERMS, deployment, shape, str(count),
                       str(batch)).strip().splitlines()[-1])
 
