@@ -286,11 +286,6 @@ class EGraph:
             self._canonical = (self.version, shapes)
         return self._canonical[1]
 
-    def operators(self) -> set[str]:
-        """Operators of the e-nodes (without the class index, which replicas that only replicate never build)."""
-        self.rebuild()
-        return {shape[0] for shape in self._hashcons}
-
     def class_index(self) -> dict[NodeId, dict[tuple, None]]:
         """Class root -> its shapes (op, *child class roots), a dict used as an ordered set; read only.
 

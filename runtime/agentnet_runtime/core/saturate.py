@@ -136,22 +136,6 @@ class Saturation:
         self.close()
         self._searched, self._unapplied = False, []
 
-    def _forget_if_evicted(self) -> None:
-        """An eviction rebuilt the e-graph: its roots and matches name what may be gone, so search everywhere again."""
-        if self.egraph.evictions != self._evictions:
-            self._evictions = self.egraph.evictions
-            self._searched, self._unapplied = False, []
-            self._applied, self._applied_count = {}, 0
-
-    def _searched_up_to_now(self, shapes: dict[tuple, NodeId]) -> None:
-        """Record a search of the e-graph as it is (everywhere, or its changes `shapes` after an earlier search)."""
-        if self._searched:
-            self._present.update([shape[0] for shape in shapes])
-        else:
-            self._present = self.egraph.operators()
-        self._searched = True
-        self._valued = dict(self.egraph._numbers)
-
     def run(self, budget: Budget | None = None, *, goal: Callable[[], bool] | None = None) -> SaturationReport:
         """Iterate until saturated, `goal()` holds, or the budget (default: the one given at creation) runs out."""
         budget = budget or self.budget
@@ -178,7 +162,10 @@ class Saturation:
         """One iteration (search, apply, rebuild): why to stop (None to go on), and the matches applied."""
         egraph = self.egraph
         version = egraph.version
-        self._forget_if_evicted()
+        if egraph.evictions != self._evictions:  # its roots and matches name what may be gone
+            self._evictions = egraph.evictions
+            self._searched, self._unapplied = False, []
+            self._applied, self._applied_count = {}, 0
         found = self._unapplied + self._new_matches(budget.matches)
         self._unapplied = []
         matches = 0
@@ -222,9 +209,12 @@ class Saturation:
             gained = {root: None for root, numeral in values.items() if valued.get(root) != numeral}
             if gained:
                 by_value = Frontier(egraph, {}, gained)
+            self._present.update([shape[0] for shape in shapes])
         else:
             frontier = everywhere
-        self._searched_up_to_now(shapes)
+            self._present = {shape[0] for shapes in egraph.class_index().values() for shape in shapes}
+        self._searched = True
+        self._valued = dict(values)
         present, any_value = self._present, bool(values)
         classes, hashcons = egraph.class_index(), egraph._hashcons
         found: list[tuple[int, list[Match]] | None] = [None] * len(self.rules)
