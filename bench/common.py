@@ -240,4 +240,4 @@ def burst(count: int, seed: int) -> list[Term]:
 
 
 def converged(host: AgentHost) -> bool:
-    return len({a.digest() for a in host.agents.values()}) == 1 and not any(a.dirty for a in host.agents.values())
+    return len(set(host.digests().values())) == 1 and not any(a.dirty for a in host.agents.values())

@@ -242,10 +242,6 @@ class AgentSettings:
     eager: bool = True  # push deltas to neighbours as soon as something changes (else only on sync rounds)
     batch_delay: float = 0.02  # seconds an agent lets messages pile up before it pushes; and of quiet before it rewrites
     rewrite_gap: float = 0.5  # seconds after which it rewrites even if messages keep coming
-    # An agent applies the deltas it took (EGraph.take) once no agent of its process has had news for settle_delay
-    # seconds (a burst is over), or settle_limit seconds after the first of them, whichever comes first.
-    settle_delay: float = 0.25
-    settle_limit: float = 5.0
     rewrite_seconds: float = 0.25  # time slice of one rewrite pass (a slice restarts its search: not too short)
     rewrite_iterations: int = 30  # iterations of one rewrite pass
     node_cap: int = 50_000  # an agent stops rewriting once its e-graph holds this many e-nodes

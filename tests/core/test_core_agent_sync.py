@@ -56,23 +56,6 @@ def test_a_push_that_arrived_is_not_resent():
     assert blue.egraph.digest() == red.egraph.digest()
 
 
-def test_an_agent_with_events_waiting_counts_no_neighbour_in_step_until_it_applies_them():
-    red, blue = pair()
-    red.submit(parse("x * (y + z)"))
-    [(_, pushed)] = red.deltas_to_push()
-    assert blue.receive(red.id, pushed) == 5  # e-nodes its events carry, taken but not applied yet
-    assert blue.egraph.unsettled and blue.egraph.clock == red.egraph.clock
-    assert blue.digest() != red.digest() and blue.egraph.unsettled  # a token no other replica reports; asking applies nothing
-    blue.peer_digests[red.id] = red.digest()
-    assert blue.out_of_step() == [red.id] and blue.agreeing_neighbours() == []
-    reply = red.answer_sync(blue.id, blue.sync_request())  # the token differs: red answers with its clock, nothing to pull
-    blue.absorb_sync_reply(red.id, reply)
-    assert blue.egraph.unsettled  # an exchange reads the clock only
-    blue.egraph.settle()
-    assert blue.digest() == red.digest() == blue.egraph.digest()
-    assert blue.agreeing_neighbours() == [red.id]
-
-
 def test_rewriting_after_news_searches_only_the_news():
     red, blue = pair()
     for name in "abcdefgh":

@@ -15,7 +15,6 @@ from runtime_support import FAST, eventually, network, one_digest, running, runt
 
 from agentnet_runtime.agent import subjects
 from agentnet_runtime.core.colour import Colour
-from agentnet_runtime.core.egraph import EGraph
 from agentnet_runtime.core.terms import parse
 
 pytestmark = pytest.mark.timeout(90)
@@ -92,23 +91,6 @@ async def test_of_one_colour_one_agent_per_process_searches_and_the_others_get_w
             assert all(agent.egraph.equivalent(parse(a), parse(b)) for a, b in derived), agent.id
         rewriters = {a.id for a in host.agents.values() if any(event.kind == "rewrite" for event in a.recent)}
         assert rewriters and rewriters <= searchers
-
-
-async def test_agents_apply_a_burst_once_quiet_and_most_copy_a_twin_s_closure(nats_server):
-    # Agents take deltas without applying them (EGraph.take) and apply them after a quiet moment. The
-    # status (which applies nothing) reads converged only once every agent has, and then the agents that
-    # settled at the same events as another copied its closure rather than absorbing the events again.
-    async with running(runtime_config(network(16), nats_server.url)) as host:
-        for i, term in enumerate(("x*(y+z)", "(p+q)*r", "u*(v*w)", "a+b", "c*d", "(e+f)*g")):
-            host.agents[i * 2].submit(parse(term))
-            host.wake(host.agents[i * 2])
-        await eventually(lambda: host.status()["converged"] and not any(a.dirty for a in host.agents.values()), 30,
-                         "the status to read converged")  # fmt: skip
-        assert not any(a.egraph.unsettled for a in host.agents.values())
-        assert host.closures.copies > 0
-        assert {a.digest() for a in host.agents.values()} == {
-            EGraph("fresh").join(host.agents[0].egraph.delta_since({})).digest()
-        }  # the state its events make
 
 
 async def test_an_agent_that_pushes_to_a_neighbour_does_not_ack_it_too(nats_server):

@@ -153,7 +153,6 @@ class Agent:
         self.adopted: dict[int, dict[str, int]] = {}
         self.dirty = False  # learned something the rewrite family has not been applied to
         self.last_input = self.last_rewrite = 0.0  # time.monotonic() of the last news and the last rewrite pass
-        self.waiting_since: float | None = None  # time.monotonic() of the first news its e-graph has not applied yet
         self.sent_count = self.received_count = self.syncs_completed = 0
         self.started = time.time()
 
@@ -222,8 +221,6 @@ class Agent:
     def _news(self) -> None:
         self.dirty = True
         self.last_input = time.monotonic()
-        if self.waiting_since is None and self.egraph.unsettled:
-            self.waiting_since = self.last_input
 
     # --- replication ----------------------------------------------------------------
 
@@ -234,10 +231,9 @@ class Agent:
             raise_to(self.sent[neighbour], clock)
 
     def receive(self, sender: int, delta: Delta) -> int:
-        """Take a delta pushed by a neighbour (its contents enter the e-graph when something reads it:
-        EGraph.take); returns how many e-nodes its events new here carry."""
-        version = self.egraph.version
-        new = self.egraph.take(delta)
+        """Join a delta pushed by a neighbour; returns how many e-nodes were new here."""
+        before, version = len(self.egraph), self.egraph.version
+        self.egraph.join(delta)
         if self.relay is not None:
             for replica in {batch[0] for batch in delta.batches}:
                 if not self.relay.forwards(sender, self._origin(replica), self.id):
@@ -246,7 +242,7 @@ class Agent:
         self.pending_acks.add(sender)
         if self.egraph.version != version:
             self._news()
-        return new
+        return len(self.egraph) - before
 
     def adopt(self, sender: int, delta: Delta) -> int:
         """Take what a stream component derived as this agent's own event (EGraph.adopt), so the component's
@@ -301,14 +297,7 @@ class Agent:
         return self._origins[replica]
 
     def sync_request(self) -> dict[str, Any]:
-        return {"digest": self.digest(), "clock": self.egraph.clock, "floor": self.egraph.floor}
-
-    def digest(self) -> str:
-        """What this agent tells its neighbours and observers: the replica's digest, or while events it took
-        wait to be applied (EGraph.take), a token no other replica reports, so no neighbour counts it in
-        step (and nothing reads as converged) until it has applied them. Asking does not apply them."""
-        egraph = self.egraph
-        return f"unsettled:{egraph.replica}:{egraph.version}" if egraph.unsettled else egraph.digest()
+        return {"digest": self.egraph.digest(), "clock": self.egraph.clock, "floor": self.egraph.floor}
 
     def _exchanged(self, neighbour: int, clock: VectorClock) -> bool:
         """A sync exchange says `neighbour` has seen `clock`: resend what it should have had by now.
@@ -360,13 +349,14 @@ class Agent:
         new = 0
         self.egraph.raise_floor(reply.get("floor", 0))
         if "delta" in reply:
-            version = self.egraph.version
-            new = self.egraph.take(Delta.from_wire(reply["delta"]))
+            before, version = len(self.egraph), self.egraph.version
+            self.egraph.join(Delta.from_wire(reply["delta"]))
+            new = len(self.egraph) - before
             if self.egraph.version != version:
                 self._news()
         self._exchanged(neighbour, reply["clock"])
         self.peer_digests[neighbour] = reply["digest"]
-        if reply["digest"] == self.digest():
+        if reply["digest"] == self.egraph.digest():
             self._in_step(neighbour)
         self.syncs_completed += 1
         if "delta" in reply:
@@ -380,24 +370,24 @@ class Agent:
     def in_step_by_digest(self) -> None:
         """Neighbours whose last heard digest is this replica's hold its present state: in step, as an
         exchange that found the digests equal would say (at start, so equal replicas skip the catch-up)."""
-        digest = self.digest()
+        digest = self.egraph.digest()
         for neighbour, theirs in self.peer_digests.items():
             if theirs == digest:
                 self._in_step(neighbour)
 
     def out_of_step(self) -> list[int]:
         """Neighbours a repair round should visit: all but those known to hold this replica's present state."""
-        version, digest, peers = self.egraph.version, self.digest(), self.peer_digests
+        version, digest, peers = self.egraph.version, self.egraph.digest(), self.peer_digests
         return [n for n in self.neighbours if self.in_step.get(n) != version or peers.get(n) != digest]
 
     # --- reporting ----------------------------------------------------------------------
 
     def agreeing_neighbours(self) -> list[int]:
-        digest = self.digest()
+        digest = self.egraph.digest()
         return [n for n in self.neighbours if self.peer_digests.get(n) == digest]
 
     def heartbeat(self) -> dict[str, Any]:
-        return {"agent": self.id, "digest": self.digest(), "nodes": self.egraph.settled_len(),
+        return {"agent": self.id, "digest": self.egraph.digest(), "nodes": len(self.egraph),
                 "events": sum(self.egraph.clock.values()), "time": time.time()}  # fmt: skip
 
     def state(self, node: str) -> dict[str, Any]:

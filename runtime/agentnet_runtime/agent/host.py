@@ -16,12 +16,6 @@ only (agent.{id}.heartbeat only for those hosted elsewhere), and a repair round 
 the neighbours not known to hold the agent's present state (Agent.out_of_step): a change, a
 differing heartbeat or a lost push brings the exchanges back.
 
-Agents take the deltas they receive without applying them (EGraph.take: the clock and the log move on,
-so they relay and acknowledge as usual); an agent applies them when something reads its e-graph (a
-submit, a query, its colour's rewrite pass) or when the burst is over (_until_settle). By then the
-agents of the process hold the same events, so one applies them and the others copy its closure
-(Closures). Until it has applied them an agent's digest is a token no other replica reports.
-
 A restarted agent gets a fresh replica id (agent id + start time), so it never reuses a
 sequence number of its previous life; it restores its snapshot before it connects (so it
 is ready with that state), then catches up from its neighbours' replies.
@@ -41,7 +35,7 @@ from agentnet_runtime import natsclient
 from agentnet_runtime.config import RuntimeConfig
 from agentnet_runtime.refusals import BAD_DELTA, Refused
 from agentnet_runtime.core.colour import Colour
-from agentnet_runtime.core.egraph import Closures, Delta
+from agentnet_runtime.core.egraph import Delta
 from agentnet_runtime.timeline.events import Event
 from agentnet_runtime.web import METRICS
 
@@ -67,9 +61,6 @@ class AgentHost:
                      max_nodes=config.network.retention.max_nodes)
             for i in config.agent_ids
         }
-        self.closures = Closures()  # agents that settle at the same events copy one closure (EGraph.settle)
-        for agent in self.agents.values():
-            agent.egraph.closures = self.closures
         self.transport = Transport(config.nats_url, config.nats_auth, name=f"agentnet-{config.network.name}-{config.pod_name}")
         self.ready = asyncio.Event()  # connected and subscribed
         self.started = time.time()
@@ -84,7 +75,6 @@ class AgentHost:
         self._gauges = {i: (METRICS.egraph_nodes.labels(str(i)), METRICS.clock_progress.labels(str(i)),
                             METRICS.convergence.labels(str(i))) for i in self.agents}  # looked up once, set every beat  # fmt: skip
         self._busy: set[int] = set()
-        self._news_at = 0.0  # time.monotonic() of the last delta that brought a hosted agent news
         self._by_colour: dict[Colour, list[Agent]] = {colour: [] for colour in Colour}  # hosted agents, lowest id first
         for i in sorted(self.agents):
             self._by_colour[self.agents[i].colour].append(self.agents[i])
@@ -184,19 +174,7 @@ class AgentHost:
         moment (a rewrite pass costs the whole e-graph, so one pass per burst, not per message)."""
         wake, settings = self._wake[agent.id], self.settings
         while not self._stopping:
-            if agent.egraph.unsettled:
-                wait = self._until_settle(agent)
-                if wait <= 0:
-                    agent.egraph.settle()
-                    agent.waiting_since = None
-                    continue
-                try:
-                    await asyncio.wait_for(wake.wait(), wait)
-                except TimeoutError:
-                    continue
-            else:
-                agent.waiting_since = None  # (something read its e-graph, which applied what waited)
-                await wake.wait()
+            await wake.wait()
             self._busy.add(agent.id)
             try:
                 await asyncio.sleep(settings.batch_delay)  # let a burst of messages pile up
@@ -219,17 +197,6 @@ class AgentHost:
                     wake.set()
             finally:
                 self._busy.discard(agent.id)
-
-    def _until_settle(self, agent: Agent) -> float:
-        """Seconds until `agent` applies the deltas it took: once no agent of this process has had news for
-        settle_delay (not once it has had none itself: in a burst each agent's news comes seconds apart, and it
-        would apply each delta alone), or settle_limit after its first. After a burst the agents of a process
-        hold the same events, so one absorbs them and the others copy its closure (EGraph.settle)."""
-        settings, since = self.settings, agent.waiting_since
-        due = self._news_at + settings.settle_delay
-        if since is not None:
-            due = min(due, since + settings.settle_limit)
-        return due - time.monotonic()
 
     def _searcher(self, agent: Agent) -> Agent:
         """Who searches `agent`'s news for its rewrite family: the first hosted agent of its colour (lowest
@@ -291,7 +258,6 @@ class AgentHost:
                 METRICS.errors.labels("agent", "bad-delta").inc()
                 raise Refused(BAD_DELTA, f"agent {agent.id}, from {sender}: {error}") from None
             new = agent.adopt(sender, delta) if sender in subjects.ADOPTED_SENDERS else agent.receive(sender, delta)
-            self._news_at = max(self._news_at, agent.last_input)
             agent.recorder.record("receive", subject, {"from": sender, "nodes": delta.node_count, "new": new}, stamp)
             self.wake(agent)
         elif kind == "ack":
@@ -334,7 +300,6 @@ class AgentHost:
                 )
                 agent.recorder.record("receive", subject, {"from": n, "reply": "sync"}, reply.get("stamp"))
                 result, new = agent.absorb_sync_reply(n, reply["body"])
-                self._news_at = max(self._news_at, agent.last_input)
             except Unreachable:
                 result, new = "unreachable", 0
             except (ValueError, KeyError, TypeError) as error:
@@ -390,7 +355,7 @@ class AgentHost:
         for agent in self.agents.values():
             agreeing = agent.agreeing_neighbours()
             agents[str(agent.id)] = {
-                "colour": agent.colour.value, "digest": agent.digest(), "size": agent.egraph.settled_len(),
+                "colour": agent.colour.value, "digest": agent.egraph.digest(), "size": len(agent.egraph),
                 "neighbours_agreeing": len(agreeing), "neighbours": len(agent.neighbours),
             }  # fmt: skip
         digests = {a["digest"] for a in agents.values()}

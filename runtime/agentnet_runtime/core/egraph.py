@@ -22,11 +22,6 @@ as ordinary e-nodes and unions, which replicate like everything else.
 
 Children may arrive after their parents (deltas reordered or lost): an unknown
 id simply starts as its own class, and the node fills in when it arrives.
-
-A replica may take a delta (take) rather than join it: its events enter the clock and the
-log at once, their contents enter the closure when something reads it (every reading
-method settles first). Since the state is the join of the events, a replica settling at
-exactly the events of another replica of its process may copy that one's closure (Closures).
 """
 
 import time
@@ -120,30 +115,19 @@ class _Digest:
     for a chance of about 2^-64. Class hashes are refreshed lazily, once per asking.
     """
 
-    def __init__(self, nodes: int, classes: int, members: dict[NodeId, int], hashed: dict[NodeId, int], stale: set[NodeId]):
-        self.nodes = nodes  # sum of the e-nodes' hashes
-        self.classes = classes  # sum of the class hashes
-        self.members = members  # root of a class of two or more ids -> sum of its ids (as integers)
-        self.hashed = hashed  # root -> its class hash as counted in `classes`
-        self.stale = stale  # roots whose class hash is out of date
-
-    @classmethod
-    def of(cls, egraph: "EGraph") -> "_Digest":
-        """The sums of a whole state."""
+    def __init__(self, egraph: "EGraph"):
         masks = egraph._masks
-        members: dict[NodeId, int] = {}
+        self.nodes = sum([_node_hash(node, masks[node]) for node in egraph._nodes])
+        members: dict[NodeId, int] = {}  # root of a class of two or more ids -> sum of its ids (as integers)
         parent, find = egraph._parent, egraph._find
         for node, up in parent.items():
             if up != node:
                 root = up if parent[up] == up else find(node)
                 members[root] = members.get(root, int(root, 16)) + int(node, 16)
-        hashed = {root: _class_hash(total) for root, total in members.items()}
-        nodes = sum([_node_hash(node, masks[node]) for node in egraph._nodes])
-        return cls(nodes, sum(hashed.values()), members, hashed, set())
-
-    def copy(self) -> "_Digest":
-        """The same sums, for a replica that takes this one's closure (EGraph.settle)."""
-        return _Digest(self.nodes, self.classes, dict(self.members), dict(self.hashed), set(self.stale))
+        self.members = members
+        self.hashed = {root: _class_hash(total) for root, total in members.items()}  # as counted in `classes`
+        self.classes = sum(self.hashed.values())
+        self.stale: set[NodeId] = set()  # roots whose class hash is out of date
 
     def merge(self, root: NodeId, child: NodeId) -> None:
         members = self.members
@@ -237,25 +221,20 @@ class EGraph:
         self.version = 0
         self._digest: _Digest | None = None  # kept up to date once digest() has been asked for
         self._canonical: tuple[int, list] = (-1, [])  # canonical_nodes() cached for one version
-        self._waiting: list[BatchRow] = []  # events take() recorded whose contents are not in the closure yet
-        self.closures: Closures | None = None  # the process's settled replicas, which settle() may copy
 
     # --- reading ----------------------------------------------------------------
 
     def __len__(self) -> int:
-        self.settle()
         return len(self._nodes)
 
     def __repr__(self) -> str:
         return f"EGraph(replica={self.replica!r}, nodes={len(self._nodes)}, unions={len(self._unions)})"
 
     def __contains__(self, node: NodeId) -> bool:
-        self.settle()
         return node in self._nodes
 
     def find(self, node: NodeId) -> NodeId:
         """Class id of an e-node or class id: the smallest id in the class, the same on every replica."""
-        self.settle()
         if node not in self._parent:
             raise KeyError(f"unknown e-node id {node!r}")
         root = self._find(node)
@@ -266,7 +245,6 @@ class EGraph:
 
         Unlike a class id it depends on merge order, so it never leaves this replica.
         """
-        self.settle()
         if node not in self._parent:
             raise KeyError(f"unknown e-node id {node!r}")
         return self._find(node)
@@ -282,12 +260,10 @@ class EGraph:
 
     def node(self, node: NodeId) -> tuple[str, tuple[NodeId, ...]]:
         """(operator, child ids) of an e-node."""
-        self.settle()
         return self._nodes[node]
 
     def tags(self, node: NodeId) -> tuple[Colour, ...]:
         """Colour tags of an e-node, in the fixed colour order."""
-        self.settle()
         return colours_of(self._masks.get(node, 0))
 
     def number(self, node: NodeId) -> str | None:
@@ -377,7 +353,7 @@ class EGraph:
         """
         self.rebuild()
         if self._digest is None:
-            self._digest = _Digest.of(self)
+            self._digest = _Digest(self)
         return self._digest.value()
 
     def stats(self) -> dict:
@@ -395,7 +371,6 @@ class EGraph:
 
     def add_node(self, op: str, kids: Iterable[NodeId] = (), colour: Colour = Colour.GREEN) -> NodeId:
         """Add an e-node over existing classes; returns its class id."""
-        self.settle()
         kids = tuple(kids)
         for kid in kids:
             if kid not in self._parent:
@@ -404,7 +379,6 @@ class EGraph:
 
     def add_term(self, term: Term, colour: Colour = Colour.GREEN) -> NodeId:
         """Add every node of a term, tagged with `colour`; returns the term's class id."""
-        self.settle()
         return self.find(self._add_term(term, Colour(colour).bit))
 
     def _add_term(self, term: Term, mask: int) -> NodeId:
@@ -448,7 +422,6 @@ class EGraph:
 
     def union(self, a: NodeId, b: NodeId) -> bool:
         """Assert two classes equal; True if that merged two classes."""
-        self.settle()
         for node in (a, b):
             if node not in self._parent:
                 raise KeyError(f"unknown e-node id {node!r}")
@@ -573,7 +546,6 @@ class EGraph:
         Only users of the class that lost its name change shape; users of the surviving
         class keep theirs, and a new congruence between the two shows up as a hash-cons hit.
         """
-        self.settle()
         while self._pending:
             root, users = self._pending.pop()
             self._repair(root, users)
@@ -711,7 +683,6 @@ class EGraph:
         return make_delta(dict(clock), dict(log.clock), tuple(batches), self._floor, checkpoint)
 
     def _checkpoint(self) -> Checkpoint:
-        self.settle()
         epochs = self._epochs
         nodes = tuple([(node, epochs[node], op, kids) for node, (op, kids) in self._nodes.items()])
         tags = tuple([(node, mine) for node, mine in epochs.items() if node not in self._nodes])
@@ -738,9 +709,7 @@ class EGraph:
     def raise_floor(self, floor: int) -> None:
         """A peer's retention floor (from its sync request): apply it here too."""
         self._seal()
-        if floor > self._floor or self.max_nodes is not None:  # (else nothing to evict: what waits may wait)
-            self.settle()
-            self._retain(floor)
+        self._retain(floor)
 
     def join(self, other: "EGraph | Delta | dict") -> "EGraph":
         """Merge another replica, a delta, or a wire dict (state or delta) into this one; returns self."""
@@ -751,7 +720,6 @@ class EGraph:
         elif not isinstance(other, Delta):
             raise TypeError(f"cannot join {type(other).__name__} into an EGraph")
         self._seal()
-        self.settle()
         log = self._log
         if other.checkpoint is not None:
             self._absorb_checkpoint(other.checkpoint)
@@ -766,78 +734,12 @@ class EGraph:
         self._retain(other.floor)
         return self
 
-    def take(self, delta: Delta) -> int:
-        """join() for a replica nobody is reading: record the delta's new events (the clock and the log move on,
-        so they are relayed and acknowledged as usual) and leave their contents out of the closure until
-        something reads it (settle). An agent amid a burst then applies its news once, or copies the
-        closure of a replica of its process that holds the same events (Closures), instead of joining
-        every delta as it comes. A checkpoint, a higher floor or a knowledge budget is joined at once (the
-        floor would evict). Returns how many e-nodes the new events carry."""
-        if delta.checkpoint is not None or delta.floor > self._floor or self.max_nodes is not None:
-            before = len(self)
-            self.join(delta)
-            return len(self) - before
-        self._seal()
-        log, waiting, rows, new = self._log, self._waiting, 0, False
-        for batch in delta.batches:
-            origin, seq = batch[0], batch[1]
-            if not log.has(origin, seq):
-                log.record(batch)
-                log.add_dot(origin, seq)
-                waiting.append(batch)
-                rows += len(batch[2])
-                new = True
-        if new:
-            self.version += 1
-        return rows
-
-    @property
-    def unsettled(self) -> bool:
-        """Events taken (take) whose contents are not in the closure yet."""
-        return bool(self._waiting)
-
-    def settled_len(self) -> int:
-        """len() of the closure as it stands, without settling (for gauges and summaries)."""
-        return len(self._nodes)
-
-    def settle(self) -> None:
-        """Apply the events take() left waiting: copy the closure of a replica of this process that holds
-        exactly this one's events (Closures), or absorb them. Every reading method settles first."""
-        waiting = self._waiting
-        if not waiting:
-            return
-        self._waiting = []
-        twin = None
-        if self.closures is not None and not self._watchers and self._classes is None:
-            twin = self.closures.twin(self)  # (a watcher or class index would have to be rebuilt: absorb instead)
-        if twin is not None:
-            self._copy_closure(twin)
-        else:
-            for batch in waiting:
-                self._absorb(batch)
-            self.rebuild()
-        self.version += 1
-        if self.closures is not None:
-            self.closures.offer(self)
-
-    def _copy_closure(self, twin: "EGraph") -> None:
-        """Take the state and closure of `twin`, which holds the same events and floor (so the same state:
-        it is the join of the events). Its internals (roots, shapes) come along; they are equally valid."""
-        self._nodes, self._masks, self._unions = dict(twin._nodes), dict(twin._masks), dict(twin._unions)
-        self._epochs, self._per_epoch, self._epoch = dict(twin._epochs), dict(twin._per_epoch), twin._epoch
-        self._parent, self._least, self._numbers = dict(twin._parent), dict(twin._least), dict(twin._numbers)
-        self._hashcons, self._shape = dict(twin._hashcons), dict(twin._shape)
-        self._uses = {root: list(users) for root, users in twin._uses.items()}  # (appended to in place)
-        self._digest = None if twin._digest is None else twin._digest.copy()
-        self._canonical = (-1, [])
-
     def adopt(self, delta: Delta) -> bool:
         """Take a delta's contents as this replica's own change (one event of its own at the next seal),
         keeping what is new here; the delta's dots are not recorded. Contents mean the same everywhere
         (ids are content hashes), so re-stamping them is sound: it is how agents take what a stream
         component derived, so that the component's replica ids never enter the network's clocks.
         True if anything was new."""
-        self.settle()
         self._seal()
         version, opened = self.version, self._open
         nodes: list[NodeRow] = [row for batch in delta.batches for row in batch[2]]
@@ -1003,30 +905,3 @@ class EGraph:
     def fork(self, replica: str) -> "EGraph":
         """A new replica with this one's state (no wire round trip)."""
         return EGraph(replica, self.max_nodes, self._wall).join(self.delta_since({}))
-
-
-class Closures:
-    """The settled replicas of one process (its agents'), by how many events they hold: a replica that
-    settles (EGraph.settle) at exactly the events of another copies that one's closure (a few dict copies)
-    instead of absorbing them (a Python step per e-node). After a burst every agent of a process settles
-    at the same events: one absorbs, the rest copy. Holds references to live replicas only, one per count;
-    whether one still holds those events is checked when it is asked for."""
-
-    def __init__(self) -> None:
-        self._by_events: dict[int, EGraph] = {}
-        self.copies = 0  # closures handed out to copy
-
-    def offer(self, egraph: EGraph) -> None:
-        if egraph.max_nodes is None:
-            self._by_events[sum(egraph._log.clock.values())] = egraph
-
-    def twin(self, egraph: EGraph) -> EGraph | None:
-        """A settled replica with exactly `egraph`'s events and floor, or None."""
-        clock = egraph._log.clock
-        other = self._by_events.get(sum(clock.values()))
-        if (other is None or other is egraph or other._waiting or other._open or other.max_nodes is not None
-                or other._floor != egraph._floor or other._log.clock != clock):  # fmt: skip
-            return None
-        other.rebuild()
-        self.copies += 1
-        return other
