@@ -100,8 +100,8 @@ paths = st.lists(st.text(st.characters(whitelist_categories=("Ll", "Lu", "Nd"), 
 
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(path=paths.filter(lambda p: not _OWN.match(p) and not {".", ".."} & set(p.split("/"))), body=st.binary(max_size=2048),
-       post=st.booleans())  # fmt: skip
+@given(path=paths.filter(lambda p: not _OWN.match(p) and not {".", ".."} & set(p.split("/"))),  # (clients resolve dot segments)
+       body=st.binary(max_size=2048), post=st.booleans())  # fmt: skip
 async def test_a_stream_answers_any_other_path_with_what_it_received(path, body, post, tmp_path):
     service = components.create("stream-blue", component_config("stream-blue", data_dir=str(tmp_path)))
     async with client_of(service.app()) as client:
