@@ -82,6 +82,12 @@ def _refused_credentials(error: Exception) -> bool:
     return type(error).__name__ == "AuthorizationError" or "authorization violation" in str(error).lower()
 
 
+def _hung_up(error: Exception) -> bool:
+    # The server closes the connection once it has refused our credentials, and nats-py may report that
+    # reset after the refusal: it says nothing new about why the attempt failed.
+    return isinstance(error, (ConnectionResetError, BrokenPipeError)) or type(error).__name__ == "UnexpectedEOF"
+
+
 def _refused_subject(error: Exception) -> bool:
     # The server's -ERR 'Permissions Violation for Publish to "..."' (or Subscription to), as nats-py passes it on.
     return "permissions violation" in str(error).lower()
@@ -118,7 +124,8 @@ class NatsState:
         """nats.connect() callbacks that keep this state, then call the given ones."""
 
         async def on_error(error: Exception) -> None:
-            if not self.connected:  # an attempt failed (errors of a live connection do not say why it is down)
+            # An attempt failed: say why (a live connection's errors do not say why it is down, nor a hang-up).
+            if not self.connected and not _hung_up(error):
                 self.refused = _refused_credentials(error)
             if _refused_reply(error):  # every reply has a subject of its own: said once per connection
                 if not self._reply_refused:

@@ -131,3 +131,17 @@ async def test_up_answers_ready_for_the_whole_process(nats_server, tmp_path):
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
+
+
+async def test_a_refusal_stays_the_reason_through_the_hang_up_that_follows_it():
+    """The server hangs up after refusing our credentials, and nats-py may report the reset after the
+    refusal (a real server does both, in either order, so this feeds the callbacks the order that
+    flipped /ready to 'disconnected' between attempts and failed a readiness test under load). A
+    server that is not there at all is a disconnection again."""
+    state = natsclient.NatsState()
+    on_error = state.callbacks()["error_cb"]
+    await on_error(Exception("nats: 'Authorization Violation'"))
+    await on_error(ConnectionResetError(104, "Connection reset by peer"))
+    assert state.not_ready() == [natsclient.NATS_AUTHORIZATION]
+    await on_error(ConnectionRefusedError(111, "Connection refused"))
+    assert state.not_ready() == [natsclient.NATS_DISCONNECTED]
