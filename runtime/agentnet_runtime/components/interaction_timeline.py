@@ -97,6 +97,8 @@ def decode(item: Any) -> Event:
             raise TypeError(f"event field {field} has the wrong type ({type(value).__name__})")
         if isinstance(value, int) and not -(2**63) <= value < 2**63:
             raise ValueError(f"event field {field} is out of range")
+    if not isinstance(item.get("partial", False), bool):
+        raise TypeError(f"event field partial has the wrong type ({type(item['partial']).__name__})")
     return Event.from_dict(item)
 
 

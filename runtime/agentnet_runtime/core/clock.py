@@ -25,6 +25,14 @@ def raise_to(clock: VectorClock, other: VectorClock) -> None:
             clock[replica] = count
 
 
+def raise_noting(clock: VectorClock, other: VectorClock, raised: VectorClock) -> None:
+    """raise_to, also writing into `raised` each entry it raised (a timeline event keeps only what changed)."""
+    for replica, count in other.items():
+        if count > clock.get(replica, 0):
+            clock[replica] = count
+            raised[replica] = count
+
+
 def compare(a: VectorClock, b: VectorClock) -> str:
     """'equal', 'before' (a happened before b), 'after', or 'concurrent'."""
     a_ge, b_ge = dominates(a, b), dominates(b, a)
