@@ -54,8 +54,8 @@ def test_causal_order_is_consistent_with_happens_before(tmp_path):
 
 
 def test_an_event_keeps_only_what_changed_but_one_in_keyframe_every(tmp_path):
-    recorder, events = Recorder(0, "0.r", "RED", None), []
-    recorder.sink = events.append
+    events: list[Event] = []
+    recorder = Recorder(0, "0.r", "RED", events.append)
     recorder.record("start")
     recorder.record("receive", received={"lamport": 9, "clock": {f"{i}.r": 3 for i in range(1, 500)}})
     for _ in range(KEYFRAME_EVERY):
@@ -105,8 +105,8 @@ def test_a_file_from_before_partial_clocks_opens_and_reads(tmp_path):
         old.execute("CREATE TABLE events (key BIGINT PRIMARY KEY, origin INTEGER, replica VARCHAR, seq BIGINT, lamport BIGINT,"
                     " kind VARCHAR, colour VARCHAR, subject VARCHAR, clock VARCHAR, payload VARCHAR, time DOUBLE)")  # fmt: skip
         old.execute("INSERT INTO events VALUES (1, 0, '0.r', 1, 1, 'start', 'RED', '', '{\"0.r\": 1, \"1.r\": 4}', '{}', 1.0)")
-    recorder, events = Recorder(0, "0.x", "RED", None), []
-    recorder.sink = events.append
+    events: list[Event] = []
+    recorder = Recorder(0, "0.x", "RED", events.append)
     for kind in ("start", "send", "send"):
         recorder.record(kind)
     with Timeline(path) as timeline:
@@ -169,3 +169,18 @@ def test_retention_keeps_the_newest_within_age_and_count_and_says_what_it_droppe
         assert timeline.count() == len(kept) and timeline.retention()["dropped"] == report["dropped"]
     with Timeline(path) as reopened:  # what was dropped is remembered in the file
         assert reopened.retention()["dropped"] == report["dropped"]
+
+
+
+def test_the_timeline_component_takes_partial_events_and_refuses_a_partial_of_another_type():
+    from agentnet_runtime.components.interaction_timeline import decode
+
+    recorder = Recorder(0, "0.r", "RED")
+    recorder.record("start")
+    partial = recorder.record("send")
+    assert partial.partial and decode(partial.to_dict()) == partial
+    for wrong in (1, "yes", [True]):
+        with pytest.raises(TypeError, match="partial"):
+            decode({**partial.to_dict(), "partial": wrong})
+    with pytest.raises(TypeError, match="seq"):
+        decode({**partial.to_dict(), "seq": True})  # a bool is still no count
