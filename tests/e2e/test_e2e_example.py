@@ -14,7 +14,7 @@ from kubernetes import client
 
 from agentnet_operator import names
 from e2e_support import (E2E, OPERATOR_NAMESPACE, OPERATOR_REPLICAS, RELEASE, agent_pod, converged, example_network,
-                         get_network, is_ready, port_forward, post_from_pod)
+                         get_network, is_ready, pod_get, port_forward, post_from_pod)
 from rig import EXISTING_KUBECONFIG, wait_for
 from rig.node import NODE_NAME
 
@@ -75,6 +75,26 @@ def test_the_example_network_runs_converges_and_shows_in_the_dashboard(
         return answer["body"]["equal"]
 
     wait_for(proved_on_agent_5, 120, f"agent 5 to prove {PROVE[0]} = {PROVE[1]}", interval=2)
+
+    # The agents' pods hand the timeline pod their events with partial clocks (over JetStream); it answers whole
+    # ones: every agent there, each event's own entry its seq, nothing in a clock after the event, stamps merged.
+    timeline = names.component_name(NETWORK, "interaction-timeline") + "-"
+    (timeline_pod,) = [pod.metadata.name for pod in pods if pod.metadata.name.startswith(timeline)]
+
+    def every_agent_in_the_timeline() -> list[dict] | None:
+        answered = pod_get(k8s, ns, timeline_pod, "/query")["events"]  # the first 1,000 in causal order
+        return answered if {e["origin"] for e in answered} >= set(range(AGENTS)) else None
+
+    events = wait_for(every_agent_in_the_timeline, 60, "every agent's events in the timeline")
+    position = {(e["replica"], e["seq"]): index for index, e in enumerate(events)}
+    assert all("partial" not in e and e["clock"][e["replica"]] == e["seq"] for e in events)
+    assert all(position.get(entry, -1) <= index for index, e in enumerate(events) for entry in e["clock"].items())
+    assert max(len(e["clock"]) for e in events) > AGENTS // 2, "no stamps merged into the answered clocks"
+    by_replica: dict[str, list[dict]] = {}
+    for e in sorted(events, key=lambda e: e["seq"]):
+        by_replica.setdefault(e["replica"], []).append(e["clock"])
+    assert all(later.get(replica, 0) >= count for clocks in by_replica.values() for earlier, later in zip(clocks, clocks[1:])
+               for replica, count in earlier.items()), "a clock answered partial: it lacks what its replica saw before"  # fmt: skip
 
     from components.dashboard_support import browser, drawn_agents, page_wait, save_screenshot
 
