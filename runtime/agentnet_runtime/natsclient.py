@@ -104,12 +104,18 @@ class NatsState:
 
     def __init__(self) -> None:
         self.client: Any = None  # the nats-py client, once connected
-        self.connections = 0  # successful (re)connections so far: a restarted server may have lost its store
         self.refused = False  # the server refused our credentials at the last attempt
         self.changed = asyncio.Event()  # set at every (re)connection and disconnection
         self._last_error = ""
         self._refusals: set[str] = set()  # permission violations said already
         self._reply_refused = False  # a refused reply said on this connection already
+
+    @property
+    def connections(self) -> int:
+        """Successful (re)connections so far (a restarted server may have lost its store). Counted by
+        nats-py before it says connected: its reconnected callback comes a round trip later, and a count
+        kept there let readiness pass on the new connection with the objects seen on the old one."""
+        return 0 if self.client is None else 1 + self.client.stats["reconnects"]
 
     @property
     def connected(self) -> bool:
@@ -156,7 +162,6 @@ class NatsState:
 
     def _up(self) -> None:
         bound_unacknowledged_time(self.client)
-        self.connections += 1
         self.refused, self._last_error, self._reply_refused = False, "", False
         self.changed.set()
 

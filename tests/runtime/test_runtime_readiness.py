@@ -101,6 +101,36 @@ async def test_the_keeper_makes_again_what_the_server_lost(nats_server):
         await nc.close()
 
 
+async def test_a_reconnection_is_counted_before_the_client_says_connected(nats_server):
+    """nats-py says connected, then makes a round trip, then calls its reconnected callback. A count kept in
+    that callback let readiness pass in between, with the objects seen on the old connection (CI: stream-red
+    ready after a restart with an empty store, its consumer not made yet). Every loop turn is sampled, so the
+    sampler runs inside that round trip."""
+    state = natsclient.NatsState()
+    nc = await natsclient.connect(nats_server.url, state=state)
+    keeper = natsclient.JetStreamKeeper([natsclient.work_stream()], state)
+    samples: list[tuple[bool, list[str]]] = []
+
+    async def sample() -> None:
+        while True:
+            samples.append((state.connected, keeper.not_ready()))
+            await asyncio.sleep(0)
+
+    try:
+        await keeper.check(nc.jetstream())
+        nats_server.stop()
+        await eventually(lambda: not state.connected, 20, "the client to see the server gone")
+        sampler = asyncio.create_task(sample())
+        nats_server.start()
+        await eventually(lambda: state.connected, 20, "the client to reconnect")
+        sampler.cancel()
+        connected = [missing for up, missing in samples if up]
+        assert connected, "no sample after the reconnection"
+        assert all(missing == ["JetStream stream AGENTNET_WORK missing"] for missing in connected), connected[:3]
+    finally:
+        await nc.close()
+
+
 async def test_up_answers_ready_for_the_whole_process(nats_server, tmp_path):
     """`agentnet up` mounts everything on one port: /ready at the root covers the agents and every
     component, each component's own /ready under its prefix covers just it."""
