@@ -176,12 +176,19 @@ class Controller:
         self._start_loops()
         key = (namespace, name)
         if type == "DELETED":
-            with self.networks_lock:
-                self.networks.pop(key, None)
-            self.readings.pop(key, None)
+            self._forget(key)
         else:
             self._keep_newest(key, body)
             self._enqueue(key)
+            NETWORKS.set(len(self.networks))
+
+    def _forget(self, key: NetworkKey) -> None:
+        with self.networks_lock:
+            self.networks.pop(key, None)
+        self.readings.pop(key, None)
+        for decided in list(self.decided):  # a copy: reconcile threads write it meanwhile
+            if decided[0] == key:
+                self.decided.pop(decided, None)
         NETWORKS.set(len(self.networks))
 
     async def on_child(self, type: str | None, body: kopf.Body, namespace: str, **_: Any) -> None:
@@ -239,6 +246,8 @@ class Controller:
                                 cert_manager=self.cert_manager)
         except Exception:
             RECONCILES.labels("error").inc()
+            if self._forget_if_deleted(key):
+                return None
             raise
         finally:
             RECONCILE_SECONDS.observe(time.perf_counter() - started)
@@ -250,6 +259,19 @@ class Controller:
         RECONCILES.labels("changed" if outcome.wrote else "unchanged").inc()
         _post_events(body, outcome)
         return outcome.requeue_after
+
+    def _forget_if_deleted(self, key: NetworkKey) -> bool:
+        """After a failed reconcile: whether the network is gone from the API server, forgotten if so.
+        A watch that reconnects lists what exists and never says what was deleted in the gap, so
+        a network whose DELETED event was lost would otherwise be retried for ever."""
+        try:
+            gone = self.cluster.get(names.API_VERSION, names.KIND, *key) is None
+        except Exception:  # the API server does not answer: the reconcile's own error says enough
+            return False
+        if gone:
+            log.info("%s/%s: deleted while the watch was away; forgotten", *key)
+            self._forget(key)
+        return gone
 
     # --- the loops ---------------------------------------------------------------------
 
