@@ -9,7 +9,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 
-LOCAL_PATH_VERSION=v0.0.30
+LOCAL_PATH_VERSION=v0.0.33
 module=github.com/rancher/local-path-provisioner
 key=$( { cat "$here/local-path.sh"; go env GOVERSION; } | key_of)
 ref=localhost/agentnet/local-path-provisioner:$LOCAL_PATH_VERSION

@@ -26,6 +26,9 @@ PROVISIONER = "rancher.io/local-path"
 VOLUMES_DIR = "/var/lib/agentnet-volumes"  # on the node: <state dir>/node/var-lib/agentnet-volumes
 CONFIG_DIR = "/etc/config"
 WORKER_THREADS = 16  # claims of many networks at once on the fake node (scale tests)
+# client-go's default 5 requests/s (burst 10) held every claim of a busy test run behind the provisioner's
+# own throttle: each claim takes a helper pod's create, a poll a second until it is done, its log, its delete.
+CLIENT_QPS, CLIENT_BURST = 100, 200
 HELPER_SETUP = '#!/bin/sh\nset -eu\nmkdir -m 0777 -p "$VOL_DIR"\n'  # any pod user may write
 HELPER_TEARDOWN = '#!/bin/sh\nset -eu\nrm -rf "$VOL_DIR"\n'
 RESTRICTED_CONTAINER = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
@@ -93,10 +96,12 @@ def manifests(provisioner_image: str, helper_image: str) -> list[dict]:
                       "containers": [{
                           "name": NAME, "image": provisioner_image, "imagePullPolicy": "Never",
                           "args": ["start", "--config", f"{CONFIG_DIR}/config.json",
-                                   "--service-account-name", NAME, "--worker-threads", str(WORKER_THREADS)],
+                                   "--service-account-name", NAME, "--worker-threads", str(WORKER_THREADS),
+                                   "--kube-client-qps", str(CLIENT_QPS), "--kube-client-burst", str(CLIENT_BURST)],
                           "env": [{"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
                                   {"name": "CONFIG_MOUNT_PATH", "value": f"{CONFIG_DIR}/"}],
                           "securityContext": RESTRICTED_CONTAINER,
+                          "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}},  # not BestEffort, as CoreDNS
                           "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}]}],
                       "volumes": [{"name": "config", "configMap": {"name": "local-path-config"}}]}}}},
         {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
