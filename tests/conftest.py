@@ -25,16 +25,13 @@ from kubernetes import client, config
 from agentnet_runtime.core import compiled_modules
 from agentnet_runtime.natsbin import EmbeddedNats
 
-from rig import EXISTING_KUBECONFIG, controlplane, wait_for
+from rig import EXISTING_KUBECONFIG, RIG_DIR_ENV, RIG_OWNER_ENV, controlplane, health, rig_logs, wait_for
 from rig.node import fake_node_namespace
 
 # No per-example deadline anywhere: it is a timed assert, and it failed property tests whenever the
 # machine was busy (speed is measured in `make bench`).
 settings.register_profile("agentnet", deadline=None)
 settings.load_profile("agentnet")
-
-RIG_DIR_ENV, RIG_OWNER_ENV = "AGENTNET_RIG_DIR", "AGENTNET_RIG_OWNER_PID"
-
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     # An edited engine module is not what runs until it is compiled again (setup.py).
@@ -54,14 +51,38 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[_owns_rig] = True
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    session.config.stash[_failed] = session.testsfailed
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     if config.stash.get(_owns_rig, False):
+        if config.stash.get(_failed, 0):
+            _print_rig_health(config)
         rig_dir = Path(os.environ.pop(RIG_DIR_ENV))
         controlplane.down(rig_dir / "controlplane")
         shutil.rmtree(rig_dir, ignore_errors=True)
 
 
 _owns_rig = pytest.StashKey[bool]()
+_failed = pytest.StashKey[int]()
+
+
+def _print_rig_health(config: pytest.Config) -> None:
+    """After a run with failures, the state of the rig's node and system pods as the run left them: a CI
+    run is not kept, and a rig gone wrong explains many failures at once. Printed last, after the summary."""
+    kubeconfig = Path(os.environ[RIG_DIR_ENV]) / "controlplane" / "kubeconfig"
+    if not controlplane.running(kubeconfig.parent):
+        return  # no test started the rig
+    try:
+        text = health.report(config_client(kubeconfig), rig_logs())
+    except Exception as error:  # the API server itself gone: say that
+        text = f"(no report: {error!r})"
+    print(f"\n===== the rig at the end of this run =====\n{text}", flush=True)
+
+
+def config_client(kubeconfig: Path) -> client.ApiClient:
+    return config.new_client_from_config(config_file=str(kubeconfig))
 
 
 @pytest.fixture(scope="session")
@@ -90,7 +111,7 @@ def prometheus_bin() -> Path:
 
 @pytest.fixture(scope="session")
 def k8s(kubeconfig: Path) -> client.ApiClient:
-    return config.new_client_from_config(config_file=str(kubeconfig))
+    return config_client(kubeconfig)
 
 
 def _cli(binary: Path, kubeconfig: Path) -> Callable[..., str]:
@@ -119,6 +140,7 @@ def namespace(request: pytest.FixtureRequest, k8s: client.ApiClient) -> Iterator
     """A fresh namespace named after the test, deleted afterwards. Its pods go to
     kwok's fake node: most tests check objects, and hundreds of real containers
     would not fit on two cores (real_namespace is for real pods)."""
+    health.wait_until_healthy(k8s)
     core = client.CoreV1Api(k8s)
     stem = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
     name = f"t-{stem}-{secrets.token_hex(3)}"

@@ -15,7 +15,7 @@ from kubernetes import client
 
 from agentnet_runtime import natsbin
 from agentnet_runtime.natsbin import EmbeddedNats
-from rig import EXISTING_KUBECONFIG, controlplane, images, node, storage, wait_for
+from rig import EXISTING_KUBECONFIG, controlplane, health, images, node, storage, wait_for
 
 VERSIONS = dict(line.split("=", 1) for line in
                 (Path(__file__).parent / "controlplane" / "versions.env").read_text().splitlines()
@@ -119,6 +119,28 @@ def test_a_claim_of_a_pod_on_the_fake_node_binds_too(k8s, namespace):
     wait_for(lambda: core.read_namespaced_pod("writer", namespace).status.phase == "Running", 120, "the writer")
     assert core.read_namespaced_persistent_volume_claim("claim", namespace).status.phase == "Bound"
     assert core.read_namespaced_pod("writer", namespace).spec.node_name == controlplane.FAKE_NODE_NAME
+
+
+@pytest.mark.cluster
+def test_the_health_gate_names_a_deployment_without_pods_and_a_service_without_endpoints(k8s, namespace):
+    """What a test on pods waits for (rig/health.py), shown on objects of the test's own: the rig's own
+    system pods are not to be taken away from the other workers' tests."""
+    assert health.problems(k8s) == []  # the gate let this test start
+    apps, core = client.AppsV1Api(k8s), client.CoreV1Api(k8s)
+    labels = {"app": "idle"}
+    apps.create_namespaced_deployment(namespace, {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "idle"},
+        "spec": {"replicas": 0, "selector": {"matchLabels": labels}, "template": {
+            "metadata": {"labels": labels}, "spec": {"containers": [{"name": "c", "image": "none"}]}}}})
+    core.create_namespaced_service(namespace, {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "idle"},
+        "spec": {"selector": labels, "ports": [{"port": 80}]}})
+    found = health.problems(k8s, deployments=[(namespace, "idle"), (namespace, "absent")],
+                            services=[(namespace, "idle")])
+    assert found[0] == f"Deployment {namespace}/idle has no available pod"
+    assert found[1].startswith(f"Deployment {namespace}/absent: 404")
+    assert found[2] == f"Service {namespace}/idle has no ready endpoint"
+    assert len(found) == 3
 
 
 @pytest.mark.cluster

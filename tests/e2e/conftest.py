@@ -20,7 +20,7 @@ import pytest
 from kubernetes import client
 
 from agentnet_runtime import __version__
-from rig import EXISTING_KUBECONFIG, images, wait_for
+from rig import EXISTING_KUBECONFIG, health, images, rig_logs, wait_for
 
 from e2e_support import OPERATOR_NAMESPACE, OPERATOR_REPLICAS, RELEASE, pods_ready
 
@@ -42,6 +42,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if report.when == "call" and report.failed and "real_namespace" in funcargs:
         namespaces = [funcargs["real_namespace"], *([OPERATOR_NAMESPACE] if "installed_operator" in funcargs else [])]
         report.sections.append(("pod logs", pod_logs(funcargs["k8s"], namespaces)))
+        report.sections.append(("the cluster's nodes and system pods", health.report(funcargs["k8s"], rig_logs())))
     return report
 
 
@@ -94,6 +95,7 @@ def installed_operator(k8s: client.ApiClient, helm: Callable[..., str], runtime_
 @pytest.fixture
 def real_namespace(request: pytest.FixtureRequest, k8s: client.ApiClient) -> Iterator[str]:
     """A fresh namespace whose pods run on the real node, deleted afterwards."""
+    health.wait_until_healthy(k8s)
     core = client.CoreV1Api(k8s)
     stem = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
     name = f"e2e-{stem}-{secrets.token_hex(3)}"

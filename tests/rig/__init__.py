@@ -10,6 +10,15 @@ from pathlib import Path
 
 # Set to run the suite against an existing cluster (kind or any other) instead of the local rig.
 EXISTING_KUBECONFIG = os.environ.get("AGENTNET_TEST_KUBECONFIG")
+# The directory of this run's rig and the process that owns it (tests/conftest.py sets both).
+RIG_DIR_ENV, RIG_OWNER_ENV = "AGENTNET_RIG_DIR", "AGENTNET_RIG_OWNER_PID"
+
+
+def rig_logs() -> Path | None:
+    """The log directory of this run's rig (kube-proxy.log, kubelet.log, ...); None on an existing cluster."""
+    if EXISTING_KUBECONFIG or RIG_DIR_ENV not in os.environ:
+        return None
+    return Path(os.environ[RIG_DIR_ENV]) / "controlplane" / "logs"
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, what: str | Callable[[], str], interval: float = 0.2):
