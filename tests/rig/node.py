@@ -444,8 +444,12 @@ def coredns_manifests(image: str) -> list[dict]:
                           "args": ["-conf", "/etc/coredns/Corefile"],
                           "ports": [{"name": "dns", "containerPort": COREDNS_PORT, "protocol": "UDP"},
                                     {"name": "dns-tcp", "containerPort": COREDNS_PORT, "protocol": "TCP"}],
+                          # kubeadm's probes and requests: a busy node answers late, and a BestEffort pod
+                          # (cpu.shares 2) is the last to run on one
                           "readinessProbe": {"httpGet": {"path": "/ready", "port": 8181}, "periodSeconds": 2},
-                          "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}, "periodSeconds": 10},
+                          "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}, "periodSeconds": 10,
+                                            "initialDelaySeconds": 60, "timeoutSeconds": 5, "failureThreshold": 5},
+                          "resources": {"requests": {"cpu": "100m", "memory": "70Mi"}},
                           "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                                               "capabilities": {"drop": ["ALL"]}},
                           "volumeMounts": [{"name": "config", "mountPath": "/etc/coredns", "readOnly": True}]}],
