@@ -151,8 +151,25 @@ def test_every_command_refuses_a_bad_log_level_naming_it(command, tmp_path):
     assert flag.returncode == 2 and "'yaml' is not one of 'json', 'text'" in flag.stderr
 
 
+PORT = "<free port>"  # in a command for run_until_logged: a port chosen afresh at each attempt
+ATTEMPTS = 3  # a port chosen free can be taken by another process before ours binds it
+
+
 def run_until_logged(command: list[str], env: dict, says: str, timeout: float = 60) -> list[str]:
-    """Run an agentnet process until its stdout has a line containing `says`; its stdout lines (it is stopped)."""
+    """Run an agentnet process until its stdout has a line containing `says`; its stdout lines (it is stopped).
+    Each PORT in `command` is a free port, chosen again if another process took it first."""
+    from agentnet_runtime.natsbin import free_port
+
+    for attempt in range(1, ATTEMPTS + 1):
+        lines, err = _run_until_logged([str(free_port()) if arg == PORT else arg for arg in command], env, says, timeout)
+        if "address already in use" not in err or attempt == ATTEMPTS:
+            break
+    assert any(says in line for line in lines), (lines, err)
+    assert "Traceback" not in err, err
+    return lines
+
+
+def _run_until_logged(command: list[str], env: dict, says: str, timeout: float) -> tuple[list[str], str]:
     import signal
     import time
 
@@ -174,29 +191,25 @@ def run_until_logged(command: list[str], env: dict, says: str, timeout: float = 
         if process.poll() is None:
             process.kill()
             process.wait()
-    lines += out.splitlines()
-    assert any(says in line for line in lines), (lines, err)
-    assert "Traceback" not in err, err
-    return lines
+    return lines + out.splitlines(), err
 
 
 def test_agent_and_component_processes_write_json_lines_that_say_what_they_are(tmp_path, nats_server):
-    from agentnet_runtime.natsbin import free_port
     from runtime_support import network_document
 
     config = tmp_path / "network.json"
     config.write_text(json.dumps(network_document(3, "ring", name="demo")))
     common = ["--config", str(config), "--nats-url", nats_server.url, "--host", "127.0.0.1"]
-    agent = run_until_logged(["agent", "--agents", "0-2", *common, "--port", str(free_port())], {"LOG_LEVEL": "info"},
+    agent = run_until_logged(["agent", "--agents", "0-2", *common, "--port", PORT], {"LOG_LEVEL": "info"},
                              "serving on port")  # fmt: skip
-    component = run_until_logged(["component", "agent-orchestrator", *common, "--port", str(free_port())],
+    component = run_until_logged(["component", "agent-orchestrator", *common, "--port", PORT],
                                  {"LOG_LEVEL": "INFO", "LOG_FORMAT": "json"}, "serving on port")  # fmt: skip
     for lines, what in ((agent, {"agents": "0-2"}), (component, {"component": "agent-orchestrator"})):
         parsed = [json.loads(line) for line in lines]  # every line of stdout is one JSON object
         assert all(line["network"] == "demo" and {"time", "level", "logger", "message"} <= set(line) for line in parsed)
         assert all(line[key] == value for line in parsed for key, value in what.items())
         assert any(line["level"] == "info" and "serving on port" in line["message"] for line in parsed)
-    text = run_until_logged(["component", "duck-colors", "--config", str(config), "--host", "127.0.0.1", "--port", str(free_port())],
+    text = run_until_logged(["component", "duck-colors", "--config", str(config), "--host", "127.0.0.1", "--port", PORT],
                             {"LOG_LEVEL": "info", "LOG_FORMAT": "text"}, "serving on port")  # fmt: skip
     assert any(" INFO agentnet.component [network=demo component=duck-colors]: component duck-colors" in line for line in text)
 
@@ -212,7 +225,7 @@ def test_the_operator_writes_kopfs_records_as_json_lines_too(tmp_path):
         "clusters": [{"name": "c", "cluster": {"server": f"https://127.0.0.1:{free_port()}", "insecure-skip-tls-verify": True}}],
         "users": [{"name": "u", "user": {"token": "t"}}], "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
     }))  # fmt: skip
-    command = ["operator", "--kubeconfig", str(kubeconfig), "--liveness-port", str(free_port()), "--metrics-port", str(free_port())]
+    command = ["operator", "--kubeconfig", str(kubeconfig), "--liveness-port", PORT, "--metrics-port", PORT]
     lines = [json.loads(line) for line in run_until_logged(command, {"LOG_LEVEL": "info"}, "Request attempt #1")]
     assert all(line["component"] == "operator" and {"time", "level", "logger", "message"} <= set(line) for line in lines)
     assert {"kopf.activities.startup", "kopf._core.reactor.observation"} <= {line["logger"] for line in lines}

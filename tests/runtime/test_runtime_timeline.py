@@ -133,6 +133,7 @@ def stamped(times: list[float]) -> list[Event]:
     return [Event(i % 3, f"{i % 3}.r", i + 1, i + 1, {}, "rewrite", "RED", time=t) for i, t in enumerate(times)]
 
 
+@pytest.mark.timeout(120)  # 4 s alone; 30 s was crossed under make test's load, inside a DuckDB query
 @settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     times=st.lists(st.floats(0, 1_000, allow_nan=False), min_size=1, max_size=60, unique=True),  # wall clocks of distinct events
