@@ -58,13 +58,21 @@ def pod_logs(k8s: client.ApiClient, namespaces: list[str]) -> str:
             for container in pod.spec.containers:
                 try:
                     text = core.read_namespaced_pod_log(pod.metadata.name, namespace, container=container.name,
-                                                        tail_lines=10 * LOG_LINES, _request_timeout=10)
+                                                        tail_lines=10 * LOG_LINES, _request_timeout=10) or ""
                     lines = [line for line in text.splitlines() if "kube-probe" not in line][-LOG_LINES:]
                 except Exception as error:  # a pod gone or a node that does not answer: say so, keep the rest
                     lines = [f"(no log: {type(error).__name__})"]
-                out.append(f"--- {namespace}/{pod.metadata.name} [{container.name}]")
+                out.append(f"--- {namespace}/{pod.metadata.name} [{container.name}] {pod_phase(pod)}")
                 out.extend(lines)
     return "\n".join(out)
+
+
+def pod_phase(pod: client.V1Pod) -> str:
+    """Its phase and, while it is not Running, why (e.g. the scheduler waiting for its claims to bind)."""
+    if pod.status.phase == "Running":
+        return "Running"
+    waiting = [c.message or c.reason for c in pod.status.conditions or [] if c.status != "True" and (c.message or c.reason)]
+    return f"{pod.status.phase}: {'; '.join(waiting)}" if waiting else str(pod.status.phase)
 
 
 @pytest.fixture(scope="session")
