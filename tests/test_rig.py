@@ -124,7 +124,8 @@ def test_a_claim_of_a_pod_on_the_fake_node_binds_too(k8s, namespace):
 @pytest.mark.cluster
 def test_the_health_gate_names_a_deployment_without_pods_and_a_service_without_endpoints(k8s, namespace):
     """What a test on pods waits for (rig/health.py), shown on objects of the test's own: the rig's own
-    system pods are not to be taken away from the other workers' tests."""
+    system pods are not to be taken away from the other workers' tests. The gate fails with the report
+    while the Deployment has no pod, and lets the test go once kwok runs one."""
     assert health.problems(k8s) == []  # the gate let this test start
     apps, core = client.AppsV1Api(k8s), client.CoreV1Api(k8s)
     labels = {"app": "idle"}
@@ -141,6 +142,16 @@ def test_the_health_gate_names_a_deployment_without_pods_and_a_service_without_e
     assert found[1].startswith(f"Deployment {namespace}/absent: 404")
     assert found[2] == f"Service {namespace}/idle has no ready endpoint"
     assert len(found) == 3
+
+    gate = health.Gate(deployments=[(namespace, "idle")], services=[])
+    with pytest.raises(AssertionError) as unwell:
+        gate.wait(k8s, logs=None, timeout=2)
+    said = str(unwell.value)
+    assert "stayed unwell for 2s" in said and f"problems: Deployment {namespace}/idle has no available pod" in said
+    assert "pod kube-system/coredns-" in said  # the report follows: the system pods' states
+
+    apps.patch_namespaced_deployment_scale("idle", namespace, {"spec": {"replicas": 1}})  # kwok runs it
+    gate.wait(k8s, logs=None, timeout=120)  # returns once the pod is available
 
 
 @pytest.mark.cluster

@@ -60,14 +60,15 @@ class Gate:
     """Waits until problems() is empty; a healthy answer is trusted for `fresh_for` seconds, so a worker
     running many short tests asks the API server a few times a minute, not at every test."""
 
-    def __init__(self, fresh_for: float = 10.0):
+    def __init__(self, fresh_for: float = 10.0, deployments=SYSTEM_DEPLOYMENTS, services=SYSTEM_SERVICES):
         self.fresh_for, self.healthy_at = fresh_for, float("-inf")
+        self.deployments, self.services = deployments, services
 
     def wait(self, k8s: client.ApiClient, logs: Path | None, timeout: float = 120) -> None:
         if time.monotonic() - self.healthy_at < self.fresh_for:
             return
         deadline = time.monotonic() + timeout
-        while found := problems(k8s):
+        while found := problems(k8s, self.deployments, self.services):
             if time.monotonic() > deadline:
                 raise AssertionError(f"the cluster stayed unwell for {timeout:.0f}s, so this test would only time out:\n"
                                      + report(k8s, logs, found))
