@@ -33,6 +33,7 @@ from rig.node import fake_node_namespace
 settings.register_profile("agentnet", deadline=None)
 settings.load_profile("agentnet")
 
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     # An edited engine module is not what runs until it is compiled again (setup.py).
     stale = [name for name, path in compiled_modules().items()

@@ -3,8 +3,8 @@ and the local-path provisioner available, the `kubernetes` and `kube-dns` Servic
 
 A test that makes pods (real ones, or on the fake node with claims) waits for these at its start. If they
 do not come back, it fails at once with `report()`, instead of timing out minutes later on what they broke:
-a CI run lost 27 tests and 80 minutes so (DNS failing in every pod, claims never bound), and showed
-nothing of why.
+a CI run lost 27 tests and 80 minutes so (claims never bound, so NATS never came up and its names did
+not resolve), and showed nothing of why.
 """
 
 from __future__ import annotations

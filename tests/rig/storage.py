@@ -101,7 +101,7 @@ def manifests(provisioner_image: str, helper_image: str) -> list[dict]:
                           "env": [{"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
                                   {"name": "CONFIG_MOUNT_PATH", "value": f"{CONFIG_DIR}/"}],
                           "securityContext": RESTRICTED_CONTAINER,
-                          "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}},  # not BestEffort, as CoreDNS
+                          "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}},  # like CoreDNS: not BestEffort
                           "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}]}],
                       "volumes": [{"name": "config", "configMap": {"name": "local-path-config"}}]}}}},
         {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
