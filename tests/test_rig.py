@@ -148,7 +148,7 @@ def test_the_health_gate_names_a_deployment_without_pods_and_a_service_without_e
         gate.wait(k8s, logs=None, timeout=2)
     said = str(unwell.value)
     assert "stayed unwell for 2s" in said and f"problems: Deployment {namespace}/idle has no available pod" in said
-    assert "pod kube-system/coredns-" in said  # the report follows: the system pods' states
+    assert "--- kube-system/coredns-" in said  # the report follows: the system pods' states and logs
 
     apps.patch_namespaced_deployment_scale("idle", namespace, {"spec": {"replicas": 1}})  # kwok runs it
     gate.wait(k8s, logs=None, timeout=120)  # returns once the pod is available

@@ -41,38 +41,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     funcargs = getattr(item, "funcargs", {})
     if report.when == "call" and report.failed and "real_namespace" in funcargs:
         namespaces = [funcargs["real_namespace"], *([OPERATOR_NAMESPACE] if "installed_operator" in funcargs else [])]
-        report.sections.append(("pod logs", pod_logs(funcargs["k8s"], namespaces)))
+        report.sections.append(("pod logs", health.pod_logs(funcargs["k8s"], namespaces, LOG_LINES)))
         report.sections.append(("the cluster's nodes and system pods", health.report(funcargs["k8s"], rig_logs())))
     return report
-
-
-def pod_logs(k8s: client.ApiClient, namespaces: list[str]) -> str:
-    core, out = client.CoreV1Api(k8s), []
-    for namespace in namespaces:
-        try:
-            pods = core.list_namespaced_pod(namespace).items
-        except client.ApiException as error:
-            out.append(f"{namespace}: pods not listed ({error.status})")
-            continue
-        for pod in pods:
-            for container in pod.spec.containers:
-                try:
-                    text = core.read_namespaced_pod_log(pod.metadata.name, namespace, container=container.name,
-                                                        tail_lines=10 * LOG_LINES, _request_timeout=10) or ""
-                    lines = [line for line in text.splitlines() if "kube-probe" not in line][-LOG_LINES:]
-                except Exception as error:  # a pod gone or a node that does not answer: say so, keep the rest
-                    lines = [f"(no log: {type(error).__name__})"]
-                out.append(f"--- {namespace}/{pod.metadata.name} [{container.name}] {pod_phase(pod)}")
-                out.extend(lines)
-    return "\n".join(out)
-
-
-def pod_phase(pod: client.V1Pod) -> str:
-    """Its phase and, while it is not Running, why (e.g. the scheduler waiting for its claims to bind)."""
-    if pod.status.phase == "Running":
-        return "Running"
-    waiting = [c.message or c.reason for c in pod.status.conditions or [] if c.status != "True" and (c.message or c.reason)]
-    return f"{pod.status.phase}: {'; '.join(waiting)}" if waiting else str(pod.status.phase)
 
 
 @pytest.fixture(scope="session")

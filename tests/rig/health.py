@@ -86,27 +86,16 @@ def wait_until_healthy(k8s: client.ApiClient) -> None:
 
 
 def report(k8s: client.ApiClient, logs: Path | None, found: list[str] | None = None) -> str:
-    """problems(), the system pods' states, recent warnings, and the tails of the system pods' logs and
-    (on the rig, `logs` its log directory) of kube-proxy, the kubelet and containerd."""
+    """problems(), the system pods' states and logs, recent warnings, and (on the rig, `logs` its log
+    directory) the tails of kube-proxy's, the kubelet's and containerd's logs."""
     core = client.CoreV1Api(k8s)
-    out = ["problems: " + ("; ".join(found if found is not None else problems(k8s)) or "none seen")]
     namespaces = sorted({namespace for namespace, _ in SYSTEM_DEPLOYMENTS})
-    for namespace in namespaces:
-        for pod in core.list_namespaced_pod(namespace).items:
-            if pod.status.phase != "Succeeded":  # the provisioner's finished helpers
-                out.append(f"pod {namespace}/{pod.metadata.name}: {_pod_state(pod)}")
+    out = ["problems: " + ("; ".join(found if found is not None else problems(k8s)) or "none seen"),
+           pod_logs(k8s, namespaces, TAIL)]
     for namespace in namespaces:
         warnings = core.list_namespaced_event(namespace, field_selector="type=Warning").items
         warnings.sort(key=lambda e: e.last_timestamp or e.event_time or e.metadata.creation_timestamp)
         out += [f"event {namespace}/{e.involved_object.name}: {e.reason}: {e.message}" for e in warnings[-TAIL:]]
-    for namespace, name in SYSTEM_DEPLOYMENTS:
-        for pod in core.list_namespaced_pod(namespace, label_selector=_selector(k8s, namespace, name)).items:
-            out.append(f"--- log of {namespace}/{pod.metadata.name}")
-            try:
-                out += (core.read_namespaced_pod_log(pod.metadata.name, namespace, tail_lines=TAIL,
-                                                     _request_timeout=10) or "").splitlines()
-            except Exception as error:  # a node that does not answer: say so, keep the rest
-                out.append(f"(no log: {type(error).__name__})")
     for name, counts in RIG_LOGS.items() if logs is not None else ():
         path = logs / f"{name}.log"
         lines = [line for line in path.read_text(errors="replace").splitlines() if counts(line)] if path.exists() else []
@@ -114,21 +103,40 @@ def report(k8s: client.ApiClient, logs: Path | None, found: list[str] | None = N
     return "\n".join(out)
 
 
-def _pod_state(pod: client.V1Pod) -> str:
-    parts = [pod.status.phase or "?", f"node {pod.spec.node_name}"]
-    for status in pod.status.container_statuses or []:
-        parts.append(f"{status.name} ready={status.ready} restarts={status.restart_count}")
+def pod_logs(k8s: client.ApiClient, namespaces: list[str], lines: int) -> str:
+    """Each container of the namespaces' pods: its pod's state, then the last `lines` of its log (probes'
+    access lines left out). A pod that has finished its work (the provisioner's helpers) is left out."""
+    core, out = client.CoreV1Api(k8s), []
+    for namespace in namespaces:
+        try:
+            pods = core.list_namespaced_pod(namespace).items
+        except ApiException as error:
+            out.append(f"{namespace}: pods not listed ({error.status})")
+            continue
+        for pod in (pod for pod in pods if pod.status.phase != "Succeeded"):
+            for container in pod.spec.containers:
+                try:
+                    text = core.read_namespaced_pod_log(pod.metadata.name, namespace, container=container.name,
+                                                        tail_lines=10 * lines, _request_timeout=10) or ""  # None: no log yet
+                    tail = [line for line in text.splitlines() if "kube-probe" not in line][-lines:]
+                except Exception as error:  # a pod gone or a node that does not answer: say so, keep the rest
+                    tail = [f"(no log: {type(error).__name__})"]
+                out.append(f"--- {namespace}/{pod.metadata.name} [{container.name}] {pod_state(pod, container.name)}")
+                out.extend(tail)
+    return "\n".join(out)
+
+
+def pod_state(pod: client.V1Pod, container: str) -> str:
+    """The pod's phase and, while it is not Running, why (e.g. the scheduler waiting for its claims to bind);
+    the container's readiness, restarts, and what it waits for or last exited with."""
+    parts = [pod.status.phase or "?"]
+    if pod.status.phase != "Running":
+        parts += [c.message or c.reason for c in pod.status.conditions or [] if c.status != "True" and (c.message or c.reason)]
+    for status in (s for s in pod.status.container_statuses or [] if s.name == container):
+        parts.append(f"ready={status.ready} restarts={status.restart_count}")
         if status.state and status.state.waiting:
             parts.append(f"waiting: {status.state.waiting.reason} {status.state.waiting.message or ''}".strip())
         last = status.last_state and status.last_state.terminated
         if last:
             parts.append(f"last exit {last.exit_code} ({last.reason}) at {last.finished_at}")
-    return ", ".join(parts)
-
-
-def _selector(k8s: client.ApiClient, namespace: str, deployment: str) -> str:
-    try:
-        labels = client.AppsV1Api(k8s).read_namespaced_deployment(deployment, namespace).spec.selector.match_labels
-    except ApiException:
-        return "none-such=1"
-    return ",".join(f"{k}={v}" for k, v in labels.items())
+    return "; ".join(parts)

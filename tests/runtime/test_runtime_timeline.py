@@ -172,7 +172,6 @@ def test_retention_keeps_the_newest_within_age_and_count_and_says_what_it_droppe
         assert reopened.retention()["dropped"] == report["dropped"]
 
 
-
 def test_the_timeline_component_takes_partial_events_and_refuses_a_partial_of_another_type():
     from agentnet_runtime.components.interaction_timeline import decode
 
