@@ -8,7 +8,7 @@ process of its own with nats-server's monitor port on, and measures:
   - NATS messages per second at rest (nats-server's /varz in_msgs + out_msgs over the same
     window), against n * degree, the number of directed edges;
   - convergence after a burst of 1,000 terms (POSTed to random agents): seconds from the
-    first POST until every agent reports one digest (GET /status).
+    first POST until every agent reports one digest and none has work left (GET /status).
 Targets (issue 21): 1,000 agents ready within 15 s, at rest under 1 GB in all and under a
 quarter of a core, converged within 5 s of the burst.
 
@@ -186,12 +186,14 @@ async def post_burst(base: str, agents: int, seed: int, accepted: list[int]) -> 
 
 
 def one_digest(base: str) -> tuple[bool, int]:
-    """(every agent reports one digest, e-nodes of agent 0) from GET /status; (False, 0) if it does not answer."""
+    """(every agent reports one digest and none has work left, e-nodes of agent 0) from GET /status; (False, 0)
+    if it does not answer. Work left matters: agents that share an e-graph report one digest at every moment."""
     try:
-        agents = httpx.get(f"{base}/status", timeout=HTTP_TIMEOUT).json()["agents"]
+        status = httpx.get(f"{base}/status", timeout=HTTP_TIMEOUT).json()
     except httpx.HTTPError:  # a process busy with the burst may answer late: ask again
         return False, 0
-    return len({a["digest"] for a in agents.values()}) == 1, agents["0"]["size"]
+    agents = status["agents"]
+    return len({a["digest"] for a in agents.values()}) == 1 and status["settled"], agents["0"]["size"]
 
 
 def say(text: str) -> None:

@@ -248,6 +248,9 @@ class AgentSettings:
     snapshot_interval: float = 30.0  # seconds between snapshots, taken whenever there is a data dir (0 = none)
     timeline_flush: float = 0.2  # seconds between timeline batch flushes
     max_buffered_events: int = 200_000  # events kept while no sink can take them; older ones are dropped
+    # The agents of a process hold one e-graph (agent.py, shared replicas); off, each holds its own and they
+    # replicate in memory as agents in different pods would (tests that partition agents of one process).
+    share_replica: bool = True
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import contextlib
 import secrets
 import time
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 import httpx
@@ -17,8 +18,12 @@ from agentnet_runtime.agent.host import AgentHost
 from agentnet_runtime.config import AgentSettings, NetworkConfig, RuntimeConfig, load_config
 from agentnet_runtime.local.up import network_document_from
 
-# Short timers: tests wait for convergence, so repairs should come quickly.
-FAST = AgentSettings(sync_interval=0.2, heartbeat_interval=0.2, sync_timeout=1.0, batch_delay=0.005, timeline_flush=0.05)
+# Short timers: tests wait for convergence, so repairs should come quickly. Each agent holds its own
+# replica and they replicate in memory as agents in separate pods do over NATS: these tests are of
+# replication (and partition agents of one process); SHARED is how a process runs its agents by default.
+FAST = AgentSettings(sync_interval=0.2, heartbeat_interval=0.2, sync_timeout=1.0, batch_delay=0.005, timeline_flush=0.05,
+                     share_replica=False)
+SHARED = replace(FAST, share_replica=True)
 
 
 def network_document(agents: int = 9, kind: str = "ramanujan", name: str = "test", **topology: Any) -> dict:

@@ -182,7 +182,7 @@ def test_up_with_a_data_dir_starts_again_with_every_agents_state(tmp_path):
         assert len(events) == 3
         stream_created = jetstream_created(log, "AGENTNET_WORK")
         stop(process, log)
-        assert all(snapshots.paths(data, i)[0].exists() for i in range(9))
+        assert snapshots.paths(data, 0)[0].exists()  # the process's one e-graph, under its lowest agent
 
         process, base, log = start_up(tmp_path, data, "second.log")
         assert agents_now(base) == before  # ready with the restored state

@@ -30,6 +30,14 @@ the next heartbeat, and any change of this replica brings back one exchange with
 Compaction: after each sync exchange the agent drops into its checkpoint the events its own
 clock and every neighbour's `known` clock share (pointwise minimum): no neighbour will ask for
 them again, and anyone else who does gets the checkpoint (core/events.py).
+Shared replicas (AgentSettings.share_replica): the agents of one process hold one e-graph
+(SharedReplica). Replication between agents of one process would be a message in memory that
+every one of n replicas joins, a burst costing n times each event; shared, each event is joined
+once, and only neighbours hosted elsewhere get pushes, exchanges and clock bookkeeping.
+The network computes the same union: an in-memory delivery is never lost, so the agents of a
+process only ever reached the same state by another route. The colours' rewrite families all run
+on the shared e-graph (AgentHost._searcher).
+
 Retention: `max_nodes` is the e-graph's knowledge budget (core/retention.py); sync requests
 carry the retention floor, so two replicas whose states differ only by it still converge.
 """
@@ -40,7 +48,7 @@ import time
 from array import array
 from collections import deque
 from dataclasses import replace
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Collection, Mapping
 
 from agentnet_runtime.config import AgentSettings, NodeConfig
 from agentnet_runtime.core.clock import VectorClock, dominates, merge, raise_to
@@ -112,10 +120,21 @@ class Relay:
         return 0 <= neighbour < self._size and parents[neighbour] == agent
 
 
+class SharedReplica:
+    """The one e-graph of the agents of a process (`hosted`), who holds it, and whom its news concerns:
+    `on_news` is called whenever an agent holding it learns something (AgentHost wakes its searchers)."""
+
+    def __init__(self, replica: str, hosted: Collection[int], max_nodes: int | None = None):
+        self.egraph = EGraph(replica, max_nodes)
+        self.hosted = frozenset(hosted)
+        self.members: list[Agent] = []
+        self.on_news: Callable[[], None] | None = None
+
+
 class Agent:
     def __init__(
         self, node: NodeConfig, replica: str, settings: AgentSettings, sink: Callable[[Event], None] | None = None,
-        relay: Relay | None = None, max_nodes: int | None = None,
+        relay: Relay | None = None, max_nodes: int | None = None, shared: SharedReplica | None = None,
     ):  # fmt: skip
         self.id = node.id
         self.node = node
@@ -125,7 +144,15 @@ class Agent:
         self.rules = rules_for(self.colour)
         self._needs = [_constant_leaves(rule.lhs) for rule in self.rules]  # a rule cannot match without these
         self.budget = Budget(iterations=settings.rewrite_iterations, nodes=settings.node_cap, seconds=settings.rewrite_seconds)
-        self.egraph = EGraph(replica, max_nodes)
+        self.shared = shared
+        if shared is None:
+            self.egraph, self.group, self.local = EGraph(replica, max_nodes), [self], frozenset()
+        else:
+            self.egraph, self.group = shared.egraph, shared.members
+            self.local = frozenset(n for n in node.neighbours if n in shared.hosted)  # neighbours holding this e-graph
+            shared.members.append(self)
+        # The neighbours replication is with: all, or those hosted elsewhere when the e-graph is shared.
+        self.remote = tuple(n for n in node.neighbours if n not in self.local)
         # Keeps its place between passes: a pass searches only what changed since the last one
         # (what arrived from neighbours and what it rewrote), so it costs the news, not the e-graph.
         self.saturation = Saturation(self.egraph, self.rules, self.budget)
@@ -141,9 +168,9 @@ class Agent:
         self.recorder = Recorder(node.id, replica, self.colour.value, keep)
         self.relay = relay  # None: push every event to every neighbour
         self._origins: dict[str, int | None] = {}  # replica id -> its agent, parsed once (None: flood its events)
-        self.known: dict[int, VectorClock] = {n: {} for n in self.neighbours}
-        self.sent: dict[int, VectorClock] = {n: {} for n in self.neighbours}
-        self.settled: dict[int, VectorClock] = {n: {} for n in self.neighbours}
+        self.known: dict[int, VectorClock] = {n: {} for n in self.remote}
+        self.sent: dict[int, VectorClock] = {n: {} for n in self.remote}
+        self.settled: dict[int, VectorClock] = {n: {} for n in self.remote}
         self.peer_digests: dict[int, str] = {}
         self.in_step: dict[int, int] = {}  # neighbour -> e-graph version at which an exchange found its digest equal
         self.pending_acks: set[int] = set()
@@ -221,6 +248,8 @@ class Agent:
     def _news(self) -> None:
         self.dirty = True
         self.last_input = time.monotonic()
+        if self.shared is not None and self.shared.on_news is not None:
+            self.shared.on_news()
 
     # --- replication ----------------------------------------------------------------
 
@@ -267,7 +296,7 @@ class Agent:
         """What each neighbour has not been sent yet, less what others relay to it; marks it all sent."""
         out = []
         clock = self.egraph.clock
-        for n in self.neighbours:
+        for n in self.remote:
             delta = self._unsent(n, clock, self.sent[n])
             if delta:
                 out.append((n, delta))
@@ -317,8 +346,9 @@ class Agent:
         return lost
 
     def compact(self) -> None:
-        """Drop into the checkpoint the events every neighbour is known to have (and this replica has)."""
-        self.egraph.compact_seen_by(list(self.known.values()))
+        """Drop into the checkpoint the events every neighbour is known to have (and this replica has): of a
+        shared e-graph, every neighbour of every agent holding it."""
+        self.egraph.compact_seen_by([clock for member in self.group for clock in member.known.values()])
 
     def answer_sync(self, sender: int, request: dict[str, Any]) -> dict[str, Any]:
         """Reply to a digest: equal, or the delta the asker's clock has not seen (less pushes still in flight)."""
@@ -378,13 +408,13 @@ class Agent:
     def out_of_step(self) -> list[int]:
         """Neighbours a repair round should visit: all but those known to hold this replica's present state."""
         version, digest, peers = self.egraph.version, self.egraph.digest(), self.peer_digests
-        return [n for n in self.neighbours if self.in_step.get(n) != version or peers.get(n) != digest]
+        return [n for n in self.remote if self.in_step.get(n) != version or peers.get(n) != digest]
 
     # --- reporting ----------------------------------------------------------------------
 
     def agreeing_neighbours(self) -> list[int]:
         digest = self.egraph.digest()
-        return [n for n in self.neighbours if self.peer_digests.get(n) == digest]
+        return [n for n in self.neighbours if n in self.local or self.peer_digests.get(n) == digest]
 
     def heartbeat(self) -> dict[str, Any]:
         return {"agent": self.id, "digest": self.egraph.digest(), "nodes": len(self.egraph),

@@ -40,7 +40,7 @@ from agentnet_runtime.timeline.events import Event
 from agentnet_runtime.web import METRICS
 
 from . import snapshots, subjects
-from .agent import Agent, Relay, replica_name
+from .agent import Agent, Relay, SharedReplica, replica_name
 from .transport import Transport, Unreachable
 
 log = logging.getLogger("agentnet.agent")
@@ -56,10 +56,15 @@ class AgentHost:
         boot = format(time.time_ns() // 1_000_000, "x")
         self.events: list[Event] = []
         relay = Relay({node.id: node.neighbours for node in config.network.nodes})
+        hosted, max_nodes = sorted(config.agent_ids), config.network.retention.max_nodes
+        self.shared = None  # one e-graph for all hosted agents, named after the lowest (agent.py, shared replicas)
+        if self.settings.share_replica and len(hosted) > 1:
+            self.shared = SharedReplica(replica_name(hosted[0], boot), hosted, max_nodes)
+            self.shared.on_news = self._shared_news
         self.agents: dict[int, Agent] = {
             i: Agent(config.network.nodes[i], replica_name(i, boot), self.settings, self.events.append, relay,
-                     max_nodes=config.network.retention.max_nodes)
-            for i in config.agent_ids
+                     max_nodes=max_nodes, shared=self.shared)
+            for i in hosted
         }
         self.transport = Transport(config.nats_url, config.nats_auth, name=f"agentnet-{config.network.name}-{config.pod_name}")
         self.ready = asyncio.Event()  # connected and subscribed
@@ -78,6 +83,11 @@ class AgentHost:
         self._by_colour: dict[Colour, list[Agent]] = {colour: [] for colour in Colour}  # hosted agents, lowest id first
         for i in sorted(self.agents):
             self._by_colour[self.agents[i].colour].append(self.agents[i])
+        for agent in self.agents.values():
+            if self._searcher(agent) is not agent:
+                agent.saturation.skip()  # watching the e-graph for a search it leaves to another costs every join
+        # Who holds a snapshot of its e-graph: every agent, or the lowest of those sharing one.
+        self._snapshot_holders = [self.agents[hosted[0]]] if self.shared is not None else list(self.agents.values())
         self._tasks: list[asyncio.Task] = []
         # agent id -> (e-graph version, own events) of its newest snapshot
         self._snapshotted: dict[int, tuple[int, int]] = {}
@@ -169,6 +179,18 @@ class AgentHost:
     def wake(self, agent: Agent) -> None:
         self._wake[agent.id].set()
 
+    def _shared_news(self, source: Agent | None = None) -> None:
+        """The shared e-graph changed: the searcher of each colour (but `source`, whose rewrite it was) has
+        news to search, and the agents with neighbours elsewhere have something to push."""
+        now = time.monotonic()
+        for peers in self._by_colour.values():
+            searcher = self._searcher(peers[0]) if peers else None
+            if searcher is not None and searcher is not source:
+                searcher.dirty, searcher.last_input = True, now
+                self.wake(searcher)
+        for agent in self._published:
+            self.wake(agent)
+
     async def _worker(self, agent: Agent) -> None:
         """Push and acknowledge at once; rewrite once the agent's inbox has been quiet for a
         moment (a rewrite pass costs the whole e-graph, so one pass per burst, not per message)."""
@@ -192,6 +214,8 @@ class AgentHost:
                             METRICS.rewrite_passes.labels(str(agent.id), "run").inc()
                             METRICS.rewrites.labels(str(agent.id)).inc(report.matches)
                     if agent.egraph.version != version:
+                        if self.shared is not None:
+                            self._shared_news(agent)
                         await self._push(agent)
                 if agent.dirty:
                     wake.set()
@@ -233,13 +257,18 @@ class AgentHost:
     async def settle(self, timeout: float = 30.0) -> bool:
         """Wait until no hosted agent has work left (for tests and benchmarks); False on timeout."""
         deadline = time.monotonic() + timeout
-        while self._busy or any(w.is_set() for w in self._wake.values()) or any(
-            a.dirty or a.pending_acks for a in self.agents.values()
-        ):
+        while not self.settled():
             if time.monotonic() >= deadline:
                 return False
             await asyncio.sleep(0.005)
         return True
+
+    def settled(self) -> bool:
+        """No hosted agent has work left: nothing to rewrite, push or acknowledge (GET /status says it too:
+        agents that share an e-graph hold one digest at once, while its rewriting may go on)."""
+        return not self._busy and not any(w.is_set() for w in self._wake.values()) and not any(
+            a.dirty or a.pending_acks for a in self.agents.values()
+        )
 
     # --- incoming messages ---------------------------------------------------------------------
 
@@ -309,17 +338,19 @@ class AgentHost:
             METRICS.syncs.labels(str(agent.id), result).inc()
             return n, {"result": result, "new": new}
 
-        results = dict(await asyncio.gather(*(with_neighbour(n) for n in (neighbours or agent.neighbours))))
+        results = dict(await asyncio.gather(*(with_neighbour(n) for n in (agent.remote if neighbours is None else neighbours))))
         agent.recorder.record("sync", payload={str(n): r["result"] for n, r in results.items()})
         self.wake(agent)  # push what neighbours lack, rewrite what arrived
         return results
 
     async def sync_round(self) -> dict[int, dict[int, dict]]:
-        """One anti-entropy round: every hosted agent syncs with each of its neighbours."""
-        return await self._round({agent: agent.neighbours for agent in self.agents.values()})
+        """One anti-entropy round: every hosted agent syncs with each of its neighbours (elsewhere, if shared)."""
+        return await self._round({agent: agent.remote for agent in self.agents.values() if agent.remote})
 
     async def repair_round(self) -> dict[int, dict[int, dict]]:
         """The timer's round: every hosted agent syncs with the neighbours it is out of step with (none at rest)."""
+        if self.shared is not None:  # its agents may have no neighbour elsewhere, whose exchanges would compact it
+            self._snapshot_holders[0].compact()
         visits = {agent: agent.out_of_step() for agent in self.agents.values()}
         return await self._round({agent: neighbours for agent, neighbours in visits.items() if neighbours})
 
@@ -365,6 +396,7 @@ class AgentHost:
             "nats": {"url": self.config.nats_url, "connected": self.transport.connected},
             "agents": agents,
             "converged": len(digests) == 1 and all(a["neighbours_agreeing"] == a["neighbours"] for a in agents.values()),
+            "settled": self.settled(),
             "uptime": round(time.time() - self.started, 3),
         }
 
@@ -409,7 +441,7 @@ class AgentHost:
         seal = await asyncio.to_thread(snapshots.take_seal, self.config.data_dir, agent.id)
         restored = await asyncio.to_thread(snapshots.read, self.config.data_dir, agent.id)
         replica = snapshots.continued_replica(seal, restored, agent.id)
-        if replica is not None:
+        if replica is not None and agent in self._snapshot_holders:  # (the lowest of a shared e-graph's agents loads first)
             agent.continue_as(replica)
         if restored.state is None:
             return
@@ -419,8 +451,8 @@ class AgentHost:
         log.info("agent %s: restored %d e-nodes from the %s snapshot %s", agent.id, len(agent.egraph), restored.source, restored.path)
 
     async def save_snapshots(self) -> None:
-        """Snapshot every agent whose e-graph changed since its last snapshot."""
-        for agent in self.agents.values():
+        """Snapshot every e-graph that changed since its last snapshot."""
+        for agent in self._snapshot_holders:
             version = agent.egraph.version
             if self._snapshotted.get(agent.id, (None,))[0] != version:
                 wire = agent.egraph.to_wire()
@@ -430,7 +462,7 @@ class AgentHost:
     def _seal_snapshots(self) -> None:
         """Last thing of a clean stop: each newest snapshot holds all its agent's events, so the next start may
         carry on its replica id (snapshots.py, seals)."""
-        for agent in self.agents.values():
+        for agent in self._snapshot_holders:
             version, count = self._snapshotted.get(agent.id, (None, 0))
             if version == agent.egraph.version:  # (nothing changed since: no event after the snapshot either)
                 snapshots.seal(self.config.data_dir, agent.id, agent.replica, count)
