@@ -5,7 +5,7 @@ Targets (issue 19, quoting ../shared/guides): "1000+ messages/second across 9 ag
 < 0.1%" and "P99 < 100ms" (000's success criteria), "Cold start time < 100ms" (000).
 
 Everything runs for real: `agentnet up -f examples/network.yaml` as a process (an embedded nats-server,
-the 9 agents and the 11 components on one port); the load comes from a second process (this module with
+the 9 agents and the 11 components on one port; for the messages between agents, with --replica-per-agent); the load comes from a second process (this module with
 --load) that times each request client-side; the cold starts are `agentnet agent` and `agentnet component`
 processes, next to `python -c pass` and the same imports alone, measured in the same run so that the share
 Python's own start takes is plain.
@@ -157,11 +157,11 @@ def run_load(spec: dict) -> dict:
 class Up:
     """`agentnet up -f examples/network.yaml` as a process, ready (every agent and component)."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, *flags: str):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [AGENTNET, "up", "-f", str(EXAMPLE), "--port", str(self.port), "--data-dir", str(directory)],
+            [AGENTNET, "up", "-f", str(EXAMPLE), "--port", str(self.port), "--data-dir", str(directory), *flags],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         wait_for_http(f"{self.base}/ready", 120)
@@ -240,7 +240,8 @@ def bench_messages(up: Up, quick: bool) -> list[dict]:
             messages_per_up_cpu_second=round(busy * (load["end"] - load["start"]) / cpu) if cpu else None,
             converged_s_after_load=round(converged_after, 2), received_by_kind=by_kind,
             received_while_converging=round(sum(after.values()) - sum(before.values())),
-            how="`agentnet up -f examples/network.yaml`; a second process posts distinct terms (a{n} * (b + c)) to "
+            how="`agentnet up -f examples/network.yaml --replica-per-agent` (each agent its own e-graph, replicating "
+                "as agents in pods of their own do; by default they share one and send each other nothing); a second process posts distinct terms (a{n} * (b + c)) to "
                 "/agent/{n % 9}/message back to back; agent-to-agent deliveries counted at the receiver "
                 "(agentnet_messages_total{direction=in}: state, sync, ack), read from /metrics every 0.25 s, "
                 "over the samples inside the load's own start and end; up_cpu: the `agentnet up` process tree's CPU time "
@@ -395,12 +396,18 @@ def main() -> None:
     load_average_before = [round(load, 2) for load in os.getloadavg()]  # the machine is shared: say how busy it was
     entries = bench_cold_starts(args.quick)
     with tempfile.TemporaryDirectory() as directory:
-        up = Up(Path(directory))
+        up = Up(Path(directory) / "shared")
         try:
             routes, latencies = bench_routes(up, args.quick)
-            entries += bench_messages(up, args.quick)
             entries += bench_errors(up, args.quick)
             entries += routes
+        finally:
+            up.stop()
+        # Under `up` the nine agents share one e-graph and send each other nothing: the messages between
+        # agents are counted where each holds its own, as in pods of their own.
+        up = Up(Path(directory) / "per-agent", "--replica-per-agent")
+        try:
+            entries += bench_messages(up, args.quick)
         finally:
             up.stop()
     plot = RESULTS_DIR / "guides_latency.png"

@@ -72,8 +72,15 @@ def bench_burst(nats_url: str, quick: bool) -> list[dict]:
     terms = burst(1000, seed=1)
     rewriting = [asyncio.run(burst_convergence(nats_url, terms, FAST)) for _ in range(1 if quick else 2)]
     replication = [asyncio.run(burst_convergence(nats_url, terms, replace(FAST, node_cap=0))) for _ in range(2 if quick else 3)]
+    shared = [asyncio.run(burst_convergence(nats_url, terms, replace(FAST, share_replica=True))) for _ in range(1 if quick else 2)]
     best, data = min(rewriting, key=lambda r: r["seconds"]), min(replication, key=lambda r: r["seconds"])
+    one = min(shared, key=lambda r: r["seconds"])
     return [
+        entry(
+            "9 agents sharing one e-graph (a process's default) converge after 1,000 terms, rewriting on", one["seconds"],
+            "s", 1.0, higher_is_better=False, baseline={"name": "each agent its own replica", "value": best["seconds"]},
+            nodes=one["nodes"], runs=len(shared), how="as below, with AgentSettings.share_replica on",
+        ),
         entry(
             "9 agents (ramanujan) converge after 1,000 terms, rewriting on", best["seconds"], "s", 1.0,
             higher_is_better=False, baseline={"name": "same burst, replication only (rewriting off)", "value": data["seconds"]},

@@ -223,7 +223,9 @@ def process_tree_cpu(root: int) -> float:
 
 # --- workloads shared by the runtime benchmarks ---------------------------------------------------------
 
-FAST = AgentSettings(sync_interval=0.25, heartbeat_interval=0.5, batch_delay=0.005)
+# Each agent its own replica: the runtime benchmarks measure replication between agents, as in pods of their own
+# (by default the agents of a process share one e-graph and send each other nothing).
+FAST = AgentSettings(sync_interval=0.25, heartbeat_interval=0.5, batch_delay=0.005, share_replica=False)
 
 
 def random_term(rng: random.Random, leaves: int, names: list[str]) -> Term:

@@ -1,6 +1,7 @@
 """Every metric the chart's alert rules and Grafana panels read is exported by a real process:
 the operator reconciling a network on the rig's API server, and `agentnet up` (every agent and
-component of the example network in one process) under traffic, each scraped at its /metrics."""
+component of the example network in one process, each agent with a replica of its own) under traffic,
+each scraped at its /metrics."""
 
 import asyncio
 import time
@@ -67,7 +68,9 @@ def test_every_metric_of_the_alerts_and_panels_is_exported_by_a_running_process(
     wait_for(lambda: operator.metric("agentnet_operator_reconciles_total") > 0, 60, "the operator to reconcile")
     operator_metrics = f"http://127.0.0.1:{operator.metrics_port}/metrics"
 
-    process, base, log = start_up(tmp_path, tmp_path / "data", "up.log")
+    # Each agent its own replica, as in a cluster of one agent per pod: agents that share an e-graph (up's
+    # default) never sync with each other, and the panels describe the syncs between pods.
+    process, base, log = start_up(tmp_path, tmp_path / "data", "up.log", "--replica-per-agent")
     try:
         traffic(base, log)
         missing = queried

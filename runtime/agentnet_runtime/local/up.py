@@ -173,6 +173,9 @@ async def run_network(
 @click.option("--sync-interval", type=float, default=LOCAL_SETTINGS.sync_interval, show_default=True, help="seconds between anti-entropy rounds")
 @click.option("--snapshot-interval", type=float, default=AgentSettings.snapshot_interval, show_default=True,
               help="seconds between the agents' snapshots to --data-dir (and one on the way out); 0 = none")
+@click.option("--replica-per-agent", is_flag=True,
+              help="each agent holds its own e-graph and they replicate in memory, as agents in pods of their own "
+                   "(to watch or measure replication); default: the agents share one, which costs a burst once, not per agent")
 @click.option("--nats-monitor-port", type=click.IntRange(0, 65535), default=0, show_default=True,
               help="serve nats-server's monitoring endpoints (/varz, /connz) on this loopback port; 0 = none")
 @click.option("--require-token", is_flag=True,
@@ -180,7 +183,7 @@ async def run_network(
                    "apply spec.limits.rateLimit; default: open, as a loopback server")
 @logs.options(default_level=UP_LOG_LEVEL)
 def up_command(path: str, port: int, http_host: str, data_dir: str | None, sync_interval: float, snapshot_interval: float,
-               nats_monitor_port: int, require_token: bool, log_level: str | None, log_format: str | None) -> None:
+               replica_per_agent: bool, nats_monitor_port: int, require_token: bool, log_level: str | None, log_format: str | None) -> None:
     """Run a whole AgentNetwork locally: embedded NATS, every agent, all routes on one port."""
     began = time.perf_counter()
     log_settings = logs.from_flags(log_level, log_format, UP_LOG_LEVEL)
@@ -207,7 +210,7 @@ def up_command(path: str, port: int, http_host: str, data_dir: str | None, sync_
             env={}, network=network, agent_ids=tuple(range(network.size)), nats_url=nats.url,
             http_host=http_host, http_port=port, data_dir=str(directory),
             agent=AgentSettings(sync_interval=sync_interval, heartbeat_interval=LOCAL_SETTINGS.heartbeat_interval,
-                                snapshot_interval=snapshot_interval if data_dir else 0),
+                                snapshot_interval=snapshot_interval if data_dir else 0, share_replica=not replica_per_agent),
         )  # fmt: skip
         from agentnet_runtime.agent import snapshots
         from agentnet_runtime.agent.main import TIMELINE_FILE
