@@ -127,3 +127,27 @@ async def test_sharing_computes_what_agents_with_replicas_of_their_own_compute(n
             await eventually(lambda: host.settled() and one_digest(host), 30, "the network at rest")
             held[settings.share_replica] = knowledge(host.agents[0].egraph)
     assert len(held[True]) > len(terms) and held[True] == held[False]
+
+
+async def test_snapshots_of_an_earlier_packing_are_joined_and_then_removed(tmp_path):
+    """Nine agents with replicas of their own leave nine snapshots; started again sharing one e-graph, the
+    process holds what all of them held, writes it under agent 0, and removes the other eight files."""
+    net, data = network(9), str(tmp_path)
+    terms = {0: "x*(y+z)", 4: "(p+q)*r", 8: "u*(v*w)"}
+    alone = runtime_config(net, "nats://127.0.0.1:1", settings=replace(FAST, snapshot_interval=60), data_dir=data)
+    first = AgentHost(alone)  # no NATS: each agent keeps only its own term
+    await first.start()
+    for agent, term in terms.items():
+        first.agents[agent].submit(parse(term))
+    await first.stop()
+    assert sorted(agent for agent in range(9) if snapshots.paths(tmp_path, agent)[0].exists()) == list(range(9))
+
+    shared = alone.with_(agent=replace(SHARED, snapshot_interval=60))
+    for life in range(2):
+        host = AgentHost(shared)
+        await host.start()
+        try:
+            assert all(host.agents[7].egraph.lookup(parse(term)) is not None for term in terms.values()), life
+        finally:
+            await asyncio.wait_for(host.stop(), 10)
+        assert [agent for agent in range(9) if snapshots.paths(tmp_path, agent)[0].exists()] == [0]

@@ -1,12 +1,17 @@
 """AgentHost: the agents of one process on one NATS connection and one event loop.
 
+By default the agents of a process hold one e-graph (agent.py, shared replicas), so what
+follows concerns their neighbours in other processes; with `share_replica` off each agent
+holds its own and its neighbours in this process are handled alike, in memory.
+
 Each agent has a worker that wakes when something changed: it pushes deltas to its
 neighbours (agent.{n}.state) and acknowledges what it received (agent.{n}.ack) at once,
 and runs a time-sliced rewrite pass of its colour's family once its inbox is quiet; of
 the agents of one colour in this process, one searches for all (AgentHost._searcher), the
-others take what it derives as deltas.
+others take what it derives (as deltas, or at once from a shared e-graph, whose every
+change wakes each colour's searcher).
 Timers run anti-entropy rounds (agent.{n}.sync request/reply with digests), heartbeats,
-timeline flushes and, with a data directory, snapshots (snapshots.py; only of agents that
+timeline flushes and, with a data directory, snapshots (snapshots.py; only of e-graphs that
 changed since their last one). What goes to an agent of this process stays in memory
 (transport.py), so a whole network in one process (`agentnet up`) sends nothing at rest
 but one agents.heartbeat and one network.status per interval.
@@ -88,6 +93,7 @@ class AgentHost:
                 agent.saturation.skip()  # watching the e-graph for a search it leaves to another costs every join
         # Who holds a snapshot of its e-graph: every agent, or the lowest of those sharing one.
         self._snapshot_holders = [self.agents[hosted[0]]] if self.shared is not None else list(self.agents.values())
+        self._absorbed: set[int] = set()  # other agents whose snapshots the shared e-graph joined at start
         self._tasks: list[asyncio.Task] = []
         # agent id -> (e-graph version, own events) of its newest snapshot
         self._snapshotted: dict[int, tuple[int, int]] = {}
@@ -445,6 +451,8 @@ class AgentHost:
             agent.continue_as(replica)
         if restored.state is None:
             return
+        if agent not in self._snapshot_holders:  # left by an earlier packing: kept until the shared one holds it
+            self._absorbed.add(agent.id)
         agent.egraph.join(restored.state)
         agent.dirty = True  # its rewrite family has not seen this state yet
         self._snapshotted[agent.id] = (agent.egraph.version, restored.state.clock.get(agent.replica, 0))
@@ -458,6 +466,9 @@ class AgentHost:
                 wire = agent.egraph.to_wire()
                 await self._write(snapshots.write, self.config.data_dir, agent.id, wire)
                 self._snapshotted[agent.id] = (version, wire["clock"].get(agent.replica, 0))
+                if self._absorbed:
+                    await self._write(snapshots.discard, self.config.data_dir, sorted(self._absorbed))
+                    self._absorbed.clear()
 
     def _seal_snapshots(self) -> None:
         """Last thing of a clean stop: each newest snapshot holds all its agent's events, so the next start may

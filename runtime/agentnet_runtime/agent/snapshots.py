@@ -28,6 +28,7 @@ import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import orjson
 
@@ -67,6 +68,16 @@ def write(data_dir: Path, agent: int, wire: dict) -> Path:
         os.replace(newest, previous)
     _replace_durably(temporary, data, newest)
     return newest
+
+
+def discard(data_dir: Path, agents: Iterable[int]) -> None:
+    """Remove the agents' snapshots, once another holds what they held (a shared e-graph's, see AgentHost)."""
+    directory = Path(data_dir) / DIRECTORY
+    for agent in agents:
+        for path in (*paths(data_dir, agent), *legacy_paths(data_dir, agent)):
+            path.unlink(missing_ok=True)
+    if directory.exists():
+        _sync_directory(directory)
 
 
 def _replace_durably(temporary: Path, data: bytes, target: Path) -> None:
