@@ -15,7 +15,8 @@ quarter of a core, converged within 5 s of the burst.
 The stretch (`--stretch`): networks past the CRD's 1,000 agents (the operator's model bounds
 `agents`; the bench builds network.json past it on purpose), packed in several `agentnet agent`
 processes on one nats-server, sizes doubling until one does not come up within its bound or the
-machine's memory would run out; each size reports the same idle figures. The 2D torus, since
+machine's memory would run out; each size reports the same figures, the burst's POSTed to the process
+that hosts each agent and converged when every process reports one digest and no work left. The 2D torus, since
 ramanujan topologies stop at 5,000 agents (topology.MAX_RAMANUJAN_AGENTS).
 
 With no scipy, the dashboard cannot lay out 500 agents or more (networkx's spring_layout needs
@@ -160,21 +161,23 @@ def network_yaml(agents: int, directory: Path) -> tuple[Path, str | None, int]:
     return path, without, int(body["spec"]["topology"]["degree"])
 
 
-async def post_burst(base: str, agents: int, seed: int, accepted: list[int]) -> None:
-    """POST BURST_TERMS terms to random agents; `accepted` gets one entry per term taken (202)."""
+async def post_burst(bases: list[str], agents: int, seed: int, accepted: list[int]) -> None:
+    """POST BURST_TERMS terms to random agents; `accepted` gets one entry per term taken (202). The agents are
+    served at `bases`, in blocks of equal size (one process each), agent 0 first."""
     rng = random.Random(seed)
     work = [(rng.randrange(agents), str(term)) for term in burst(BURST_TERMS, seed)]
     tls = ssl.create_default_context()  # unused (plain HTTP), but a client makes one unless given one: 30 ms each
+    block = -(-agents // len(bases))
 
     async def worker(items: list[tuple[int, str]]) -> None:
-        # A client (one connection) per worker: one client's pool of 64 looks at every connection for every
-        # request, and that took 8 of the 9 s a 64-agent burst took to post, CPU the server was measured without.
-        async with httpx.AsyncClient(base_url=base, timeout=HTTP_TIMEOUT, limits=httpx.Limits(max_connections=1),
+        # A client (a connection per process) per worker: one client's pool of 64 looks at every connection for
+        # every request, and that took 8 of the 9 s a 64-agent burst took to post, CPU the server was measured without.
+        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT, limits=httpx.Limits(max_connections=len(bases)),
                                      verify=tls) as client:
             for agent, term in items:
                 for attempt in range(3):  # a kept-alive connection the server has just closed: ask again
                     try:
-                        response = await client.post(f"/agent/{agent}/message", json={"term": term})
+                        response = await client.post(f"{bases[agent // block]}/agent/{agent}/message", json={"term": term})
                         break
                     except httpx.TransportError:
                         if attempt == 2:
@@ -185,15 +188,36 @@ async def post_burst(base: str, agents: int, seed: int, accepted: list[int]) -> 
     await asyncio.gather(*(worker(work[i::BURST_CONCURRENCY]) for i in range(BURST_CONCURRENCY)))
 
 
-def one_digest(base: str) -> tuple[bool, int]:
-    """(every agent reports one digest and none has work left, e-nodes of agent 0) from GET /status; (False, 0)
-    if it does not answer. Work left matters: agents that share an e-graph report one digest at every moment."""
+def one_digest(bases: list[str]) -> tuple[bool, int]:
+    """(every agent of the processes at `bases` reports one digest and none has work left, e-nodes of agent 0)
+    from their GET /status; (False, 0) if one does not answer. Work left matters: agents that share an e-graph
+    report one digest at every moment."""
     try:
-        status = httpx.get(f"{base}/status", timeout=HTTP_TIMEOUT).json()
+        statuses = [httpx.get(f"{base}/status", timeout=HTTP_TIMEOUT).json() for base in bases]
     except httpx.HTTPError:  # a process busy with the burst may answer late: ask again
         return False, 0
-    agents = status["agents"]
-    return len({a["digest"] for a in agents.values()}) == 1 and status["settled"], agents["0"]["size"]
+    digests = {agent["digest"] for status in statuses for agent in status["agents"].values()}
+    return len(digests) == 1 and all(status["settled"] for status in statuses), statuses[0]["agents"]["0"]["size"]
+
+
+def burst_convergence(bases: list[str], agents: int) -> dict:
+    """POST the burst, then wait for one digest: the figures, or why there are none."""
+    start, accepted = time.perf_counter(), []
+    try:
+        asyncio.run(asyncio.wait_for(post_burst(bases, agents, agents, accepted), CONVERGE_TIMEOUT))
+    except (TimeoutError, httpx.HTTPError) as error:  # the process too busy to take the burst in time
+        say(f"{agents} agents: the burst was not taken within {CONVERGE_TIMEOUT:.0f} s: {error!r}")
+    posted = time.perf_counter() - start
+    say(f"{agents} agents: {len(accepted)} of {BURST_TERMS} terms taken in {posted:.1f} s")
+    same, nodes = False, 0
+    while len(accepted) == BURST_TERMS:  # a burst cut short converges on less: no figure then
+        same, nodes = one_digest(bases)
+        if same or time.perf_counter() - start > CONVERGE_TIMEOUT:
+            break
+        time.sleep(0.1)
+    converge = time.perf_counter() - start
+    return {"burst_posted_s": posted, "burst_accepted": len(accepted), "converge_s": converge if same else None,
+            "nodes_after_burst": nodes}
 
 
 def say(text: str) -> None:
@@ -213,26 +237,11 @@ def run_size(agents: int, directory: Path) -> dict:
         time.sleep(SETTLE_SECONDS)
         idle = idle_window([process.pid], monitor)
         say(f"{agents} agents idle: {json.dumps(idle)}")
-        start, accepted = time.perf_counter(), []
-        try:
-            asyncio.run(asyncio.wait_for(post_burst(base, agents, agents, accepted), CONVERGE_TIMEOUT))
-        except (TimeoutError, httpx.HTTPError) as error:  # the process too busy to take the burst in time
-            say(f"{agents} agents: the burst was not taken within {CONVERGE_TIMEOUT:.0f} s: {error!r}")
-        posted = time.perf_counter() - start
-        say(f"{agents} agents: {len(accepted)} of {BURST_TERMS} terms taken in {posted:.1f} s")
-        same, nodes = False, 0
-        while len(accepted) == BURST_TERMS:  # a burst cut short converges on less: no figure then
-            same, nodes = one_digest(base)
-            if same or time.perf_counter() - start > CONVERGE_TIMEOUT:
-                break
-            time.sleep(0.1)
-        converge = time.perf_counter() - start
+        converged = burst_convergence([base], agents)
         after = rss_mb(process_tree(process.pid))
-        say(f"{agents} agents: {'converged' if same else 'not converged'} after {converge:.1f} s, {nodes} e-nodes, {after:.0f} MB")
+        say(f"{agents} agents: converged after {converged['converge_s']} s, {converged['nodes_after_burst']} e-nodes, {after:.0f} MB")
         return {"agents": agents, "degree": degree, "edges_directed": agents * degree, "ready_s": ready, **idle,
-                "burst_posted_s": posted, "burst_accepted": len(accepted),
-                "converge_s": converge if same else None, "nodes_after_burst": nodes,
-                "rss_after_burst_mb": after, "dashboard": "on" if without is None else f"off: {without}"}  # fmt: skip
+                **converged, "rss_after_burst_mb": after, "dashboard": "on" if without is None else f"off: {without}"}  # fmt: skip
     finally:
         stop(process)
         log.close()
@@ -275,8 +284,14 @@ def run_stretch(agents: int, processes: int, directory: Path) -> dict:
             wait_for_http(f"http://127.0.0.1:{port}/ready", max(0.1, READY_TIMEOUT - (time.perf_counter() - started)))
         ready = time.perf_counter() - started
         time.sleep(SETTLE_SECONDS)
-        idle = idle_window([p.pid for p, _, _ in hosts] + [nats.process.pid], monitor)
-        return {"agents": agents, "processes": processes, "degree": 4, "edges_directed": agents * 4, "ready_s": ready, **idle}
+        pids = [p.pid for p, _, _ in hosts] + [nats.process.pid]
+        idle = idle_window(pids, monitor)
+        say(f"{agents} agents in {processes} processes idle: {json.dumps(idle)}")
+        converged = burst_convergence([f"http://127.0.0.1:{port}" for _, port, _ in hosts], agents)
+        after = sum(rss_mb(process_tree(pid)) for pid in pids)
+        say(f"{agents} agents: converged after {converged['converge_s']} s, {converged['nodes_after_burst']} e-nodes, {after:.0f} MB")
+        return {"agents": agents, "processes": processes, "degree": 4, "edges_directed": agents * 4, "ready_s": ready, **idle,
+                **converged, "rss_after_burst_mb": after}  # fmt: skip
     finally:
         for process, _, log in hosts:
             stop(process)
