@@ -129,12 +129,13 @@ async def test_sharing_computes_what_agents_with_replicas_of_their_own_compute(n
     assert len(held[True]) > len(terms) and held[True] == held[False]
 
 
-async def test_snapshots_of_an_earlier_packing_are_joined_and_then_removed(tmp_path):
-    """Nine agents with replicas of their own leave nine snapshots; started again sharing one e-graph, the
-    process holds what all of them held, writes it under agent 0, and removes the other eight files."""
+async def test_snapshots_of_an_earlier_packing_are_joined_rewritten_and_then_removed(tmp_path, nats_server):
+    """Nine agents with replicas of their own (rewriting nothing) leave nine snapshots; started again sharing one
+    e-graph, the process holds what all of them held, every colour's family rewrites it, it is written under
+    agent 0, and the other eight files are removed."""
     net, data = network(9), str(tmp_path)
-    terms = {0: "x*(y+z)", 4: "(p+q)*r", 8: "u*(v*w)"}
-    alone = runtime_config(net, "nats://127.0.0.1:1", settings=replace(FAST, snapshot_interval=60), data_dir=data)
+    terms = {0: DERIVED[0][0], 4: DERIVED[1][0], 8: DERIVED[2][0]}
+    alone = runtime_config(net, "nats://127.0.0.1:1", settings=replace(FAST, snapshot_interval=60, node_cap=0), data_dir=data)
     first = AgentHost(alone)  # no NATS: each agent keeps only its own term
     await first.start()
     for agent, term in terms.items():
@@ -142,12 +143,9 @@ async def test_snapshots_of_an_earlier_packing_are_joined_and_then_removed(tmp_p
     await first.stop()
     assert sorted(agent for agent in range(9) if snapshots.paths(tmp_path, agent)[0].exists()) == list(range(9))
 
-    shared = alone.with_(agent=replace(SHARED, snapshot_interval=60))
+    shared = runtime_config(net, nats_server.url, settings=replace(SHARED, snapshot_interval=60), data_dir=data)
     for life in range(2):
-        host = AgentHost(shared)
-        await host.start()
-        try:
+        async with running(shared) as host:
             assert all(host.agents[7].egraph.lookup(parse(term)) is not None for term in terms.values()), life
-        finally:
-            await asyncio.wait_for(host.stop(), 10)
+            await eventually(lambda: host.settled() and derived_everywhere(host), 30, "every colour's rewrites of the restored state")
         assert [agent for agent in range(9) if snapshots.paths(tmp_path, agent)[0].exists()] == [0]

@@ -33,11 +33,10 @@ them again, and anyone else who does gets the checkpoint (core/events.py).
 Shared replicas (AgentSettings.share_replica): the agents of one process hold one e-graph
 (SharedReplica). Replication between agents of one process would be a message in memory that
 every one of n replicas joins, a burst costing n times each event; shared, each event is joined
-once, and only neighbours hosted elsewhere get pushes, exchanges and clock bookkeeping.
-The network computes the same union: an in-memory delivery is never lost, so the agents of a
-process only ever reached the same state by another route. The colours' rewrite families all run
-on the shared e-graph (AgentHost._searcher).
-
+once, and only neighbours hosted elsewhere get pushes, exchanges and clock bookkeeping. An
+in-memory delivery is never lost, so those agents came to the same state anyway: the network
+computes the same classes (only which of two congruent e-nodes carries a colour tag may differ).
+The colours' rewrite families all run on the shared e-graph (AgentHost._searcher).
 Retention: `max_nodes` is the e-graph's knowledge budget (core/retention.py); sync requests
 carry the retention floor, so two replicas whose states differ only by it still converge.
 """

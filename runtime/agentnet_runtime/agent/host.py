@@ -356,7 +356,7 @@ class AgentHost:
     async def repair_round(self) -> dict[int, dict[int, dict]]:
         """The timer's round: every hosted agent syncs with the neighbours it is out of step with (none at rest)."""
         if self.shared is not None:  # its agents may have no neighbour elsewhere, whose exchanges would compact it
-            self._snapshot_holders[0].compact()
+            self.shared.members[0].compact()
         visits = {agent: agent.out_of_step() for agent in self.agents.values()}
         return await self._round({agent: neighbours for agent, neighbours in visits.items() if neighbours})
 
@@ -455,6 +455,8 @@ class AgentHost:
             self._absorbed.add(agent.id)
         agent.egraph.join(restored.state)
         agent.dirty = True  # its rewrite family has not seen this state yet
+        if self.shared is not None:
+            self._shared_news()  # nor have the families the other colours' searchers run on the shared e-graph
         self._snapshotted[agent.id] = (agent.egraph.version, restored.state.clock.get(agent.replica, 0))
         log.info("agent %s: restored %d e-nodes from the %s snapshot %s", agent.id, len(agent.egraph), restored.source, restored.path)
 
