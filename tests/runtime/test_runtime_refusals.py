@@ -98,14 +98,6 @@ def test_no_malformed_payload_is_an_envelope(what, data):
         assert refused.value.reason in ("not JSON", "wrong shape")
 
 
-def test_a_heartbeat_names_its_replica_with_a_string_or_not_at_all():
-    check_body("agent.3.heartbeat", {"digest": "d", "nodes": 4, "events": 2, "replica": "3.18f"})
-    check_body("agent.3.heartbeat", {"digest": "d"})  # an agent of an earlier version
-    with pytest.raises(Refused) as refused:
-        check_body("agent.3.heartbeat", {"digest": "d", "replica": 3})
-    assert refused.value.reason == refusals.WRONG_SHAPE and '"replica": string' in str(refused.value)
-
-
 @given(st.binary(max_size=300))
 def test_any_bytes_are_an_envelope_or_refused(data):
     try:

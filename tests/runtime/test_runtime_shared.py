@@ -9,7 +9,6 @@ import contextlib
 from dataclasses import replace
 
 import pytest
-from prometheus_client import REGISTRY
 from runtime_support import FAST, SHARED, eventually, network, one_digest, running, runtime_config
 
 from agentnet_runtime.agent import snapshots
@@ -150,30 +149,3 @@ async def test_snapshots_of_an_earlier_packing_are_joined_rewritten_and_then_rem
             assert all(host.agents[7].egraph.lookup(parse(term)) is not None for term in terms.values()), life
             await eventually(lambda: host.settled() and derived_everywhere(host), 30, "every colour's rewrites of the restored state")
         assert [agent for agent in range(9) if snapshots.paths(tmp_path, agent)[0].exists()] == [0]
-
-
-def pushes(agents) -> float:
-    """State messages the agents have pushed (agentnet_messages_total{direction="out", kind="state"})."""
-    return sum(REGISTRY.get_sample_value("agentnet_messages_total", {"agent": str(i), "direction": "out", "kind": "state"}) or 0
-               for i in agents)  # fmt: skip
-
-
-async def test_an_event_crosses_to_a_process_that_shares_a_replica_once_not_once_per_edge(nats_server):
-    """An 8x8 torus in two processes of 32 agents: 16 edges between them, and the event's tree crosses several.
-    Once the heartbeats have said which replica the agents across hold, one push carries the term over."""
-    net = network(64, "torus", dimensions=2)
-    halves = [range(0, 32), range(32, 64)]
-    settings = replace(SHARED, node_cap=0)  # replication only: rewrites in each process would push too
-    configs = [runtime_config(net, nats_server.url, agent_ids=half, settings=settings).with_(pod_name=f"pod-{n}")
-               for n, half in enumerate(halves)]  # fmt: skip
-    async with contextlib.AsyncExitStack() as stack:
-        first, second = [await stack.enter_async_context(running(config)) for config in configs]
-        across = {n for agent in first.agents.values() for n in agent.remote}
-        assert len(across) > 4
-        await eventually(lambda: across <= set(first.shared.replica_of), 10, "the heartbeats of the agents across")
-        assert set(first.shared.replica_of.values()) == {second.agents[32].replica}
-        before = pushes(halves[0])
-        submit(first, 5, "x*(y+z)")
-        await eventually(lambda: one_digest(first, second), 10, "the term on both sides")
-        await asyncio.sleep(1)  # repair rounds meanwhile: none should push it again
-        assert pushes(halves[0]) - before == 1

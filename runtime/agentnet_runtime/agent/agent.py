@@ -121,21 +121,13 @@ class Relay:
 
 class SharedReplica:
     """The one e-graph of the agents of a process (`hosted`), who holds it, and whom its news concerns:
-    `on_news` is called whenever an agent holding it learns something (AgentHost wakes its searchers).
-
-    Replicas elsewhere: `replica_of` a neighbour elsewhere, as its heartbeats say; `pushed_to` such a replica,
-    what some agent here has pushed to one of its agents (or found it to hold). Another agent here need not
-    push that again to another agent holding the same replica: an event crossed between two processes once
-    per tree edge between them, a hundred times between two blocks of a 10,000-agent torus. Kept as `sent`
-    is: a push lost is found by the next exchange with either agent, which resets it."""
+    `on_news` is called whenever an agent holding it learns something (AgentHost wakes its searchers)."""
 
     def __init__(self, replica: str, hosted: Collection[int], max_nodes: int | None = None):
         self.egraph = EGraph(replica, max_nodes)
         self.hosted = frozenset(hosted)
         self.members: list[Agent] = []
         self.on_news: Callable[[], None] | None = None
-        self.replica_of: dict[int, str] = {}
-        self.pushed_to: dict[str, VectorClock] = {}
 
 
 class Agent:
@@ -313,25 +305,15 @@ class Agent:
         """The events of `clock` that neighbour `n` has not `seen` (nor been sent), less those others relay to it;
         marks them all sent to `n`."""
         sent = self.sent[n]
-        pushed = self._pushed_to(n)
         if n in self.resend:
             self.resend.discard(n)
             others_relay = {}
         else:
-            if pushed:  # another agent here pushed it to n's replica
-                seen = merge(seen, pushed)
             others_relay = {replica: seq for replica, seq in clock.items() if seq > seen.get(replica, 0) and not self._relays(replica, n)}
         delta = self.egraph.delta_since(merge(seen, others_relay) if others_relay else seen)
         if delta or others_relay:
             raise_to(sent, clock)
-            if pushed is not None:  # n's replica now holds all of the clock but what others relay to n
-                raise_to(pushed, {replica: seq for replica, seq in clock.items() if replica not in others_relay})
         return delta
-
-    def _pushed_to(self, n: int) -> VectorClock | None:
-        """What agents here pushed to the replica neighbour `n` holds (SharedReplica.pushed_to); None: not known."""
-        replica = self.shared.replica_of.get(n) if self.shared is not None else None
-        return None if replica is None else self.shared.pushed_to.setdefault(replica, {})
 
     def _relays(self, replica: str, neighbour: int) -> bool:
         return self.relay is None or self.relay.forwards(self.id, self._origin(replica), neighbour)
@@ -356,10 +338,6 @@ class Agent:
             self.known[neighbour] = dict(clock)
             self.sent[neighbour] = dict(clock)
             self.resend.add(neighbour)
-            pushed = self._pushed_to(neighbour)
-            if pushed is not None:
-                pushed.clear()
-                pushed.update(clock)
         self.learn(neighbour, clock)
         if neighbour in self.sent:
             self.settled[neighbour] = dict(self.sent[neighbour])
@@ -439,7 +417,7 @@ class Agent:
 
     def heartbeat(self) -> dict[str, Any]:
         return {"agent": self.id, "digest": self.egraph.digest(), "nodes": len(self.egraph),
-                "events": sum(self.egraph.clock.values()), "replica": self.replica, "time": time.time()}  # fmt: skip
+                "events": sum(self.egraph.clock.values()), "time": time.time()}  # fmt: skip
 
     def state(self, node: str) -> dict[str, Any]:
         """What GET /agent/{id}/state answers: deployment guide 001's fields first (e-nodes,

@@ -310,10 +310,7 @@ class AgentHost:
                 await self.transport.respond(message, agent.id, reply, agent.recorder.stamp())
 
     async def _on_heartbeat(self, subject: str, envelope: dict, message: Any) -> None:
-        sender, body = envelope["from"], envelope["body"]
-        self._heard(sender, body["digest"])
-        if self.shared is not None and "replica" in body:  # (an agent of an earlier version names none)
-            self.shared.replica_of[sender] = body["replica"]
+        self._heard(envelope["from"], envelope["body"]["digest"])
 
     def _heard(self, sender: int, digest: str) -> None:
         """A neighbour's heartbeat: note its digest with the hosted agents it neighbours (unless cut off)."""

@@ -85,11 +85,11 @@ def check_body(subject: str, body: Any) -> None:
         raise Refused(WRONG_SHAPE, 'a sync body needs "digest": string and "floor"?: count')
 
 
-_BEAT_RULE = '"digest": string ("nodes", "events": counts; "replica": string)'
+_BEAT_RULE = '"digest": string ("nodes", "events": counts)'
 
 
 def _is_beat(body: Any) -> bool:
-    return (isinstance(body, dict) and isinstance(body.get("digest"), str) and isinstance(body.get("replica", ""), str)
+    return (isinstance(body, dict) and isinstance(body.get("digest"), str)
             and _is_count(body.get("nodes", 0)) and _is_count(body.get("events", 0)))  # fmt: skip
 
 
