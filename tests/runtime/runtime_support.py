@@ -16,6 +16,7 @@ import nats.errors
 
 from agentnet_runtime.agent.host import AgentHost
 from agentnet_runtime.config import AgentSettings, NetworkConfig, RuntimeConfig, load_config
+from agentnet_runtime.core.terms import parse
 from agentnet_runtime.local.up import network_document_from
 
 # Short timers: tests wait for convergence, so repairs should come quickly. Each agent holds its own
@@ -69,6 +70,12 @@ async def eventually(predicate: Callable[[], Any | Awaitable[Any]], timeout: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+def submit(host: AgentHost, agent: int, text: str) -> None:
+    """A term to one hosted agent, as its HTTP route gives it."""
+    host.agents[agent].submit(parse(text))
+    host.wake(host.agents[agent])
 
 
 def one_digest(*hosts: AgentHost) -> str | None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from runtime_support import eventually, network, network_document, one_digest, running, runtime_config
+from runtime_support import eventually, network, network_document, one_digest, running, runtime_config, submit
 
 from agentnet_runtime.core.terms import parse
 from agentnet_runtime.natsbin import free_port
@@ -21,11 +21,6 @@ pytestmark = pytest.mark.timeout(60)
 
 AGENTNET = str(Path(sys.executable).with_name("agentnet"))
 TERMS = ["x*(y+z)", "a*(b+c)", "(p+q)*r", "m*n + m*k", "u*(v*w)"]
-
-
-def submit(host, agent: int, text: str) -> None:
-    host.agents[agent].submit(parse(text))
-    host.wake(host.agents[agent])
 
 
 async def test_nine_agents_converge_and_share_derived_equalities(nats_server):

@@ -9,7 +9,7 @@ import contextlib
 from dataclasses import replace
 
 import pytest
-from runtime_support import FAST, SHARED, eventually, network, one_digest, running, runtime_config
+from runtime_support import FAST, SHARED, eventually, network, one_digest, running, runtime_config, submit
 
 from agentnet_runtime.agent import snapshots
 from agentnet_runtime.agent.host import AgentHost
@@ -20,11 +20,6 @@ pytestmark = pytest.mark.timeout(60)
 # Each needs another colour's family: BLUE distributes, RED reorders and reassociates.
 DERIVED = [("x*(y+z)", "x*y + x*z"), ("(p+q)*r", "r*q + r*p"), ("u*(v*w)", "(u*v)*w")]
 THIRDS = [range(0, 3), range(3, 6), range(6, 9)]
-
-
-def submit(host: AgentHost, agent: int, text: str) -> None:
-    host.agents[agent].submit(parse(text))
-    host.wake(host.agents[agent])
 
 
 def derived_everywhere(*hosts: AgentHost) -> bool:

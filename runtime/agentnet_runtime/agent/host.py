@@ -91,8 +91,7 @@ class AgentHost:
         for agent in self.agents.values():
             if self._searcher(agent) is not agent:
                 agent.saturation.skip()  # watching the e-graph for a search it leaves to another costs every join
-        # Who holds a snapshot of its e-graph: every agent, or the lowest of those sharing one.
-        self._snapshot_holders = [self.agents[hosted[0]]] if self.shared is not None else list(self.agents.values())
+        self._snapshot_holders = [agent for agent in self.agents.values() if self._holds_snapshot(agent)]
         self._absorbed: set[int] = set()  # other agents whose snapshots the shared e-graph joined at start
         self._tasks: list[asyncio.Task] = []
         # agent id -> (e-graph version, own events) of its newest snapshot
@@ -181,6 +180,10 @@ class AgentHost:
                 log.exception("periodic %s failed", getattr(action, "__name__", action))
 
     # --- the worker: push, acknowledge, rewrite ------------------------------------------------
+
+    def _holds_snapshot(self, agent: Agent) -> bool:
+        """Does `agent` keep a snapshot of its e-graph: every agent does, or the lowest of those sharing one."""
+        return self.shared is None or agent is self.shared.members[0]
 
     def wake(self, agent: Agent) -> None:
         self._wake[agent.id].set()
@@ -447,11 +450,11 @@ class AgentHost:
         seal = await asyncio.to_thread(snapshots.take_seal, self.config.data_dir, agent.id)
         restored = await asyncio.to_thread(snapshots.read, self.config.data_dir, agent.id)
         replica = snapshots.continued_replica(seal, restored, agent.id)
-        if replica is not None and agent in self._snapshot_holders:  # (the lowest of a shared e-graph's agents loads first)
+        if replica is not None and self._holds_snapshot(agent):  # (the lowest of a shared e-graph's agents loads first)
             agent.continue_as(replica)
         if restored.state is None:
             return
-        if agent not in self._snapshot_holders:  # left by an earlier packing: kept until the shared one holds it
+        if not self._holds_snapshot(agent):  # left by an earlier packing: kept until the shared one holds it
             self._absorbed.add(agent.id)
         agent.egraph.join(restored.state)
         agent.dirty = True  # its rewrite family has not seen this state yet
